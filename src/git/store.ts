@@ -1,0 +1,83 @@
+import type { FileMode } from '../vault/walk.js'
+
+// The store: where snapshots live. Two backends (the git binary, isomorphic-git)
+// implement this one interface and pass one conformance suite.
+
+export type BackendName = 'cli' | 'js'
+
+export interface StoreLocation {
+  // 'repo': agents_root is inside a user's git work tree; objects go into that repository.
+  // 'embedded': a bare repository at <agents_root>/_migrations/aas.git.
+  kind: 'repo' | 'embedded'
+  gitDir: string // absolute; the common git dir (objects and refs)
+  workTree: string | null // the user's work tree root ('repo' only)
+  prefix: string // agents_root relative to workTree, POSIX, '' at the root ('repo' only)
+  stateDir: string // engine state: <gitDir>/aas (private index, stat cache, journal)
+}
+
+export interface TreeEntry {
+  path: string // vault-relative POSIX path (never includes the repo prefix)
+  mode: FileMode
+  oid: string
+}
+
+export type TreeChange =
+  | { path: string; status: 'added'; newMode: FileMode; newOid: string }
+  | { path: string; status: 'deleted'; oldMode: FileMode; oldOid: string }
+  | { path: string; status: 'modified'; oldMode: FileMode; oldOid: string; newMode: FileMode; newOid: string }
+
+export interface CommitInfo {
+  oid: string
+  tree: string
+  parents: string[]
+  message: string
+  timestamp: number // seconds since the epoch (committer time)
+  trailers: Record<string, string>
+}
+
+export interface CommitInput {
+  tree: string
+  parents: string[]
+  message: string // trailers included, as in git
+  timestamp?: number // seconds; defaults to now
+}
+
+export type FileChange =
+  | { path: string; mode: FileMode; content: Buffer }
+  | { path: string; delete: true }
+
+export interface RefEntry {
+  ref: string
+  oid: string
+}
+
+export interface SnapshotTreeResult {
+  tree: string
+  files: number
+  bytesHashed: number // bytes of files that had to be read and hashed (a warm cache reads few)
+}
+
+export interface Store {
+  readonly backend: BackendName
+  readonly location: StoreLocation
+  readonly agentsRoot: string
+
+  // Tree of the snapshot scope (SPEC §1) of the live vault, as exact bytes on disk.
+  // Reuses a persistent private index / stat cache so a repeat costs what changed.
+  writeVaultTree(opts?: { onProgress?: (done: number, total: number) => void }): Promise<SnapshotTreeResult>
+  // A new tree: base with the given files written or deleted.
+  writeTreeWithChanges(baseTree: string, changes: FileChange[]): Promise<string>
+  writeCommit(input: CommitInput): Promise<string>
+  readCommit(oid: string): Promise<CommitInfo>
+  listTree(treeish: string): Promise<TreeEntry[]> // recursive, files and symlinks only, sorted by path
+  readBlob(oid: string): Promise<Buffer>
+  readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }>
+  writeBlob(content: Buffer): Promise<string>
+  diffTrees(a: string, b: string): Promise<TreeChange[]> // sorted by path
+
+  resolveRef(ref: string): Promise<string | null>
+  // Compare-and-swap: expectedOld null means the ref must not exist. Throws AasError REF_MOVED.
+  updateRef(ref: string, newOid: string, expectedOld: string | null): Promise<void>
+  deleteRef(ref: string, expectedOld: string): Promise<void>
+  listRefs(prefix: string): Promise<RefEntry[]>
+}

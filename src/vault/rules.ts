@@ -1,0 +1,71 @@
+import ignore, { type Ignore } from 'ignore'
+
+// The path rules of SPEC §1, as pure functions of a vault-relative POSIX path.
+// The walker and the store both use them, so the unit set and the snapshot
+// scope cannot drift apart.
+
+export const MIGRATIONS_DIR = '_migrations'
+export const EMBEDDED_STORE_DIR = '_migrations/aas.git'
+export const AUDIT_LOG = '_migrations/migration.jsonl'
+export const IGNORE_FILE = '_migrations/ignore'
+export const LEGACY_SNAPSHOTS_DIR = '_migrations/snapshots'
+export const LOCK_FILE = '.migration.lock'
+
+const TOOL_DIRS = new Set(['_cache', '_dashboard', 'node_modules'])
+
+export interface PathRules {
+  ignore: Ignore | null
+}
+
+export function makeRules(ignoreText: string | null): PathRules {
+  return { ignore: ignoreText === null ? null : ignore().add(ignoreText) }
+}
+
+function ignored(rules: PathRules, rel: string, isDir: boolean): boolean {
+  if (!rules.ignore) return false
+  return rules.ignore.ignores(isDir ? `${rel}/` : rel)
+}
+
+// Whether a directory must not be descended into at all for the snapshot scope.
+export function isDirOutOfScope(rel: string, rules: PathRules): boolean {
+  const name = rel.slice(rel.lastIndexOf('/') + 1)
+  if (name === '.git') return true
+  if (TOOL_DIRS.has(name)) return true
+  if (rel === EMBEDDED_STORE_DIR || rel === LEGACY_SNAPSHOTS_DIR) return true
+  return ignored(rules, rel, true)
+}
+
+// Whether a file (or symlink) below in-scope directories is itself in the snapshot scope.
+export function isFileInScope(rel: string, rules: PathRules): boolean {
+  const slash = rel.lastIndexOf('/')
+  const name = rel.slice(slash + 1)
+  if (name === '.git') return false // a submodule's or worktree's gitfile
+  if (rel === LOCK_FILE || rel === AUDIT_LOG) return false
+  if (name === '.lock' || name.endsWith('.md.lock')) return false
+  if (name.endsWith('.jsonl') && isUnderLogDir(rel)) return false
+  return !ignored(rules, rel, false)
+}
+
+function isUnderLogDir(rel: string): boolean {
+  const parts = rel.split('/')
+  return parts.slice(0, -1).includes('log')
+}
+
+export type UnitType = 'memory' | 'wiki'
+
+// The unit type of an in-scope regular file, or null when it is not a unit.
+// Assumes the path is already in the snapshot scope.
+export function unitTypeOf(rel: string): UnitType | null {
+  const parts = rel.split('/')
+  const name = parts[parts.length - 1] ?? ''
+  if (!name.endsWith('.md')) return null
+  if (name === 'INDEX.md' || (name.startsWith('INDEX_') && name.endsWith('.md'))) return null
+  let type: UnitType | null = null
+  for (let i = 0; i < parts.length - 1; i++) {
+    const dir = parts[i] ?? ''
+    if (dir.startsWith('.')) return null
+    if (dir === MIGRATIONS_DIR) return null
+    if (dir === 'memory' || dir === 'wiki') type = dir
+  }
+  return type
+}
