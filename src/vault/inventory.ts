@@ -1,0 +1,125 @@
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import type { UnitType } from './rules.js'
+import { parseUnitText, type FrontmatterParseError } from './frontmatter.js'
+import { scanVault, type ScanOptions, type ScopeEntry, type VaultScan } from './walk.js'
+
+export interface UnreadableUnit {
+  unitId: string
+  unitType: UnitType
+  message: string
+  line: number
+  column: number
+}
+
+export interface VersionCount {
+  version: number
+  memory: number
+  wiki: number
+  total: number
+}
+
+export interface Inventory {
+  units: number
+  vaultVersion: number // minimum unit version; unversioned units count as 0
+  versions: VersionCount[] // ascending
+  unversioned: Array<{ unitId: string; unitType: UnitType }>
+  unreadable: UnreadableUnit[]
+}
+
+export interface InventoryResult {
+  scan: VaultScan
+  inventory: Inventory
+}
+
+// The integer schema_version of parsed front matter, or null when it is missing or not an integer.
+export function unitVersionOf(meta: Record<string, unknown>): number | null {
+  const v = meta.schema_version
+  return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null
+}
+
+// Decode a unit's bytes: a file that is not valid UTF-8 is unreadable rather than silently mangled.
+export function decodeUnit(bytes: Buffer): { ok: true; text: string } | { ok: false; error: FrontmatterParseError } {
+  const text = bytes.toString('utf8')
+  if (!Buffer.from(text, 'utf8').equals(bytes)) {
+    const bad = text.indexOf('\uFFFD')
+    const before = text.slice(0, Math.max(bad, 0))
+    const line = before.split('\n').length
+    const column = bad - before.lastIndexOf('\n')
+    return { ok: false, error: { message: 'file is not valid UTF-8 (or contains binary data)', line, column } }
+  }
+  if (text.includes('\u0000')) {
+    const at = text.indexOf('\u0000')
+    const before = text.slice(0, at)
+    return { ok: false, error: { message: 'file contains NUL bytes (binary content with a .md name)', line: before.split('\n').length, column: at - before.lastIndexOf('\n') } }
+  }
+  return { ok: true, text }
+}
+
+export type UnitReading =
+  | { kind: 'versioned'; version: number }
+  | { kind: 'unversioned' }
+  | { kind: 'unreadable'; error: FrontmatterParseError }
+
+// Classify one unit's content without executing anything.
+export function readUnitVersion(bytes: Buffer): UnitReading {
+  const decoded = decodeUnit(bytes)
+  if (!decoded.ok) return { kind: 'unreadable', error: decoded.error }
+  const parsed = parseUnitText(decoded.text)
+  if (!parsed.ok) return { kind: 'unreadable', error: parsed.error }
+  const version = unitVersionOf(parsed.unit.readFrontmatter())
+  return version === null ? { kind: 'unversioned' } : { kind: 'versioned', version }
+}
+
+export function summarize(readings: Array<{ entry: ScopeEntry; reading: UnitReading }>): Inventory {
+  const counts = new Map<number, VersionCount>()
+  const unversioned: Inventory['unversioned'] = []
+  const unreadable: UnreadableUnit[] = []
+  for (const { entry, reading } of readings) {
+    const unitType = entry.unitType as UnitType
+    if (reading.kind === 'unreadable') {
+      unreadable.push({ unitId: entry.path, unitType, ...reading.error })
+      continue
+    }
+    const version = reading.kind === 'versioned' ? reading.version : 0
+    if (reading.kind === 'unversioned') unversioned.push({ unitId: entry.path, unitType })
+    const row = counts.get(version) ?? { version, memory: 0, wiki: 0, total: 0 }
+    row[unitType]++
+    row.total++
+    counts.set(version, row)
+  }
+  const versions = [...counts.values()].sort((a, b) => a.version - b.version)
+  return {
+    units: readings.length,
+    vaultVersion: versions[0]?.version ?? 0,
+    versions,
+    unversioned,
+    unreadable,
+  }
+}
+
+// Read every unit once (bounded concurrency) and build the inventory of SPEC §1.
+export async function takeInventory(root: string, { concurrency = 64, onProgress }: ScanOptions & { onProgress?: (done: number) => void } = {}): Promise<InventoryResult> {
+  const scan = await scanVault(root)
+  const readings: Array<{ entry: ScopeEntry; reading: UnitReading }> = new Array(scan.units.length)
+  let next = 0
+  let done = 0
+  const worker = async (): Promise<void> => {
+    while (next < scan.units.length) {
+      const i = next++
+      const entry = scan.units[i] as ScopeEntry
+      let reading: UnitReading
+      try {
+        reading = readUnitVersion(await readFile(path.join(root, entry.path)))
+      } catch (err) {
+        const e = err as NodeJS.ErrnoException
+        reading = { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } }
+      }
+      readings[i] = { entry, reading }
+      done++
+      if (onProgress && done % 1000 === 0) onProgress(done)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(concurrency, scan.units.length) }, worker))
+  return { scan, inventory: summarize(readings) }
+}
