@@ -1,0 +1,152 @@
+import type { LoadedMigration } from '../migrations/load.js'
+import type { SchemaLike, ValidatedUnit } from '../migrations/define.js'
+import { parseUnitText } from '../vault/frontmatter.js'
+import type { UnitType } from '../vault/rules.js'
+import { memoryFileNameIssueV1, schemaV1 } from './v1.js'
+
+// Validation of every unit against the target version: all failures of all
+// units, each as `path: field: message`, never only the first.
+
+export interface ValidationUnit {
+  unitId: string
+  unitType: UnitType
+  text: string
+}
+
+export interface ValidationIssue {
+  field: string // 'name', 'sources[0]', 'front matter', 'file name', …
+  message: string
+}
+
+export interface UnitFailure {
+  unitId: string
+  unitType: UnitType
+  issues: ValidationIssue[]
+}
+
+export type ValidationMode = 'schema' | 'structure-only'
+
+export interface ValidationResult {
+  ok: boolean
+  version: number
+  checked: number // units looked at (every unit given)
+  mode: ValidationMode // 'structure-only' when no schema is known for any unit type
+  coverage: Record<UnitType, ValidationMode>
+  note: string // what was checked, in words
+  failures: UnitFailure[]
+}
+
+export interface ValidateOptions {
+  version: number
+  scripts?: readonly LoadedMigration[] // the script whose `to` is `version` supplies schema/validate
+}
+
+interface Rules {
+  schema: Partial<Record<UnitType, SchemaLike>>
+  validate: LoadedMigration | null
+  fileNameRule: boolean
+  source: string
+}
+
+export async function validateUnits(units: readonly ValidationUnit[], { version, scripts = [] }: ValidateOptions): Promise<ValidationResult> {
+  const rules = rulesFor(version, scripts)
+  const failures: UnitFailure[] = []
+  for (const unit of units) {
+    const issues = await checkUnit(unit, version, rules)
+    if (issues.length > 0) failures.push({ unitId: unit.unitId, unitType: unit.unitType, issues })
+  }
+  const coverage: Record<UnitType, ValidationMode> = {
+    memory: rules.schema.memory || rules.validate ? 'schema' : 'structure-only',
+    wiki: rules.schema.wiki || rules.validate ? 'schema' : 'structure-only',
+  }
+  const mode: ValidationMode = coverage.memory === 'schema' || coverage.wiki === 'schema' ? 'schema' : 'structure-only'
+  return { ok: failures.length === 0, version, checked: units.length, mode, coverage, note: noteFor(version, coverage, rules.source), failures }
+}
+
+// `path: field: message`, one line per issue, units in the order given.
+export function formatFailures(failures: readonly UnitFailure[]): string[] {
+  return failures.flatMap((f) => f.issues.map((i) => `${f.unitId}: ${i.field}: ${i.message}`))
+}
+
+// Zod issues (v3 or v4 shape) as `field: message` pairs.
+export function flattenIssues(issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }>): ValidationIssue[] {
+  return issues.map((i) => ({ field: fieldOf(i.path), message: i.message }))
+}
+
+function fieldOf(p: ReadonlyArray<PropertyKey>): string {
+  let out = ''
+  for (const seg of p) {
+    if (typeof seg === 'number') out += `[${seg}]`
+    else out += out === '' ? String(seg) : `.${String(seg)}`
+  }
+  return out === '' ? 'front matter' : out
+}
+
+function rulesFor(version: number, scripts: readonly LoadedMigration[]): Rules {
+  const script = scripts.find((s) => s.to === version) ?? null
+  const own = script?.migration.schema ?? {}
+  const validate = script?.migration.validate ? script : null
+  if (version === 1) {
+    return { schema: { memory: own.memory ?? schemaV1.memory, wiki: own.wiki ?? schemaV1.wiki }, validate, fileNameRule: true, source: 'the built-in v1 schemas' }
+  }
+  return { schema: own, validate, fileNameRule: false, source: script ? script.file : 'no script' }
+}
+
+async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): Promise<ValidationIssue[]> {
+  const parsed = parseUnitText(unit.text)
+  if (!parsed.ok) {
+    const { line, column, message } = parsed.error
+    return [{ field: 'front matter', message: `does not parse at line ${line}, column ${column}: ${message}` }]
+  }
+  if (!parsed.unit.hasFrontmatter) return [{ field: 'front matter', message: 'is missing (the file does not start with a --- block)' }]
+  const meta = parsed.unit.readFrontmatter()
+  const issues: ValidationIssue[] = []
+  const found = meta.schema_version
+  const versionWrong = found !== version
+  if (versionWrong) issues.push({ field: 'schema_version', message: `must be ${version}, found ${found === undefined ? 'nothing' : JSON.stringify(found)}` })
+
+  const schema = rules.schema[unit.unitType]
+  if (schema) {
+    const r = schema.safeParse(meta)
+    if (!r.success) issues.push(...flattenIssues(r.error.issues).filter((i) => !(versionWrong && i.field === 'schema_version')))
+  }
+  if (rules.fileNameRule && unit.unitType === 'memory') {
+    const msg = memoryFileNameIssueV1(unit.unitId)
+    if (msg) issues.push({ field: 'file name', message: msg })
+  }
+  if (rules.validate) issues.push(...(await runValidate(rules.validate, meta, unit, parsed.unit)))
+  return issues
+}
+
+async function runValidate(script: LoadedMigration, meta: Record<string, unknown>, unit: ValidationUnit, text: { readFrontmatter(): Record<string, unknown>; readBody(): string }): Promise<ValidationIssue[]> {
+  const view: ValidatedUnit = Object.freeze({
+    unitId: unit.unitId,
+    unitType: unit.unitType,
+    readFrontmatter: () => structuredClone(text.readFrontmatter()),
+    readBody: () => text.readBody(),
+  })
+  let out: unknown
+  try {
+    out = await script.migration.validate!(structuredClone(meta), view)
+  } catch (err) {
+    return [{ field: 'validate', message: `${script.file} validate() threw: ${err instanceof Error ? err.message : String(err)}` }]
+  }
+  if (out === undefined || out === null) return []
+  if (!Array.isArray(out)) return [{ field: 'validate', message: `${script.file} validate() returned ${typeof out}; it must return an array of 'field: message' strings` }]
+  return out.map((e) => splitMessage(String(e)))
+}
+
+// 'field: message' → {field, message}; a string without a field names the front matter.
+function splitMessage(s: string): ValidationIssue {
+  const m = /^([A-Za-z0-9_$.[\]-]+|front matter|file name): (.*)$/s.exec(s)
+  return m ? { field: m[1]!, message: m[2]! } : { field: 'front matter', message: s }
+}
+
+function noteFor(version: number, coverage: Record<UnitType, ValidationMode>, source: string): string {
+  if (coverage.memory === 'schema' && coverage.wiki === 'schema') return `Checked every unit against the v${version} schema (${source}).`
+  if (coverage.memory === 'structure-only' && coverage.wiki === 'structure-only') {
+    return `No schema is known for v${version} (${source} defines neither schema nor validate): only front matter structure and schema_version === ${version} were checked.`
+  }
+  const partial = coverage.memory === 'schema' ? 'wiki pages' : 'memory notes'
+  return `Checked against the v${version} schema from ${source}; for ${partial} no schema is known, so only front matter structure and schema_version === ${version} were checked.`
+}
