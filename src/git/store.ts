@@ -55,6 +55,7 @@ export interface SnapshotTreeResult {
   tree: string
   files: number
   bytesHashed: number // bytes of files that had to be read and hashed (a warm cache reads few)
+  blobSizes: Map<string, number> // size of every blob of the tree, by oid (for "size added")
 }
 
 export interface Store {
@@ -67,11 +68,15 @@ export interface Store {
   writeVaultTree(opts?: { onProgress?: (done: number, total: number) => void }): Promise<SnapshotTreeResult>
   // A new tree: base with the given files written or deleted.
   writeTreeWithChanges(baseTree: string, changes: FileChange[]): Promise<string>
+  // A new tree from a flat list of vault-relative entries whose blobs exist.
+  writeTree(entries: TreeEntry[]): Promise<string>
+  // Many blobs in one pass (pulled lazily, ids returned in order).
+  writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]>
   writeCommit(input: CommitInput): Promise<string>
   readCommit(oid: string): Promise<CommitInfo>
   listTree(treeish: string): Promise<TreeEntry[]> // recursive, files and symlinks only, sorted by path
   readBlob(oid: string): Promise<Buffer>
-  readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }>
+  readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }> // in input order, once per element
   writeBlob(content: Buffer): Promise<string>
   diffTrees(a: string, b: string): Promise<TreeChange[]> // sorted by path
 

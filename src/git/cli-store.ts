@@ -1,0 +1,268 @@
+import { randomBytes } from 'node:crypto'
+import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
+import path from 'node:path'
+import { simpleGit, type SimpleGit } from 'simple-git'
+import { AasError } from '../errors.js'
+import { BaseStore, checkAasRef, refMoved, ZERO_OID } from './base-store.js'
+import { gitChildEnv, safeConfigArgs } from './git-env.js'
+import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
+import { initEmbeddedStore } from './locate.js'
+import { runGit, spawnGit, storeFailed } from './run-git.js'
+import type { CommitInfo, CommitInput, RefEntry, StoreLocation, TreeEntry } from './store.js'
+
+const ENV_NAMES = [
+  'GIT_DIR',
+  'GIT_INDEX_FILE',
+  'GIT_AUTHOR_NAME',
+  'GIT_AUTHOR_EMAIL',
+  'GIT_COMMITTER_NAME',
+  'GIT_COMMITTER_EMAIL',
+  'GIT_AUTHOR_DATE',
+  'GIT_COMMITTER_DATE',
+  'GIT_TERMINAL_PROMPT',
+  'GIT_OPTIONAL_LOCKS',
+]
+
+// The git binary: simple-git for short plumbing calls, spawn for streams
+// (fast-import, cat-file --batch). Every call is scrubbed and hook-, filter- and
+// autocrlf-free, with the private index under <gitDir>/aas/.
+export class CliStore extends BaseStore {
+  readonly backend = 'cli' as const
+  private readonly create: boolean
+
+  constructor(agentsRoot: string, location: StoreLocation, { create = true }: { create?: boolean } = {}) {
+    super(agentsRoot, location)
+    this.create = create
+  }
+
+  private env(timestamp?: number): NodeJS.ProcessEnv {
+    return gitChildEnv({ gitDir: this.location.gitDir, indexFile: path.join(this.location.stateDir, 'index'), ...(timestamp === undefined ? {} : { timestamp }) })
+  }
+
+  private git(args: string[], opts: { input?: Buffer | string; allowFail?: boolean } = {}) {
+    return runGit([...safeConfigArgs(), ...args], { env: this.env(), cwd: this.location.gitDir, ...opts })
+  }
+
+  private simple(): SimpleGit {
+    const cfg = safeConfigArgs().filter((_, i) => i % 2 === 1)
+    return simpleGit({
+      baseDir: this.location.gitDir,
+      config: cfg,
+      allowEnvironment: ENV_NAMES,
+      unsafe: { allowUnsafeHooksPath: true, allowUnsafeConfigPaths: true, allowUnsafeFsMonitor: true },
+    }).env(minimalEnv(this.env()))
+  }
+
+  private async exists(): Promise<boolean> {
+    try {
+      await lstat(path.join(this.location.gitDir, 'HEAD'))
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  protected async ensureWritable(): Promise<void> {
+    if (this.location.kind === 'embedded' && !(await this.exists())) {
+      if (!this.create) throw noStore(this.location.gitDir)
+      await initEmbeddedStore(this.location.gitDir)
+    }
+    await mkdir(this.location.stateDir, { recursive: true })
+  }
+
+  // One fast-import pass writes every blob into a single pack (loose objects below
+  // fastimport.unpackLimit); marks give the ids back in order.
+  async writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]> {
+    await this.ensureWritable()
+    const it = source[Symbol.asyncIterator]()
+    const first: IteratorResult<Buffer> = await it.next()
+    if (first.done) return []
+    const marksFile = path.join(this.location.stateDir, `marks-${randomBytes(6).toString('hex')}.txt`)
+    const env = { ...this.env(), MALLOC_TOP_PAD_: '268435456' }
+    const fi = spawnGit([...safeConfigArgs(), 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
+    let n = 0
+    try {
+      for (let r: IteratorResult<Buffer> = first; !r.done; r = await it.next()) {
+        n++
+        await fi.write(`blob\nmark :${n}\ndata ${r.value.length}\n`)
+        await fi.write(r.value)
+        await fi.write('\n')
+      }
+      await fi.write('done\n')
+      fi.child.stdin.end()
+      await fi.done
+      const oids = new Array<string>(n)
+      for (const line of (await readFile(marksFile, 'utf8')).split('\n')) {
+        const m = /^:(\d+) ([0-9a-f]{40})$/.exec(line)
+        if (m) oids[Number(m[1]) - 1] = m[2] as string
+      }
+      for (let i = 0; i < n; i++) if (!oids[i]) throw storeFailed(['fast-import'], `no id for blob ${i + 1}`)
+      return oids
+    } catch (err) {
+      fi.child.kill()
+      throw err
+    } finally {
+      await rm(marksFile, { force: true })
+    }
+  }
+
+  protected async writeRawTrees(trees: RawObject[]): Promise<void> {
+    if (trees.length === 0) return
+    const parts: Buffer[] = []
+    trees.forEach((t, i) => {
+      if (i > 0) parts.push(Buffer.from([0]))
+      for (const item of parseTree(t.content)) {
+        const type = item.mode === '040000' ? 'tree' : 'blob'
+        parts.push(Buffer.from(`${item.mode} ${type} ${item.oid}\t`), Buffer.from(item.name), Buffer.from([0]))
+      }
+    })
+    const run = await this.git(['mktree', '-z', '--batch'], { input: Buffer.concat(parts) })
+    const got = run.stdout.toString('utf8').trim().split('\n')
+    trees.forEach((t, i) => {
+      if (got[i] !== t.oid) throw storeFailed(['mktree'], `tree id mismatch: expected ${t.oid}, git wrote ${got[i] ?? 'nothing'}`)
+    })
+  }
+
+  protected async hasObject(oid: string): Promise<boolean> {
+    if (!(await this.exists())) return false
+    return (await this.git(['cat-file', '-e', oid], { allowFail: true })).code === 0
+  }
+
+  async writeBlob(content: Buffer): Promise<string> {
+    await this.ensureWritable()
+    return (await this.git(['hash-object', '-w', '--no-filters', '--stdin'], { input: content })).stdout.toString('utf8').trim()
+  }
+
+  async writeCommit(input: CommitInput): Promise<string> {
+    await this.ensureWritable()
+    const run = await this.git(['hash-object', '-t', 'commit', '-w', '--stdin'], { input: encodeCommit(input) })
+    return run.stdout.toString('utf8').trim()
+  }
+
+  async readCommit(oid: string): Promise<CommitInfo> {
+    checkOid(oid)
+    return parseCommit(oid, (await this.git(['cat-file', 'commit', oid])).stdout)
+  }
+
+  async listTree(treeish: string): Promise<TreeEntry[]> {
+    checkOid(treeish)
+    const out = (await this.git(['ls-tree', '-r', '-z', '--full-tree', treeish])).stdout
+    const entries: TreeEntry[] = []
+    let i = 0
+    while (i < out.length) {
+      const tab = out.indexOf(0x09, i)
+      const nul = out.indexOf(0, tab)
+      const [mode, , oid] = out.toString('latin1', i, tab).split(' ')
+      const p = out.toString('utf8', tab + 1, nul)
+      if (mode && oid && isFileMode(mode)) entries.push({ path: p, mode, oid })
+      i = nul + 1
+    }
+    return entries.sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
+  }
+
+  async readBlob(oid: string): Promise<Buffer> {
+    checkOid(oid)
+    return (await this.git(['cat-file', 'blob', oid])).stdout
+  }
+
+  async *readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }> {
+    if (oids.length === 0) return
+    oids.forEach(checkOid)
+    const cat = spawnGit([...safeConfigArgs(), 'cat-file', '--batch'], { env: this.env(), cwd: this.location.gitDir })
+    const feeding = (async () => {
+      for (const oid of oids) await cat.write(`${oid}\n`)
+      cat.child.stdin.end()
+    })()
+    feeding.catch(() => {})
+    let buf: Buffer = Buffer.alloc(0)
+    let k = 0
+    try {
+      for await (const chunk of cat.child.stdout as AsyncIterable<Buffer>) {
+        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+        for (;;) {
+          const nl = buf.indexOf(0x0a)
+          if (nl < 0) break
+          const header = buf.toString('latin1', 0, nl).split(' ')
+          if (header[1] === 'missing' || header.length < 3) throw new AasError('STORE_CORRUPT', `Object ${oids[k]} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { oid: oids[k] } })
+          const size = Number(header[2])
+          if (buf.length < nl + 1 + size + 1) break
+          yield { oid: oids[k++] as string, content: Buffer.from(buf.subarray(nl + 1, nl + 1 + size)) }
+          buf = buf.subarray(nl + 1 + size + 1)
+        }
+      }
+      await feeding
+      await cat.done
+    } finally {
+      if (k < oids.length) cat.child.kill()
+    }
+  }
+
+  async resolveRef(ref: string): Promise<string | null> {
+    checkAasRef(ref, { write: false })
+    if (!(await this.exists())) return null
+    const out = await this.simple().raw(['for-each-ref', '--format=%(objectname) %(refname)', ref])
+    for (const line of out.split('\n')) {
+      const sp = line.indexOf(' ')
+      if (sp > 0 && line.slice(sp + 1) === ref) return line.slice(0, sp)
+    }
+    return null
+  }
+
+  async updateRef(ref: string, newOid: string, expectedOld: string | null): Promise<void> {
+    checkAasRef(ref, { write: true })
+    checkOid(newOid)
+    if (expectedOld !== null) checkOid(expectedOld)
+    await this.ensureWritable()
+    const run = await this.git(['update-ref', '-m', 'aas-migrate', ref, newOid, expectedOld ?? ZERO_OID], { allowFail: true })
+    if (run.code !== 0) {
+      const actual = await this.resolveRef(ref)
+      if (actual !== expectedOld) throw refMoved(ref, expectedOld, actual)
+      throw storeFailed(['update-ref', ref], run.stderr)
+    }
+  }
+
+  async deleteRef(ref: string, expectedOld: string): Promise<void> {
+    checkAasRef(ref, { write: true })
+    checkOid(expectedOld)
+    const run = await this.git(['update-ref', '-d', ref, expectedOld], { allowFail: true })
+    if (run.code !== 0) {
+      const actual = await this.resolveRef(ref)
+      if (actual !== expectedOld) throw refMoved(ref, expectedOld, actual)
+      throw storeFailed(['update-ref', '-d', ref], run.stderr)
+    }
+  }
+
+  async listRefs(prefix: string): Promise<RefEntry[]> {
+    if (!(await this.exists())) return []
+    const out = await this.simple().raw(['for-each-ref', '--format=%(objectname) %(refname)', prefix])
+    const refs: RefEntry[] = []
+    for (const line of out.split('\n')) {
+      const sp = line.indexOf(' ')
+      if (sp > 0 && line.slice(sp + 1).startsWith(prefix)) refs.push({ oid: line.slice(0, sp), ref: line.slice(sp + 1) })
+    }
+    return refs
+  }
+}
+
+// simple-git vets the whole environment (EDITOR, PAGER, ...): hand it only what git needs.
+function minimalEnv(env: NodeJS.ProcessEnv): Record<string, string> {
+  const out: Record<string, string> = {}
+  for (const k of ['PATH', 'HOME', 'LC_ALL', 'TMPDIR', ...ENV_NAMES]) {
+    const v = env[k]
+    if (v !== undefined) out[k] = v
+  }
+  return out
+}
+
+export function checkOid(oid: string): void {
+  if (!/^[0-9a-f]{40}$/.test(oid)) {
+    throw new AasError('REF_INVALID', `${JSON.stringify(oid)} is not a full object id.`, { hint: 'Pass a 40-hex object id.', data: { oid } })
+  }
+}
+
+export function noStore(gitDir: string): AasError {
+  return new AasError('SNAPSHOT_NOT_FOUND', `There is no store at ${gitDir} yet.`, {
+    hint: 'Take a snapshot first (aas-migrate --to vN), or import one with --import-snapshot FILE.',
+    data: { gitDir },
+  })
+}

@@ -1,0 +1,40 @@
+import { spawnSync } from 'node:child_process'
+import { AasError } from '../errors.js'
+import { CliStore } from './cli-store.js'
+import { JsStore } from './js-store.js'
+import { locateStore } from './locate.js'
+import type { BackendName, Store } from './store.js'
+
+export interface OpenStoreOptions {
+  agentsRoot: string
+  backend?: BackendName // default: $AAS_GIT, else 'cli' when a git binary is on PATH, else 'js'
+  create?: boolean // create the embedded store on first write (default true); false: read-only
+}
+
+let gitOnPath: boolean | null = null
+
+// Whether a runnable git binary is on PATH (probed once per process).
+export function hasGitBinary(): boolean {
+  if (gitOnPath === null) gitOnPath = spawnSync('git', ['--version'], { stdio: 'ignore' }).status === 0
+  return gitOnPath
+}
+
+export function chooseBackend(env: NodeJS.ProcessEnv = process.env): BackendName {
+  const forced = env.AAS_GIT
+  if (forced === 'cli' || forced === 'js') return forced
+  if (forced !== undefined && forced !== '') {
+    throw new AasError('USAGE', `AAS_GIT=${forced} is not a backend.`, { hint: 'Set AAS_GIT to cli or js, or unset it.', data: { AAS_GIT: forced } })
+  }
+  return hasGitBinary() ? 'cli' : 'js'
+}
+
+export async function openStore({ agentsRoot, backend = chooseBackend(), create = true }: OpenStoreOptions): Promise<Store> {
+  const location = await locateStore(agentsRoot)
+  if (backend === 'cli') {
+    if (!hasGitBinary()) {
+      throw new AasError('STORE_FAILED', 'AAS_GIT=cli but no git binary is on PATH.', { hint: 'Install git or set AAS_GIT=js.', data: { backend } })
+    }
+    return new CliStore(agentsRoot, location, { create })
+  }
+  return new JsStore(agentsRoot, location, { create })
+}
