@@ -23,11 +23,14 @@ export type AasErrorCode =
   | 'REF_INVALID'
   | 'SNAPSHOT_NOT_FOUND'
   | 'SNAPSHOT_NAME_INVALID'
+  | 'SNAPSHOT_EXISTS'
+  | 'TARBALL_EXISTS'
   | 'STORE_CORRUPT'
   | 'STORE_FAILED'
   | 'TARBALL_INVALID'
   | 'CONCURRENT_CHANGE'
   | 'IO_FAILED'
+  | 'PATH_UNSAFE'
 
 export interface AasErrorOptions {
   hint?: string
