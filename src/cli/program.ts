@@ -1,0 +1,188 @@
+import { Command, CommanderError, Option } from 'commander'
+import { AasError } from '../errors.js'
+import { ENGINE_VERSION } from '../version.js'
+
+export type CliAction =
+  | { kind: 'status' }
+  | { kind: 'migrate'; target: number; dryRun: boolean; stat: boolean; commit: boolean }
+  | { kind: 'list-snapshots' }
+  | { kind: 'rollback'; snapshot: string; force: boolean; commit: boolean }
+  | { kind: 'export-snapshot'; snapshot: string; out: string | undefined }
+  | { kind: 'import-snapshot'; file: string }
+  | { kind: 'doctor' }
+
+export interface CliRequest {
+  action: CliAction
+  agentsRoot: string | undefined
+  json: boolean
+  progress: boolean
+  color: boolean
+  lockTimeoutMs: number
+}
+
+export type ParseOutcome = { kind: 'request'; request: CliRequest } | { kind: 'exit'; code: number; stdout: string; stderr: string }
+
+const EXAMPLES = `
+Examples:
+  aas-migrate --status                              inventory, scripts, snapshots, lock
+  aas-migrate --to v2 --dry-run                     preview: unified diff + validation, nothing written
+  aas-migrate --to v2 --dry-run --stat              preview as a per-file summary
+  aas-migrate --to v2                               snapshot, migrate, validate, apply
+  aas-migrate --to v2 --commit                      also record the migration as one commit (git vaults)
+  aas-migrate --list-snapshots                      snapshots, newest first
+  aas-migrate --rollback 2026-08-12T143000_pre_v2_migration
+  aas-migrate --export-snapshot NAME --out x.tar.gz tarball in the Python runner's layout
+  aas-migrate --import-snapshot old.tar.gz          a legacy tarball becomes a snapshot
+  aas-migrate --doctor                              health checks, each with its fix
+  aas-migrate --agents-root ~/vault --status --json one JSON document on stdout
+
+agents_root: --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents.
+Exit codes: 0 done; 1 refused or failed (nothing lost); 2 usage error.`
+
+const ACTIONS = ['status', 'to', 'listSnapshots', 'rollback', 'exportSnapshot', 'importSnapshot', 'doctor'] as const
+const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
+  status: '--status',
+  to: '--to',
+  listSnapshots: '--list-snapshots',
+  rollback: '--rollback',
+  exportSnapshot: '--export-snapshot',
+  importSnapshot: '--import-snapshot',
+  doctor: '--doctor',
+}
+
+// `--to` accepts `v2` or `2`; anything else is a usage error naming the accepted forms.
+export function parseTargetVersion(value: string): number {
+  const m = /^v?(\d{1,6})$/.exec(value.trim())
+  if (!m) {
+    throw new AasError('USAGE', `--to expects a version like v2 or 2, got '${value}'.`, {
+      hint: 'Pass the target schema version, e.g. --to v2.',
+      data: { flag: '--to', value },
+    })
+  }
+  return Number(m[1])
+}
+
+function parseLockTimeout(value: string): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(value.trim())
+  if (!m) {
+    throw new AasError('USAGE', `--lock-timeout expects seconds (e.g. 30 or 30s or 500ms), got '${value}'.`, {
+      hint: 'Pass a duration such as --lock-timeout 30.',
+      data: { flag: '--lock-timeout', value },
+    })
+  }
+  const n = Number(m[1])
+  return m[2] === 'ms' ? n : n * 1000
+}
+
+export function buildProgram(): Command {
+  return new Command('aas-migrate')
+    .description('Transactional, git-backed schema migrations for atomic-agents vaults.')
+    .version(ENGINE_VERSION, '-V, --version', 'print the version')
+    .helpOption('-h, --help', 'show this help')
+    .option('--agents-root <path>', 'the vault folder (default: $ATOMIC_AGENTS_ROOT or ~/docs/agents)')
+    .option('--status', 'show version inventory, scripts, chain, snapshots, lock, interrupted runs')
+    .option('--to <version>', 'migrate to schema version vN (e.g. --to v2)')
+    .option('--dry-run', 'with --to: show the unified diff and validation, change nothing')
+    .option('--stat', 'with --dry-run: a per-file summary instead of the full diff')
+    .option('--commit', 'with --to or --rollback (git vaults): also record one commit on the current branch')
+    .option('--list-snapshots', 'list snapshots, newest first, and legacy tarballs not yet imported')
+    .option('--rollback <snapshot>', 'restore the vault to a snapshot (a safety snapshot is taken first)')
+    .option('--force', 'with --rollback: restore even paths changed after the run')
+    .option('--export-snapshot <snapshot>', 'write a snapshot as a .tar.gz in the Python runner layout')
+    .option('--out <file>', 'with --export-snapshot: where to write (default _migrations/snapshots/NAME.tar.gz)')
+    .option('--import-snapshot <file>', 'turn a Python-runner .tar.gz into a snapshot')
+    .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
+    .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for agent locks before refusing').default('30'))
+    .option('--json', 'print one JSON document on stdout')
+    .option('--no-progress', 'no progress lines on stderr')
+    .option('--no-color', 'no colors (also NO_COLOR)')
+    .addHelpText('after', EXAMPLES)
+    .allowExcessArguments(false)
+    .showSuggestionAfterError(true)
+}
+
+function usage(message: string): ParseOutcome {
+  return { kind: 'exit', code: 2, stdout: '', stderr: `Error: ${message}\nRun 'aas-migrate --help' for usage.\n` }
+}
+
+// Flags → one action. Commander handles syntax; the action rules (exactly one action,
+// modifiers only with their action) are checked here so they exit 2 with a clear message.
+export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParseOutcome {
+  const program = buildProgram()
+  let out = ''
+  let err = ''
+  program.exitOverride()
+  program.configureOutput({ writeOut: (s) => (out += s), writeErr: (s) => (err += s), outputError: (s, write) => write(s) })
+  try {
+    program.parse(argv, { from: 'user' })
+  } catch (e) {
+    if (e instanceof CommanderError) {
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
+        return { kind: 'exit', code: 0, stdout: out, stderr: err }
+      }
+      const text = err.replace(/^error: /, '').trim() || e.message
+      return usage(text)
+    }
+    throw e
+  }
+  const o = program.opts<Record<string, string | boolean | undefined>>()
+  const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
+  if (given.length === 0) return usage('no action given: pass one of --status, --to vN, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor.')
+  if (given.length > 1) return usage(`${given.map((a) => ACTION_FLAGS[a]).join(' and ')} cannot be combined: pass one action at a time.`)
+  const action = given[0] as (typeof ACTIONS)[number]
+  const modifierOwners: Array<[string, string, boolean]> = [
+    ['dryRun', '--dry-run', action === 'to'],
+    ['stat', '--stat', action === 'to'],
+    ['commit', '--commit', action === 'to' || action === 'rollback'],
+    ['force', '--force', action === 'rollback'],
+    ['out', '--out', action === 'exportSnapshot'],
+  ]
+  for (const [key, flag, allowed] of modifierOwners) {
+    if (o[key] !== undefined && o[key] !== false && !allowed) return usage(`${flag} does not apply to ${ACTION_FLAGS[action]}.`)
+  }
+  if (o.stat && !o.dryRun) return usage('--stat needs --dry-run (e.g. --to v2 --dry-run --stat).')
+  if (o.commit && o.dryRun) return usage('--commit cannot be combined with --dry-run.')
+
+  let cliAction: CliAction
+  try {
+    switch (action) {
+      case 'status':
+        cliAction = { kind: 'status' }
+        break
+      case 'to':
+        cliAction = { kind: 'migrate', target: parseTargetVersion(String(o.to)), dryRun: Boolean(o.dryRun), stat: Boolean(o.stat), commit: Boolean(o.commit) }
+        break
+      case 'listSnapshots':
+        cliAction = { kind: 'list-snapshots' }
+        break
+      case 'rollback':
+        cliAction = { kind: 'rollback', snapshot: String(o.rollback), force: Boolean(o.force), commit: Boolean(o.commit) }
+        break
+      case 'exportSnapshot':
+        cliAction = { kind: 'export-snapshot', snapshot: String(o.exportSnapshot), out: typeof o.out === 'string' ? o.out : undefined }
+        break
+      case 'importSnapshot':
+        cliAction = { kind: 'import-snapshot', file: String(o.importSnapshot) }
+        break
+      case 'doctor':
+        cliAction = { kind: 'doctor' }
+        break
+    }
+    const lockTimeoutMs = parseLockTimeout(String(o.lockTimeout))
+    const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== ''
+    return {
+      kind: 'request',
+      request: {
+        action: cliAction,
+        agentsRoot: typeof o.agentsRoot === 'string' ? o.agentsRoot : undefined,
+        json: Boolean(o.json),
+        progress: o.progress !== false && !o.json,
+        color: o.color !== false && !noColor,
+        lockTimeoutMs,
+      },
+    }
+  } catch (e) {
+    if (e instanceof AasError && e.code === 'USAGE') return usage(`${e.message} ${e.hint ?? ''}`.trim())
+    throw e
+  }
+}

@@ -1,0 +1,47 @@
+import type { StatusResult } from '../../engine/status.js'
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
+}
+
+export function renderStatusText(s: StatusResult): string {
+  const lines: string[] = []
+  const inv = s.inventory
+  lines.push(`agents_root:   ${s.agentsRoot.path} (from ${s.agentsRoot.origin === 'flag' ? '--agents-root' : s.agentsRoot.origin === 'env' ? 'ATOMIC_AGENTS_ROOT' : 'the default'})`)
+  lines.push(`store:         ${s.store.kind === 'repo' ? `the vault's git repository ${s.store.gitDir} (refs/aas/*)` : `embedded ${s.store.gitDir}${s.store.exists ? '' : ' (created on the first snapshot)'}`}`)
+  lines.push(`vault version: v${inv.vaultVersion}${inv.versions.length > 1 ? ' (mixed versions)' : ''}`)
+  lines.push('')
+  lines.push(`units: ${inv.units}`)
+  for (const row of inv.versions) {
+    lines.push(`  v${row.version}: ${String(row.total).padStart(6)}  (memory ${row.memory}, wiki ${row.wiki})${row.version === 0 ? '  unversioned' : ''}`)
+  }
+  if (inv.unreadable.length > 0) {
+    lines.push(`  unreadable: ${inv.unreadable.length}`)
+  }
+  if (inv.unversioned.length > 0) {
+    lines.push('')
+    lines.push(`unversioned units (no integer schema_version; count as v0): ${inv.unversioned.length}`)
+    for (const u of inv.unversioned) lines.push(`  ${u.unitId}`)
+  }
+  if (inv.unreadable.length > 0) {
+    lines.push('')
+    lines.push(`unreadable units (front matter does not parse; they block any migration): ${inv.unreadable.length}`)
+    for (const u of inv.unreadable) lines.push(`  ${u.unitId}:${u.line}:${u.column}: ${u.message}`)
+  }
+  lines.push('')
+  lines.push(`scripts (${s.scripts.length}, by file name; none executed):`)
+  if (s.scripts.length === 0) lines.push('  none in _migrations/')
+  for (const sc of s.scripts) lines.push(`  v${sc.from} -> v${sc.to}  ${sc.file}`)
+  for (const e of s.scriptErrors) lines.push(`  error: ${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`)
+  const c = s.chain
+  if (c.latest === null) lines.push('chain:         no scripts; nothing to migrate to')
+  else if (c.latest <= inv.vaultVersion) lines.push(`chain:         the vault is at the latest scripted version (v${c.latest})`)
+  else if (c.complete) lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} complete (${plural(c.steps.length, 'step')}); run --to v${c.latest} --dry-run to preview`)
+  else lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} incomplete: no migration script for v${c.gap?.from} -> v${c.gap?.to}`)
+  if (s.skipped.length > 0) {
+    lines.push('')
+    lines.push(`not snapshotted (not a regular file or symlink): ${s.skipped.length}`)
+    for (const k of s.skipped) lines.push(`  ${k.path}: ${k.reason}`)
+  }
+  return `${lines.join('\n')}\n`
+}

@@ -1,0 +1,68 @@
+import { access } from 'node:fs/promises'
+import path from 'node:path'
+import type { AasError } from '../errors.js'
+import { locateStore } from '../git/locate.js'
+import type { StoreLocation } from '../git/store.js'
+import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
+import { planChain } from '../migrations/plan.js'
+import { resolveAgentsRoot, type AgentsRoot } from '../vault/agents-root.js'
+import { takeInventory, type Inventory } from '../vault/inventory.js'
+
+export interface StatusOptions {
+  agentsRoot?: string | undefined
+  env?: NodeJS.ProcessEnv
+  onProgress?: (done: number) => void
+}
+
+export interface ChainSummary {
+  latest: number | null // highest version a script reaches
+  steps: Array<{ from: number; to: number; file: string }>
+  complete: boolean
+  gap: { from: number; to: number } | null
+}
+
+export interface StatusResult {
+  agentsRoot: AgentsRoot
+  store: { kind: StoreLocation['kind']; gitDir: string; exists: boolean }
+  inventory: Inventory
+  scripts: Array<Pick<ScriptFile, 'file' | 'from' | 'to'>>
+  scriptErrors: Array<ReturnType<AasError['toJSON']>>
+  chain: ChainSummary
+  skipped: Array<{ path: string; reason: string }>
+}
+
+// Read-only: names scripts without executing them (SPEC §6.6) and takes no lock.
+export async function status({ agentsRoot, env = process.env, onProgress }: StatusOptions = {}): Promise<StatusResult> {
+  const root = await resolveAgentsRoot({ flag: agentsRoot, env })
+  const [{ scan, inventory }, discovery, location] = await Promise.all([
+    takeInventory(root.path, onProgress ? { onProgress } : {}),
+    discoverScripts(root.path),
+    locateStore(root.path),
+  ])
+  return {
+    agentsRoot: root,
+    store: { kind: location.kind, gitDir: location.gitDir, exists: location.kind === 'repo' || (await storeExists(location.gitDir)) },
+    inventory,
+    scripts: discovery.scripts.map(({ file, from, to }) => ({ file, from, to })),
+    scriptErrors: discovery.errors.map((e) => e.toJSON()),
+    chain: summarizeChain(inventory.vaultVersion, discovery.scripts),
+    skipped: scan.skipped,
+  }
+}
+
+async function storeExists(gitDir: string): Promise<boolean> {
+  return access(path.join(gitDir, 'HEAD')).then(
+    () => true,
+    () => false,
+  )
+}
+
+export function summarizeChain(current: number, scripts: readonly ScriptFile[]): ChainSummary {
+  const latest = scripts.reduce<number | null>((max, s) => (max === null || s.to > max ? s.to : max), null)
+  if (latest === null || latest <= current) return { latest, steps: [], complete: true, gap: null }
+  const plan = planChain({ current, target: latest, scripts })
+  if (plan.ok) return { latest, steps: plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file })), complete: true, gap: null }
+  const missing = (plan.error.data.missing as Array<{ from: number; to: number }> | undefined)?.[0] ?? null
+  const steps = scripts.filter((s) => s.from >= current && s.to <= latest).map((s) => ({ from: s.from, to: s.to, file: s.file }))
+  return { latest, steps, complete: false, gap: missing }
+}
