@@ -106,7 +106,10 @@ export class CliStore extends BaseStore {
     }
   }
 
-  protected async writeRawTrees(trees: RawObject[]): Promise<void> {
+  protected async writeRawTrees(all: RawObject[]): Promise<void> {
+    // mktree --batch reads an empty record as a separator: write the empty tree apart
+    if (all.some((t) => t.content.length === 0)) await this.git(['hash-object', '-t', 'tree', '-w', '--stdin'], { input: Buffer.alloc(0) })
+    const trees = all.filter((t) => t.content.length > 0)
     if (trees.length === 0) return
     const parts: Buffer[] = []
     trees.forEach((t, i) => {
