@@ -31,6 +31,7 @@ export type AasErrorCode =
   | 'CONCURRENT_CHANGE'
   | 'IO_FAILED'
   | 'PATH_UNSAFE'
+  | 'RECOVERY_REQUIRED'
 
 export interface AasErrorOptions {
   hint?: string

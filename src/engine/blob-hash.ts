@@ -1,0 +1,86 @@
+import { createHash } from 'node:crypto'
+import { constants } from 'node:fs'
+import { lstat, open, readlink } from 'node:fs/promises'
+import { AasError, describeFsError } from '../errors.js'
+import type { FileMode } from '../vault/walk.js'
+
+// Git blob ids computed in-process, so recovery can compare live files with a
+// journal without a git call per file. Equal to `git hash-object --no-filters`.
+
+export interface LiveEntry {
+  mode: FileMode
+  oid: string
+}
+
+// sha1 of `blob <len>\0<bytes>`: git's object id for these bytes.
+export function hashBlob(content: Buffer): string {
+  const hash = createHash('sha1')
+  hash.update(`blob ${content.length}\0`)
+  hash.update(content)
+  return hash.digest('hex')
+}
+
+// The blob id of a live entry read as `mode` says: a symlink hashes its target bytes,
+// a file its content. Never follows a symlink; a type that contradicts `mode` is an error.
+export async function hashFile(absPath: string, mode: FileMode): Promise<string> {
+  try {
+    if (mode === '120000') {
+      const st = await lstat(absPath)
+      if (!st.isSymbolicLink()) throw typeMismatch(absPath, mode, 'not a symlink')
+      return hashBlob(await readlink(absPath, { encoding: 'buffer' }))
+    }
+    return hashBlob(await readRegularFile(absPath))
+  } catch (err) {
+    if (err instanceof AasError) throw err
+    throw new AasError('IO_FAILED', `Cannot hash ${absPath}: ${describeFsError(err)}`, {
+      data: { file: absPath },
+      hint: 'Check that the file exists and is readable.',
+      cause: err,
+    })
+  }
+}
+
+// What is at absPath now, as git would record it (mode and blob id), or null when
+// nothing is there. Directories and special files are reported as an AasError.
+export async function hashLiveEntry(absPath: string): Promise<LiveEntry | null> {
+  let st
+  try {
+    st = await lstat(absPath)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null
+    throw new AasError('IO_FAILED', `Cannot stat ${absPath}: ${describeFsError(err)}`, { data: { file: absPath }, cause: err })
+  }
+  if (st.isSymbolicLink()) return { mode: '120000', oid: await hashFile(absPath, '120000') }
+  if (st.isFile()) {
+    const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
+    return { mode, oid: await hashFile(absPath, mode) }
+  }
+  throw new AasError('IO_FAILED', `${absPath} is neither a file nor a symlink`, {
+    data: { file: absPath },
+    hint: 'Move the directory or special file out of the way, then run the command again.',
+  })
+}
+
+async function readRegularFile(absPath: string): Promise<Buffer> {
+  let handle
+  try {
+    handle = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw typeMismatch(absPath, '100644', 'a symlink')
+    throw err
+  }
+  try {
+    const st = await handle.stat()
+    if (!st.isFile()) throw typeMismatch(absPath, '100644', 'not a regular file')
+    return await handle.readFile()
+  } finally {
+    await handle.close()
+  }
+}
+
+function typeMismatch(absPath: string, mode: FileMode, found: string): AasError {
+  return new AasError('IO_FAILED', `Cannot hash ${absPath} as mode ${mode}: it is ${found}`, {
+    data: { file: absPath, mode },
+    hint: 'Hash the entry with the mode it has on disk (hashLiveEntry).',
+  })
+}
