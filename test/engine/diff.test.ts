@@ -1,0 +1,428 @@
+import { execFileSync } from 'node:child_process'
+import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeFile, chmod } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { renderDiffStat, renderUnifiedDiff, renderUnifiedDiffBytes, summarizeDiff, type DiffFile } from '../../src/engine/diff.js'
+import type { FileMode } from '../../src/vault/walk.js'
+import { gitEnv } from '../helpers/make-vault.js'
+
+// Each case builds its "before" tree in a real git repository, renders our diff against the
+// "after" contents and checks it three ways: `git apply --check` accepts it in the before
+// state, `git apply` turns the before state into exactly the after bytes and modes, and the
+// text equals `git diff` of the same change.
+
+interface Entry {
+  content: Buffer
+  mode: FileMode
+}
+type Tree = Record<string, Entry>
+
+const file = (text: string | Buffer, mode: FileMode = '100644'): Entry => ({ content: Buffer.isBuffer(text) ? text : Buffer.from(text, 'utf8'), mode })
+const link = (target: string): Entry => ({ content: Buffer.from(target, 'utf8'), mode: '120000' })
+
+function gitBytes(cwd: string, args: string[], input?: Buffer): Buffer {
+  return execFileSync('git', args, { cwd, env: gitEnv, input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 64 * 1024 * 1024 })
+}
+
+function gitText(cwd: string, ...args: string[]): string {
+  return gitBytes(cwd, args).toString('utf8')
+}
+
+async function writeTree(dir: string, tree: Tree): Promise<void> {
+  for (const [rel, entry] of Object.entries(tree)) {
+    const abs = path.join(dir, rel)
+    await mkdir(path.dirname(abs), { recursive: true })
+    await rm(abs, { force: true })
+    if (entry.mode === '120000') {
+      await symlink(entry.content.toString('utf8'), abs)
+    } else {
+      await writeFile(abs, entry.content)
+      await chmod(abs, entry.mode === '100755' ? 0o755 : 0o644)
+    }
+  }
+}
+
+async function listFiles(dir: string, rel = ''): Promise<string[]> {
+  const out: string[] = []
+  for (const dirent of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+    if (rel === '' && dirent.name === '.git') continue
+    const child = rel ? `${rel}/${dirent.name}` : dirent.name
+    if (dirent.isDirectory()) out.push(...(await listFiles(dir, child)))
+    else out.push(child)
+  }
+  return out.sort()
+}
+
+async function readEntry(dir: string, rel: string): Promise<Entry> {
+  const abs = path.join(dir, rel)
+  const st = await lstat(abs)
+  if (st.isSymbolicLink()) return { content: Buffer.from(await readlink(abs, { encoding: 'buffer' })), mode: '120000' }
+  return { content: await readFile(abs), mode: st.mode & 0o100 ? '100755' : '100644' }
+}
+
+function toDiffFiles(before: Tree, after: Tree): DiffFile[] {
+  const paths = new Set([...Object.keys(before), ...Object.keys(after)])
+  return [...paths].map((p) => ({
+    path: p,
+    oldMode: before[p]?.mode ?? null,
+    newMode: after[p]?.mode ?? null,
+    oldOid: null,
+    newOid: null,
+    oldContent: before[p]?.content ?? null,
+    newContent: after[p]?.content ?? null,
+  }))
+}
+
+interface Repo {
+  dir: string
+  before: string // commit ids
+  after: string
+}
+
+// A repository with two commits, before and after, and the work tree back at before.
+async function makeRepo(before: Tree, after: Tree): Promise<Repo> {
+  const dir = await mkdtemp(path.join(tmpdir(), 'aas-diff-'))
+  gitText(dir, 'init', '-q', '-b', 'main')
+  gitText(dir, 'config', 'commit.gpgSign', 'false')
+  gitText(dir, 'config', 'core.autocrlf', 'false')
+  gitText(dir, 'config', 'gc.auto', '0')
+  await writeTree(dir, before)
+  gitText(dir, 'add', '-A')
+  gitText(dir, 'commit', '-q', '--allow-empty', '-m', 'before')
+  const beforeId = gitText(dir, 'rev-parse', 'HEAD').trim()
+  for (const p of Object.keys(before)) if (!(p in after)) await rm(path.join(dir, p))
+  await writeTree(dir, after)
+  gitText(dir, 'add', '-A')
+  gitText(dir, 'commit', '-q', '--allow-empty', '-m', 'after')
+  const afterId = gitText(dir, 'rev-parse', 'HEAD').trim()
+  gitText(dir, 'reset', '-q', '--hard', beforeId)
+  return { dir, before: beforeId, after: afterId }
+}
+
+function gitDiff(repo: Repo, ...flags: string[]): Buffer {
+  return gitBytes(repo.dir, ['-c', 'core.quotePath=true', 'diff', '--no-ext-diff', '--no-renames', ...flags, repo.before, repo.after])
+}
+
+async function expectTreeEquals(dir: string, expected: Tree): Promise<void> {
+  expect(await listFiles(dir)).toEqual(Object.keys(expected).sort())
+  for (const [rel, entry] of Object.entries(expected)) {
+    const actual = await readEntry(dir, rel)
+    expect({ path: rel, mode: actual.mode }).toEqual({ path: rel, mode: entry.mode })
+    expect(actual.content.equals(entry.content), `bytes of ${rel}`).toBe(true)
+  }
+}
+
+const frontMatter = (extra: string, eol = '\n'): string =>
+  [
+    '---',
+    'schema_version: 1',
+    'name: Debt priority order',
+    "description: 'Locked: avalanche first'",
+    'type: feedback',
+    'captured: 2026-04-15',
+    extra,
+    'sources:',
+    '  - conversation_2026-04-15',
+    'confidence: high',
+    'tags: [debt, strategy]',
+    '---',
+    '',
+    '# Body',
+    '',
+    'Pay the cards first.',
+    '',
+  ].join(eol)
+
+const manyLines = (n: number, prefix = 'line'): string => Array.from({ length: n }, (_, i) => `${prefix} ${i + 1}\n`).join('')
+
+interface Case {
+  name: string
+  before: Tree
+  after: Tree
+  // why `git diff` output is not compared byte for byte (apply checks still run)
+  relaxGitCompare?: string
+  // binary patches apply only with full object ids and the blobs in the repository
+  fullIndex?: boolean
+}
+
+const cases: Case[] = [
+  {
+    name: 'a modified text file',
+    before: { 'a/memory/feedback_debt.md': file(frontMatter('last_seen: 2026-05-06')) },
+    after: { 'a/memory/feedback_debt.md': file(frontMatter('last_seen: 2026-06-01')) },
+  },
+  {
+    name: 'two changes far apart (two hunks, function context)',
+    before: { 'notes.md': file(manyLines(40)) },
+    after: { 'notes.md': file(manyLines(40).replace('line 5\n', 'line five\n').replace('line 30\n', 'line thirty\nline 30b\n')) },
+  },
+  {
+    name: 'a CRLF file',
+    before: { 'crlf.md': file(frontMatter('last_seen: 2026-05-06', '\r\n')) },
+    after: { 'crlf.md': file(frontMatter('last_seen: 2026-06-01', '\r\n')) },
+  },
+  {
+    name: 'a file with a BOM whose first line changes',
+    before: { 'bom.md': file('\uFEFF---\nschema_version: 1\n---\nbody\n') },
+    after: { 'bom.md': file('\uFEFF--- \nschema_version: 2\n---\nbody\n') },
+  },
+  {
+    name: 'a file with a BOM changed in the middle',
+    before: { 'bom2.md': file('\uFEFF' + frontMatter('last_seen: 2026-05-06')) },
+    after: { 'bom2.md': file('\uFEFF' + frontMatter('last_seen: 2026-06-01')) },
+  },
+  {
+    name: 'the old side has no final newline',
+    before: { 'nl.md': file('a\nb\nc') },
+    after: { 'nl.md': file('a\nb\nc\n') },
+  },
+  {
+    name: 'the new side has no final newline',
+    before: { 'nl.md': file('a\nb\nc\n') },
+    after: { 'nl.md': file('a\nb\nC') },
+  },
+  {
+    name: 'neither side has a final newline',
+    before: { 'nl.md': file('a\nb\nc') },
+    after: { 'nl.md': file('a\nB\nc') },
+  },
+  {
+    name: 'an added file',
+    before: { 'keep.md': file('k\n') },
+    after: { 'keep.md': file('k\n'), 'wiki/new page.md': file('---\ntype: wiki_page\n---\n') },
+  },
+  {
+    name: 'a deleted file',
+    before: { 'keep.md': file('k\n'), 'old.md': file('one\ntwo\n') },
+    after: { 'keep.md': file('k\n') },
+  },
+  {
+    name: 'a mode change only',
+    before: { 'run.sh': file('echo hi\n') },
+    after: { 'run.sh': file('echo hi\n', '100755') },
+  },
+  {
+    name: 'a mode change and a content change',
+    before: { 'run.sh': file('echo hi\n', '100755') },
+    after: { 'run.sh': file('echo bye\n', '100644') },
+  },
+  {
+    name: 'a symlink retargeted',
+    before: { 'current.md': link('memory/v1.md') },
+    after: { 'current.md': link('memory/v2.md') },
+  },
+  {
+    name: 'a regular file replaced by a symlink',
+    before: { 'x.md': file('text\n') },
+    after: { 'x.md': link('y.md') },
+  },
+  {
+    name: 'a binary file modified',
+    before: { 'img.bin': file(Buffer.from([0x89, 0x50, 0x00, 0x01, 0x02])) },
+    after: { 'img.bin': file(Buffer.from([0x89, 0x50, 0x00, 0x01, 0x03, 0x04])) },
+    fullIndex: true,
+  },
+  {
+    name: 'a binary file added and a text file that becomes binary',
+    before: { 'was-text.md': file('plain\n') },
+    after: { 'was-text.md': file(Buffer.from('pla\0in\n')), 'new.bin': file(Buffer.from([0, 1, 2])) },
+    fullIndex: true,
+  },
+  {
+    name: 'a path with spaces',
+    before: { 'my notes/a b.md': file('x\n') },
+    after: { 'my notes/a b.md': file('y\n') },
+  },
+  {
+    name: 'a unicode path',
+    before: { 'wiki/café-ünï.md': file('x\n') },
+    after: { 'wiki/café-ünï.md': file('y\n') },
+  },
+  {
+    name: 'a path with a double quote, a backslash and a tab',
+    before: { 'say "hi"\\now\t.md': file('x\n') },
+    after: { 'say "hi"\\now\t.md': file('y\n') },
+  },
+  {
+    name: 'an empty file added and an empty file deleted',
+    before: { 'gone.md': file('') },
+    after: { 'empty.md': file('') },
+  },
+  {
+    name: 'a file becoming empty and an empty file filled',
+    before: { 'shrink.md': file('a\nb\n'), 'grow.md': file('') },
+    after: { 'shrink.md': file(''), 'grow.md': file('a\nb\n') },
+  },
+  {
+    name: 'non-UTF-8 bytes (latin1 text)',
+    before: { 'latin1.md': file(Buffer.from('caf\xe9\nna\xefve\n', 'latin1')) },
+    after: { 'latin1.md': file(Buffer.from('caf\xe9\nna\xeff\n', 'latin1')) },
+  },
+  {
+    name: 'a key inserted between repeated blank lines (hunk placement git chooses)',
+    before: { 'slide.md': file('# A\n\nalpha\n\n# B\n\nbeta\n\n# C\n\ngamma\n') },
+    after: { 'slide.md': file('# A\n\nalpha\n\n# B\n\nbeta\n\nbeta2\n\n# C\n\ngamma\n') },
+  },
+  {
+    name: 'an indented block inserted (indent heuristic)',
+    before: { 'ind.md': file('- a\n  - a1\n- b\n  - b1\n- c\n') },
+    after: { 'ind.md': file('- a\n  - a1\n- x\n  - x1\n- b\n  - b1\n- c\n') },
+  },
+  {
+    name: 'a whole rewrite',
+    before: { 'rw.md': file(manyLines(12, 'old')) },
+    after: { 'rw.md': file(manyLines(9, 'new')) },
+  },
+]
+
+describe('renderUnifiedDiff against real git', () => {
+  for (const c of cases) {
+    it(`when ${c.name} then git apply reproduces the after state and the diff equals git's`, async () => {
+      const repo = await makeRepo(c.before, c.after)
+      try {
+        const files = toDiffFiles(c.before, c.after)
+        const patch = renderUnifiedDiffBytes(files, { fullIndex: c.fullIndex ?? false })
+        expect(patch.length).toBeGreaterThan(0)
+        if (!c.relaxGitCompare) {
+          const expected = gitDiff(repo, ...(c.fullIndex ? ['--full-index'] : []))
+          expect(patch.toString('latin1')).toBe(expected.toString('latin1'))
+        }
+        gitBytes(repo.dir, ['apply', '--check', '-'], patch)
+        gitBytes(repo.dir, ['apply', '-'], patch)
+        await expectTreeEquals(repo.dir, c.after)
+      } finally {
+        await rm(repo.dir, { recursive: true, force: true })
+      }
+    })
+  }
+})
+
+describe('renderUnifiedDiff on all cases at once', () => {
+  // Every case under its own folder, in one patch: ordering and the summary across files.
+  const before: Tree = {}
+  const after: Tree = {}
+  cases.forEach((c, index) => {
+    const dir = `case${String(index).padStart(2, '0')}`
+    for (const [p, e] of Object.entries(c.before)) before[`${dir}/${p}`] = e
+    for (const [p, e] of Object.entries(c.after)) after[`${dir}/${p}`] = e
+  })
+  let repo: Repo
+  beforeAll(async () => {
+    repo = await makeRepo(before, after)
+  })
+  afterAll(async () => {
+    await rm(repo.dir, { recursive: true, force: true })
+  })
+
+  it('when every case is in one patch then git apply --check accepts it and it equals git diff --full-index', async () => {
+    const patch = renderUnifiedDiffBytes(toDiffFiles(before, after), { fullIndex: true })
+    expect(patch.toString('latin1')).toBe(gitDiff(repo, '--full-index').toString('latin1'))
+    gitBytes(repo.dir, ['apply', '--check', '-'], patch)
+    gitBytes(repo.dir, ['apply', '-'], patch)
+    await expectTreeEquals(repo.dir, after)
+    gitText(repo.dir, 'reset', '-q', '--hard', repo.before)
+  })
+
+  it('when the input order is shuffled then the output is in git path order', () => {
+    const files = toDiffFiles(before, after).reverse()
+    expect(renderUnifiedDiff(files, { fullIndex: true })).toBe(gitDiff(repo, '--full-index').toString('utf8'))
+  })
+
+  it('when rendering --stat at 80 columns then it equals git diff --stat=80', () => {
+    expect(renderDiffStat(toDiffFiles(before, after))).toBe(gitDiff(repo, '--stat=80').toString('utf8'))
+  })
+
+  it('when rendering --stat at 40 columns then names are shortened like git', () => {
+    expect(renderDiffStat(toDiffFiles(before, after), { width: 40 })).toBe(gitDiff(repo, '--stat=40').toString('utf8'))
+  })
+
+  it('when summarizing then files, insertions and deletions equal git diff --shortstat', () => {
+    const summary = summarizeDiff(toDiffFiles(before, after))
+    const short = gitDiff(repo, '--shortstat').toString('utf8')
+    const num = (re: RegExp): number => Number(re.exec(short)?.[1] ?? 0)
+    expect(summary).toEqual({
+      files: num(/(\d+) files? changed/),
+      insertions: num(/(\d+) insertions?\(\+\)/),
+      deletions: num(/(\d+) deletions?\(-\)/),
+    })
+    const changed = Object.keys({ ...before, ...after }).filter((p) => {
+      const [x, y] = [before[p], after[p]]
+      return !x || !y || x.mode !== y.mode || !x.content.equals(y.content)
+    })
+    expect(summary.files).toBe(changed.length)
+  })
+})
+
+describe('renderUnifiedDiff options', () => {
+  const before: Tree = {
+    'a.md': file(manyLines(30)),
+    'b.md': file('same\n'),
+  }
+  const after: Tree = {
+    'a.md': file(manyLines(30).replace('line 10\n', 'line ten\n').replace('line 20\n', 'line twenty\n')),
+    'b.md': file('same\n', '100755'),
+  }
+  let repo: Repo
+  beforeAll(async () => {
+    repo = await makeRepo(before, after)
+  })
+  afterAll(async () => {
+    await rm(repo.dir, { recursive: true, force: true })
+  })
+
+  it('when context is 1 or 6 then hunks equal git diff -U1 / -U6', () => {
+    for (const context of [0, 1, 6]) {
+      const ours = renderUnifiedDiff(toDiffFiles(before, after), { context })
+      expect(ours).toBe(gitDiff(repo, `-U${context}`).toString('utf8'))
+    }
+  })
+
+  it('when color is on then the bytes equal git diff --color=always', () => {
+    const ours = renderUnifiedDiff(toDiffFiles(before, after), { color: true })
+    expect(ours).toBe(gitDiff(repo, '--color=always').toString('utf8'))
+  })
+
+  it('when color is on and added lines have whitespace errors then they are marked like git', async () => {
+    // CR and spaces at end of line, a space before a tab in the indent, blank lines added at EOF
+    const b: Tree = { 'w.md': file('a\r\nb\r\n\r\n'), 'v.md': file('x\n- y\n') }
+    const a: Tree = { 'w.md': file('a\r\nc  \r\n \td\r\n\r\n\r\n \r\n'), 'v.md': file('x\n\n- y\n\n  \n') }
+    const r = await makeRepo(b, a)
+    try {
+      expect(renderUnifiedDiff(toDiffFiles(b, a), { color: true })).toBe(gitDiff(r, '--color=always').toString('utf8'))
+    } finally {
+      await rm(r.dir, { recursive: true, force: true })
+    }
+  })
+
+  it('when color is off then the output has no escape bytes', () => {
+    expect(renderUnifiedDiff(toDiffFiles(before, after))).not.toContain('\x1b')
+  })
+
+  it('when nothing changed then the diff is empty and the stat says 0 files changed', () => {
+    const same = toDiffFiles({ 'x.md': file('x\n') }, { 'x.md': file('x\n') })
+    expect(renderUnifiedDiff(same)).toBe('')
+    expect(renderDiffStat(same)).toBe(' 0 files changed\n')
+    expect(summarizeDiff(same)).toEqual({ files: 0, insertions: 0, deletions: 0 })
+  })
+
+  it('when oids are given then the index line uses them instead of hashing', () => {
+    const [f] = toDiffFiles({ 'x.md': file('x\n') }, { 'x.md': file('y\n') })
+    const out = renderUnifiedDiff([{ ...f!, oldOid: 'a'.repeat(40), newOid: 'b'.repeat(40) }])
+    expect(out.split('\n')[1]).toBe('index aaaaaaa..bbbbbbb 100644')
+  })
+})
+
+describe('renderDiffStat scaling', () => {
+  it('when one file has more changes than the graph fits then the graph is scaled like git', async () => {
+    const before: Tree = { 'big.md': file(manyLines(10)), 'small.md': file('a\nb\n') }
+    const after: Tree = { 'big.md': file(manyLines(10) + manyLines(150, 'more')), 'small.md': file('a\nc\n') }
+    const repo = await makeRepo(before, after)
+    try {
+      expect(renderDiffStat(toDiffFiles(before, after))).toBe(gitDiff(repo, '--stat=80').toString('utf8'))
+      expect(renderDiffStat(toDiffFiles(before, after), { width: 30 })).toBe(gitDiff(repo, '--stat=30').toString('utf8'))
+    } finally {
+      await rm(repo.dir, { recursive: true, force: true })
+    }
+  })
+})
