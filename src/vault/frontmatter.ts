@@ -1,7 +1,17 @@
-import { parseDocument, isScalar, type Document } from 'yaml'
+import { parseDocument, isMap, isSeq, type Document, type Node } from 'yaml'
+import { AasError } from '../errors.js'
+import { applyEdits, detectStyle, planEdits } from './frontmatter-edit.js'
+import { emitMapping } from './frontmatter-emit.js'
+import { splitUnitText, opensFrontmatter, type UnitTextParts } from './frontmatter-split.js'
+import { normaliseMeta, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
-// PROVISIONAL implementation: the interface is final, the minimal-diff editing
-// is not (see the front-matter issue). Other modules depend only on the exports.
+// Reading and writing a unit's front matter so that a write changes only the
+// lines of the keys whose values changed (SPEC §2, "Minimal diffs"). The YAML
+// source is kept and edited as text; the parsed document only locates nodes.
+// Rules: YAML 1.2 core schema (dates stay 'YYYY-MM-DD' strings), duplicate keys,
+// alias bombs, tabs as indentation and non-mapping front matter are unreadable.
+
+export type { FrontmatterValue } from './frontmatter-values.js'
 
 export type FrontmatterData = Record<string, unknown>
 
@@ -13,23 +23,27 @@ export interface FrontmatterParseError {
 
 export type ParsedUnitResult = { ok: true; unit: UnitText } | { ok: false; error: FrontmatterParseError }
 
+const PARSE_OPTIONS = { version: '1.2', uniqueKeys: true, prettyErrors: true, strict: true, logLevel: 'silent' } as const
+// Aliases may be used, but a document whose aliases expand past this is refused (billion laughs).
+const MAX_ALIAS_COUNT = 100
+
+interface ParsedSource {
+  doc: Document | null
+  meta: Record<string, FrontmatterValue>
+}
+
 // A unit's text split into front matter and body, editable in place.
 export class UnitText {
+  #parts: UnitTextParts
   #hasFrontmatter: boolean
-  #doc: Document | null
-  #fmText: string
-  #body: string
-  #eol: string
-  #bom: string
-  #dirty = false
+  #parsed: ParsedSource
+  readonly #original: string
 
-  constructor(parts: { bom: string; eol: string; hasFrontmatter: boolean; fmText: string; doc: Document | null; body: string }) {
-    this.#bom = parts.bom
-    this.#eol = parts.eol
-    this.#hasFrontmatter = parts.hasFrontmatter
-    this.#fmText = parts.fmText
-    this.#doc = parts.doc
-    this.#body = parts.body
+  constructor(parts: UnitTextParts, hasFrontmatter: boolean, parsed: ParsedSource) {
+    this.#parts = { ...parts }
+    this.#hasFrontmatter = hasFrontmatter
+    this.#parsed = parsed
+    this.#original = this.toString()
   }
 
   get hasFrontmatter(): boolean {
@@ -38,52 +52,144 @@ export class UnitText {
 
   // A deep copy of the front matter, values as written (dates stay strings).
   readFrontmatter(): FrontmatterData {
-    if (!this.#doc) return {}
-    const value = this.#doc.toJS({ maxAliasCount: 100 }) as unknown
-    return value && typeof value === 'object' && !Array.isArray(value) ? (value as FrontmatterData) : {}
+    return structuredClone(this.#parsed.meta)
   }
 
+  // Full replacement: keys absent from `meta` are removed, changed ones edited in
+  // place, new ones appended, unchanged ones left byte for byte. Throws
+  // UNIT_WRITE_INVALID for values front matter cannot store.
   writeFrontmatter(meta: FrontmatterData): void {
-    const doc = this.#doc ?? parseDocument('', { version: '1.2' })
-    doc.contents = doc.createNode(meta) as never
-    this.#doc = doc
-    this.#hasFrontmatter = true
-    this.#dirty = true
+    const next = normaliseMeta(meta)
+    const { doc, meta: current } = this.#parsed
+    if (sameValue(current, next)) return
+    const parts = this.#parts
+    if (!this.#hasFrontmatter || !doc) {
+      const source = toEol(emitMapping(next, detectStyleOrDefault(null, '')), parts.eol)
+      this.#commit({ ...parts, open: `---${parts.eol}`, source, close: `---${parts.eol}` }, next)
+      return
+    }
+    const edits = planEdits(parts.source, doc, current, next, parts.eol)
+    if (edits && this.#commit({ ...parts, source: applyEdits(parts.source, edits) }, next)) return
+    // The layout could not be edited in place (or the edit did not read back as
+    // written, e.g. through an alias): re-emit the block in the file's style.
+    const source = toEol(emitMapping(next, detectStyleOrDefault(doc, parts.source)), parts.eol)
+    if (this.#commit({ ...parts, source }, next)) return
+    throw new AasError('UNIT_WRITE_INVALID', 'writeFrontmatter() produced front matter that does not read back as the values written.', {
+      hint: 'Write plain strings, numbers, booleans, null, lists and maps; report this unit if it persists.',
+      data: { keys: Object.keys(next) },
+    })
   }
 
   readBody(): string {
-    return this.#body
+    return this.#parts.body
   }
 
   writeBody(text: string): void {
-    this.#body = text
+    const parts = this.#parts
+    if (!this.#hasFrontmatter && opensFrontmatter(text)) {
+      throw new AasError('UNIT_WRITE_INVALID', 'writeBody() got a body that starts with a --- line in a unit without front matter; it would be read back as front matter.', {
+        hint: 'Write front matter with writeFrontmatter(), or start the body with something other than a --- line.',
+        data: {},
+      })
+    }
+    // A closing delimiter at the very end of the file needs a line break before a new body.
+    const close = this.#hasFrontmatter && text !== '' && !parts.close.endsWith('\n') ? parts.close + parts.eol : parts.close
+    this.#parts = { ...parts, close, body: text }
+  }
+
+  // Whether toString() differs from the text this unit was parsed from.
+  isDirty(): boolean {
+    return this.toString() !== this.#original
   }
 
   // The whole file text (BOM, delimiters, front matter and body).
   toString(): string {
-    if (!this.#hasFrontmatter) return this.#bom + this.#body
-    const fm = this.#dirty && this.#doc ? String(this.#doc).replace(/\n/g, this.#eol) : this.#fmText
-    return `${this.#bom}---${this.#eol}${fm}---${this.#eol}${this.#body}`
+    const p = this.#parts
+    return this.#hasFrontmatter ? p.bom + p.open + p.source + p.close + p.body : p.bom + p.body
+  }
+
+  // Adopts a new front matter source if it parses to exactly `expected`.
+  #commit(parts: UnitTextParts, expected: Record<string, FrontmatterValue>): boolean {
+    const parsed = parseSource(parts.source)
+    if (!parsed.ok || !sameValue(parsed.value.meta, expected)) return false
+    this.#parts = parts
+    this.#parsed = parsed.value
+    this.#hasFrontmatter = true
+    return true
   }
 }
 
-export function parseUnitText(text: string): ParsedUnitResult {
-  const bom = text.startsWith('\uFEFF') ? '\uFEFF' : ''
-  const rest = text.slice(bom.length)
-  const eol = rest.includes('\r\n') ? '\r\n' : '\n'
-  const open = /^---\r?\n/.exec(rest)
-  if (!open) return { ok: true, unit: new UnitText({ bom, eol, hasFrontmatter: false, fmText: '', doc: null, body: rest }) }
-  const after = rest.slice(open[0].length)
-  const close = /(^|\n)---[ \t]*(\r?\n|$)/.exec(after)
-  if (!close) return { ok: false, error: { message: 'front matter is not closed by a --- line', line: 1, column: 1 } }
-  const fmText = after.slice(0, close.index + close[1]!.length)
-  const body = after.slice(close.index + close[0].length)
-  const doc = parseDocument(fmText, { prettyErrors: false, uniqueKeys: true, version: '1.2' })
+function detectStyleOrDefault(doc: Document | null, source: string): ReturnType<typeof detectStyle> {
+  return doc ? detectStyle(source, doc) : { indent: 2, indentSeq: true, flowPadding: false }
+}
+
+function toEol(text: string, eol: string): string {
+  return eol === '\n' ? text : text.replace(/\n/g, eol)
+}
+
+type SourceResult = { ok: true; value: ParsedSource } | { ok: false; error: { message: string; offset: number; line?: number; column?: number } }
+
+function parseSource(source: string): SourceResult {
+  const doc = parseDocument(source, PARSE_OPTIONS)
   const first = doc.errors[0]
   if (first) {
     const pos = first.linePos?.[0]
-    return { ok: false, error: { message: first.message.split('\n')[0] ?? first.message, line: (pos?.line ?? 1) + 1, column: pos?.col ?? 1 } }
+    const message = (first.message.split('\n')[0] ?? first.message).replace(/ at line \d+, column \d+:?$/, '')
+    return { ok: false, error: { message, offset: first.pos[0], line: pos?.line, column: pos?.col } }
   }
-  void isScalar
-  return { ok: true, unit: new UnitText({ bom, eol, hasFrontmatter: true, fmText, doc, body }) }
+  const root = doc.contents as Node | null
+  if (root === null) return { ok: true, value: { doc, meta: {} } }
+  if (!isMap(root)) {
+    const found = isSeq(root) ? 'a list' : 'a single value'
+    return { ok: false, error: { message: `front matter must be a mapping of keys to values, found ${found}`, offset: root.range?.[0] ?? 0 } }
+  }
+  let meta: unknown
+  try {
+    meta = doc.toJS({ maxAliasCount: MAX_ALIAS_COUNT })
+  } catch (err) {
+    return { ok: false, error: { message: `front matter cannot be read: ${(err as Error).message}`, offset: root.range?.[0] ?? 0 } }
+  }
+  return { ok: true, value: { doc, meta: meta as Record<string, FrontmatterValue> } }
+}
+
+// Parses a unit's text. Unreadable front matter is reported with the line and
+// column in the whole file; it is never rewritten.
+export function parseUnitText(text: string): ParsedUnitResult {
+  const split = splitUnitText(text)
+  const { parts } = split
+  if (split.kind === 'none') return { ok: true, unit: new UnitText(parts, false, { doc: null, meta: {} }) }
+  if (split.kind === 'unclosed') {
+    return { ok: false, error: { message: "front matter opened by '---' on line 1 is not closed by a '---' line", line: 1, column: 1 } }
+  }
+  const parsed = parseSource(parts.source)
+  if (!parsed.ok) {
+    const { message, offset } = parsed.error
+    const before = parts.source.slice(0, offset)
+    const lineInSource = parsed.error.line ?? countLines(before)
+    const column = parsed.error.column ?? offset - before.lastIndexOf('\n')
+    return { ok: false, error: { message, line: lineInSource + 1, column } } // +1: the opening --- line
+  }
+  return { ok: true, unit: new UnitText(parts, true, parsed.value) }
+}
+
+// Parses a unit's bytes; bytes that are not valid UTF-8 make the unit unreadable
+// (decoding would replace them, and writing back would change the file).
+export function parseUnitBytes(buf: Buffer): ParsedUnitResult {
+  const text = buf.toString('utf8')
+  const back = Buffer.from(text, 'utf8')
+  if (!back.equals(buf)) {
+    let i = 0
+    while (i < buf.length && buf[i] === back[i]) i++
+    const head = buf.subarray(0, i)
+    const line = head.filter((b) => b === 0x0a).length + 1
+    const column = i - head.lastIndexOf(0x0a)
+    return { ok: false, error: { message: `the file is not valid UTF-8 (byte 0x${(buf[i] ?? 0).toString(16)} at offset ${i})`, line, column } }
+  }
+  return parseUnitText(text)
+}
+
+function countLines(text: string): number {
+  let n = 1
+  for (let i = text.indexOf('\n'); i >= 0; i = text.indexOf('\n', i + 1)) n++
+  return n
 }

@@ -1,0 +1,80 @@
+import { AasError } from '../errors.js'
+
+// Plain values a front matter can hold: what readFrontmatter() returns and what
+// writeFrontmatter() accepts.
+
+export type FrontmatterValue = string | number | boolean | null | FrontmatterValue[] | { [key: string]: FrontmatterValue }
+
+// Checks a value given to writeFrontmatter() and returns a copy without
+// undefined-valued keys (JSON semantics: `meta.x = undefined` removes `x`).
+// Anything YAML cannot store as the same plain value on re-read is refused, so
+// a script cannot write a Date that would come back as a different string.
+export function normaliseMeta(meta: Record<string, unknown>): Record<string, FrontmatterValue> {
+  return normaliseObject(meta, [], new Set())
+}
+
+function normaliseObject(obj: object, path: string[], seen: Set<object>): Record<string, FrontmatterValue> {
+  if (seen.has(obj)) throw invalid(path, 'a value that contains itself (a cycle)', 'Write a tree of plain values, not a structure that refers to itself.')
+  seen.add(obj)
+  const out: Record<string, FrontmatterValue> = {}
+  for (const [key, value] of Object.entries(obj)) {
+    if (value === undefined) continue
+    out[key] = normaliseValue(value, [...path, key], seen)
+  }
+  seen.delete(obj)
+  return out
+}
+
+function normaliseValue(value: unknown, path: string[], seen: Set<object>): FrontmatterValue {
+  if (value === null || typeof value === 'string' || typeof value === 'boolean' || typeof value === 'number') return value
+  if (Array.isArray(value)) {
+    if (seen.has(value)) throw invalid(path, 'a value that contains itself (a cycle)', 'Write a tree of plain values, not a structure that refers to itself.')
+    seen.add(value)
+    const out: FrontmatterValue[] = []
+    for (let i = 0; i < value.length; i++) {
+      const item: unknown = value[i]
+      if (item === undefined) throw invalid([...path, String(i)], 'undefined in a list', 'Remove the item or write null.')
+      out.push(normaliseValue(item, [...path, String(i)], seen))
+    }
+    seen.delete(value)
+    return out
+  }
+  if (value instanceof Date) {
+    throw invalid(path, 'a Date object', "Write dates as 'YYYY-MM-DD' strings, as readFrontmatter() returns them (e.g. date.toISOString().slice(0, 10)).")
+  }
+  if (typeof value === 'object') {
+    const proto = Object.getPrototypeOf(value) as unknown
+    if (proto === Object.prototype || proto === null) return normaliseObject(value, path, seen)
+  }
+  const kind = typeof value === 'object' ? (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object' : typeof value
+  throw invalid(path, `a ${kind}`, 'Use only strings, numbers, booleans, null, arrays and plain objects.')
+}
+
+function invalid(path: string[], what: string, hint: string): AasError {
+  const key = path.length > 0 ? path.join('.') : '(front matter)'
+  return new AasError('UNIT_WRITE_INVALID', `writeFrontmatter() got ${what} at ${key}, which front matter cannot store.`, { hint, data: { key } })
+}
+
+// Structural equality of plain values; key order of objects does not matter.
+export function sameValue(a: unknown, b: unknown): boolean {
+  if (a === b) return true
+  if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b)
+  if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
+  if (Array.isArray(a) !== Array.isArray(b)) return false
+  if (Array.isArray(a) && Array.isArray(b)) {
+    if (a.length !== b.length) return false
+    for (let i = 0; i < a.length; i++) if (!sameValue(a[i], b[i])) return false
+    return true
+  }
+  const ka = Object.keys(a)
+  const kb = Object.keys(b)
+  if (ka.length !== kb.length) return false
+  const ob = b as Record<string, unknown>
+  const oa = a as Record<string, unknown>
+  for (const k of ka) if (!Object.prototype.hasOwnProperty.call(ob, k) || !sameValue(oa[k], ob[k])) return false
+  return true
+}
+
+export function isPlainObject(v: unknown): v is Record<string, FrontmatterValue> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v)
+}
