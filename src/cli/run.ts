@@ -1,9 +1,13 @@
 import { AasError } from '../errors.js'
+import { migrate } from '../engine/migrate.js'
+import type { EngineEvent } from '../engine/session.js'
 import { status } from '../engine/status.js'
 import type { CliIo } from './io.js'
 import { parseArgs, type CliRequest } from './program.js'
 import { renderErrorJson, renderErrorText, toAasError } from './render/error.js'
 import { renderJson } from './render/json.js'
+import { renderDryRun, renderMigrateSummary } from './render/migrate.js'
+import { makePaint, type Paint } from './render/paint.js'
 import { renderStatusText } from './render/status.js'
 
 // Flags → library call → render → exit code. Never calls process.exit (main.ts does).
@@ -33,6 +37,30 @@ async function dispatch(req: CliRequest, io: CliIo): Promise<number> {
       io.stdout(req.json ? renderJson('status', { status: result }) : renderStatusText(result))
       return 0
     }
+    case 'migrate': {
+      const paint = makePaint(req.color && (action.dryRun ? io.stdoutIsTTY : io.stderrIsTTY))
+      const result = await migrate({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        target: action.target,
+        dryRun: action.dryRun,
+        lockTimeoutMs: req.lockTimeoutMs,
+        onEvent: eventPrinter(req, io, paint, action.dryRun),
+      })
+      if (req.json) {
+        const { diff, error, errors, ...rest } = result
+        io.stdout(renderJson(action.dryRun ? 'dry-run' : 'migrate', { result: { ...rest, diff: diff.map((d) => ({ path: d.path, oldOid: d.oldOid, newOid: d.newOid, mode: d.newMode })) }, ...(error ? { ok: false, error: error.toJSON(), errors: errors.map((e) => e.toJSON()) } : {}) }))
+        return result.ok ? 0 : 1
+      }
+      if (action.dryRun) {
+        io.stdout(renderDryRun(result, { stat: action.stat, paint }))
+        io.stderr(renderMigrateSummary(result, paint))
+      } else {
+        io.stdout(renderMigrateSummary(result, paint))
+      }
+      for (const e of result.errors) io.stderr(renderErrorText(e))
+      return result.ok ? 0 : 1
+    }
     default:
       throw new AasError('NOT_IMPLEMENTED', `${flagOf(action.kind)} is not implemented yet.`, {
         hint: 'Use --status for now; this command lands with the transaction engine.',
@@ -43,4 +71,17 @@ async function dispatch(req: CliRequest, io: CliIo): Promise<number> {
 
 function flagOf(kind: CliRequest['action']['kind']): string {
   return kind === 'migrate' ? '--to' : `--${kind}`
+}
+
+// Announcements that must appear while the command runs (the snapshot name before any
+// live write, a recovery); progress lines come later with the progress renderer.
+function eventPrinter(req: CliRequest, io: CliIo, paint: Paint, quietStdout = false): (e: EngineEvent) => void {
+  // stdout carries only the patch (dry run) or the JSON document.
+  const say = req.json || quietStdout ? io.stderr : io.stdout
+  return (e) => {
+    if (e.type === 'snapshot') say(`${e.purpose === 'safety' ? 'safety snapshot' : 'snapshot'}: ${paint.bold(e.name)} (${e.ref}, ${e.files} files)\n`)
+    if (e.type === 'recovered') {
+      io.stderr(`${paint.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`)
+    }
+  }
 }

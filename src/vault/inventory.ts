@@ -71,7 +71,7 @@ export function readUnitVersion(bytes: Buffer): UnitReading {
   return version === null ? { kind: 'unversioned' } : { kind: 'versioned', version }
 }
 
-export function summarize(readings: Array<{ entry: ScopeEntry; reading: UnitReading }>): Inventory {
+export function summarize(readings: ReadonlyArray<{ entry: Pick<ScopeEntry, 'path' | 'unitType'>; reading: UnitReading }>): Inventory {
   const counts = new Map<number, VersionCount>()
   const unversioned: Inventory['unversioned'] = []
   const unreadable: UnreadableUnit[] = []

@@ -1,0 +1,251 @@
+import { AasError } from '../errors.js'
+import { openStore } from '../git/open-store.js'
+import type { BackendName, FileChange, Store, TreeEntry } from '../git/store.js'
+import { applyChain, type UnitApplyResult } from '../migrations/apply.js'
+import { discoverScripts } from '../migrations/discover.js'
+import { loadScripts } from '../migrations/load.js'
+import { planChain } from '../migrations/plan.js'
+import { validateUnits, type ValidationResult } from '../schema/validate.js'
+import { resolveAgentsRoot } from '../vault/agents-root.js'
+import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory } from '../vault/inventory.js'
+import { unitTypeOf, type UnitType } from '../vault/rules.js'
+import { ENGINE_VERSION } from '../version.js'
+import { hashBlob } from './blob-hash.js'
+import type { DiffFile } from './diff.js'
+import { takeSnapshot } from './snapshots.js'
+import { newRunId } from './run-id.js'
+import { journalChangesOf, runTransaction } from './transaction.js'
+import { withWriteSession, type EngineEvent, type WriteSession } from './session.js'
+
+export const PENDING_REF_PREFIX = 'refs/aas/pending/'
+export const RUN_REF_PREFIX = 'refs/aas/runs/'
+
+export interface MigrateOptions {
+  agentsRoot?: string | undefined
+  env?: NodeJS.ProcessEnv
+  target: number
+  dryRun?: boolean
+  backend?: BackendName
+  lockTimeoutMs?: number
+  now?: () => Date
+  onEvent?: (event: EngineEvent) => void
+}
+
+export interface MigrateResult {
+  ok: boolean
+  runId: string
+  agentsRoot: string
+  dryRun: boolean
+  from: number | null
+  target: number
+  steps: Array<{ from: number; to: number; file: string }>
+  snapshot: { name: string; ref: string; commit: string } | null
+  result: { ref: string; commit: string } | null // refs/aas/pending/<id> (dry run) or refs/aas/runs/<id>
+  units: number
+  touched: number
+  changed: string[] // unit paths whose bytes change
+  diff: DiffFile[] // every changed file, both sides
+  validation: ValidationResult | null
+  applied: boolean // the live vault now holds the migrated state
+  error: AasError | null
+  errors: AasError[] // every error found (validation failures are in `validation`)
+  durationMs: number
+}
+
+interface SnapshotUnit {
+  entry: TreeEntry
+  unitType: UnitType
+  bytes: Buffer
+}
+
+// Units of a snapshot tree, with their bytes, read from the store (never the live files).
+async function readSnapshotUnits(store: Store, tree: string): Promise<SnapshotUnit[]> {
+  const entries = (await store.listTree(tree)).filter((e) => e.mode !== '120000' && unitTypeOf(e.path) !== null)
+  const byOid = new Map<string, Buffer>()
+  for await (const { oid, content } of store.readBlobs([...new Set(entries.map((e) => e.oid))])) byOid.set(oid, content)
+  return entries.map((entry) => ({ entry, unitType: unitTypeOf(entry.path) as UnitType, bytes: byOid.get(entry.oid) as Buffer }))
+}
+
+function inventoryOf(units: readonly SnapshotUnit[]): Inventory {
+  return summarize(units.map((u) => ({ entry: { path: u.entry.path, unitType: u.unitType }, reading: readUnitVersion(u.bytes) })))
+}
+
+function unreadableError(inv: Inventory): AasError {
+  const list = inv.unreadable.map((u) => `${u.unitId}:${u.line}:${u.column}: ${u.message}`)
+  return new AasError('UNIT_UNREADABLE', `${inv.unreadable.length} unit${inv.unreadable.length === 1 ? '' : 's'} cannot be read, so no migration can run:\n  ${list.join('\n  ')}`, {
+    hint: 'Fix the front matter at the line and column shown (often a value containing ": " that needs quotes), or exclude the file in _migrations/ignore; --status lists them too.',
+    data: { units: inv.unreadable },
+  })
+}
+
+function trailers(t: Record<string, string | number>): string {
+  return Object.entries(t)
+    .map(([k, v]) => `${k}: ${v}`)
+    .join('\n')
+}
+
+// `--to vN` (SPEC §4): lock → snapshot → chain on a scratch copy → validate every unit →
+// fast-forward → audit. With dryRun, everything but the fast-forward. Never throws for
+// an expected failure: the result carries it.
+export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
+  const { target, dryRun = false, env = process.env, now = () => new Date(), onEvent } = options
+  const started = Date.now()
+  const runId = newRunId(now())
+  const root = await resolveAgentsRoot({ flag: options.agentsRoot, env })
+  const result: MigrateResult = {
+    ok: false,
+    runId,
+    agentsRoot: root.path,
+    dryRun,
+    from: null,
+    target,
+    steps: [],
+    snapshot: null,
+    result: null,
+    units: 0,
+    touched: 0,
+    changed: [],
+    diff: [],
+    validation: null,
+    applied: false,
+    error: null,
+    errors: [],
+    durationMs: 0,
+  }
+  const fail = (errors: AasError[]): MigrateResult => {
+    result.errors = errors
+    result.error = errors[0] ?? null
+    return result
+  }
+  const store = await openStore({ agentsRoot: root.path, ...(options.backend ? { backend: options.backend } : {}) })
+
+  return withWriteSession(
+    {
+      store,
+      runId,
+      command: `--to v${target}${dryRun ? ' --dry-run' : ''}`,
+      takeVaultLock: !dryRun,
+      lockTimeoutMs: options.lockTimeoutMs ?? 30_000,
+      ...(onEvent ? { onEvent } : {}),
+      audit: () => ({
+        from: result.from,
+        to: target,
+        dry_run: dryRun,
+        units_touched: result.touched,
+        snapshot: result.snapshot?.name ?? null,
+        result_commit: result.result?.commit ?? null,
+        rolled_back: false,
+        error: result.error ? { code: result.error.code, message: result.error.message } : null,
+        result: result.ok ? 'ok' : result.error && ['NOT_ABOVE_CURRENT', 'CHAIN_GAP', 'LOCKED', 'UNIT_UNREADABLE'].includes(result.error.code) ? 'refused' : 'failed',
+      }),
+    },
+    async (session: WriteSession) => {
+      // Pre-flight on the live files: refusals happen before anything is written to the store.
+      const discovery = await discoverScripts(root.path)
+      if (discovery.errors.length > 0) return fail(discovery.errors)
+      const live = await takeInventory(root.path)
+      if (live.inventory.unreadable.length > 0) return fail([unreadableError(live.inventory)])
+      const prePlan = planChain({ current: live.inventory.vaultVersion, target, scripts: discovery.scripts })
+      result.from = live.inventory.vaultVersion
+      if (!prePlan.ok) return fail([prePlan.error])
+
+      // The snapshot: its name is announced before any live byte can change.
+      const snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now() })
+      result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
+      session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
+
+      // From here on, everything reads the snapshot, not the live files.
+      const units = await readSnapshotUnits(store, snap.tree)
+      const inv = inventoryOf(units)
+      result.units = units.length
+      result.from = inv.vaultVersion
+      if (inv.unreadable.length > 0) return fail([unreadableError(inv)])
+      const plan = planChain({ current: inv.vaultVersion, target, scripts: discovery.scripts })
+      if (!plan.ok) return fail([plan.error])
+      result.steps = plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file }))
+      const loaded = await loadScripts(plan.steps.map((s) => s.script))
+      if (loaded.errors.length > 0) return fail(loaded.errors)
+
+      const inputs = units.map((u) => {
+        const decoded = decodeUnit(u.bytes)
+        return { unitId: u.entry.path, unitType: u.unitType, text: decoded.ok ? decoded.text : '' }
+      })
+      session.emit({ type: 'phase', phase: 'apply', total: inputs.length })
+      const applied = await applyChain(loaded.loaded, inputs, { dryRun })
+      if (!applied.ok) return fail(applied.errors)
+      result.touched = applied.units.filter((u) => u.touched).length
+
+      session.emit({ type: 'phase', phase: 'validate', total: applied.units.length })
+      const validation = await validateUnits(
+        applied.units.map((u) => ({ unitId: u.unitId, unitType: u.unitType, text: u.after })),
+        { version: target, scripts: loaded.loaded },
+      )
+      result.validation = validation
+
+      const changedUnits = applied.units.filter((u) => u.after !== u.before)
+      const entryOf = new Map(units.map((u) => [u.entry.path, u.entry]))
+      const contents = new Map<string, Buffer>()
+      const fileChanges: FileChange[] = []
+      result.changed = changedUnits.map((u) => u.unitId)
+      result.diff = changedUnits.map((u: UnitApplyResult) => {
+        const entry = entryOf.get(u.unitId) as TreeEntry
+        const content = Buffer.from(u.after, 'utf8')
+        const oid = hashBlob(content)
+        contents.set(oid, content)
+        fileChanges.push({ path: u.unitId, mode: entry.mode, content })
+        return { path: u.unitId, oldMode: entry.mode, newMode: entry.mode, oldOid: entry.oid, newOid: oid, oldContent: Buffer.from(u.before, 'utf8'), newContent: content }
+      })
+
+      const tree = await store.writeTreeWithChanges(snap.tree, fileChanges)
+      const message = `${dryRun ? 'Preview of' : 'Migrate'} v${inv.vaultVersion} -> v${target}\n\n${trailers({
+        'Aas-Run-Id': runId,
+        'Aas-From': inv.vaultVersion,
+        'Aas-Target': target,
+        'Aas-Snapshot': snap.name,
+        'Aas-Dry-Run': String(dryRun),
+        'Aas-Units-Touched': result.touched,
+        'Aas-Engine-Version': ENGINE_VERSION,
+      })}\n`
+      const commit = await store.writeCommit({ tree, parents: [snap.commit], message, timestamp: Math.floor(now().getTime() / 1000) })
+      const ref = (dryRun ? PENDING_REF_PREFIX : RUN_REF_PREFIX) + runId
+      await store.updateRef(ref, commit, null)
+      result.result = { ref, commit }
+
+      if (!validation.ok) {
+        return fail([
+          new AasError('SCHEMA_INVALID', `${validation.failures.length} unit${validation.failures.length === 1 ? '' : 's'} would not be valid at v${target}; ${dryRun ? 'the real run would fail' : 'nothing was changed'}.`, {
+            hint: `Fix the units listed (or the migration scripts), check with --to v${target} --dry-run, then run again.`,
+            data: { failures: validation.failures.length },
+          }),
+        ])
+      }
+      if (dryRun) {
+        result.ok = true
+        return result
+      }
+
+      const changes = journalChangesOf(await store.diffTrees(snap.tree, tree))
+      await session.withAgentLocks(changes.map((c) => c.path), async () => {
+        session.emit({ type: 'phase', phase: 'fast-forward', total: changes.length })
+        await runTransaction({
+          store,
+          runId,
+          kind: 'migrate',
+          from: snap.commit,
+          to: commit,
+          changes,
+          blobs: async (oid) => contents.get(oid) ?? store.readBlob(oid),
+          faultName: 'mid-fast-forward',
+          onProgress: (done, total) => session.emit({ type: 'progress', phase: 'fast-forward', done, total }),
+        })
+      })
+      result.applied = true
+      result.ok = true
+      return result
+    },
+    (err) => fail([err]),
+  ).then((r) => {
+    r.durationMs = Date.now() - started
+    return r
+  })
+}

@@ -1,0 +1,109 @@
+import { access } from 'node:fs/promises'
+import path from 'node:path'
+import { AasError, isAasError } from '../errors.js'
+import type { Store } from '../git/store.js'
+import { appendAudit, type AuditRecord } from './audit.js'
+import { readJournal } from './journal.js'
+import { acquireVaultLock, AGENT_LOCK_FILE, withAgentLocks as lockAgents, type VaultLock } from './lock.js'
+import { recoverTransaction, type RecoveryResult } from './transaction.js'
+
+// Events a long command reports while it works; the CLI renders them (progress,
+// the snapshot name before any live write), the library never prints.
+export type EngineEvent =
+  | { type: 'recovered'; recovery: RecoveryResult }
+  | { type: 'lock'; path: string }
+  | { type: 'snapshot'; name: string; ref: string; commit: string; files: number; purpose?: 'safety' }
+  | { type: 'phase'; phase: 'snapshot' | 'apply' | 'validate' | 'fast-forward' | 'rollback'; total: number }
+  | { type: 'progress'; phase: string; done: number; total: number }
+
+export interface WriteSession {
+  emit(event: EngineEvent): void
+  // Hold the flock of every agent whose files are in `paths` while fn writes them.
+  withAgentLocks<T>(paths: readonly string[], fn: () => Promise<T>): Promise<T>
+}
+
+export type AuditFields = Pick<AuditRecord, 'result' | 'from' | 'to' | 'dry_run' | 'units_touched' | 'snapshot' | 'result_commit' | 'rolled_back' | 'error'> & Record<string, unknown>
+
+export interface WriteSessionOptions {
+  store: Store
+  runId: string
+  command: string
+  takeVaultLock: boolean
+  lockTimeoutMs: number
+  onEvent?: (event: EngineEvent) => void
+  // The command-specific fields of its audit line, read when the command ends.
+  audit: () => AuditFields
+}
+
+// The agent folder of a vault path: the folder holding its outermost memory/ or wiki/.
+export function agentDirOf(rel: string): string | null {
+  const parts = rel.split('/')
+  const i = parts.findIndex((p, k) => k < parts.length - 1 && (p === 'memory' || p === 'wiki'))
+  return i > 0 ? parts.slice(0, i).join('/') : null
+}
+
+// Every writing command runs inside one: vault lock, recovery of an interrupted
+// transaction first, the command, then one audit line, then the lock goes.
+export async function withWriteSession<R>(options: WriteSessionOptions, body: (session: WriteSession) => Promise<R>, onError: (err: AasError) => R): Promise<R> {
+  const { store, runId, command, onEvent } = options
+  const root = store.agentsRoot
+  const started = Date.now()
+  const emit = (e: EngineEvent): void => onEvent?.(e)
+  let lock: VaultLock | null = null
+  let outcome: R
+  try {
+    const journal = await readJournal(store.location.stateDir)
+    if (options.takeVaultLock || journal) {
+      // After a crash the journal is left with a stale lock: recovery may break it.
+      lock = await acquireVaultLock(root, { command, breakStale: journal !== null })
+      emit({ type: 'lock', path: lock.path })
+    }
+    if (journal) {
+      const recovery = await recoverTransaction(store)
+      if (recovery) {
+        if (recovery.conflicts.length > 0) {
+          throw new AasError('RECOVERY_REQUIRED', `An interrupted ${recovery.kind} (run ${recovery.runId}) cannot be undone: ${recovery.conflicts.join(', ')} changed since.`, {
+            hint: 'Compare these files with the snapshot (git diff refs/aas/snapshots/<name> -- <path>), keep what you need, restore them, then run the command again.',
+            data: { runId: recovery.runId, paths: recovery.conflicts },
+          })
+        }
+        emit({ type: 'recovered', recovery })
+      }
+    }
+    outcome = await body({
+      emit,
+      withAgentLocks: async (paths, fn) => {
+        const dirs = [...new Set(paths.map(agentDirOf).filter((d): d is string => d !== null))].map((d) => path.join(root, d))
+        const locked: string[] = []
+        for (const dir of dirs) {
+          // Only agents that use a lock file; the engine never creates one in an agent folder.
+          if (await access(path.join(dir, AGENT_LOCK_FILE)).then(() => true, () => false)) locked.push(dir)
+        }
+        return lockAgents(locked, { timeoutMs: options.lockTimeoutMs }, fn)
+      },
+    })
+  } catch (err) {
+    if (!isAasError(err)) {
+      await release(lock)
+      throw err
+    }
+    outcome = onError(err)
+  }
+  try {
+    await appendAudit(root, {
+      run_id: runId,
+      timestamp: new Date(started).toISOString(),
+      agents_root: root,
+      command,
+      duration_ms: Date.now() - started,
+      ...options.audit(),
+    })
+  } finally {
+    await release(lock)
+  }
+  return outcome
+}
+
+async function release(lock: VaultLock | null): Promise<void> {
+  if (lock) await lock.release()
+}
