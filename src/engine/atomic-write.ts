@@ -1,0 +1,325 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { constants, type Dirent } from 'node:fs'
+import { chmod, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
+import path from 'node:path'
+import { AasError, describeFsError } from '../errors.js'
+import type { FileMode } from '../vault/walk.js'
+
+// Crash-safe writes into the live vault. Every write goes to a temp file in the
+// same directory (a recognisable `.<name>.aas-tmp-<runid>`) and is renamed over the
+// target, so a reader or a crash sees either the old or the new bytes, never a mix.
+// No write ever goes through a symlinked directory: a vault-relative path cannot
+// be turned into a write outside the vault by a link planted in it.
+
+export interface WriteOptions {
+  // The directory the path must stay inside; components below it must be real
+  // directories (it may itself be a symlink). Default: every ancestor is checked.
+  within?: string
+  // Names the temp file, so leftovers can be tied to a run. Default: a per-process id.
+  runId?: string
+}
+
+export interface WriteFileOptions extends WriteOptions {
+  mode?: number | Exclude<FileMode, '120000'> // 0o644 / 0o755 or a git mode
+  fsync?: boolean // fsync the temp file before the rename (default true)
+  fsyncParent?: boolean // fsync the directory after the rename (default false: batch with fsyncDirs)
+}
+
+export interface WriteResult {
+  path: string
+  createdDirs: string[] // directories created for this write, outermost first (their parents need a fsync too)
+}
+
+export interface RemoveResult {
+  removed: boolean // false when nothing was there
+  prunedDirs: string[] // now-empty directories removed, innermost first
+}
+
+const TEMP_MARK = '.aas-tmp-'
+const TEMP_NAME = /^\..+\.aas-tmp-[A-Za-z0-9_.-]+$/
+const PROCESS_RUN_ID = randomBytes(6).toString('hex')
+
+// The temp name for a target; long names are replaced by a digest so the temp
+// name stays under the 255-byte limit of a file name.
+export function tempNameFor(fileName: string, runId: string = PROCESS_RUN_ID): string {
+  const id = runId.replace(/[^A-Za-z0-9_.-]/g, '_') || PROCESS_RUN_ID
+  const direct = `.${fileName}${TEMP_MARK}${id}`
+  if (Buffer.byteLength(direct) <= 255) return direct
+  const digest = createHash('sha1').update(fileName).digest('hex').slice(0, 16)
+  return `.${digest}${TEMP_MARK}${id.slice(0, 200)}`
+}
+
+export function isTempFileName(name: string): boolean {
+  return TEMP_NAME.test(name)
+}
+
+export function modeBits(mode: number | Exclude<FileMode, '120000'>): number {
+  if (mode === '100755') return 0o755
+  if (mode === '100644') return 0o644
+  return mode & 0o7777
+}
+
+// Write `content` to absPath atomically (temp + fsync + chmod + rename), creating
+// missing parent directories, keeping the requested mode regardless of umask.
+export async function writeFileAtomic(
+  absPath: string,
+  content: Buffer,
+  { mode = 0o644, within, runId, fsync = true, fsyncParent = false }: WriteFileOptions = {},
+): Promise<WriteResult> {
+  const target = path.resolve(absPath)
+  const createdDirs = await prepareParents(target, within, true)
+  const temp = path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
+  const handle = await openTemp(temp)
+  try {
+    try {
+      await handle.writeFile(content)
+      await handle.chmod(modeBits(mode))
+      if (fsync) await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, target)
+  } catch (err) {
+    await unlink(temp).catch(() => undefined)
+    throw ioError('write', target, err)
+  }
+  if (fsyncParent) await fsyncDir(path.dirname(target))
+  return { path: target, createdDirs }
+}
+
+// Replace whatever is at absPath with a symlink to `target` (bytes as git stores them),
+// via a temp link and a rename; the link target is never resolved.
+export async function replaceWithSymlink(
+  absPath: string,
+  target: Buffer | string,
+  { within, runId, fsyncParent = false }: WriteOptions & { fsyncParent?: boolean } = {},
+): Promise<WriteResult> {
+  const linkPath = path.resolve(absPath)
+  const createdDirs = await prepareParents(linkPath, within, true)
+  const temp = path.join(path.dirname(linkPath), tempNameFor(path.basename(linkPath), runId))
+  const targetBytes = typeof target === 'string' ? Buffer.from(target) : target
+  try {
+    try {
+      await symlink(targetBytes, temp)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err
+      await unlink(temp)
+      await symlink(targetBytes, temp)
+    }
+    await rename(temp, linkPath)
+  } catch (err) {
+    await unlink(temp).catch(() => undefined)
+    throw ioError('create symlink', linkPath, err)
+  }
+  if (fsyncParent) await fsyncDir(path.dirname(linkPath))
+  return { path: linkPath, createdDirs }
+}
+
+// Remove a file or symlink; nothing there is not an error. With pruneEmptyDirs,
+// directories left empty are removed up to (not including) `within`, as git does.
+export async function removeFile(
+  absPath: string,
+  { within, pruneEmptyDirs = false }: Omit<WriteOptions, 'runId'> & { pruneEmptyDirs?: boolean } = {},
+): Promise<RemoveResult> {
+  const target = path.resolve(absPath)
+  const missingParent = (await prepareParents(target, within, false)).length > 0
+  if (missingParent) return { removed: false, prunedDirs: [] }
+  let removed = true
+  try {
+    const st = await lstat(target)
+    if (st.isDirectory()) {
+      throw new AasError('IO_FAILED', `Cannot remove ${target}: it is a directory, expected a file`, {
+        data: { file: target },
+        hint: 'Move the directory out of the way, then run the command again.',
+      })
+    }
+    await unlink(target)
+  } catch (err) {
+    if (err instanceof AasError) throw err
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('remove', target, err)
+    removed = false
+  }
+  const prunedDirs: string[] = []
+  if (pruneEmptyDirs && within !== undefined) {
+    const stop = path.resolve(within)
+    for (let dir = path.dirname(target); isStrictlyInside(dir, stop); dir = path.dirname(dir)) {
+      try {
+        await rmdir(dir)
+        prunedDirs.push(dir)
+      } catch {
+        break
+      }
+    }
+  }
+  return { removed, prunedDirs }
+}
+
+// Make a directory entry change (create, rename, unlink) durable.
+export async function fsyncDir(dir: string): Promise<void> {
+  let handle
+  try {
+    handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
+    await handle.sync()
+  } catch (err) {
+    throw ioError('fsync directory', dir, err)
+  } finally {
+    await handle?.close()
+  }
+}
+
+// Make a file's bytes durable after a write done with fsync: false (batched durability).
+export async function fsyncFile(absPath: string): Promise<void> {
+  let handle
+  try {
+    handle = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW)
+    await handle.sync()
+  } catch (err) {
+    // A symlink carries no data of its own: its directory's fsync covers it.
+    if ((err as NodeJS.ErrnoException).code === 'ELOOP') return
+    throw ioError('fsync', absPath, err)
+  } finally {
+    await handle?.close()
+  }
+}
+
+// fsync many files then many directories, a few at a time (the batched end of a transaction).
+export async function fsyncAll({ files = [], dirs = [] }: { files?: Iterable<string>; dirs?: Iterable<string> }, { parallel = 8 } = {}): Promise<void> {
+  await forEachLimited([...new Set(files)], parallel, fsyncFile)
+  await forEachLimited([...new Set(dirs)], parallel, fsyncDir)
+}
+
+// Every leftover temp file under root (absolute paths, sorted). Does not follow
+// symlinks and does not enter `.git`, `node_modules` or the embedded store.
+export async function findTempFiles(root: string): Promise<string[]> {
+  const found: string[] = []
+  const base = path.resolve(root)
+  const visit = async (dir: string): Promise<void> => {
+    let entries: Dirent[]
+    try {
+      entries = await readdir(dir, { withFileTypes: true })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return
+      throw ioError('read directory', dir, err)
+    }
+    for (const entry of entries) {
+      const abs = path.join(dir, entry.name)
+      if (entry.isDirectory()) {
+        if (entry.name === '.git' || entry.name === 'node_modules') continue
+        if (path.relative(base, abs) === path.join('_migrations', 'aas.git')) continue
+        await visit(abs)
+      } else if ((entry.isFile() || entry.isSymbolicLink()) && isTempFileName(entry.name)) {
+        found.push(abs)
+      }
+    }
+  }
+  await visit(base)
+  return found.sort()
+}
+
+// Remove every leftover temp file under root; returns what was removed.
+export async function removeTempFiles(root: string): Promise<string[]> {
+  const temps = await findTempFiles(root)
+  for (const temp of temps) await removeFile(temp, { within: root })
+  return temps
+}
+
+// Check every directory between `within` and the target's parent: a symlink or a
+// non-directory is refused; a missing one is created (create) or reported (returned).
+async function prepareParents(target: string, within: string | undefined, create: boolean): Promise<string[]> {
+  const base = within === undefined ? path.parse(target).root : path.resolve(within)
+  if (!isStrictlyInside(target, base)) {
+    throw new AasError('PATH_UNSAFE', `Refusing to write ${target}: it is not inside ${base}`, {
+      data: { file: target, root: base },
+      hint: 'Only paths inside the vault can be written; check the path for ".." components.',
+    })
+  }
+  const parts = path.relative(base, path.dirname(target)).split(path.sep).filter(Boolean)
+  const missing: string[] = []
+  let dir = base
+  for (const part of parts) {
+    dir = path.join(dir, part)
+    if (missing.length > 0) {
+      missing.push(dir)
+      continue
+    }
+    try {
+      const st = await lstat(dir)
+      if (st.isSymbolicLink()) {
+        throw new AasError('PATH_UNSAFE', `Refusing to write ${target}: ${dir} is a symlink`, {
+          data: { file: target, symlink: dir },
+          hint: `Writes never follow symlinked directories. Replace the link ${dir} with a real directory, or remove it, then run the command again.`,
+        })
+      }
+      if (!st.isDirectory()) {
+        throw new AasError('PATH_UNSAFE', `Refusing to write ${target}: ${dir} is not a directory`, {
+          data: { file: target, notDirectory: dir },
+          hint: `Move ${dir} out of the way, then run the command again.`,
+        })
+      }
+    } catch (err) {
+      if (err instanceof AasError) throw err
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('inspect', dir, err)
+      missing.push(dir)
+    }
+  }
+  if (create) {
+    for (const m of missing) {
+      try {
+        await mkdir(m)
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create directory', m, err)
+        if (!(await lstat(m)).isDirectory()) throw ioError('create directory', m, err)
+      }
+    }
+  }
+  return missing
+}
+
+async function openTemp(temp: string) {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+  try {
+    return await open(temp, flags, 0o600)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create temp file', temp, err)
+    // A leftover of an interrupted attempt of the same run: it is ours to replace.
+    await unlink(temp).catch(() => undefined)
+    try {
+      return await open(temp, flags, 0o600)
+    } catch (err2) {
+      throw ioError('create temp file', temp, err2)
+    }
+  }
+}
+
+function isStrictlyInside(child: string, parent: string): boolean {
+  const rel = path.relative(parent, child)
+  return rel !== '' && !rel.startsWith('..' + path.sep) && rel !== '..' && !path.isAbsolute(rel)
+}
+
+async function forEachLimited<T>(items: T[], limit: number, fn: (item: T) => Promise<void>): Promise<void> {
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const item = items[next++] as T
+      await fn(item)
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker))
+}
+
+function ioError(action: string, file: string, err: unknown): AasError {
+  if (err instanceof AasError) return err
+  return new AasError('IO_FAILED', `Cannot ${action} ${file}: ${describeFsError(err)}`, {
+    data: { file, errno: (err as NodeJS.ErrnoException | undefined)?.code },
+    hint: 'Check permissions and free space on the vault file system, then run the command again.',
+    cause: err,
+  })
+}
+
+// Kept for callers that restore a mode on an existing file without rewriting it.
+export async function setFileMode(absPath: string, mode: number | Exclude<FileMode, '120000'>, opts: WriteOptions = {}): Promise<void> {
+  await prepareParents(path.resolve(absPath), opts.within, false)
+  const st = await lstat(absPath)
+  if (st.isSymbolicLink()) throw ioError('chmod', absPath, Object.assign(new Error('symlink'), { code: 'ELOOP' }))
+  await chmod(absPath, modeBits(mode))
+}

@@ -1,0 +1,192 @@
+import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, beforeEach, describe, expect, it } from 'vitest'
+import { removeFile, replaceWithSymlink, writeFileAtomic } from '../../src/engine/atomic-write.js'
+import { hashBlob } from '../../src/engine/blob-hash.js'
+import {
+  clearJournal,
+  planRecovery,
+  readJournal,
+  readLiveStates,
+  writeJournal,
+  type JournalChange,
+  type JournalInput,
+  type RecoveryPlan,
+} from '../../src/engine/journal.js'
+import { AasError } from '../../src/errors.js'
+
+const S = '1'.repeat(40)
+const M = '2'.repeat(40)
+
+async function caught(p: Promise<unknown>): Promise<AasError> {
+  const err = await p.then(() => null, (e: unknown) => e)
+  if (!(err instanceof AasError)) throw new Error(`expected an AasError, got ${String(err)}`)
+  return err
+}
+
+// A small S → M transition covering every kind of change.
+const OLD = {
+  'alice/memory/edit.md': Buffer.from('---\nschema_version: 1\n---\n'),
+  'alice/memory/gone.md': Buffer.from('deleted in M\n'),
+  'alice/run.sh': Buffer.from('#!/bin/sh\n'),
+  'alice/wiki/link.md': Buffer.from('edit.md'), // a symlink in S
+}
+const NEW = {
+  'alice/memory/edit.md': Buffer.from('---\nschema_version: 2\n---\n'),
+  'bob/wiki/new/page.md': Buffer.from('created in M\n'),
+  'alice/run.sh': Buffer.from('#!/bin/sh\n'), // mode change only
+  'alice/wiki/link.md': Buffer.from('link is now a file\n'),
+}
+const CHANGES: JournalChange[] = [
+  { path: 'alice/memory/edit.md', oldOid: hashBlob(OLD['alice/memory/edit.md']), oldMode: '100644', newOid: hashBlob(NEW['alice/memory/edit.md']), newMode: '100644' },
+  { path: 'alice/memory/gone.md', oldOid: hashBlob(OLD['alice/memory/gone.md']), oldMode: '100644', newOid: null, newMode: null },
+  { path: 'alice/run.sh', oldOid: hashBlob(OLD['alice/run.sh']), oldMode: '100644', newOid: hashBlob(NEW['alice/run.sh']), newMode: '100755' },
+  { path: 'alice/wiki/link.md', oldOid: hashBlob(OLD['alice/wiki/link.md']), oldMode: '120000', newOid: hashBlob(NEW['alice/wiki/link.md']), newMode: '100644' },
+  { path: 'bob/wiki/new/page.md', oldOid: null, oldMode: null, newOid: hashBlob(NEW['bob/wiki/new/page.md']), newMode: '100644' },
+]
+const BLOBS = new Map<string, Buffer>([...Object.values(OLD), ...Object.values(NEW)].map((b) => [hashBlob(b), b]))
+
+function input(overrides: Partial<JournalInput> = {}): JournalInput {
+  return { runId: 'run-1', kind: 'migrate', agentsRoot: '/vault', from: S, to: M, changes: CHANGES, startedAt: '2026-05-06T10:00:00.000Z', ...overrides }
+}
+
+describe('journal', () => {
+  let base: string
+  let stateDir: string
+  let root: string
+  beforeEach(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'aas-journal-'))
+    stateDir = path.join(base, 'git', 'aas')
+    root = path.join(base, 'vault')
+    await mkdir(root)
+  })
+  afterEach(async () => {
+    await rm(base, { recursive: true, force: true })
+  })
+
+  // Put the vault in state S (plus the given overrides per path).
+  async function materialiseOld(): Promise<void> {
+    await mkdir(path.join(root, 'alice', 'memory'), { recursive: true })
+    await mkdir(path.join(root, 'alice', 'wiki'), { recursive: true })
+    await writeFile(path.join(root, 'alice/memory/edit.md'), OLD['alice/memory/edit.md'])
+    await writeFile(path.join(root, 'alice/memory/gone.md'), OLD['alice/memory/gone.md'])
+    await writeFile(path.join(root, 'alice/run.sh'), OLD['alice/run.sh'])
+    await chmod(path.join(root, 'alice/run.sh'), 0o644)
+    await symlink('edit.md', path.join(root, 'alice/wiki/link.md'))
+  }
+
+  // Apply a recovery plan with the primitives, as the engine does.
+  async function apply(plan: RecoveryPlan): Promise<void> {
+    for (const step of plan.steps) {
+      const abs = path.join(root, step.path)
+      if (step.target === null) await removeFile(abs, { within: root, pruneEmptyDirs: true })
+      else if (step.target.mode === '120000') await replaceWithSymlink(abs, BLOBS.get(step.target.oid)!, { within: root })
+      else await writeFileAtomic(abs, BLOBS.get(step.target.oid)!, { within: root, mode: step.target.mode })
+    }
+  }
+
+  async function plan(direction: 'forward' | 'backward' = 'forward'): Promise<RecoveryPlan> {
+    return planRecovery({ changes: CHANGES }, await readLiveStates(root, CHANGES), { direction })
+  }
+
+  it('when written then it reads back equal, and no temp file remains in the state dir', async () => {
+    const written = await writeJournal(stateDir, input())
+    expect(await readJournal(stateDir)).toEqual(written)
+    expect(written).toMatchObject({ format: 'aas-journal', version: 1, runId: 'run-1', changes: CHANGES })
+    expect(await readdir(stateDir)).toEqual(['journal.json'])
+  })
+
+  it('when there is no journal then readJournal returns null, and clearJournal is a no-op', async () => {
+    expect(await readJournal(stateDir)).toBeNull()
+    await mkdir(stateDir, { recursive: true })
+    await clearJournal(stateDir)
+    await writeJournal(stateDir, input())
+    await clearJournal(stateDir)
+    expect(await readJournal(stateDir)).toBeNull()
+    expect(await readdir(stateDir)).toEqual([])
+  })
+
+  it('when a journal already exists then writeJournal refuses with RECOVERY_REQUIRED and keeps the first', async () => {
+    await writeJournal(stateDir, input())
+    const err = await caught(writeJournal(stateDir, input({ runId: 'run-2' })))
+    expect(err.code).toBe('RECOVERY_REQUIRED')
+    expect((await readJournal(stateDir))?.runId).toBe('run-1')
+    expect(await readdir(stateDir)).toEqual(['journal.json'])
+  })
+
+  it.each([
+    ['torn', (t: string) => t.slice(0, Math.floor(t.length / 2))],
+    ['empty', () => ''],
+    ['a bad oid', (t: string) => t.replace(S, 'zz')],
+    ['unknown format', (t: string) => t.replace('aas-journal', 'other')],
+  ])('when the journal is %s then readJournal fails with STORE_CORRUPT and a hint', async (_name, damage) => {
+    await writeJournal(stateDir, input())
+    const file = path.join(stateDir, 'journal.json')
+    await writeFile(file, damage(await readFile(file, 'utf8')))
+    const err = await caught(readJournal(stateDir))
+    expect(err.code).toBe('STORE_CORRUPT')
+    expect(err.data.file).toBe(file)
+    expect(err.hint).toContain(`rm '${file}'`)
+  })
+
+  it('when the input is inconsistent then writeJournal refuses and writes nothing', async () => {
+    const bad = [{ ...CHANGES[0]!, newMode: null }]
+    const err = await caught(writeJournal(stateDir, input({ changes: bad })))
+    expect(err.code).toBe('STORE_FAILED')
+    expect(await readJournal(stateDir)).toBeNull()
+  })
+
+  it('when nothing was written yet then forward recovery writes every change and reaches M exactly', async () => {
+    await materialiseOld()
+    const p = await plan()
+    expect(p).toMatchObject({ atOld: 5, atNew: 0, conflicts: [] })
+    expect(p.steps.map((s) => s.path)).toEqual(CHANGES.map((c) => c.path))
+    await apply(p)
+    const after = await plan()
+    expect(after).toMatchObject({ atNew: 5, steps: [], conflicts: [] })
+    expect(await readFile(path.join(root, 'alice/wiki/link.md'), 'utf8')).toBe('link is now a file\n')
+    await expect(readFile(path.join(root, 'alice/memory/gone.md'))).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
+  it('when interrupted after every prefix of writes then forward and backward recovery both end exactly at one side', async () => {
+    for (let done = 0; done <= CHANGES.length; done++) {
+      for (const direction of ['forward', 'backward'] as const) {
+        await rm(root, { recursive: true, force: true })
+        await mkdir(root)
+        await materialiseOld()
+        // The first `done` changes were applied before the crash.
+        const partial = await plan('forward')
+        await apply({ ...partial, steps: partial.steps.slice(0, done) })
+        const p = await plan(direction)
+        expect(p.conflicts).toEqual([])
+        expect(p.steps).toHaveLength(direction === 'forward' ? CHANGES.length - done : done)
+        await apply(p)
+        const end = await plan(direction)
+        expect(end.steps).toEqual([])
+        expect(direction === 'forward' ? end.atNew : end.atOld).toBe(CHANGES.length)
+        // Recovery is idempotent: planning again finds nothing to do.
+        await apply(end)
+        expect((await plan(direction)).steps).toEqual([])
+      }
+    }
+    // After backward recovery the tree S is back, including the symlink and no bob/ directory.
+    expect(await readdir(root)).toEqual(['alice'])
+  })
+
+  it('when a changed path holds neither state then it is a conflict and is not in the steps', async () => {
+    await materialiseOld()
+    await writeFile(path.join(root, 'alice/memory/edit.md'), 'edited by an agent after the crash\n')
+    const p = await plan()
+    expect(p.conflicts).toEqual([{ path: 'alice/memory/edit.md', live: { mode: '100644', oid: hashBlob(Buffer.from('edited by an agent after the crash\n')) } }])
+    expect(p.steps.map((s) => s.path)).not.toContain('alice/memory/edit.md')
+  })
+
+  it('when only the mode differs then the path counts as not yet written', async () => {
+    await materialiseOld()
+    const live = await readLiveStates(root, CHANGES)
+    expect(live.get('alice/run.sh')).toEqual({ mode: '100644', oid: CHANGES[2]!.oldOid })
+    const p = planRecovery({ changes: [CHANGES[2]!] }, live)
+    expect(p.steps).toEqual([{ path: 'alice/run.sh', target: { oid: CHANGES[2]!.newOid, mode: '100755' } }])
+  })
+})
