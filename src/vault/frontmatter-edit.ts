@@ -62,7 +62,9 @@ class Patcher {
     }
     if (isCollection(node) && node.flow) {
       if (Array.isArray(after) !== isSeq(node) || after === null || typeof after !== 'object') return null
-      return [{ start: node.range[0], end: node.range[1], text: emitFlow(after, this.style()) }]
+      // Padding (`[ a ]`) follows this collection's own source where it shows it.
+      const padded = node.items.length > 0 ? this.src[node.range[0] + 1] === ' ' : this.style().flowPadding
+      return [{ start: node.range[0], end: node.range[1], text: emitFlow(after, { ...this.style(), flowPadding: padded }) }]
     }
     if (isMap(node) && isPlainObject(after) && isPlainObject(before)) return this.blockMap(node, before, after, false)
     if (isSeq(node) && Array.isArray(after) && Array.isArray(before)) return this.blockSeq(node, before, after)
