@@ -121,22 +121,21 @@ async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean)
   }
 
   if (returned) {
-    const serialised = state.text.toString()
-    const reparsed = parseUnitText(serialised)
-    if (!reparsed.ok) {
-      return new AasError('UNIT_WRITE_INVALID', `${step.file} left ${unitId} with front matter that does not parse: ${reparsed.error.message}.`, {
-        hint: `Fix ${step.file} so that migrate() writes plain YAML values.`,
-        data: { ...where, line: reparsed.error.line, column: reparsed.error.column },
-      })
-    }
-    state.text = reparsed.unit
-    state.current = serialised
+    // Values are plain data (the handle refuses anything else), so the edited
+    // UnitText reads back exactly what a re-parse of its text would.
+    state.current = state.text.toString()
     state.touched = true
     state.changes.push(...changesOf(returned))
   } else if (handle.wrote()) {
     // A falsy return means "skipped": the unit keeps the text it had before this step.
     const restored = parseUnitText(state.current)
-    if (restored.ok) state.text = restored.unit
+    if (!restored.ok) {
+      return new AasError('UNIT_WRITE_INVALID', `${unitId} does not parse after an earlier step: ${restored.error.message}.`, {
+        hint: `Check the scripts that ran before ${step.file} on this unit.`,
+        data: { ...where, line: restored.error.line, column: restored.error.column },
+      })
+    }
+    state.text = restored.unit
   }
   state.steps.push({ file: step.file, from: step.from, to: step.to, status: returned ? 'touched' : 'skipped' })
 

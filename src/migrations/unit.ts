@@ -41,9 +41,10 @@ export function createUnitHandle({ unitId, unitType, text, dryRun = false, scrip
       }
       let copy: FrontmatterData
       try {
-        copy = structuredClone(meta)
+        copy = plainCopy(meta, '', new Set()) as FrontmatterData
       } catch (err) {
-        throw writeInvalid(unitId, script, `writeFrontmatter() got a value that cannot be stored as YAML (${(err as Error).message})`, 'Use only strings, numbers, booleans, null, arrays and plain objects.', err)
+        if (!(err instanceof BadValue)) throw err
+        throw writeInvalid(unitId, script, `writeFrontmatter() got ${err.what} at ${err.at}`, err.hint, undefined, err.at)
       }
       text.writeFrontmatter(copy)
       wrote = true
@@ -61,10 +62,50 @@ export function createUnitHandle({ unitId, unitType, text, dryRun = false, scrip
   return { unit, close: () => void (open = false), wrote: () => wrote }
 }
 
-function writeInvalid(unitId: string, script: string | undefined, what: string, hint: string, cause?: unknown): AasError {
+class BadValue extends Error {
+  constructor(
+    readonly what: string,
+    readonly at: string,
+    readonly hint: string,
+  ) {
+    super(what)
+  }
+}
+
+const PLAIN_HINT = 'Front matter may hold only strings, finite numbers, booleans, null, arrays and plain objects.'
+
+// A deep copy that admits only values YAML writes and reads back unchanged, so
+// the next step (and the file) sees exactly what the script wrote.
+function plainCopy(value: unknown, at: string, seen: Set<object>): unknown {
+  const where = at === '' ? 'the top level' : at
+  if (value === null || typeof value === 'string' || typeof value === 'boolean') return value
+  if (typeof value === 'number') {
+    if (Number.isFinite(value)) return value
+    throw new BadValue(String(value), where, PLAIN_HINT)
+  }
+  if (value instanceof Date) throw new BadValue('a Date', where, "Write dates as 'YYYY-MM-DD' strings, as they are read.")
+  if (typeof value !== 'object') throw new BadValue(value === undefined ? 'undefined' : `a ${typeof value}`, where, PLAIN_HINT)
+  if (seen.has(value)) throw new BadValue('a circular reference', where, PLAIN_HINT)
+  seen.add(value)
+  try {
+    if (Array.isArray(value)) return value.map((v, i) => plainCopy(v, `${at}[${i}]`, seen))
+    const proto = Object.getPrototypeOf(value) as unknown
+    if (proto !== Object.prototype && proto !== null) throw new BadValue(`a ${(value as object).constructor?.name ?? 'non-plain'} object`, where, PLAIN_HINT)
+    const out: Record<string, unknown> = {}
+    for (const [k, v] of Object.entries(value)) {
+      if (v === undefined) continue // like JSON: an undefined key is left out
+      out[k] = plainCopy(v, at === '' ? k : `${at}.${k}`, seen)
+    }
+    return out
+  } finally {
+    seen.delete(value)
+  }
+}
+
+function writeInvalid(unitId: string, script: string | undefined, what: string, hint: string, cause?: unknown, field?: string): AasError {
   return new AasError('UNIT_WRITE_INVALID', `${script ?? 'A migration script'} wrote an invalid value to ${unitId}: ${what}.`, {
     hint: `${hint} (in ${script ?? 'the script'})`,
-    data: { unit: unitId, ...(script ? { script } : {}) },
+    data: { unit: unitId, ...(script ? { script } : {}), ...(field ? { field } : {}) },
     cause,
   })
 }

@@ -270,6 +270,9 @@ describe('applyChain', () => {
 
   it.each([
     ['a function value', { schema_version: 2, f: () => 1 }],
+    ['a Date', { schema_version: 2, captured: new Date('2026-03-02') }],
+    ['a nested NaN', { schema_version: 2, stats: { score: [1, Number.NaN] } }],
+    ['a class instance', { schema_version: 2, seen: new Set(['a']) }],
     ['an array', [1, 2]],
     ['null', null],
   ])('when a script writes %s as front matter then UNIT_WRITE_INVALID names the script and unit', async (_case, value) => {
@@ -281,6 +284,28 @@ describe('applyChain', () => {
     })
     const r = await applyChain([s], [memory()])
     expect(r.errors.map((e) => [e.code, e.data.script, e.data.unit])).toEqual([['UNIT_WRITE_INVALID', '_migrations/v1_to_v2.mjs', 'caldwell/memory/user_household.md']])
+  })
+
+  it('when a script writes a Date then the error points at the key', async () => {
+    const s = step(1, {
+      migrate(u) {
+        u.writeFrontmatter({ ...u.readFrontmatter(), schema_version: 2, dates: { captured: new Date() } })
+        return true
+      },
+    })
+    const r = await applyChain([s], [memory()])
+    expect(r.errors.map((e) => [e.code, e.data.field])).toEqual([['UNIT_WRITE_INVALID', 'dates.captured']])
+  })
+
+  it('when a script leaves an undefined key then it is dropped like JSON would', async () => {
+    const s = step(1, {
+      migrate(u) {
+        u.writeFrontmatter({ ...u.readFrontmatter(), schema_version: 2, tags: undefined })
+        return true
+      },
+    })
+    const r = await applyChain([s], [memory()])
+    expect(meta(r.units[0]!.after)).toEqual({ schema_version: 2, name: 'Household', captured: '2026-03-02' })
   })
 
   it('when appliesTo and migrate are async then they are awaited', async () => {
