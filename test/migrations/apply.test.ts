@@ -286,6 +286,27 @@ describe('applyChain', () => {
     expect(r.errors.map((e) => [e.code, e.data.script, e.data.unit])).toEqual([['UNIT_WRITE_INVALID', '_migrations/v1_to_v2.mjs', 'caldwell/memory/user_household.md']])
   })
 
+  it('when an unversioned unit without front matter goes through v0_to_v1 then it gains front matter and keeps its body', async () => {
+    const s = step(0, {
+      appliesTo: (u) => u.readFrontmatter().schema_version === undefined,
+      migrate(u) {
+        u.writeFrontmatter({ schema_version: 1, ...u.readFrontmatter() })
+        return { changes: ['front matter added'] }
+      },
+    })
+    const plain: UnitInput = { unitId: 'writer/wiki/outline.md', unitType: 'wiki', text: '# Outline\n\n- intro\n' }
+    const r = await applyChain([s], [plain])
+    expect(r.errors).toEqual([])
+    expect(r.units[0]!.after).toBe('---\nschema_version: 1\n---\n# Outline\n\n- intro\n')
+    expect(r.units[0]!.steps[0]!.status).toBe('touched')
+  })
+
+  it('when no options are given then scripts see dryRun false', async () => {
+    const flags: boolean[] = []
+    await applyChain([step(1, { appliesTo: (u) => (flags.push(u.dryRun), false) })], [memory()])
+    expect(flags).toEqual([false])
+  })
+
   it('when a script writes a Date then the error points at the key', async () => {
     const s = step(1, {
       migrate(u) {
