@@ -32,6 +32,7 @@ export type AasErrorCode =
   | 'IO_FAILED'
   | 'PATH_UNSAFE'
   | 'RECOVERY_REQUIRED'
+  | 'ROLLBACK_FOREIGN_CHANGES'
 
 export interface AasErrorOptions {
   hint?: string

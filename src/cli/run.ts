@@ -1,5 +1,9 @@
 import { AasError } from '../errors.js'
+import { openStore } from '../git/open-store.js'
 import { migrate } from '../engine/migrate.js'
+import { rollback } from '../engine/rollback.js'
+import { exportSnapshot, importSnapshot, listSnapshots } from '../engine/snapshots.js'
+import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { EngineEvent } from '../engine/session.js'
 import { status } from '../engine/status.js'
 import type { CliIo } from './io.js'
@@ -8,6 +12,7 @@ import { renderErrorJson, renderErrorText, toAasError } from './render/error.js'
 import { renderJson } from './render/json.js'
 import { renderDryRun, renderMigrateSummary } from './render/migrate.js'
 import { makePaint, type Paint } from './render/paint.js'
+import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
 import { renderStatusText } from './render/status.js'
 
 // Flags → library call → render → exit code. Never calls process.exit (main.ts does).
@@ -60,6 +65,43 @@ async function dispatch(req: CliRequest, io: CliIo): Promise<number> {
       }
       for (const e of result.errors) io.stderr(renderErrorText(e))
       return result.ok ? 0 : 1
+    }
+    case 'rollback': {
+      const paint = makePaint(req.color && io.stderrIsTTY)
+      const result = await rollback({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        snapshot: action.snapshot,
+        force: action.force,
+        lockTimeoutMs: req.lockTimeoutMs,
+        onEvent: eventPrinter(req, io, paint),
+      })
+      if (req.json) {
+        const { error, ...rest } = result
+        io.stdout(renderJson('rollback', { result: rest, ...(error ? { ok: false, error: error.toJSON() } : {}) }))
+      } else {
+        io.stdout(renderRollbackText(result))
+      }
+      if (result.error) io.stderr(renderErrorText(result.error))
+      return result.ok ? 0 : 1
+    }
+    case 'list-snapshots': {
+      const store = await openStore({ agentsRoot: (await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })).path, create: false })
+      const list = await listSnapshots(store)
+      io.stdout(req.json ? renderJson('list-snapshots', { snapshots: list }) : renderSnapshotList(list))
+      return 0
+    }
+    case 'export-snapshot': {
+      const store = await openStore({ agentsRoot: (await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })).path, create: false })
+      const r = await exportSnapshot(store, action.snapshot, action.out === undefined ? {} : { out: action.out })
+      io.stdout(req.json ? renderJson('export-snapshot', { export: r }) : `exported ${r.name} (${r.files} files) to ${r.file}\n`)
+      return 0
+    }
+    case 'import-snapshot': {
+      const store = await openStore({ agentsRoot: (await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })).path })
+      const r = await importSnapshot(store, action.file)
+      io.stdout(req.json ? renderJson('import-snapshot', { import: r }) : `imported ${r.name} (${r.files} files) as ${r.ref}${r.skipped.length > 0 ? `; ${r.skipped.length} members outside the snapshot scope skipped` : ''}\n`)
+      return 0
     }
     default:
       throw new AasError('NOT_IMPLEMENTED', `${flagOf(action.kind)} is not implemented yet.`, {

@@ -40,9 +40,9 @@ export interface TakeSnapshotResult {
 
 const NAME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})_pre_v(\d+)_migration(?:-\d+)?$/
 
-export function snapshotBaseName(now: Date, target: number): string {
+export function snapshotBaseName(now: Date, target: number, label = `pre_v${target}_migration`): string {
   const iso = now.toISOString() // YYYY-MM-DDTHH:MM:SS.sssZ
-  return `${iso.slice(0, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}_pre_v${target}_migration`
+  return `${iso.slice(0, 10)}T${iso.slice(11, 13)}${iso.slice(14, 16)}${iso.slice(17, 19)}_${label}`
 }
 
 function parseName(name: string): { timestamp: number; target: number } | null {
@@ -202,19 +202,21 @@ export interface TakeSnapshotOptions {
   now?: Date
   engineVersion?: string
   onProgress?: (done: number, total: number) => void
+  label?: string // name suffix instead of pre_v<target>_migration, e.g. 'pre_rollback' for a safety snapshot
 }
 
 // Commit the snapshot scope of the live vault onto a new snapshot ref; its parent is
 // the previous snapshot, so `git log refs/aas/snapshots/<name>` browses history.
 export async function takeSnapshot(
   store: Store,
-  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress }: TakeSnapshotOptions,
+  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label }: TakeSnapshotOptions,
 ): Promise<TakeSnapshotResult> {
   const res = await store.writeVaultTree(onProgress ? { onProgress } : {})
   const parent = await latestSnapshotCommit(store)
   const bytesAdded = await bytesAddedSince(store, parent, res.blobSizes)
-  const base = snapshotBaseName(now, target)
-  const message = `Snapshot before migration to v${target}\n\n${trailerBlock({
+  const base = snapshotBaseName(now, target, label)
+  const title = label === undefined ? `Snapshot before migration to v${target}` : `Snapshot (${label.replace(/_/g, ' ')})`
+  const message = `${title}\n\n${trailerBlock({
     'Aas-Run-Id': runId,
     'Aas-From': from,
     'Aas-Target': target,
