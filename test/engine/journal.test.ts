@@ -1,8 +1,9 @@
+import { spawnSync } from 'node:child_process'
 import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { removeFile, replaceWithSymlink, writeFileAtomic } from '../../src/engine/atomic-write.js'
+import { findTempFiles, removeFile, replaceWithSymlink, writeFileAtomic } from '../../src/engine/atomic-write.js'
 import { hashBlob } from '../../src/engine/blob-hash.js'
 import {
   clearJournal,
@@ -15,6 +16,7 @@ import {
   type RecoveryPlan,
 } from '../../src/engine/journal.js'
 import { AasError } from '../../src/errors.js'
+import { repoRoot } from '../helpers/make-vault.js'
 
 const S = '1'.repeat(40)
 const M = '2'.repeat(40)
@@ -188,5 +190,59 @@ describe('journal', () => {
     expect(live.get('alice/run.sh')).toEqual({ mode: '100644', oid: CHANGES[2]!.oldOid })
     const p = planRecovery({ changes: [CHANGES[2]!] }, live)
     expect(p.steps).toEqual([{ path: 'alice/run.sh', target: { oid: CHANGES[2]!.newOid, mode: '100755' } }])
+  })
+
+  it('when a writer following the protocol is killed -9 at each kill point then recovery ends exactly at M', async () => {
+    const src = (f: string) => JSON.stringify(new URL(`file://${path.join(repoRoot, 'src/engine', f)}`).href)
+    const script = path.join(base, 'writer.mts')
+    await writeFile(
+      script,
+      `import { writeFileAtomic, replaceWithSymlink, removeFile, fsyncAll } from ${src('atomic-write.ts')}
+import { writeJournal, clearJournal } from ${src('journal.ts')}
+import { faultPoint } from ${src('faults.ts')}
+import { readFileSync } from 'node:fs'
+import path from 'node:path'
+const [root, stateDir, dataFile] = process.argv.slice(2)
+const { input, blobs } = JSON.parse(readFileSync(dataFile, 'utf8'))
+await writeJournal(stateDir, input)
+faultPoint('after-journal')
+const files = [], dirs = new Set()
+for (const [i, c] of input.changes.entries()) {
+  faultPoint('mid-fast-forward', i + 1)
+  const abs = path.join(root, c.path)
+  if (c.newOid === null) { const r = await removeFile(abs, { within: root, pruneEmptyDirs: true }); r.prunedDirs.forEach((d) => dirs.add(path.dirname(d))) }
+  else if (c.newMode === '120000') await replaceWithSymlink(abs, Buffer.from(blobs[c.newOid], 'base64'), { within: root, runId: input.runId })
+  else { const r = await writeFileAtomic(abs, Buffer.from(blobs[c.newOid], 'base64'), { within: root, mode: c.newMode, runId: input.runId, fsync: false }); files.push(abs); r.createdDirs.forEach((d) => dirs.add(path.dirname(d))) }
+  dirs.add(path.dirname(abs))
+}
+await fsyncAll({ files, dirs })
+faultPoint('before-journal-delete')
+await clearJournal(stateDir)
+`,
+    )
+    const dataFile = path.join(base, 'data.json')
+    const blobs = Object.fromEntries([...BLOBS].map(([oid, b]) => [oid, b.toString('base64')]))
+    await writeFile(dataFile, JSON.stringify({ input: input({ agentsRoot: root }), blobs }))
+    for (const fault of ['', 'after-journal', 'mid-fast-forward:3', 'before-journal-delete']) {
+      await rm(root, { recursive: true, force: true })
+      await mkdir(root)
+      await materialiseOld()
+      const env = { ...process.env, AAS_FAULT: fault }
+      const child = spawnSync(process.execPath, ['--import', 'tsx', script, root, stateDir, dataFile], { cwd: repoRoot, env, encoding: 'utf8' })
+      expect(child.stderr).toBe('')
+      expect(child.signal).toBe(fault ? 'SIGKILL' : null)
+      const journal = await readJournal(stateDir)
+      expect(journal === null).toBe(fault === '')
+      if (journal) {
+        const p = planRecovery(journal, await readLiveStates(root, journal.changes))
+        expect(p.conflicts).toEqual([])
+        await apply(p)
+        await clearJournal(stateDir)
+      }
+      const end = await plan()
+      expect(end).toMatchObject({ atNew: CHANGES.length, steps: [], conflicts: [] })
+      expect(await findTempFiles(root)).toEqual([])
+      expect(await readJournal(stateDir)).toBeNull()
+    }
   })
 })
