@@ -44,7 +44,10 @@ export async function appendAudit(agentsRoot: string, record: AuditRecord): Prom
   const file = auditPath(agentsRoot)
   const dir = path.dirname(file)
   try {
-    await mkdir(dir, { recursive: true })
+    // Not recursive: a missing agents_root is an error, never created here.
+    await mkdir(dir).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err
+    })
     if ((await lstat(dir)).isSymbolicLink()) {
       throw new AasError('PATH_UNSAFE', `Refusing to write the audit log: ${dir} is a symlink`, {
         data: { file, symlink: dir },

@@ -64,7 +64,8 @@ export async function hashLiveEntry(absPath: string): Promise<LiveEntry | null> 
 async function readRegularFile(absPath: string): Promise<Buffer> {
   let handle
   try {
-    handle = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW)
+    // O_NONBLOCK: a FIFO planted where a file was expected must not hang the open.
+    handle = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw typeMismatch(absPath, '100644', 'a symlink')
     throw err

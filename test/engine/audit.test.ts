@@ -60,6 +60,13 @@ describe('audit log', () => {
     expect(skipped.map((s) => s.line)).toEqual([2])
   })
 
+  it('when agents_root does not exist then appendAudit fails with IO_FAILED and creates nothing', async () => {
+    const missing = path.join(root, 'no-such-root')
+    const err = await appendAudit(missing, record()).catch((e: unknown) => e)
+    expect(isAasError(err, 'IO_FAILED')).toBe(true)
+    await expect(readFile(missing)).rejects.toMatchObject({ code: 'ENOENT' })
+  })
+
   it('when there is no audit log then readAudit returns nothing', async () => {
     expect(await readAudit(root)).toEqual({ records: [], skipped: [] })
   })

@@ -1,4 +1,4 @@
-import { execFileSync } from 'node:child_process'
+import { execFileSync, spawnSync } from 'node:child_process'
 import { chmod, mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -80,5 +80,14 @@ describe('blob ids', () => {
     await mkdir(path.join(dir, 'sub'))
     const err = await hashLiveEntry(path.join(dir, 'sub')).catch((e: unknown) => e)
     expect(isAasError(err, 'IO_FAILED')).toBe(true)
+  })
+
+  it('when a FIFO stands where a file is expected then hashing fails instead of blocking', async () => {
+    const fifo = path.join(dir, 'pipe.md')
+    expect(spawnSync('mkfifo', [fifo]).status).toBe(0)
+    const err = await hashFile(fifo, '100644').catch((e: unknown) => e)
+    expect(isAasError(err, 'IO_FAILED')).toBe(true)
+    const err2 = await hashLiveEntry(fifo).catch((e: unknown) => e)
+    expect(isAasError(err2, 'IO_FAILED')).toBe(true)
   })
 })
