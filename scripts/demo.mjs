@@ -12,7 +12,7 @@ const bin = path.join(repo, 'dist', 'cli', 'main.js')
 const keep = process.argv.includes('--keep')
 const dir = mkdtempSync(path.join(tmpdir(), 'aas-demo-'))
 const vault = path.join(dir, 'vault')
-cpSync(path.join(repo, 'fixtures', 'vault-v1'), vault, { recursive: true, verbatimSymlinks: true })
+cpSync(path.join(repo, 'fixtures', 'vault-v1'), vault, { recursive: true, dereference: true })
 
 function run(args, { expect = 0, capture = false } = {}) {
   console.log(`\n$ aas-migrate ${args.join(' ')}`)

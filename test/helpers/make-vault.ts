@@ -38,7 +38,7 @@ export interface MakeVaultOptions {
 export async function makeVault(fixture: string | null, { git: useGit = false, subdir, migrations }: MakeVaultOptions = {}): Promise<TempVault> {
   const dir = await mkdtemp(path.join(tmpdir(), 'aas-test-'))
   const root = subdir ? path.join(dir, subdir) : dir
-  if (fixture) await cp(path.join(fixturesDir, fixture), root, { recursive: true, verbatimSymlinks: true })
+  if (fixture) await cp(path.join(fixturesDir, fixture), root, { recursive: true, dereference: true })
   if (migrations) {
     const names = Array.isArray(migrations) ? migrations : [migrations]
     for (const name of names) {

@@ -1,0 +1,127 @@
+import { readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { readAudit } from '../../src/engine/audit.js'
+import { captureGitState } from '../helpers/git-state.js'
+import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
+import { cli } from '../helpers/run-cli.js'
+import { captureTree, filesOf } from '../helpers/tree-state.js'
+
+const vaults: TempVault[] = []
+afterEach(async () => {
+  for (const v of vaults.splice(0)) await v.cleanup()
+})
+
+// In a git vault the repository's own files are compared separately (captureGitState).
+const notEngine = (rel: string): boolean => rel === '.git' || rel.startsWith('.git/') || rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl'
+
+async function unitVersions(root: string, units: string[]): Promise<number[]> {
+  return Promise.all(units.map(async (u) => Number(/^schema_version: (\d+)/m.exec(await readFile(path.join(root, u), 'utf8'))?.[1])))
+}
+
+describe.each([
+  { name: 'a plain folder', git: false, subdir: undefined },
+  { name: 'a git repository', git: true, subdir: undefined },
+  { name: 'a sub-folder of a git repository', git: true, subdir: 'notes/agents' },
+])('--to v3 on $name with the v1 -> v2 -> v3 chain', ({ git: useGit, subdir }) => {
+  it('dry run changes nothing; the run migrates every unit and nothing else; rollback and its undo are exact', async () => {
+    const v = await makeVault('vault-v1', { git: useGit, ...(subdir ? { subdir } : {}) })
+    vaults.push(v)
+    const root = v.root
+    const gitBefore = useGit ? await captureGitState(v.dir) : null
+    const pre = await captureTree(root, { exclude: notEngine })
+
+    const dry = await cli(['--agents-root', root, '--to', 'v3', '--dry-run'])
+    expect(dry.code, dry.stderr).toBe(0)
+    expect(dry.stdout).toMatch(/^diff --git a\/caldwell\/memory\/archive\/feedback_2025_budget_app\.md b\//)
+    expect(dry.stderr).toMatch(/preview kept on refs\/aas\/pending\//)
+    expect(await captureTree(root, { exclude: notEngine })).toEqual(pre)
+
+    const run = await cli(['--agents-root', root, '--to', 'v3', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    const doc = JSON.parse(run.stdout)
+    expect(doc).toMatchObject({ ok: true, command: 'migrate', result: { from: 1, target: 3, applied: true, units: 13, touched: 13 } })
+    const post = await captureTree(root, { exclude: notEngine })
+    const units: string[] = doc.result.changed
+    expect(units).toHaveLength(13)
+    expect(await unitVersions(root, units)).toEqual(units.map(() => 3))
+    // Every other file, directory and mode is as it was.
+    const others = (s: Record<string, string>) => Object.fromEntries(Object.entries(s).filter(([k]) => !units.includes(k)))
+    expect(others(post)).toEqual(others(pre))
+    const snapshot: string = doc.result.snapshot.name
+
+    const back = await cli(['--agents-root', root, '--rollback', snapshot, '--json'])
+    expect(back.code, back.stderr).toBe(0)
+    expect(await captureTree(root, { exclude: notEngine })).toEqual(pre)
+    const safety: string = JSON.parse(back.stdout).result.safety.name
+
+    const redo = await cli(['--agents-root', root, '--rollback', safety])
+    expect(redo.code, redo.stderr).toBe(0)
+    expect(await captureTree(root, { exclude: notEngine })).toEqual(post)
+
+    if (gitBefore) expect(await captureGitState(v.dir)).toEqual(gitBefore)
+    const audit = await readAudit(root)
+    expect(audit.records.map((r) => [r.command, r.result, r.dry_run, r.rolled_back])).toEqual([
+      ['--to v3 --dry-run', 'ok', true, false],
+      ['--to v3', 'ok', false, false],
+      [`--rollback ${snapshot}`, 'ok', false, true],
+      [`--rollback ${safety}`, 'ok', false, true],
+    ])
+  })
+})
+
+describe('refusals leave the vault byte-identical', () => {
+  it('when validation fails then every invalid unit is listed as path: field: message and nothing changes', async () => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    const bad = ['caldwell/memory/user_household.md', 'scout/memory/feedback_citation_style.md']
+    for (const rel of bad) {
+      const p = path.join(v.root, rel)
+      await writeFile(p, (await readFile(p, 'utf8')).replace(/^captured: .*$/m, 'captured: last tuesday'))
+    }
+    const pre = await captureTree(v.root)
+    for (const args of [['--to', 'v3', '--dry-run'], ['--to', 'v3']]) {
+      const r = await cli(['--agents-root', v.root, ...args])
+      expect(r.code).toBe(1)
+      expect(r.stderr).toMatch(/^Error: 2 units would not be valid at v3/m)
+      for (const rel of bad) expect(r.stderr + r.stdout).toContain(`${rel}: created: must be a date written YYYY-MM-DD`)
+      expect(filesOf(await captureTree(v.root))).toEqual(filesOf(pre))
+    }
+  })
+
+  it('when the vault is already at the target then refuses with the SPEC message and writes no snapshot', async () => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    const r = await cli(['--agents-root', v.root, '--to', 'v1'])
+    expect(r.code).toBe(1)
+    expect(r.stderr).toContain('Error: Target version v1 is not above current v1.')
+    const list = await cli(['--agents-root', v.root, '--list-snapshots', '--json'])
+    expect(JSON.parse(list.stdout).snapshots).toEqual([])
+  })
+
+  it('when a script is missing then refuses naming the gap', async () => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    const r = await cli(['--agents-root', v.root, '--to', 'v4', '--json'])
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'CHAIN_GAP', data: { missing: [{ from: 3, to: 4 }] } })
+  })
+
+  it('when a unit was edited after the run then rollback refuses listing it, and --force restores', async () => {
+    const v = await makeVault('vault-v1', { git: true })
+    vaults.push(v)
+    const pre = await captureTree(v.root, { exclude: notEngine })
+    const run = JSON.parse((await cli(['--agents-root', v.root, '--to', 'v2', '--json'])).stdout)
+    const edited = path.join(v.root, 'writer/memory/project_newsletter.md')
+    await writeFile(edited, (await readFile(edited, 'utf8')) + '\nAdded by the writer agent after the migration.\n')
+    const afterEdit = await captureTree(v.root, { exclude: notEngine })
+    const refused = await cli(['--agents-root', v.root, '--rollback', run.result.snapshot.name, '--json'])
+    expect(refused.code).toBe(1)
+    expect(JSON.parse(refused.stdout).error).toMatchObject({ code: 'ROLLBACK_FOREIGN_CHANGES', data: { paths: ['writer/memory/project_newsletter.md'] } })
+    expect(await captureTree(v.root, { exclude: notEngine })).toEqual(afterEdit)
+    const forced = await cli(['--agents-root', v.root, '--rollback', run.result.snapshot.name, '--force'])
+    expect(forced.code, forced.stderr).toBe(0)
+    expect(await captureTree(v.root, { exclude: notEngine })).toEqual(pre)
+    git(v.dir, 'status', '--porcelain') // the user's repository is still usable
+  })
+})
