@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { constants, type Dirent } from 'node:fs'
-import { chmod, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
+import { lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import type { FileMode } from '../vault/walk.js'
@@ -9,7 +9,9 @@ import type { FileMode } from '../vault/walk.js'
 // same directory (a recognisable `.<name>.aas-tmp-<runid>`) and is renamed over the
 // target, so a reader or a crash sees either the old or the new bytes, never a mix.
 // No write ever goes through a symlinked directory: a vault-relative path cannot
-// be turned into a write outside the vault by a link planted in it.
+// be turned into a write outside the vault by a link planted in it. (The check and
+// the rename are separate calls; the vault and agent locks keep cooperating writers
+// out of that window.)
 
 export interface WriteOptions {
   // The directory the path must stay inside; components below it must be real
@@ -316,10 +318,3 @@ function ioError(action: string, file: string, err: unknown): AasError {
   })
 }
 
-// Kept for callers that restore a mode on an existing file without rewriting it.
-export async function setFileMode(absPath: string, mode: number | Exclude<FileMode, '120000'>, opts: WriteOptions = {}): Promise<void> {
-  await prepareParents(path.resolve(absPath), opts.within, false)
-  const st = await lstat(absPath)
-  if (st.isSymbolicLink()) throw ioError('chmod', absPath, Object.assign(new Error('symlink'), { code: 'ELOOP' }))
-  await chmod(absPath, modeBits(mode))
-}
