@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
 import type { FileMode } from '../vault/walk.js'
+import { hashBlob } from './blob-hash.js'
 import { diffTextLines, isGitSpace, type Hunk, type LineDiff } from './diff-hunks.js'
 import { quoteGitPathBytes } from './diff-quote.js'
 
@@ -41,11 +41,6 @@ const ABBREV = 7
 const BINARY_PROBE_BYTES = 8000
 const EMPTY = Buffer.alloc(0)
 const NO_NEWLINE = '\\ No newline at end of file'
-
-// git's blob id: sha1("blob <len>\0" + bytes).
-function hashBlob(content: Buffer): string {
-  return createHash('sha1').update(`blob ${content.length}\0`).update(content).digest('hex')
-}
 
 // git's rule (buffer_is_binary): a NUL byte in the first 8000 bytes.
 export function isBinaryContent(content: Buffer): boolean {
