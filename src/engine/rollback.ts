@@ -6,7 +6,7 @@ import { RUN_REF_PREFIX } from './migrate.js'
 import { newRunId } from './run-id.js'
 import { withWriteSession, type EngineEvent } from './session.js'
 import { importSnapshot, resolveSnapshotName, takeSnapshot, type Snapshot } from './snapshots.js'
-import { journalChangesOf, runTransaction } from './transaction.js'
+import { journalChangesOf, prefetchingBlobSource, runTransaction } from './transaction.js'
 
 export interface RollbackOptions {
   agentsRoot?: string | undefined
@@ -141,7 +141,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
           from: safety.commit,
           to: snap.commit as string,
           changes,
-          blobs: (oid) => store.readBlob(oid),
+          blobs: prefetchingBlobSource(store, changes.flatMap((c) => (c.newOid ? [c.newOid] : []))),
           faultName: 'mid-rollback',
           onProgress: (done, total) => session.emit({ type: 'progress', phase: 'rollback', done, total }),
         })

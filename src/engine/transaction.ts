@@ -30,6 +30,28 @@ export interface TransactionResult {
   removed: number
 }
 
+// Blobs read in batches ahead of the writes (one `cat-file --batch` per chunk rather
+// than one git call per file), holding at most one chunk in memory.
+export function prefetchingBlobSource(store: Store, oidsInOrder: readonly string[], { chunk = 2000 }: { chunk?: number } = {}): BlobSource {
+  const position = new Map<string, number>()
+  oidsInOrder.forEach((oid, i) => {
+    if (!position.has(oid)) position.set(oid, i)
+  })
+  let cache = new Map<string, Buffer>()
+  return async (oid) => {
+    const hit = cache.get(oid)
+    if (hit) return hit
+    const start = position.get(oid)
+    if (start === undefined) return store.readBlob(oid)
+    cache = new Map()
+    const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))]
+    for await (const { oid: o, content } of store.readBlobs(wanted)) cache.set(o, content)
+    const got = cache.get(oid)
+    if (!got) throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`; the store may be damaged.', data: { oid } })
+    return got
+  }
+}
+
 export function journalChangesOf(changes: readonly TreeChange[]): JournalChange[] {
   return changes.map((c) => ({
     path: c.path,
@@ -139,7 +161,7 @@ export interface RecoveryResult {
 // Complete an interrupted transaction by returning the vault to the state before it
 // (the snapshot for a migration, the pre-rollback state for a rollback). Idempotent:
 // a crash during recovery leaves the journal, and the next run classifies files afresh.
-export async function recoverTransaction(store: Store, { blobs = (oid) => store.readBlob(oid) }: { blobs?: BlobSource } = {}): Promise<RecoveryResult | null> {
+export async function recoverTransaction(store: Store, { blobs }: { blobs?: BlobSource } = {}): Promise<RecoveryResult | null> {
   const stateDir = store.location.stateDir
   const journal = await readJournal(stateDir)
   if (!journal) return null
@@ -147,6 +169,7 @@ export async function recoverTransaction(store: Store, { blobs = (oid) => store.
   const temps = await removeTempFiles(root)
   const live = await readLiveStates(root, journal.changes)
   const plan = planRecovery(journal, live, { direction: 'backward' })
+  blobs ??= prefetchingBlobSource(store, plan.steps.flatMap((s) => (s.target ? [s.target.oid] : [])))
   if (plan.conflicts.length > 0) {
     return { runId: journal.runId, kind: journal.kind, restored: 0, conflicts: plan.conflicts.map((c) => c.path), tempFilesRemoved: temps.length }
   }
