@@ -10,6 +10,7 @@ export type CliAction =
   | { kind: 'export-snapshot'; snapshot: string; out: string | undefined }
   | { kind: 'import-snapshot'; file: string }
   | { kind: 'doctor' }
+  | { kind: 'new-script'; from: number | undefined }
 
 export interface CliRequest {
   action: CliAction
@@ -20,26 +21,37 @@ export interface CliRequest {
   lockTimeoutMs: number
 }
 
-export type ParseOutcome = { kind: 'request'; request: CliRequest } | { kind: 'exit'; code: number; stdout: string; stderr: string }
+// `json`: --json was on the command line, so even a usage error or --version answers in JSON.
+export type ParseOutcome =
+  | { kind: 'request'; request: CliRequest }
+  | { kind: 'exit'; code: number; stdout: string; stderr: string; json: boolean; error?: AasError; version?: string }
 
-const EXAMPLES = `
-Examples:
-  aas-migrate --status                              inventory, scripts, snapshots, lock
-  aas-migrate --to v2 --dry-run                     preview: unified diff + validation, nothing written
-  aas-migrate --to v2 --dry-run --stat              preview as a per-file summary
-  aas-migrate --to v2                               snapshot, migrate, validate, apply
-  aas-migrate --to v2 --commit                      also record the migration as one commit (git vaults)
-  aas-migrate --list-snapshots                      snapshots, newest first
-  aas-migrate --rollback 2026-08-12T143000_pre_v2_migration
-  aas-migrate --export-snapshot NAME --out x.tar.gz tarball in the Python runner's layout
-  aas-migrate --import-snapshot old.tar.gz          a legacy tarball becomes a snapshot
-  aas-migrate --doctor                              health checks, each with its fix
-  aas-migrate --agents-root ~/vault --status --json one JSON document on stdout
+// One example per flag, in an order that works as a session on a v1 vault with a
+// v1 -> v2 -> v3 chain (test/e2e/docs-commands.test.ts runs them; SNAPSHOT is the
+// snapshot the previous command printed).
+export const EXAMPLES = `
+Examples (one per flag):
+  aas-migrate --status                                   inventory, scripts, chain, snapshots, lock
+  aas-migrate --agents-root ~/docs/agents --status       another vault (default: $ATOMIC_AGENTS_ROOT)
+  aas-migrate --status --json                            one JSON document on stdout (docs/json.md)
+  aas-migrate --to v2 --dry-run                          preview: unified diff + validation, nothing written
+  aas-migrate --to v2 --dry-run --stat --no-progress     the preview as a per-file summary, no progress lines
+  aas-migrate --to v2 --lock-timeout 60                  snapshot, migrate, validate, apply (wait 60 s for agent locks)
+  aas-migrate --to v3 --commit                           also record the migration as one commit (git vaults)
+  aas-migrate --list-snapshots                           snapshots, newest first
+  aas-migrate --rollback SNAPSHOT                        restore a snapshot; a safety snapshot is taken first
+  aas-migrate --rollback SNAPSHOT --force                even when paths changed after the run
+  aas-migrate --export-snapshot SNAPSHOT --out snap.tar.gz   a tarball in the Python runner's layout
+  aas-migrate --import-snapshot snap.tar.gz              a tarball becomes the snapshot "snap"
+  aas-migrate --doctor --no-color                        health checks, each failure with its fix (no colors)
+  aas-migrate --new-script                               write _migrations/v<N>_to_v<N+1>.ts and a test for it
+  aas-migrate --version                                  print the version
 
 agents_root: --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents.
+Colors only on a terminal; NO_COLOR=1 or --no-color turns them off. Docs: docs/ in the package.
 Exit codes: 0 done; 1 refused or failed (nothing lost); 2 usage error.`
 
-const ACTIONS = ['status', 'to', 'listSnapshots', 'rollback', 'exportSnapshot', 'importSnapshot', 'doctor'] as const
+const ACTIONS = ['status', 'to', 'listSnapshots', 'rollback', 'exportSnapshot', 'importSnapshot', 'doctor', 'newScript'] as const
 const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
   status: '--status',
   to: '--to',
@@ -48,15 +60,16 @@ const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
   exportSnapshot: '--export-snapshot',
   importSnapshot: '--import-snapshot',
   doctor: '--doctor',
+  newScript: '--new-script',
 }
 
 // `--to` accepts `v2` or `2`; anything else is a usage error naming the accepted forms.
-export function parseTargetVersion(value: string): number {
+export function parseTargetVersion(value: string, flag = '--to'): number {
   const m = /^v?(\d{1,6})$/.exec(value.trim())
   if (!m) {
-    throw new AasError('USAGE', `--to expects a version like v2 or 2, got '${value}'.`, {
-      hint: 'Pass the target schema version, e.g. --to v2.',
-      data: { flag: '--to', value },
+    throw new AasError('USAGE', `${flag} expects a version like v2 or 2, got '${value}'.`, {
+      hint: `Pass a schema version, e.g. ${flag} v2.`,
+      data: { flag, value },
     })
   }
   return Number(m[1])
@@ -92,6 +105,7 @@ export function buildProgram(): Command {
     .option('--out <file>', 'with --export-snapshot: where to write (default _migrations/snapshots/NAME.tar.gz)')
     .option('--import-snapshot <file>', 'turn a Python-runner .tar.gz into a snapshot')
     .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
+    .option('--new-script [version]', 'write the next migration script _migrations/v<N>_to_v<N+1>.ts and a test (N: the version given, else the highest script or vault version)')
     .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for agent locks before refusing').default('30'))
     .option('--json', 'print one JSON document on stdout')
     .option('--no-progress', 'no progress lines on stderr')
@@ -101,13 +115,16 @@ export function buildProgram(): Command {
     .showSuggestionAfterError(true)
 }
 
-function usage(message: string): ParseOutcome {
-  return { kind: 'exit', code: 2, stdout: '', stderr: `Error: ${message}\nRun 'aas-migrate --help' for usage.\n` }
+function usageError(message: string, json: boolean): ParseOutcome {
+  const error = new AasError('USAGE', message, { hint: "Run 'aas-migrate --help' for the flags and an example of each.", data: {} })
+  return { kind: 'exit', code: 2, stdout: '', stderr: `Error: ${message}\nRun 'aas-migrate --help' for usage.\n`, json, error }
 }
 
 // Flags → one action. Commander handles syntax; the action rules (exactly one action,
 // modifiers only with their action) are checked here so they exit 2 with a clear message.
 export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): ParseOutcome {
+  const json = argv.includes('--json')
+  const usage = (message: string): ParseOutcome => usageError(message, json)
   const program = buildProgram()
   let out = ''
   let err = ''
@@ -117,8 +134,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     program.parse(argv, { from: 'user' })
   } catch (e) {
     if (e instanceof CommanderError) {
-      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version' || e.code === 'commander.help') {
-        return { kind: 'exit', code: 0, stdout: out, stderr: err }
+      if (e.code === 'commander.version') return { kind: 'exit', code: 0, stdout: out, stderr: err, json, version: ENGINE_VERSION }
+      if (e.code === 'commander.helpDisplayed' || e.code === 'commander.help') {
+        return { kind: 'exit', code: 0, stdout: out, stderr: err, json: false }
       }
       const text = err.replace(/^error: /, '').trim() || e.message
       return usage(text)
@@ -127,7 +145,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const o = program.opts<Record<string, string | boolean | undefined>>()
   const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
-  if (given.length === 0) return usage('no action given: pass one of --status, --to vN, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor.')
+  if (given.length === 0) return usage('no action given: pass one of --status, --to vN, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.')
   if (given.length > 1) return usage(`${given.map((a) => ACTION_FLAGS[a]).join(' and ')} cannot be combined: pass one action at a time.`)
   const action = given[0] as (typeof ACTIONS)[number]
   const modifierOwners: Array<[string, string, boolean]> = [
@@ -166,6 +184,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         break
       case 'doctor':
         cliAction = { kind: 'doctor' }
+        break
+      case 'newScript':
+        cliAction = { kind: 'new-script', from: typeof o.newScript === 'string' ? parseTargetVersion(o.newScript, '--new-script') : undefined }
         break
     }
     const lockTimeoutMs = parseLockTimeout(String(o.lockTimeout))

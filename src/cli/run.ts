@@ -1,129 +1,173 @@
 import { AasError } from '../errors.js'
-import { openStore } from '../git/open-store.js'
-import { migrate } from '../engine/migrate.js'
+import { exportSnapshot, importSnapshot, listSnapshots } from '../api.js'
+import { doctor } from '../engine/doctor.js'
+import { migrate, type MigrateResult } from '../engine/migrate.js'
 import { rollback } from '../engine/rollback.js'
-import { exportSnapshot, importSnapshot, listSnapshots } from '../engine/snapshots.js'
-import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { EngineEvent } from '../engine/session.js'
 import { status } from '../engine/status.js'
+import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { CliIo } from './io.js'
+import { writeNewScript } from './new-script.js'
 import { parseArgs, type CliRequest } from './program.js'
+import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText, toAasError } from './render/error.js'
-import { renderJson } from './render/json.js'
+import { errorJson, renderJson } from './render/json.js'
 import { renderDryRun, renderMigrateSummary } from './render/migrate.js'
 import { makePaint, type Paint } from './render/paint.js'
+import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
 import { renderStatusText } from './render/status.js'
+
+// The --json `command` of each action.
+const COMMAND: Record<CliRequest['action']['kind'], string> = {
+  status: 'status',
+  migrate: 'migrate',
+  'list-snapshots': 'list-snapshots',
+  rollback: 'rollback',
+  'export-snapshot': 'export-snapshot',
+  'import-snapshot': 'import-snapshot',
+  doctor: 'doctor',
+  'new-script': 'new-script',
+}
+
+function commandOf(req: CliRequest): string {
+  return req.action.kind === 'migrate' && req.action.dryRun ? 'dry-run' : COMMAND[req.action.kind]
+}
+
+// Progress only where a person watches: stderr a TTY, no --no-progress, no --json.
+function progressFor(req: CliRequest, io: CliIo): ProgressRenderer {
+  if (!req.progress || req.json || !io.stderrIsTTY) return silentProgress
+  const delay = Number(io.env.AAS_PROGRESS_DELAY_MS)
+  return makeProgress({ write: io.stderr, ...(Number.isFinite(delay) && io.env.AAS_PROGRESS_DELAY_MS !== '' ? { delayMs: delay } : {}) })
+}
 
 // Flags → library call → render → exit code. Never calls process.exit (main.ts does).
 export async function runCli(argv: string[], io: CliIo): Promise<number> {
   const parsed = parseArgs(argv, io.env)
+  const stderrPaint = makePaint(!argv.includes('--no-color') && !(io.env.NO_COLOR !== undefined && io.env.NO_COLOR !== '') && io.stderrIsTTY)
   if (parsed.kind === 'exit') {
-    io.stdout(parsed.stdout)
-    io.stderr(parsed.stderr)
+    if (parsed.json && parsed.error) {
+      io.stdout(renderErrorJson(parsed.error))
+      io.stderr(renderErrorText(parsed.error, stderrPaint))
+    } else if (parsed.json && parsed.version) {
+      io.stdout(renderJson('version', { version: parsed.version }))
+    } else {
+      io.stdout(parsed.stdout)
+      io.stderr(parsed.error ? `${renderErrorText(parsed.error, stderrPaint).split('\n')[0]}\nRun 'aas-migrate --help' for usage.\n` : parsed.stderr)
+    }
     return parsed.code
   }
   const req = parsed.request
+  const progress = progressFor(req, io)
+  const paint = { out: makePaint(req.color && io.stdoutIsTTY), err: makePaint(req.color && io.stderrIsTTY) }
   try {
-    return await dispatch(req, io)
+    return await dispatch(req, io, progress, paint)
   } catch (err) {
+    progress.finish()
     const e = toAasError(err)
-    if (req.json) io.stdout(renderErrorJson(e))
-    io.stderr(renderErrorText(e))
+    if (req.json) io.stdout(renderErrorJson(e, commandOf(req)))
+    io.stderr(renderErrorText(e, paint.err))
     return e.code === 'USAGE' ? 2 : 1
   }
 }
 
-async function dispatch(req: CliRequest, io: CliIo): Promise<number> {
-  const action = req.action
-  switch (action.kind) {
-    case 'status': {
-      const result = await status({ agentsRoot: req.agentsRoot, env: io.env })
-      io.stdout(req.json ? renderJson('status', { status: result }) : renderStatusText(result))
-      return 0
-    }
-    case 'migrate': {
-      const paint = makePaint(req.color && (action.dryRun ? io.stdoutIsTTY : io.stderrIsTTY))
-      const result = await migrate({
-        agentsRoot: req.agentsRoot,
-        env: io.env,
-        target: action.target,
-        dryRun: action.dryRun,
-        lockTimeoutMs: req.lockTimeoutMs,
-        onEvent: eventPrinter(req, io, paint, action.dryRun),
-      })
-      if (req.json) {
-        const { diff, error, errors, ...rest } = result
-        io.stdout(renderJson(action.dryRun ? 'dry-run' : 'migrate', { result: { ...rest, diff: diff.map((d) => ({ path: d.path, oldOid: d.oldOid, newOid: d.newOid, mode: d.newMode })) }, ...(error ? { ok: false, error: error.toJSON(), errors: errors.map((e) => e.toJSON()) } : {}) }))
-        return result.ok ? 0 : 1
-      }
-      if (action.dryRun) {
-        io.stdout(renderDryRun(result, { stat: action.stat, paint }))
-        io.stderr(renderMigrateSummary(result, paint))
-      } else {
-        io.stdout(renderMigrateSummary(result, paint))
-      }
-      for (const e of result.errors) io.stderr(renderErrorText(e))
-      return result.ok ? 0 : 1
-    }
-    case 'rollback': {
-      const paint = makePaint(req.color && io.stderrIsTTY)
-      const result = await rollback({
-        agentsRoot: req.agentsRoot,
-        env: io.env,
-        snapshot: action.snapshot,
-        force: action.force,
-        lockTimeoutMs: req.lockTimeoutMs,
-        onEvent: eventPrinter(req, io, paint),
-      })
-      if (req.json) {
-        const { error, ...rest } = result
-        io.stdout(renderJson('rollback', { result: rest, ...(error ? { ok: false, error: error.toJSON() } : {}) }))
-      } else {
-        io.stdout(renderRollbackText(result))
-      }
-      if (result.error) io.stderr(renderErrorText(result.error))
-      return result.ok ? 0 : 1
-    }
-    case 'list-snapshots': {
-      const store = await openStore({ agentsRoot: (await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })).path, create: false })
-      const list = await listSnapshots(store)
-      io.stdout(req.json ? renderJson('list-snapshots', { snapshots: list }) : renderSnapshotList(list))
-      return 0
-    }
-    case 'export-snapshot': {
-      const store = await openStore({ agentsRoot: (await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })).path, create: false })
-      const r = await exportSnapshot(store, action.snapshot, action.out === undefined ? {} : { out: action.out })
-      io.stdout(req.json ? renderJson('export-snapshot', { export: r }) : `exported ${r.name} (${r.files} files) to ${r.file}\n`)
-      return 0
-    }
-    case 'import-snapshot': {
-      const store = await openStore({ agentsRoot: (await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })).path })
-      const r = await importSnapshot(store, action.file)
-      io.stdout(req.json ? renderJson('import-snapshot', { import: r }) : `imported ${r.name} (${r.files} files) as ${r.ref}${r.skipped.length > 0 ? `; ${r.skipped.length} members outside the snapshot scope skipped` : ''}\n`)
-      return 0
-    }
-    default:
-      throw new AasError('NOT_IMPLEMENTED', `${flagOf(action.kind)} is not implemented yet.`, {
-        hint: 'Use --status for now; this command lands with the transaction engine.',
-        data: { action: action.kind },
-      })
+// The migrate document: the result without its AasError objects and file contents.
+function migrateJson(r: MigrateResult): Record<string, unknown> {
+  const { diff, error: _error, errors, ...rest } = r
+  return {
+    result: { ...rest, diff: diff.map((d) => ({ path: d.path, oldOid: d.oldOid, newOid: d.newOid, mode: d.newMode })) },
+    errors: errors.map(errorJson),
   }
 }
 
-function flagOf(kind: CliRequest['action']['kind']): string {
-  return kind === 'migrate' ? '--to' : `--${kind}`
+async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, paint: { out: Paint; err: Paint }): Promise<number> {
+  const action = req.action
+  const command = commandOf(req)
+  const onEvent = eventPrinter(req, io, paint, progress, action.kind === 'migrate' && action.dryRun)
+  switch (action.kind) {
+    case 'status': {
+      const result = await status({ agentsRoot: req.agentsRoot, env: io.env, onEvent: eventPrinter(req, io, paint, progress, true), onProgress: (done) => progress.enumerate(done) })
+      progress.finish()
+      io.stdout(req.json ? renderJson(command, { status: result }) : renderStatusText(result, paint.out))
+      return 0
+    }
+    case 'migrate': {
+      const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, lockTimeoutMs: req.lockTimeoutMs, onEvent })
+      progress.finish()
+      if (req.json) {
+        io.stdout(renderJson(command, migrateJson(result), result.error))
+        return result.ok ? 0 : 1
+      }
+      if (action.dryRun) {
+        io.stdout(renderDryRun(result, { stat: action.stat, paint: paint.out }))
+        io.stderr(renderMigrateSummary(result, paint.err))
+      } else {
+        io.stdout(renderMigrateSummary(result, paint.out))
+      }
+      for (const e of result.errors) io.stderr(renderErrorText(e, paint.err))
+      return result.ok ? 0 : 1
+    }
+    case 'rollback': {
+      const result = await rollback({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, force: action.force, lockTimeoutMs: req.lockTimeoutMs, onEvent })
+      progress.finish()
+      const { error, ...rest } = result
+      if (req.json) io.stdout(renderJson(command, { result: rest }, error))
+      else io.stdout(renderRollbackText(result))
+      if (error) io.stderr(renderErrorText(error, paint.err))
+      return result.ok ? 0 : 1
+    }
+    case 'list-snapshots': {
+      const list = await listSnapshots({ agentsRoot: req.agentsRoot, env: io.env })
+      io.stdout(req.json ? renderJson(command, { snapshots: list }) : renderSnapshotList(list))
+      return 0
+    }
+    case 'export-snapshot': {
+      const r = await exportSnapshot({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, ...(action.out === undefined ? {} : { out: action.out }) })
+      io.stdout(req.json ? renderJson(command, { export: r }) : `exported ${r.name} (${r.files} files) to ${r.file}\n`)
+      return 0
+    }
+    case 'import-snapshot': {
+      const r = await importSnapshot({ agentsRoot: req.agentsRoot, env: io.env, file: action.file })
+      io.stdout(req.json ? renderJson(command, { import: r }) : `imported ${r.name} (${r.files} files) as ${r.ref}${r.skipped.length > 0 ? `; ${r.skipped.length} members outside the snapshot scope skipped` : ''}\n`)
+      return 0
+    }
+    case 'doctor': {
+      const r = await doctor({ agentsRoot: req.agentsRoot, env: io.env })
+      const failed = r.checks.filter((c) => !c.ok)
+      const error = r.ok
+        ? null
+        : new AasError('DOCTOR_UNHEALTHY', `${failed.length} of ${r.checks.length} checks failed: ${failed.map((c) => c.id).join(', ')}.`, {
+            hint: 'Run the fix commands printed under each failed check, then run --doctor again.',
+            data: { failed: failed.map((c) => c.id) },
+          })
+      io.stdout(req.json ? renderJson(command, { doctor: r }, error) : renderDoctorText(r, paint.out))
+      return r.ok ? 0 : 1
+    }
+    case 'new-script': {
+      const root = await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })
+      const r = await writeNewScript({ agentsRoot: root.path, from: action.from })
+      io.stdout(
+        req.json
+          ? renderJson(command, { newScript: r })
+          : `wrote ${r.script} (v${r.from} -> v${r.to}) and ${r.test}\nnext: edit ${r.script}, run its test with \`npx tsx --test ${r.test}\`, then preview with \`aas-migrate --to v${r.to} --dry-run\`\n`,
+      )
+      return 0
+    }
+  }
 }
 
 // Announcements that must appear while the command runs (the snapshot name before any
-// live write, a recovery); progress lines come later with the progress renderer.
-function eventPrinter(req: CliRequest, io: CliIo, paint: Paint, quietStdout = false): (e: EngineEvent) => void {
+// live write, a recovery), and the progress lines.
+function eventPrinter(req: CliRequest, io: CliIo, paints: { out: Paint; err: Paint }, progress: ProgressRenderer, quietStdout = false): (e: EngineEvent) => void {
   // stdout carries only the patch (dry run) or the JSON document.
-  const say = req.json || quietStdout ? io.stderr : io.stdout
+  const toStderr = req.json || quietStdout
+  const say = toStderr ? io.stderr : io.stdout
+  const paint = toStderr ? paints.err : paints.out
   return (e) => {
+    progress.onEvent(e)
     if (e.type === 'snapshot') say(`${e.purpose === 'safety' ? 'safety snapshot' : 'snapshot'}: ${paint.bold(e.name)} (${e.ref}, ${e.files} files)\n`)
     if (e.type === 'recovered') {
-      io.stderr(`${paint.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`)
+      io.stderr(`${paints.err.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`)
     }
   }
 }

@@ -143,14 +143,15 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       // Pre-flight on the live files: refusals happen before anything is written to the store.
       const discovery = await discoverScripts(root.path)
       if (discovery.errors.length > 0) return fail(discovery.errors)
-      const live = await takeInventory(root.path)
+      const live = await takeInventory(root.path, { onProgress: (done) => session.emit({ type: 'progress', phase: 'enumerate', done, total: 0 }) })
       if (live.inventory.unreadable.length > 0) return fail([unreadableError(live.inventory)])
       const prePlan = planChain({ current: live.inventory.vaultVersion, target, scripts: discovery.scripts })
       result.from = live.inventory.vaultVersion
       if (!prePlan.ok) return fail([prePlan.error])
 
       // The snapshot: its name is announced before any live byte can change.
-      const snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now() })
+      session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+      const snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
       result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
       session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
 

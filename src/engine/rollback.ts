@@ -106,7 +106,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       if (!snap.commit || !snap.ref || !snap.tree) throw new AasError('SNAPSHOT_NOT_FOUND', `Snapshot ${snap.name} has no commit.`, { data: { name: snap.name } })
       result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
 
-      const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId, now: now(), label: 'pre_rollback' })
+      session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+      const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId, now: now(), label: 'pre_rollback', onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
       result.safety = { name: safety.name, ref: safety.ref, commit: safety.commit }
       session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
 

@@ -1,14 +1,15 @@
 import { AasError } from '../../errors.js'
-import { JSON_SCHEMA_VERSION } from './json.js'
+import { renderJson } from './json.js'
+import { makePaint, type Paint } from './paint.js'
 
-export function renderErrorText(err: AasError): string {
-  let text = `Error: ${err.message}\n`
-  if (err.hint) text += `  fix: ${err.hint}\n`
+export function renderErrorText(err: AasError, paint: Paint = makePaint(false)): string {
+  let text = `${paint.error('Error:')} ${err.message}\n`
+  if (err.hint) text += `  ${paint.bold('fix:')} ${err.hint}\n`
   return text
 }
 
-export function renderErrorJson(err: AasError): string {
-  return `${JSON.stringify({ schemaVersion: JSON_SCHEMA_VERSION, ok: false, error: err.toJSON() }, null, 2)}\n`
+export function renderErrorJson(err: AasError, command: string | null = null): string {
+  return renderJson(command, {}, err)
 }
 
 // An unexpected failure still gets an Error: line and a non-zero exit, with the cause kept.

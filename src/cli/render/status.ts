@@ -1,10 +1,11 @@
 import type { StatusResult } from '../../engine/status.js'
+import { makePaint, type Paint } from './paint.js'
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
-export function renderStatusText(s: StatusResult): string {
+export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false)): string {
   const lines: string[] = []
   const inv = s.inventory
   lines.push(`agents_root:   ${s.agentsRoot.path} (from ${s.agentsRoot.origin === 'flag' ? '--agents-root' : s.agentsRoot.origin === 'env' ? 'ATOMIC_AGENTS_ROOT' : 'the default'})`)
@@ -20,19 +21,19 @@ export function renderStatusText(s: StatusResult): string {
   }
   if (inv.unversioned.length > 0) {
     lines.push('')
-    lines.push(`unversioned units (no integer schema_version; count as v0): ${inv.unversioned.length}`)
+    lines.push(paint.warn(`unversioned units (no integer schema_version; count as v0): ${inv.unversioned.length}`))
     for (const u of inv.unversioned) lines.push(`  ${u.unitId}`)
   }
   if (inv.unreadable.length > 0) {
     lines.push('')
-    lines.push(`unreadable units (front matter does not parse; they block any migration): ${inv.unreadable.length}`)
+    lines.push(paint.error(`unreadable units (front matter does not parse; they block any migration): ${inv.unreadable.length}`))
     for (const u of inv.unreadable) lines.push(`  ${u.unitId}:${u.line}:${u.column}: ${u.message}`)
   }
   lines.push('')
   lines.push(`scripts (${s.scripts.length}, by file name; none executed):`)
   if (s.scripts.length === 0) lines.push('  none in _migrations/')
   for (const sc of s.scripts) lines.push(`  v${sc.from} -> v${sc.to}  ${sc.file}`)
-  for (const e of s.scriptErrors) lines.push(`  error: ${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`)
+  for (const e of s.scriptErrors) lines.push(`  ${paint.error('error:')} ${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`)
   const c = s.chain
   if (c.latest === null) lines.push('chain:         no scripts; nothing to migrate to')
   else if (c.latest <= inv.vaultVersion) lines.push(`chain:         the vault is at the latest scripted version (v${c.latest})`)

@@ -1,0 +1,216 @@
+import { access } from 'node:fs/promises'
+import path from 'node:path'
+import { isAasError } from '../errors.js'
+import { locateStore } from '../git/locate.js'
+import { openStore } from '../git/open-store.js'
+import type { BackendName, Store } from '../git/store.js'
+import { discoverScripts } from '../migrations/discover.js'
+import { resolveAgentsRoot } from '../vault/agents-root.js'
+import { takeInventory } from '../vault/inventory.js'
+import { journalPath, readJournal } from './journal.js'
+import { inspectVaultLock, shellQuote } from './lock.js'
+import { summarizeChain } from './status.js'
+
+// `--doctor` (SPEC §4): read-only health checks. Each failed check carries the literal
+// shell commands that fix it, so an operator can copy them; nothing here writes.
+
+export type DoctorCheckId = 'store' | 'journal' | 'lock' | 'unreadable' | 'unversioned' | 'versions' | 'chain' | 'scripts'
+
+export interface DoctorCheck {
+  id: DoctorCheckId
+  title: string
+  ok: boolean
+  message: string // what was found, one line
+  details: string[] // the refs, units or files concerned
+  fixes: string[] // literal commands, in order; empty when ok
+}
+
+export interface DoctorResult {
+  ok: boolean // every check passed
+  agentsRoot: string
+  checks: DoctorCheck[]
+  durationMs: number
+}
+
+export interface DoctorOptions {
+  agentsRoot?: string | undefined
+  env?: NodeJS.ProcessEnv
+  backend?: BackendName
+}
+
+const TITLES: Record<DoctorCheckId, string> = {
+  store: 'store integrity',
+  journal: 'interrupted transaction',
+  lock: 'vault lock',
+  unreadable: 'unreadable units',
+  unversioned: 'unversioned units',
+  versions: 'mixed versions',
+  chain: 'migration chain',
+  scripts: 'migration scripts',
+}
+
+function pass(id: DoctorCheckId, message: string, details: string[] = []): DoctorCheck {
+  return { id, title: TITLES[id], ok: true, message, details, fixes: [] }
+}
+
+function fail(id: DoctorCheckId, message: string, details: string[], fixes: string[]): DoctorCheck {
+  return { id, title: TITLES[id], ok: false, message, details, fixes }
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`
+}
+
+async function exists(p: string): Promise<boolean> {
+  return access(p).then(
+    () => true,
+    () => false,
+  )
+}
+
+// Every refs/aas/* ref must resolve to a commit whose tree lists and whose blobs read.
+// Blobs shared between snapshots are read once, so the cost is the store's distinct content.
+async function checkStoreRefs(store: Store): Promise<{ refs: number; blobs: number; broken: Array<{ ref: string; problem: string }> }> {
+  const refs = await store.listRefs('refs/aas/')
+  const seen = new Set<string>()
+  const broken: Array<{ ref: string; problem: string }> = []
+  for (const { ref, oid } of refs) {
+    try {
+      const commit = await store.readCommit(oid)
+      const entries = await store.listTree(commit.tree)
+      const fresh = [...new Set(entries.map((e) => e.oid))].filter((o) => !seen.has(o))
+      for await (const { oid: blob } of store.readBlobs(fresh)) seen.add(blob)
+    } catch (err) {
+      const message = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)
+      broken.push({ ref, problem: message })
+    }
+  }
+  return { refs: refs.length, blobs: seen.size, broken }
+}
+
+async function storeCheck(root: string, backend: BackendName | undefined): Promise<{ check: DoctorCheck; store: Store | null }> {
+  const location = await locateStore(root)
+  if (location.kind === 'embedded' && !(await exists(path.join(location.gitDir, 'HEAD')))) {
+    return { check: pass('store', `no store yet (${location.gitDir} is created by the first snapshot)`), store: null }
+  }
+  const store = await openStore({ agentsRoot: root, create: false, ...(backend ? { backend } : {}) })
+  let r: Awaited<ReturnType<typeof checkStoreRefs>>
+  try {
+    r = await checkStoreRefs(store)
+  } catch (err) {
+    const message = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)
+    return {
+      check: fail('store', `the refs of ${location.gitDir} cannot be listed: ${message}`, [location.gitDir], [`git --git-dir=${shellQuote(location.gitDir)} fsck --full`]),
+      store,
+    }
+  }
+  if (r.broken.length === 0) return { check: pass('store', `${plural(r.refs, 'ref')} under refs/aas/ in ${location.gitDir}, ${plural(r.blobs, 'blob')} read`), store }
+  return {
+    check: fail(
+      'store',
+      `${plural(r.broken.length, 'ref')} under refs/aas/ cannot be read (missing or damaged objects); those snapshots cannot be restored`,
+      r.broken.map((b) => `${b.ref}: ${b.problem}`),
+      r.broken.map((b) => `git --git-dir=${shellQuote(location.gitDir)} update-ref -d ${shellQuote(b.ref)}`),
+    ),
+    store,
+  }
+}
+
+async function journalCheck(root: string, stateDir: string, rootArg: string): Promise<DoctorCheck> {
+  try {
+    const journal = await readJournal(stateDir)
+    if (!journal) return pass('journal', 'no interrupted transaction')
+    return fail(
+      'journal',
+      `an interrupted ${journal.kind} (run ${journal.runId}, ${plural(journal.changes.length, 'path')}) left its journal; the next aas-migrate command completes it`,
+      [journalPath(stateDir)],
+      [`aas-migrate ${rootArg} --status`],
+    )
+  } catch (err) {
+    if (!isAasError(err)) throw err
+    const file = typeof err.data.file === 'string' ? err.data.file : journalPath(stateDir)
+    return fail('journal', err.message, [file], [`aas-migrate ${rootArg} --list-snapshots`, `rm ${shellQuote(file)}`])
+  }
+}
+
+async function lockCheck(root: string): Promise<DoctorCheck> {
+  const lock = await inspectVaultLock(root)
+  if (lock.state === 'free') return pass('lock', 'not held')
+  if (lock.state === 'held') return pass('lock', `held by pid ${lock.holder.pid} on ${lock.holder.host} since ${lock.holder.startedAt} (${lock.holder.command}); a run is in progress`, [lock.path])
+  return fail('lock', `stale: ${lock.reason}`, [lock.path], [lock.clearCommand])
+}
+
+// Health of one vault: store, journal, lock, units, versions, chain and scripts.
+export async function doctor({ agentsRoot, env = process.env, backend }: DoctorOptions = {}): Promise<DoctorResult> {
+  const started = Date.now()
+  const root = (await resolveAgentsRoot({ flag: agentsRoot, env })).path
+  const rootArg = `--agents-root ${shellQuote(root)}`
+  const { check: store } = await storeCheck(root, backend)
+  const location = await locateStore(root)
+  const [journal, lock, { inventory: inv }, discovery] = await Promise.all([journalCheck(root, location.stateDir, rootArg), lockCheck(root), takeInventory(root), discoverScripts(root)])
+  const checks: DoctorCheck[] = [store, journal, lock]
+
+  checks.push(
+    inv.unreadable.length === 0
+      ? pass('unreadable', `all ${plural(inv.units, 'unit')} parse`)
+      : fail(
+          'unreadable',
+          `${plural(inv.unreadable.length, 'unit')} whose front matter does not parse; they block every migration (fix the line shown, or list the file in _migrations/ignore)`,
+          inv.unreadable.map((u) => `${u.unitId}:${u.line}:${u.column}: ${u.message}`),
+          inv.unreadable.map((u) => `\${EDITOR:-vi} +${u.line} ${shellQuote(path.join(root, u.unitId))}`),
+        ),
+  )
+
+  const versioned = inv.versions.filter((v) => v.version > 0)
+  const expected = versioned.length > 0 ? Math.max(...versioned.map((v) => v.version)) : 1
+  checks.push(
+    inv.unversioned.length === 0
+      ? pass('unversioned', 'every unit has an integer schema_version')
+      : fail(
+          'unversioned',
+          `${plural(inv.unversioned.length, 'unit')} without an integer schema_version (they count as v0); add \`schema_version: ${expected}\` to the front matter of each`,
+          inv.unversioned.map((u) => u.unitId),
+          inv.unversioned.map((u) => `\${EDITOR:-vi} ${shellQuote(path.join(root, u.unitId))}`),
+        ),
+  )
+
+  const latestUnit = versioned.length > 0 ? Math.max(...versioned.map((v) => v.version)) : null
+  checks.push(
+    versioned.length <= 1 || latestUnit === null
+      ? pass('versions', versioned.length === 1 ? `every versioned unit is at v${versioned[0]?.version}` : 'no versioned units')
+      : fail(
+          'versions',
+          `units at ${versioned.map((v) => `v${v.version} (${v.total})`).join(', ')}: an earlier migration did not reach every unit`,
+          versioned.map((v) => `v${v.version}: ${v.total} (memory ${v.memory}, wiki ${v.wiki})`),
+          [`aas-migrate ${rootArg} --to v${latestUnit} --dry-run`, `aas-migrate ${rootArg} --to v${latestUnit}`],
+        ),
+  )
+
+  const chain = summarizeChain(inv.vaultVersion, discovery.scripts)
+  checks.push(
+    chain.complete
+      ? pass('chain', chain.latest === null ? 'no scripts in _migrations/' : chain.latest <= inv.vaultVersion ? `the vault is at the latest scripted version (v${chain.latest})` : `v${inv.vaultVersion} -> v${chain.latest} complete`)
+      : fail(
+          'chain',
+          `no migration script for v${chain.gap?.from} -> v${chain.gap?.to}: the chain v${inv.vaultVersion} -> v${chain.latest} cannot run (copy the release's script into _migrations/, or write one)`,
+          chain.steps.map((s) => `v${s.from} -> v${s.to}  ${s.file}`),
+          [`aas-migrate ${rootArg} --new-script v${chain.gap?.from}`],
+        ),
+  )
+
+  checks.push(
+    discovery.errors.length === 0
+      ? pass('scripts', `${plural(discovery.scripts.length, 'script')} named correctly`)
+      : fail(
+          'scripts',
+          `${plural(discovery.errors.length, 'problem')} in _migrations/ (rename each file as its message says, or prefix it with _ so it is ignored)`,
+          discovery.errors.map((e) => `${e.code}: ${e.message}`),
+          discovery.errors.flatMap((e) => {
+            const files = Array.isArray(e.data.files) ? (e.data.files as string[]).slice(1) : typeof e.data.file === 'string' ? [e.data.file] : []
+            return files.map((f) => `mv ${shellQuote(path.join(root, f))} ${shellQuote(path.join(root, path.dirname(f), `_${path.basename(f)}`))}`)
+          }),
+        ),
+  )
+
+  return { ok: checks.every((c) => c.ok), agentsRoot: root, checks, durationMs: Date.now() - started }
+}
