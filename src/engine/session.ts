@@ -58,18 +58,7 @@ export async function withWriteSession<R>(options: WriteSessionOptions, body: (s
       lock = await acquireVaultLock(root, { command, breakStale: journal !== null })
       emit({ type: 'lock', path: lock.path })
     }
-    if (journal) {
-      const recovery = await recoverTransaction(store)
-      if (recovery) {
-        if (recovery.conflicts.length > 0) {
-          throw new AasError('RECOVERY_REQUIRED', `An interrupted ${recovery.kind} (run ${recovery.runId}) cannot be undone: ${recovery.conflicts.join(', ')} changed since.`, {
-            hint: 'Compare these files with the snapshot (git diff refs/aas/snapshots/<name> -- <path>), keep what you need, restore them, then run the command again.',
-            data: { runId: recovery.runId, paths: recovery.conflicts },
-          })
-        }
-        emit({ type: 'recovered', recovery })
-      }
-    }
+    if (journal) await recoverUnderLock(store, emit)
     outcome = await body({
       emit,
       withAgentLocks: async (paths, fn) => {
@@ -102,6 +91,31 @@ export async function withWriteSession<R>(options: WriteSessionOptions, body: (s
     await release(lock)
   }
   return outcome
+}
+
+// Undo an interrupted transaction; the caller holds the vault lock.
+async function recoverUnderLock(store: Store, emit: (e: EngineEvent) => void): Promise<RecoveryResult | null> {
+  const recovery = await recoverTransaction(store)
+  if (recovery && recovery.conflicts.length > 0) {
+    throw new AasError('RECOVERY_REQUIRED', `An interrupted ${recovery.kind} (run ${recovery.runId}) cannot be undone: ${recovery.conflicts.join(', ')} changed since.`, {
+      hint: 'Compare these files with the snapshot (git diff refs/aas/snapshots/<name> -- <path>), keep what you need, restore them, then run the command again.',
+      data: { runId: recovery.runId, paths: recovery.conflicts },
+    })
+  }
+  if (recovery) emit({ type: 'recovered', recovery })
+  return recovery
+}
+
+// For read-only commands: they take no lock, except to complete an interrupted
+// transaction they find (SPEC §5: any command that finds a journal recovers first).
+export async function recoverIfInterrupted(store: Store, { command, onEvent }: { command: string; onEvent?: (e: EngineEvent) => void }): Promise<RecoveryResult | null> {
+  if (!(await readJournal(store.location.stateDir))) return null
+  const lock = await acquireVaultLock(store.agentsRoot, { command, breakStale: true })
+  try {
+    return await recoverUnderLock(store, (e) => onEvent?.(e))
+  } finally {
+    await lock.release()
+  }
 }
 
 async function release(lock: VaultLock | null): Promise<void> {

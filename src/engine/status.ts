@@ -2,6 +2,9 @@ import { access } from 'node:fs/promises'
 import path from 'node:path'
 import type { AasError } from '../errors.js'
 import { locateStore } from '../git/locate.js'
+import { openStore } from '../git/open-store.js'
+import { recoverIfInterrupted, type EngineEvent } from './session.js'
+import type { RecoveryResult } from './transaction.js'
 import type { StoreLocation } from '../git/store.js'
 import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
@@ -12,6 +15,7 @@ export interface StatusOptions {
   agentsRoot?: string | undefined
   env?: NodeJS.ProcessEnv
   onProgress?: (done: number) => void
+  onEvent?: (event: EngineEvent) => void
 }
 
 export interface ChainSummary {
@@ -29,11 +33,14 @@ export interface StatusResult {
   scriptErrors: Array<ReturnType<AasError['toJSON']>>
   chain: ChainSummary
   skipped: Array<{ path: string; reason: string }>
+  recovered: RecoveryResult | null // an interrupted transaction this command completed first
 }
 
 // Read-only: names scripts without executing them (SPEC §6.6) and takes no lock.
-export async function status({ agentsRoot, env = process.env, onProgress }: StatusOptions = {}): Promise<StatusResult> {
+export async function status({ agentsRoot, env = process.env, onProgress, onEvent }: StatusOptions = {}): Promise<StatusResult> {
   const root = await resolveAgentsRoot({ flag: agentsRoot, env })
+  const existing = await locateStore(root.path)
+  const recovered = existing.kind === 'repo' || (await storeExists(existing.gitDir)) ? await recoverIfInterrupted(await openStore({ agentsRoot: root.path, create: false }), { command: '--status', ...(onEvent ? { onEvent } : {}) }) : null
   const [{ scan, inventory }, discovery, location] = await Promise.all([
     takeInventory(root.path, onProgress ? { onProgress } : {}),
     discoverScripts(root.path),
@@ -47,6 +54,7 @@ export async function status({ agentsRoot, env = process.env, onProgress }: Stat
     scriptErrors: discovery.errors.map((e) => e.toJSON()),
     chain: summarizeChain(inventory.vaultVersion, discovery.scripts),
     skipped: scan.skipped,
+    recovered,
   }
 }
 
