@@ -1,0 +1,67 @@
+// `npm run bench`: the benchmark of issue 7. Generates deterministic vaults, measures
+// every aas-migrate figure on each backend next to its baselines (tar czf, a plain
+// read+write loop, git add+commit), prints the table and writes docs/performance.md.
+// Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3] [--out FILE] [--backends cli,js]
+import { existsSync } from 'node:fs'
+import { mkdir, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { hasGnuTime } from './measure.js'
+import { describeMachine, markdown, textTable, type SizeReport } from './report.js'
+import { measureSize, type Backend } from './scenarios.js'
+import { BENCH_DIR } from './vault.js'
+
+interface BenchArgs {
+  units: number[]
+  reps: number
+  out: string
+  backends: Backend[]
+}
+
+const SIZES = [1000, 10_000, 50_000, 100_000]
+
+function parseArgs(argv: string[]): BenchArgs {
+  const args: BenchArgs = { units: [10_000], reps: 3, out: path.join(BENCH_DIR, '..', 'docs', 'performance.md'), backends: ['cli', 'js'] }
+  for (let i = 0; i < argv.length; i++) {
+    const flag = argv[i]
+    const value = argv[i + 1]
+    if (value === undefined) throw new Error(`${flag} needs a value`)
+    if (flag === '--units') args.units = value.split(',').map(Number)
+    else if (flag === '--reps') args.reps = Number(value)
+    else if (flag === '--out') args.out = path.resolve(value)
+    else if (flag === '--backends') args.backends = value.split(',') as Backend[]
+    else throw new Error(`unknown option ${flag}`)
+    i++
+  }
+  if (args.units.some((u) => !SIZES.includes(u))) throw new Error(`--units takes ${SIZES.join('|')} (comma-separated for several)`)
+  if (!Number.isInteger(args.reps) || args.reps < 1) throw new Error('--reps takes a positive integer')
+  if (args.backends.length === 0 || args.backends.some((b) => b !== 'cli' && b !== 'js')) throw new Error('--backends takes cli, js or cli,js')
+  return args
+}
+
+const NOTES = [
+  'Vaults: test/helpers/gen-vault.ts `generateVault` (seed 1: six agents, memory notes and wiki pages with valid v1 front matter, ~2 KB bodies, 1% CRLF files, INDEX, persona and run-log files) plus `_migrations/v1_to_v2.mjs` (bench/v1_to_v2.mjs: schema_version 2, a provenance key, v2 validation).',
+  'Every repetition runs on a fresh `cp -a` copy of the generated vault (not timed); aas-migrate runs as `node dist/cli/main.js --agents-root COPY --no-progress ...`.',
+  '`--to v2` and `--dry-run` start from a vault without a store, so they include the cold snapshot. `--rollback after --to v2` rolls that migration back (every unit changed).',
+  'Cold and repeat snapshot: bench/snapshot-child.mjs calls `takeSnapshot` (the snapshot step of `--to`) in a child process; the repeat follows after 1% of the units got a line appended.',
+  '`--rollback, N% changed`: a snapshot (untimed), then N% of the units changed, then `--rollback SNAPSHOT` (which takes its own safety snapshot first).',
+  '`tar czf`: the generated vault into a temp file. Read+write floor: bench/floor-child.mjs, a plain sequential Node loop (`await readFile`, `await writeFile`) copying every unit, no parsing, hashing or fsync. `git add -A && git commit`: into a fresh scratch repository whose work tree is the vault.',
+  'Targets are those of issue 7; the js backend must also stay within 3× the cli backend for each figure, and every command within 300 MB RSS at 50,000 units.',
+]
+
+const args = parseArgs(process.argv.slice(2))
+if (!existsSync(path.join(BENCH_DIR, '..', 'dist', 'cli', 'main.js'))) throw new Error('dist/cli/main.js is missing: run `npm run build` first')
+if (!hasGnuTime) process.stderr.write('note: /usr/bin/time not found; peak RSS comes from a Node wrapper (Node commands only)\n')
+const reports: SizeReport[] = []
+for (const units of args.units) {
+  const report = await measureSize({ units, reps: args.reps, backends: args.backends, log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
+  reports.push(report)
+  process.stdout.write(`${textTable(report)}\n\n`)
+  for (const row of report.rows) if (row.error) process.stderr.write(`${row.figure} (${row.backend}) failed: ${row.error}\n`)
+}
+const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.reps} --backends ${args.backends.join(',')}`
+const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
+await mkdir(path.dirname(args.out), { recursive: true })
+await writeFile(args.out, markdown({ reports, machine: describeMachine(), date, command, notes: NOTES }))
+process.stdout.write(`wrote ${args.out}\n`)
+const failed = reports.flatMap((r) => r.rows).filter((r) => r.seconds === null)
+if (failed.length > 0) process.exitCode = 1 // a command that fails is an error; a missed target is not

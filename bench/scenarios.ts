@@ -1,0 +1,176 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { measure, median, type Sample } from './measure.js'
+import type { Check, Row, SizeReport } from './report.js'
+import { BENCH_DIR, changeUnits, copyVault, makeBenchVault, type BenchVault } from './vault.js'
+
+// Every figure of the issue for one vault size, each the median of `reps` fresh runs.
+
+export type Backend = 'cli' | 'js'
+
+export interface SizeOptions {
+  units: number
+  reps: number
+  backends: Backend[]
+  log?: (line: string) => void
+}
+
+const CLI = path.join(BENCH_DIR, '..', 'dist', 'cli', 'main.js')
+const SNAPSHOT_CHILD = path.join(BENCH_DIR, 'snapshot-child.mjs')
+const FLOOR_CHILD = path.join(BENCH_DIR, 'floor-child.mjs')
+const RSS_LIMIT_KB = 300 * 1024
+
+interface Figure {
+  seconds: number | null
+  rssKb: number | null
+  error?: string
+}
+
+function envFor(backend: Backend | null): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@example.invalid', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@example.invalid' }
+  for (const k of Object.keys(env)) if (k.startsWith('GIT_') && !k.startsWith('GIT_AUTHOR_') && !k.startsWith('GIT_COMMITTER_')) delete env[k]
+  if (backend) env.AAS_GIT = backend
+  else delete env.AAS_GIT
+  return env
+}
+
+const node = (args: string[], backend: Backend | null) => ({ cmd: process.execPath, args, env: envFor(backend) })
+const aas = (root: string, args: string[], backend: Backend) => node([CLI, '--agents-root', root, '--no-progress', '--no-color', ...args], backend)
+
+// Runs `rep` reps times (setup untimed, inside rep) and keeps the median time and RSS.
+async function figure(reps: number, rep: () => Promise<Sample>): Promise<Figure> {
+  const times: number[] = []
+  const rss: number[] = []
+  try {
+    for (let i = 0; i < reps; i++) {
+      const s = await rep()
+      times.push(s.seconds)
+      if (s.rssKb !== null) rss.push(s.rssKb)
+    }
+  } catch (err) {
+    return { seconds: null, rssKb: null, error: err instanceof Error ? err.message : String(err) }
+  }
+  return { seconds: median(times), rssKb: rss.length > 0 ? median(rss) : null }
+}
+
+const ratioOf = (a: Figure, b: Figure | undefined): number | null => (a.seconds !== null && b?.seconds ? a.seconds / b.seconds : null)
+
+export async function measureSize({ units, reps, backends, log = () => {} }: SizeOptions): Promise<SizeReport> {
+  const work = await mkdtemp(path.join(tmpdir(), 'aas-bench-'))
+  try {
+    const pristine = path.join(work, 'pristine')
+    const copy = path.join(work, 'copy')
+    log(`generating ${units} units in ${pristine}`)
+    const vault: BenchVault = await makeBenchVault(pristine, { units })
+    const listFile = path.join(work, 'units.txt')
+    await writeFile(listFile, `${vault.units.join('\n')}\n`)
+
+    log('baseline: tar czf')
+    const tar = await figure(reps, async () => {
+      const out = path.join(work, 'vault.tar.gz')
+      const s = await measure({ cmd: 'tar', args: ['czf', out, '-C', pristine, '.'], env: envFor(null) })
+      await rm(out, { force: true })
+      return s
+    })
+    log('baseline: read+write floor')
+    const floor = await figure(reps, async () => {
+      const to = path.join(work, 'floor-copy')
+      await rm(to, { recursive: true, force: true })
+      const s = await measure({ ...node([FLOOR_CHILD, listFile, pristine, to], null) })
+      await rm(to, { recursive: true, force: true })
+      return s
+    })
+    log('baseline: git add -A && git commit')
+    const gitCommit = await figure(reps, async () => {
+      const repo = path.join(work, 'scratch-repo')
+      await rm(repo, { recursive: true, force: true })
+      await measure({ cmd: 'git', args: ['init', '-q', repo], env: envFor(null) })
+      const g = `git --git-dir=${repo}/.git --work-tree=${pristine} -c core.hooksPath=/dev/null -c gc.auto=0`
+      const s = await measure({ cmd: 'sh', args: ['-c', `${g} add -A && ${g} commit -q -m bench`], env: envFor(null) })
+      await rm(repo, { recursive: true, force: true })
+      return s
+    })
+
+    const rows: Row[] = [
+      { figure: 'tar czf', backend: '', ...tar, vs: '', ratio: null, checks: [] },
+      { figure: 'read+write floor', backend: '', ...floor, vs: '', ratio: null, checks: [] },
+      { figure: 'git add -A && commit', backend: '', ...gitCommit, vs: '', ratio: null, checks: [] },
+    ]
+    const byBackend = new Map<Backend, Record<string, Figure>>()
+    for (const b of backends) {
+      const f: Record<string, Figure> = {}
+      log(`${b}: --status`)
+      f.status = await figure(reps, async () => {
+        await copyVault(pristine, copy)
+        return measure(aas(copy, ['--status'], b))
+      })
+      log(`${b}: --to v2 --dry-run`)
+      f.dryRun = await figure(reps, async () => {
+        await copyVault(pristine, copy)
+        return measure(aas(copy, ['--to', 'v2', '--dry-run'], b))
+      })
+      log(`${b}: --to v2, then --rollback`)
+      const rollbackTimes: Sample[] = []
+      f.migrate = await figure(reps, async () => {
+        await copyVault(pristine, copy)
+        const s = await measure(aas(copy, ['--to', 'v2', '--json'], b))
+        const name = (JSON.parse(s.stdout) as { result: { snapshot: { name: string } } }).result.snapshot.name
+        rollbackTimes.push(await measure(aas(copy, ['--rollback', name], b)))
+        return s
+      })
+      f.rollbackFull = f.migrate.seconds === null ? { seconds: null, rssKb: null, error: 'no migration' } : await figure(rollbackTimes.length, async () => rollbackTimes.shift() as Sample)
+      log(`${b}: cold snapshot, repeat snapshot after 1% changed`)
+      const repeats: Sample[] = []
+      f.snapshotCold = await figure(reps, async () => {
+        await copyVault(pristine, copy)
+        const s = await measure(node([SNAPSHOT_CHILD, copy], b))
+        await changeUnits(copy, vault.units, 0.01)
+        repeats.push(await measure(node([SNAPSHOT_CHILD, copy], b)))
+        return s
+      })
+      f.snapshotRepeat = f.snapshotCold.seconds === null ? { seconds: null, rssKb: null, error: 'no cold snapshot' } : await figure(repeats.length, async () => repeats.shift() as Sample)
+      for (const [key, fraction] of [['rollback1', 0.01], ['rollback100', 1]] as const) {
+        log(`${b}: --rollback of a ${fraction * 100}%-changed vault`)
+        f[key] = await figure(reps, async () => {
+          await copyVault(pristine, copy)
+          const snap = await measure(node([SNAPSHOT_CHILD, copy], b))
+          const name = (JSON.parse(snap.stdout) as { name: string }).name
+          await changeUnits(copy, vault.units, fraction)
+          return measure(aas(copy, ['--rollback', name], b))
+        })
+      }
+      byBackend.set(b, f)
+    }
+
+    const cli = byBackend.get('cli')
+    const check = (label: string, a: Figure, base: Figure | undefined, limit: number): Check[] => {
+      const r = ratioOf(a, base)
+      return r === null ? [] : [{ label, ratio: r, limit }]
+    }
+    const spec: Array<{ key: string; figure: string; vs: (f: Record<string, Figure>) => [string, Figure | undefined, number | null] }> = [
+      { key: 'status', figure: '--status', vs: () => ['tar czf', tar, null] },
+      { key: 'dryRun', figure: '--to v2 --dry-run', vs: (f) => ['--to v2', f.migrate, 1.5] },
+      { key: 'migrate', figure: '--to v2', vs: () => ['read+write floor', floor, 3] },
+      { key: 'rollbackFull', figure: '--rollback after --to v2', vs: (f) => ['--to v2', f.migrate, 1] },
+      { key: 'snapshotCold', figure: 'cold snapshot', vs: () => ['tar czf', tar, 1] },
+      { key: 'snapshotRepeat', figure: 'repeat snapshot, 1% changed', vs: () => ['tar czf', tar, 0.2] },
+      { key: 'rollback1', figure: '--rollback, 1% changed', vs: (f) => ['--rollback, 100% changed', f.rollback100, 0.2] },
+      { key: 'rollback100', figure: '--rollback, 100% changed', vs: () => ['tar czf', tar, null] },
+    ]
+    for (const b of backends) {
+      const f = byBackend.get(b) as Record<string, Figure>
+      for (const s of spec) {
+        const fig = f[s.key] as Figure
+        const [vs, base, limit] = s.vs(f)
+        const checks: Check[] = limit === null ? [] : check(`≤ ${limit}× ${vs}`, fig, base, limit)
+        if (b === 'js' && cli) checks.push(...check('≤ 3× cli', fig, cli[s.key], 3))
+        if (units >= 50_000 && fig.rssKb !== null) checks.push({ label: '≤ 300 MB RSS', ratio: fig.rssKb / RSS_LIMIT_KB, limit: 1 })
+        rows.push({ figure: s.figure, backend: b, ...fig, vs, ratio: ratioOf(fig, base), checks })
+      }
+    }
+    return { units, reps, rows }
+  } finally {
+    await rm(work, { recursive: true, force: true })
+  }
+}
