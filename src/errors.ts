@@ -33,6 +33,7 @@ export type AasErrorCode =
   | 'PATH_UNSAFE'
   | 'RECOVERY_REQUIRED'
   | 'ROLLBACK_FOREIGN_CHANGES'
+  | 'COMMIT_REFUSED'
   | 'DOCTOR_UNHEALTHY'
 
 export interface AasErrorOptions {

@@ -11,6 +11,7 @@ import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory }
 import { unitTypeOf, type UnitType } from '../vault/rules.js'
 import { ENGINE_VERSION } from '../version.js'
 import { hashBlob } from './blob-hash.js'
+import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
 import type { DiffFile } from './diff.js'
 import { takeSnapshot } from './snapshots.js'
 import { newRunId } from './run-id.js'
@@ -25,6 +26,7 @@ export interface MigrateOptions {
   env?: NodeJS.ProcessEnv
   target: number
   dryRun?: boolean
+  commit?: boolean // also record the migration as one commit on the current branch (git vaults)
   backend?: BackendName
   lockTimeoutMs?: number
   now?: () => Date
@@ -47,6 +49,7 @@ export interface MigrateResult {
   diff: DiffFile[] // every changed file, both sides
   validation: ValidationResult | null
   applied: boolean // the live vault now holds the migrated state
+  branchCommit: { branch: string; commit: string } | null // with --commit
   error: AasError | null
   errors: AasError[] // every error found (validation failures are in `validation`)
   durationMs: number
@@ -108,6 +111,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
     diff: [],
     validation: null,
     applied: false,
+    branchCommit: null,
     error: null,
     errors: [],
     durationMs: 0,
@@ -226,6 +230,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       }
 
       const changes = journalChangesOf(await store.diffTrees(snap.tree, tree))
+      const commitPlan = options.commit ? await prepareBranchCommit(store, changes) : null
       await session.withAgentLocks(changes.map((c) => c.path), async () => {
         session.emit({ type: 'phase', phase: 'fast-forward', total: changes.length })
         await runTransaction({
@@ -241,6 +246,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
         })
       })
       result.applied = true
+      if (commitPlan) result.branchCommit = await recordBranchCommit(store, commitPlan, changes, `Migrate vault to v${target}\n\n${trailers({ 'Aas-Run-Id': runId, 'Aas-From': inv.vaultVersion, 'Aas-Target': target, 'Aas-Snapshot': snap.name })}\n`)
       result.ok = true
       return result
     },

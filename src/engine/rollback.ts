@@ -6,6 +6,8 @@ import { RUN_REF_PREFIX } from './migrate.js'
 import { newRunId } from './run-id.js'
 import { withWriteSession, type EngineEvent } from './session.js'
 import { importSnapshot, resolveSnapshotName, takeSnapshot, type Snapshot } from './snapshots.js'
+import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
+import { unitTypeOf } from '../vault/rules.js'
 import { journalChangesOf, prefetchingBlobSource, runTransaction } from './transaction.js'
 
 export interface RollbackOptions {
@@ -13,6 +15,7 @@ export interface RollbackOptions {
   env?: NodeJS.ProcessEnv
   snapshot: string // a snapshot name, NAME.tar.gz, or a legacy tarball name in _migrations/snapshots/
   force?: boolean
+  commit?: boolean // also record the restored units as one commit on the current branch (git vaults)
   backend?: BackendName
   lockTimeoutMs?: number
   now?: () => Date
@@ -31,6 +34,7 @@ export interface RollbackResult {
   changed: string[] // paths restored, created or removed
   foreign: string[] // paths changed after the run that were not written by it
   forced: boolean
+  branchCommit: { branch: string; commit: string } | null // with --commit
   error: AasError | null
   durationMs: number
 }
@@ -71,6 +75,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
     changed: [],
     foreign: [],
     forced: force,
+    branchCommit: null,
     error: null,
     durationMs: 0,
   }
@@ -133,6 +138,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
         }
       }
       const changes = journalChangesOf(diff)
+      const unitChanges = changes.filter((c) => unitTypeOf(c.path) !== null)
+      const commitPlan = options.commit && unitChanges.length > 0 ? await prepareBranchCommit(store, unitChanges) : null
       await session.withAgentLocks(result.changed, async () => {
         session.emit({ type: 'phase', phase: 'rollback', total: changes.length })
         const t = await runTransaction({
@@ -149,6 +156,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
         result.written = t.written
         result.removed = t.removed
       })
+      if (commitPlan) result.branchCommit = await recordBranchCommit(store, commitPlan, unitChanges, `Roll back vault to ${snap.name}\n\nAas-Run-Id: ${runId}\nAas-Snapshot: ${snap.name}\nAas-Safety-Snapshot: ${safety.name}\n`)
       result.ok = true
       return result
     },
