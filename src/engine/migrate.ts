@@ -1,10 +1,11 @@
 import { AasError } from '../errors.js'
 import { openStore } from '../git/open-store.js'
 import type { BackendName, FileChange, Store, TreeEntry } from '../git/store.js'
-import { applyChain, type UnitApplyResult } from '../migrations/apply.js'
+import type { UnitApplyResult } from '../migrations/apply.js'
 import { discoverScripts } from '../migrations/discover.js'
 import { loadScripts } from '../migrations/load.js'
 import { planChain } from '../migrations/plan.js'
+import { runChainContained, sandboxLimitsFromEnv } from '../migrations/sandbox.js'
 import { validateUnits, type ValidationResult } from '../schema/validate.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory } from '../vault/inventory.js'
@@ -168,16 +169,18 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       const plan = planChain({ current: inv.vaultVersion, target, scripts: discovery.scripts })
       if (!plan.ok) return fail([plan.error])
       result.steps = plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file }))
-      const loaded = await loadScripts(plan.steps.map((s) => s.script))
-      if (loaded.errors.length > 0) return fail(loaded.errors)
 
       const inputs = units.map((u) => {
         const decoded = decodeUnit(u.bytes)
         return { unitId: u.entry.path, unitType: u.unitType, text: decoded.ok ? decoded.text : '' }
       })
       session.emit({ type: 'phase', phase: 'apply', total: inputs.length })
-      const applied = await applyChain(loaded.loaded, inputs, { dryRun })
+      // The chain runs in a worker that can be stopped (sandbox.ts); the scripts are loaded
+      // here afterwards only for their validators.
+      const applied = await runChainContained(plan.steps.map((s) => s.script), inputs, { dryRun, ...sandboxLimitsFromEnv(env) })
       if (!applied.ok) return fail(applied.errors)
+      const loaded = await loadScripts(plan.steps.map((s) => s.script))
+      if (loaded.errors.length > 0) return fail(loaded.errors)
       result.touched = applied.units.filter((u) => u.touched).length
 
       session.emit({ type: 'phase', phase: 'validate', total: applied.units.length })

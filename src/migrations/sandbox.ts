@@ -1,0 +1,159 @@
+import { existsSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import path from 'node:path'
+import { fileURLToPath, pathToFileURL } from 'node:url'
+import { Worker } from 'node:worker_threads'
+import { AasError, type AasErrorCode } from '../errors.js'
+import type { ApplyResult, UnitApplyResult, UnitInput, UnitStepResult } from './apply.js'
+import type { ScriptFile } from './discover.js'
+import type { SandboxMessage, SandboxWorkerData, SerializedError } from './sandbox-worker.js'
+
+// Runs a migration chain contained: the scripts are loaded and applied in a
+// worker thread (sandbox-worker) that the engine can terminate. A script that
+// never returns is stopped after `timeoutMs` on one unit (default 30 s,
+// AAS_SCRIPT_TIMEOUT_MS), one that exhausts memory hits the worker's heap limit
+// (default 2048 MB, AAS_SCRIPT_MEMORY_MB); either fails the run naming the script,
+// the unit and the reason. The worker only returns texts: the unit ids, unit types
+// and `before` texts of the result are the engine's own, never the worker's, so
+// nothing a script does can point a write at another path. (A script can still
+// use Node's own fs module directly: scripts are trusted code of the vault owner;
+// this contains mistakes, not malice.)
+
+export interface SandboxOptions {
+  dryRun?: boolean
+  timeoutMs?: number // per unit and step (and for loading the scripts)
+  memoryMb?: number // the worker's old-generation heap limit
+}
+
+export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
+export const DEFAULT_SCRIPT_MEMORY_MB = 2048
+// Starting a worker and compiling .ts scripts takes seconds on a busy machine: loading gets this on top.
+const LOAD_ALLOWANCE_MS = 15_000
+
+// Sandbox limits from the environment (AAS_SCRIPT_TIMEOUT_MS, AAS_SCRIPT_MEMORY_MB), else defaults.
+export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv): { timeoutMs: number; memoryMb: number } {
+  const num = (v: string | undefined, d: number): number => (v !== undefined && /^\d+$/.test(v.trim()) && Number(v) > 0 ? Number(v) : d)
+  return { timeoutMs: num(env.AAS_SCRIPT_TIMEOUT_MS, DEFAULT_SCRIPT_TIMEOUT_MS), memoryMb: num(env.AAS_SCRIPT_MEMORY_MB, DEFAULT_SCRIPT_MEMORY_MB) }
+}
+
+// The worker entry: the compiled .js next to this file, or (running from sources
+// under tsx/vitest) the .ts file loaded through tsx.
+function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
+  const js = new URL('./sandbox-worker.js', import.meta.url)
+  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(8, Math.floor(memoryMb / 16))) }
+  if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData: data, resourceLimits, stdout: false, stderr: false })
+  const ts = new URL('./sandbox-worker.ts', import.meta.url).href
+  // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
+  const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
+  const tsxApi = pathToFileURL(path.join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`
+  return new Worker(boot, { eval: true, workerData: data, resourceLimits })
+}
+
+export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB }: SandboxOptions = {}): Promise<ApplyResult> {
+  const progress = new SharedArrayBuffer(16)
+  const view = new Int32Array(progress)
+  Atomics.store(view, 2, -1)
+  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, progress }
+  const worker = startWorker(data, memoryMb)
+
+  // Who was running when the worker had to stop: the step's script and the unit.
+  const where = (): { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' } => {
+    const phase = Atomics.load(view, 0) === 0 ? 'load' : 'apply'
+    const s = scripts[Atomics.load(view, 1)]
+    const u = units[Atomics.load(view, 2)]
+    if (phase === 'load' || !s) return { script: scripts.map((x) => x.file).join(', '), unit: null, step: null, phase: 'load' }
+    return { script: s.file, unit: u?.unitId ?? null, step: `v${s.from} -> v${s.to}`, phase }
+  }
+
+  const outcome = await new Promise<{ message: SandboxMessage } | { failure: AasError }>((resolve) => {
+    let settled = false
+    let lastBeat = -1
+    let lastChange = Date.now()
+    const finish = (v: { message: SandboxMessage } | { failure: AasError }): void => {
+      if (settled) return
+      settled = true
+      clearInterval(watchdog)
+      void worker.terminate()
+      resolve(v)
+    }
+    const watchdog = setInterval(() => {
+      const beat = Atomics.load(view, 3)
+      if (beat !== lastBeat) {
+        lastBeat = beat
+        lastChange = Date.now()
+      } else if (Date.now() - lastChange >= timeoutMs + (Atomics.load(view, 0) === 0 ? LOAD_ALLOWANCE_MS : 0)) {
+        finish({ failure: containedFailure(where(), `did not return within ${timeoutMs} ms`, 'timeout', timeoutMs) })
+      }
+    }, Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))))
+    worker.on('message', (message: SandboxMessage) => finish({ message }))
+    worker.on('error', (err: Error & { code?: string }) => {
+      const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+      finish({ failure: containedFailure(where(), oom ? `ran out of memory (worker heap limit ${memoryMb} MB)` : `crashed the script worker: ${safeText(err)}`, oom ? 'memory' : 'crash', timeoutMs) })
+    })
+    worker.on('exit', (code) => {
+      finish({ failure: containedFailure(where(), `stopped the script worker (exit ${code}) before the chain finished, e.g. a promise that never settles or process.exit()`, 'exit', timeoutMs) })
+    })
+  })
+
+  if ('failure' in outcome) return { ok: false, units: [], errors: [outcome.failure] }
+  const { message } = outcome
+  if (message.type === 'load-errors') return { ok: false, units: [], errors: message.errors.map(revive) }
+  if (message.type === 'crash') return { ok: false, units: [], errors: [containedFailure(where(), `made the chain fail: ${message.reason}`, 'crash', timeoutMs)] }
+  return checkedResult(message.result, units, scripts)
+}
+
+// Trust nothing from the worker but texts and step statuses, checked against the inputs.
+function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: readonly ScriptFile[]): ApplyResult {
+  const bad = (why: string): ApplyResult => ({
+    ok: false,
+    units: [],
+    errors: [new AasError('SCRIPT_FAILED', `The migration chain (${scripts.map((s) => s.file).join(', ')}) returned a malformed result: ${why}. Nothing was written.`, { hint: 'Check the scripts for code that changes built-in objects (prototypes, JSON, Array).', data: { scripts: scripts.map((s) => s.file), reason: why } })],
+  })
+  const r = raw as { ok?: unknown; units?: unknown; errors?: unknown; failedStep?: unknown } | null
+  if (!r || typeof r !== 'object' || !Array.isArray(r.units) || !Array.isArray(r.errors)) return bad('not a result object')
+  const errors = (r.errors as SerializedError[]).map(revive)
+  if (r.ok !== true) {
+    const failed = errors.length > 0 ? errors : bad('failed without an error').errors
+    return { ok: false, units: [], errors: failed }
+  }
+  if (r.units.length !== units.length) return bad(`${r.units.length} units returned for ${units.length} given`)
+  const out: UnitApplyResult[] = []
+  for (let i = 0; i < units.length; i++) {
+    const u = units[i] as UnitInput
+    const got = r.units[i] as Partial<UnitApplyResult> | null
+    if (!got || got.unitId !== u.unitId) return bad(`unit ${i} is not ${u.unitId}`)
+    if (typeof got.after !== 'string') return bad(`no text for ${u.unitId}`)
+    const touched = got.touched === true
+    const steps = Array.isArray(got.steps) ? (got.steps as UnitStepResult[]).map((s) => ({ file: String(s.file), from: Number(s.from), to: Number(s.to), status: s.status })) : []
+    const changes = Array.isArray(got.changes) ? got.changes.map((c) => String(c)) : []
+    out.push({ unitId: u.unitId, unitType: u.unitType, before: u.text, after: touched ? got.after : u.text, touched, changes, steps })
+  }
+  return { ok: true, units: out, errors: [] }
+}
+
+const KNOWN = new Set<string>(['SCRIPT_LOAD_FAILED', 'SCRIPT_INVALID', 'SCRIPT_FAILED', 'SCRIPT_NO_BUMP', 'UNIT_UNREADABLE', 'UNIT_WRITE_INVALID', 'CHAIN_GAP'])
+
+function revive(e: SerializedError): AasError {
+  const code = (KNOWN.has(e.code) ? e.code : 'SCRIPT_FAILED') as AasErrorCode
+  return new AasError(code, String(e.message), { ...(e.hint ? { hint: e.hint } : {}), data: e.data ?? {} })
+}
+
+function containedFailure(at: { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' }, reason: string, kind: 'timeout' | 'memory' | 'crash' | 'exit', timeoutMs: number): AasError {
+  const subject = at.phase === 'load' ? `Loading ${at.script}` : `${at.script}${at.unit ? ` on ${at.unit}` : ''}${at.step ? ` (step ${at.step})` : ''}`
+  const hint =
+    kind === 'timeout'
+      ? `Fix the loop or unsettled promise in ${at.script}; if the unit really needs longer, raise AAS_SCRIPT_TIMEOUT_MS (now ${timeoutMs}). Nothing was written.`
+      : kind === 'memory'
+        ? `Fix the allocation in ${at.script}; if it really needs more, raise AAS_SCRIPT_MEMORY_MB. Nothing was written.`
+        : `Fix ${at.script}; nothing was written.`
+  return new AasError('SCRIPT_FAILED', `${subject} ${reason}.`, { hint, data: { script: at.script, unit: at.unit, step: at.step, reason: kind } })
+}
+
+function safeText(err: unknown): string {
+  try {
+    return err instanceof Error ? err.message : String(err)
+  } catch {
+    return 'an error that cannot be described'
+  }
+}
