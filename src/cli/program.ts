@@ -36,8 +36,8 @@ Examples (one per flag):
   aas-migrate --status --json                            one JSON document on stdout (docs/json.md)
   aas-migrate --to v2 --dry-run                          preview: unified diff + validation, nothing written
   aas-migrate --to v2 --dry-run --stat --no-progress     the preview as a per-file summary, no progress lines
-  aas-migrate --to v2 --lock-timeout 60                  snapshot, migrate, validate, apply (wait 60 s for agent locks)
-  aas-migrate --to v3 --commit                           also record the migration as one commit (git vaults)
+  aas-migrate --to v2 --commit                           migrate, and record it as one commit (git vaults)
+  aas-migrate --to v3 --lock-timeout 60                  snapshot, migrate, validate, apply (wait 60 s for agent locks)
   aas-migrate --list-snapshots                           snapshots, newest first
   aas-migrate --rollback SNAPSHOT                        restore a snapshot; a safety snapshot is taken first
   aas-migrate --rollback SNAPSHOT --force                even when paths changed after the run

@@ -1,0 +1,102 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { EXAMPLES } from '../../src/cli/program.js'
+import { makeVault, repoRoot, type TempVault } from '../helpers/make-vault.js'
+import { cli } from '../helpers/run-cli.js'
+
+// The convention (README "Documentation"): every `aas-migrate …` line of a ```sh or
+// ```bash block runs, in order, on a fresh git copy of fixtures/vault-v1. SNAPSHOT is
+// the snapshot printed last, --agents-root is the copy, FILE.tar.gz goes to a temp
+// folder; `# illustrative` lines are skipped, `# exits 1` lines must exit 1.
+
+interface DocCommand {
+  source: string
+  line: string
+  args: string[]
+  expect: number
+}
+
+function commandsOf(markdown: string, source: string): DocCommand[] {
+  const out: DocCommand[] = []
+  let inBlock = false
+  let runnable = false
+  for (const raw of markdown.split('\n')) {
+    const fence = /^\s*```(\S*)/.exec(raw)
+    if (fence) {
+      runnable = !inBlock && (fence[1] === 'sh' || fence[1] === 'bash')
+      inBlock = !inBlock
+      continue
+    }
+    const text = raw.trim().replace(/^\$ /, '')
+    if (!inBlock || !runnable || !text.startsWith('aas-migrate ')) continue
+    const [command = '', comment = ''] = text.split(/\s+#\s*/, 2)
+    if (comment.startsWith('illustrative')) continue
+    out.push({ source, line: command.trim(), args: command.trim().split(/\s+/).slice(1), expect: comment.startsWith('exits 1') ? 1 : 0 })
+  }
+  return out
+}
+
+// The --help Examples: command, then two or more spaces, then what it does.
+function helpCommands(): DocCommand[] {
+  return EXAMPLES.split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l.startsWith('aas-migrate '))
+    .map((l) => {
+      const command = l.split(/\s{2,}/)[0] as string
+      return { source: '--help', line: command, args: command.split(/\s+/).slice(1), expect: 0 }
+    })
+}
+
+const SNAPSHOT_LINE = /(?:^|\n)(?:safety )?snapshot: (\S+) \(refs\/aas\/snapshots\//g
+
+async function runSession(commands: DocCommand[]): Promise<void> {
+  const v: TempVault = await makeVault('vault-v1', { git: true })
+  const files = await mkdtemp(path.join(tmpdir(), 'aas-docs-'))
+  try {
+    let snapshot: string | null = null
+    for (const c of commands) {
+      const args: string[] = ['--agents-root', v.root]
+      for (let i = 0; i < c.args.length; i++) {
+        const a = c.args[i] as string
+        if (a === '--agents-root') {
+          i++
+          continue
+        }
+        if (a === 'SNAPSHOT') {
+          expect(snapshot, `${c.source}: ${c.line} needs a snapshot printed before it`).not.toBeNull()
+          args.push(snapshot as string)
+        } else if (a.endsWith('.tar.gz')) args.push(path.join(files, path.basename(a)))
+        else args.push(a)
+      }
+      const r = await cli(args)
+      expect(r.code, `${c.source}: ${c.line}\n${r.stdout}\n${r.stderr}`).toBe(c.expect)
+      for (const m of `${r.stdout}\n${r.stderr}`.matchAll(SNAPSHOT_LINE)) snapshot = m[1] as string
+    }
+  } finally {
+    await v.cleanup()
+    await rm(files, { recursive: true, force: true })
+  }
+}
+
+const docs = ['README.md', ...(await readdir(path.join(repoRoot, 'docs'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
+const perFile = await Promise.all(docs.map(async (f) => ({ file: f, commands: commandsOf(await readFile(path.join(repoRoot, f), 'utf8'), f) })))
+
+describe('documented commands', () => {
+  it('the README, the runbook and the authoring guide each show commands to run', () => {
+    const count = (f: string) => perFile.find((p) => p.file === f)?.commands.length ?? 0
+    expect(count('README.md')).toBeGreaterThanOrEqual(5)
+    expect(count('docs/upgrading.md')).toBeGreaterThanOrEqual(8)
+    expect(count('docs/writing-migrations.md')).toBeGreaterThanOrEqual(3)
+    expect(helpCommands().length).toBeGreaterThanOrEqual(15)
+  })
+
+  it.each(perFile.filter((p) => p.commands.length > 0).map((p) => [p.file, p.commands] as const))('every aas-migrate command of %s runs on the sample vault', async (_file, commands) => {
+    await runSession([...commands])
+  })
+
+  it('every --help example runs on the sample vault', async () => {
+    await runSession(helpCommands())
+  })
+})
