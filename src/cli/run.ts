@@ -92,7 +92,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
     case 'migrate': {
-      const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, lockTimeoutMs: req.lockTimeoutMs, onEvent })
+      const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent })
       progress.finish()
       if (req.json) {
         io.stdout(renderJson(command, migrateJson(result), result.error))
@@ -108,7 +108,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return result.ok ? 0 : 1
     }
     case 'rollback': {
-      const result = await rollback({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, force: action.force, lockTimeoutMs: req.lockTimeoutMs, onEvent })
+      const result = await rollback({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, force: action.force, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent })
       progress.finish()
       const { error, ...rest } = result
       if (req.json) io.stdout(renderJson(command, { result: rest }, error))
