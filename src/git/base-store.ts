@@ -1,5 +1,5 @@
 import { AasError } from '../errors.js'
-import { readEntryBytes, scanVault, type ScopeEntry } from '../vault/walk.js'
+import { readEntryBytesSync, scanVault, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, sortEntries, type RawObject } from './git-objects.js'
 import { cachedOid, loadStatCache, saveStatCache } from './stat-cache.js'
 import type {
@@ -64,14 +64,10 @@ export abstract class BaseStore implements Store {
     let bytesHashed = 0
     const root = this.agentsRoot
     const entries = scan.entries
+    // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time.
     async function* contents(): AsyncGenerator<Buffer> {
-      const ahead: Array<Promise<Buffer>> = []
-      const read = (k: number): Promise<Buffer> => readEntryBytes(root, entries[todo[k] as number] as ScopeEntry)
-      let next = 0
-      while (next < todo.length && ahead.length < 16) ahead.push(read(next++))
-      while (ahead.length > 0) {
-        const buf = await (ahead.shift() as Promise<Buffer>)
-        if (next < todo.length) ahead.push(read(next++))
+      for (const k of todo) {
+        const buf = readEntryBytesSync(root, entries[k] as ScopeEntry)
         bytesHashed += buf.length
         done++
         if (onProgress && done % 500 === 0) onProgress(done, total)

@@ -10,6 +10,8 @@ import { initEmbeddedStore } from './locate.js'
 import { runGit, spawnGit, storeFailed } from './run-git.js'
 import type { CommitInfo, CommitInput, RefEntry, StoreLocation, TreeEntry } from './store.js'
 
+const NEWLINE = Buffer.from('\n')
+
 const ENV_NAMES = [
   'GIT_DIR',
   'GIT_INDEX_FILE',
@@ -82,12 +84,21 @@ export class CliStore extends BaseStore {
     const fi = spawnGit([...safeConfigArgs(), 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
     let n = 0
     try {
+      // Commands are gathered into ~1 MB writes: one pipe write per blob was a
+      // large share of a cold snapshot.
+      let batch: Buffer[] = []
+      let batched = 0
       for (let r: IteratorResult<Buffer> = first; !r.done; r = await it.next()) {
         n++
-        await fi.write(`blob\nmark :${n}\ndata ${r.value.length}\n`)
-        await fi.write(r.value)
-        await fi.write('\n')
+        batch.push(Buffer.from(`blob\nmark :${n}\ndata ${r.value.length}\n`), r.value, NEWLINE)
+        batched += r.value.length + 32
+        if (batched >= 1 << 20) {
+          await fi.write(Buffer.concat(batch))
+          batch = []
+          batched = 0
+        }
       }
+      if (batch.length > 0) await fi.write(Buffer.concat(batch))
       await fi.write('done\n')
       fi.child.stdin.end()
       await fi.done

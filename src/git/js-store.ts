@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { deflate } from 'node:zlib'
+import { deflate, deflateSync } from 'node:zlib'
 import git from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved } from './base-store.js'
@@ -92,15 +92,44 @@ export class JsStore extends BaseStore {
     }
   }
 
+  // Many loose objects written synchronously: each async step (stat, deflate, open,
+  // write, close, rename) was a thread-pool round trip, seven per blob.
   async writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]> {
     await this.ensureWritable()
     const oids: string[] = []
-    for await (const content of source) oids.push(await this.writeLoose('blob', content))
+    const dirs = new Set<string>()
+    for await (const content of source) oids.push(this.writeLooseSync('blob', content, dirs))
     return oids
   }
 
+  private writeLooseSync(type: 'blob' | 'tree' | 'commit', content: Buffer, dirs: Set<string>): string {
+    const oid = hashObject(type, content)
+    const dir = path.join(this.gitDir, 'objects', oid.slice(0, 2))
+    const file = path.join(dir, oid.slice(2))
+    if (fs.existsSync(file)) return oid
+    const data = deflateSync(Buffer.concat([Buffer.from(`${type} ${content.length}\0`), content]))
+    if (!dirs.has(dir)) {
+      fs.mkdirSync(dir, { recursive: true })
+      dirs.add(dir)
+    }
+    const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
+    try {
+      fs.writeFileSync(tmp, data, { mode: 0o444 })
+      fs.renameSync(tmp, file)
+    } catch (err) {
+      fs.rmSync(tmp, { force: true })
+      throw new AasError('STORE_FAILED', `Cannot write object ${oid} into ${this.gitDir}: ${describeFsError(err)}.`, {
+        hint: `Check free space and permissions of ${this.gitDir}.`,
+        data: { gitDir: this.gitDir, oid },
+        cause: err,
+      })
+    }
+    return oid
+  }
+
   protected async writeRawTrees(trees: RawObject[]): Promise<void> {
-    for (const t of trees) await this.writeLoose('tree', t.content)
+    const dirs = new Set<string>()
+    for (const t of trees) this.writeLooseSync('tree', t.content, dirs)
   }
 
   protected async hasObject(oid: string): Promise<boolean> {
