@@ -1,22 +1,12 @@
-import { mkdirSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import path from 'node:path'
-
 // The fixed identity of every commit the store writes: never the user's config.
 export const AAS_IDENT = { name: 'aas-migrate', email: 'aas-migrate@localhost' } as const
-
-// An empty directory for core.hooksPath, so no hook of a user's repository ever runs.
-export function emptyHooksDir(): string {
-  const dir = path.join(tmpdir(), 'aas-migrate-no-hooks')
-  mkdirSync(dir, { recursive: true })
-  return dir
-}
 
 // `-c` settings for every git invocation: no hooks, filters, attribute conversion,
 // autocrlf, fsmonitor, signing or auto-gc may apply to what the store writes.
 export function safeConfigArgs(): string[] {
   const pairs: Array<[string, string]> = [
-    ['core.hooksPath', emptyHooksDir()],
+    // Not a directory, so no hook can ever be found there (a shared temp dir could be planted).
+    ['core.hooksPath', '/dev/null'],
     ['core.autocrlf', 'false'],
     ['core.safecrlf', 'false'],
     ['core.attributesFile', '/dev/null'],
