@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { constants, type Dirent } from 'node:fs'
-import { lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
+import { link, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import type { FileMode } from '../vault/walk.js'
@@ -115,6 +115,77 @@ export async function replaceWithSymlink(
   }
   if (fsyncParent) await fsyncDir(path.dirname(linkPath))
   return { path: linkPath, createdDirs }
+}
+
+// The name a live file is renamed to while the engine checks and replaces it (a
+// temp-file name, so scans treat a leftover as engine debris, never as vault content).
+export function claimNameFor(fileName: string, runId: string): string {
+  return tempNameFor(fileName, `claim-${runId}`)
+}
+
+// Rename the live file aside to its claim name (atomic): from here on, a writer that
+// opens the path creates a new file instead of editing the claimed one. Null when
+// nothing was there.
+export async function claimFile(absPath: string, { within, runId }: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<string | null> {
+  const target = path.resolve(absPath)
+  await prepareParents(target, within, false)
+  const claim = path.join(path.dirname(target), claimNameFor(path.basename(target), runId))
+  try {
+    await rename(target, claim)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
+    throw ioError('claim', target, err)
+  }
+  return claim
+}
+
+// Put a claimed file back at its path unless something new is there now (a writer's
+// file always wins); the claim is gone afterwards either way.
+export async function releaseClaim(claim: string, absPath: string): Promise<'restored' | 'superseded'> {
+  try {
+    await link(claim, absPath)
+    await unlink(claim)
+    return 'restored'
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('restore', absPath, err)
+    await unlink(claim).catch(() => undefined)
+    return 'superseded'
+  }
+}
+
+export type PlacedContent = { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'> } | { kind: 'symlink'; target: Buffer }
+
+// Create absPath with the given content only if nothing is there: temp file, then
+// link(2), which fails with EEXIST instead of replacing a file a writer just created.
+export async function placeNew(absPath: string, what: PlacedContent, { within, runId }: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<WriteResult & { placed: boolean }> {
+  const target = path.resolve(absPath)
+  const createdDirs = await prepareParents(target, within, true)
+  const temp = path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
+  try {
+    if (what.kind === 'file') {
+      const handle = await openTemp(temp)
+      try {
+        await handle.writeFile(what.content)
+        await handle.chmod(modeBits(what.mode))
+      } finally {
+        await handle.close()
+      }
+    } else {
+      await unlink(temp).catch(() => undefined)
+      await symlink(what.target, temp)
+    }
+    try {
+      await link(temp, target)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { path: target, createdDirs, placed: false }
+      throw err
+    }
+    return { path: target, createdDirs, placed: true }
+  } catch (err) {
+    throw ioError('write', target, err)
+  } finally {
+    await unlink(temp).catch(() => undefined)
+  }
 }
 
 // Remove a file or symlink; nothing there is not an error. With pruneEmptyDirs,

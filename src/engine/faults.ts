@@ -8,6 +8,8 @@
 //   before-journal-delete  every live write done and durable, journal still present
 //   mid-rollback:<n>       before the n-th live file write of a rollback
 //   mid-recovery:<n>       before the n-th live file write of a recovery
+//   mid-claim:<n>          n-th path of a write phase renamed aside to its claim, not yet checked
+//   mid-link:<n>           n-th path's new bytes linked in place, its claim not yet removed
 
 export interface FaultSpec {
   name: string

@@ -43,7 +43,7 @@
 // operator asked for it; backward (return to `from`) when the writer aborts in step 4.
 
 import { constants } from 'node:fs'
-import { link, mkdir, open, readFile, unlink } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { z } from 'zod'
 import { AasError, describeFsError } from '../errors.js'
@@ -161,6 +161,32 @@ export async function writeJournal(stateDir: string, input: JournalInput): Promi
     })
   }
   return journal
+}
+
+// Atomically narrow the journal of a running transaction (temp + rename + fsync):
+// an aborted write phase keeps only the paths it may have written before undoing them.
+export async function replaceJournal(stateDir: string, journal: Journal): Promise<void> {
+  const file = journalPath(stateDir)
+  const temp = path.join(stateDir, tempNameFor(JOURNAL_FILE, `${journal.runId}-narrow`))
+  try {
+    const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o644)
+    try {
+      await handle.writeFile(JSON.stringify(journal, null, 1) + '\n')
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    await rename(temp, file)
+    await fsyncDir(stateDir)
+  } catch (err) {
+    await unlink(temp).catch(() => undefined)
+    if (err instanceof AasError) throw err
+    throw new AasError('STORE_FAILED', `Cannot update the transaction journal ${file}: ${describeFsError(err)}`, {
+      data: { file },
+      hint: 'Check permissions and free space where the store lives, then run `aas-migrate --status` to finish the recovery.',
+      cause: err,
+    })
+  }
 }
 
 // The journal of an interrupted transaction, or null when there is none.

@@ -1,15 +1,41 @@
+import { rename, rmdir } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError } from '../errors.js'
 import type { Store, TreeChange } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
-import { fsyncAll, removeFile, removeTempFiles, replaceWithSymlink, writeFileAtomic } from './atomic-write.js'
+import { claimFile, claimNameFor, fsyncAll, placeNew, releaseClaim, removeFile, removeTempFiles, replaceWithSymlink, writeFileAtomic } from './atomic-write.js'
 import { hashLiveEntry, type LiveEntry } from './blob-hash.js'
 import { faultPoint } from './faults.js'
-import { clearJournal, planRecovery, readJournal, readLiveStates, writeJournal, type Journal, type JournalChange } from './journal.js'
+import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal, writeJournal, type Journal, type JournalChange } from './journal.js'
 
 // Applies a set of path changes to the live vault as one recoverable transaction
-// (SPEC §5): journal first, then each file via temp + rename after checking that
-// it still holds the old bytes, then fsync, then the journal goes.
+// (SPEC §5): journal first, then each file, then fsync, then the journal goes.
+//
+// How one path is written, so that a writer taking no lock never loses a write:
+//   1. claim: rename(live, claim) — atomic; from now on a writer opening the path
+//      creates a new file instead of editing the claimed one.    kill point mid-claim:<i>
+//   2. check the claimed bytes are the old state; if not, put them back with
+//      link(claim, live) (EEXIST: the writer re-created the path, its file wins) and abort.
+//   3. place the new state: temp file, then link(temp, live), which fails with EEXIST
+//      when a writer created the path since step 1 — never overwritten; abort.
+//                                                                 kill point mid-link:<i>
+//   4. re-check the claim (a writer holding the file open from before step 1 wrote
+//      into the claimed inode): if it changed, rename it back over live — the
+//      writer's bytes win — and abort. Then unlink the claim.
+// Added paths skip 1, 2 and 4 (link refuses an existing file); removed paths skip 3.
+// Remaining window: a writer that keeps the file open from before step 1 and writes
+// into it after step 4's re-check and before the unlink. Cooperating agents hold
+// <agent>/.lock, which the engine holds for the whole write phase, so they never
+// reach it; for others it is a few system calls wide.
+//
+// Abort: the journal is narrowed (atomically) to the paths already written, then
+// recovered backward. Recovery (any command finding a journal) first resolves claim
+// files of the journal's paths — a claim with nothing at its path is put back, a
+// claim beside a live file is dropped (the live file is the new state or a writer's)
+// — then classifies every path as at-old / at-new / neither and restores the old
+// state; a path at neither was changed by someone else and is never overwritten.
+// A SIGKILL at any instant therefore leaves, per path, old bytes at the path or in
+// its claim, or new bytes at the path: each is recovered to exactly the old state.
 
 export type BlobSource = (oid: string) => Promise<Buffer>
 
@@ -115,7 +141,7 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   const moved = changes.filter((c) => !sameState(before.get(c.path) ?? null, c.oldOid, c.oldMode)).map((c) => c.path)
   if (moved.length > 0) throw concurrentChange(moved, input.kind === 'migrate' ? 'migration' : 'rollback')
 
-  await writeJournal(stateDir, { runId, kind: input.kind, agentsRoot: root, from: input.from, to: input.to, changes, startedAt: new Date().toISOString() })
+  const journal = await writeJournal(stateDir, { runId, kind: input.kind, agentsRoot: root, from: input.from, to: input.to, changes, startedAt: new Date().toISOString() })
   faultPoint('after-journal')
   const touched = newTouched()
   let written = 0
@@ -123,13 +149,20 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   for (let i = 0; i < changes.length; i++) {
     const c = changes[i] as JournalChange
     faultPoint(faultName, i + 1)
-    const live = await hashLiveEntry(absOf(root, c.path))
-    if (!sameState(live, c.oldOid, c.oldMode)) {
-      await undo(store, blobs)
+    let outcome: Awaited<ReturnType<typeof writeClaimed>>
+    try {
+      outcome = await writeClaimed(root, c, blobs, runId, touched, i + 1)
+    } catch (err) {
+      // A failed write (no space, no permission, a planted symlink): path i may hold a claim.
+      await undoAfterFailure(store, { ...journal, changes: changes.slice(0, i + 1) }, blobs, err)
+      throw err
+    }
+    if (outcome === 'moved') {
+      // Only paths 0..i can hold this transaction's bytes; path i never does after a refusal.
+      await undo(store, { ...journal, changes: changes.slice(0, i) }, blobs)
       throw concurrentChange([c.path], input.kind === 'migrate' ? 'migration' : 'rollback')
     }
-    const target = c.newOid === null || c.newMode === null ? null : { oid: c.newOid, mode: c.newMode }
-    if ((await putState(root, c.path, target, blobs, runId, touched)) === 'written') written++
+    if (outcome === 'written') written++
     else removed++
     input.onProgress?.(i + 1, changes.length)
   }
@@ -139,13 +172,87 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   return { written, removed }
 }
 
-// Return every journaled path to its old state after an aborted write phase.
-async function undo(store: Store, blobs: BlobSource): Promise<void> {
+// One path of a write phase by the claim protocol described at the top of this file.
+// 'moved': the live path did not hold the old state (or a writer got in): nothing of
+// ours is left at it, and whatever the writer wrote is at the path.
+async function writeClaimed(root: string, c: JournalChange, blobs: BlobSource, runId: string, touched: Touched, n: number): Promise<'written' | 'removed' | 'moved'> {
+  const abs = absOf(root, c.path)
+  touched.dirs.add(path.dirname(abs))
+  let claim: string | null = null
+  if (c.oldOid !== null) {
+    claim = await claimFile(abs, { within: root, runId })
+    if (claim === null) return 'moved'
+    faultPoint('mid-claim', n)
+    if (!sameState(await hashLiveEntry(claim), c.oldOid, c.oldMode)) {
+      await releaseClaim(claim, abs)
+      return 'moved'
+    }
+  } else if ((await hashLiveEntry(abs)) !== null) {
+    return 'moved'
+  }
+  if (c.newOid !== null && c.newMode !== null) {
+    const content = await blobs(c.newOid)
+    const placed = await placeNew(abs, c.newMode === '120000' ? { kind: 'symlink', target: content } : { kind: 'file', content, mode: c.newMode }, { within: root, runId })
+    for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
+    if (!placed.placed) {
+      if (claim) await removeFile(claim, { within: root })
+      return 'moved'
+    }
+    if (c.newMode !== '120000') touched.files.add(abs)
+    faultPoint('mid-link', n)
+  }
+  if (claim !== null) {
+    if (!sameState(await hashLiveEntry(claim), c.oldOid, c.oldMode)) {
+      // A writer with the file open wrote into the claimed inode: its bytes go back live.
+      await rename(claim, abs)
+      return 'moved'
+    }
+    await removeFile(claim, { within: root })
+    if (c.newOid === null) {
+      await pruneEmptyParents(root, abs, touched)
+      return 'removed'
+    }
+  }
+  return 'written'
+}
+
+// Directories a removal left empty go, as git does. rmdir(2) fails on a directory a
+// writer has put something in meanwhile, so nothing but empty directories goes.
+async function pruneEmptyParents(root: string, abs: string, touched: Touched): Promise<void> {
+  const stop = path.resolve(root)
+  for (let dir = path.dirname(abs); dir.startsWith(stop + path.sep); dir = path.dirname(dir)) {
+    try {
+      await rmdir(dir)
+    } catch {
+      return
+    }
+    touched.dirs.add(path.dirname(dir))
+  }
+}
+
+// Return the paths an aborted write phase may have written to their old state: the
+// journal is narrowed to them first, so a crash during the undo recovers the same set.
+async function undo(store: Store, narrowed: Journal, blobs: BlobSource): Promise<void> {
+  await replaceJournal(store.location.stateDir, narrowed)
   const result = await recoverTransaction(store, { blobs })
   if (result && result.conflicts.length > 0) {
     throw new AasError('RECOVERY_REQUIRED', `Could not undo the interrupted write: ${result.conflicts.join(', ')} changed meanwhile.`, {
       hint: 'Inspect these files, then run `aas-migrate --status` to finish the recovery.',
       data: { paths: result.conflicts },
+    })
+  }
+}
+
+// Undo after an I/O failure; when the undo fails too, say so, with the first cause.
+async function undoAfterFailure(store: Store, narrowed: Journal, blobs: BlobSource, cause: unknown): Promise<void> {
+  try {
+    await undo(store, narrowed, blobs)
+  } catch (undoErr) {
+    const first = cause instanceof Error ? cause.message : String(cause)
+    throw new AasError('RECOVERY_REQUIRED', `A write failed (${first}) and undoing the paths written so far failed too: ${undoErr instanceof Error ? undoErr.message : String(undoErr)}`, {
+      hint: 'Fix the cause (free space, permissions), then run `aas-migrate --status`: it completes the undo from the journal.',
+      data: { cause: first, ...(cause instanceof AasError ? cause.data : {}) },
+      cause: undoErr,
     })
   }
 }
@@ -166,6 +273,7 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   const journal = await readJournal(stateDir)
   if (!journal) return null
   const root = store.agentsRoot
+  const claims = await resolveClaims(root, journal)
   const temps = await removeTempFiles(root)
   const live = await readLiveStates(root, journal.changes)
   const plan = planRecovery(journal, live, { direction: 'backward' })
@@ -174,6 +282,7 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
     return { runId: journal.runId, kind: journal.kind, restored: 0, conflicts: plan.conflicts.map((c) => c.path), tempFilesRemoved: temps.length }
   }
   const touched = newTouched()
+  for (const d of claims) touched.dirs.add(d)
   for (let i = 0; i < plan.steps.length; i++) {
     const step = plan.steps[i]!
     faultPoint('mid-recovery', i + 1)
@@ -182,4 +291,19 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   await makeDurable(touched)
   await clearJournal(stateDir)
   return { runId: journal.runId, kind: journal.kind, restored: plan.steps.length, conflicts: [], tempFilesRemoved: temps.length }
+}
+
+// Claims of the journal's paths left by a crash: put back where the path is empty,
+// dropped where something is at the path. Returns the directories changed.
+async function resolveClaims(root: string, journal: Journal): Promise<string[]> {
+  const dirs: string[] = []
+  for (const c of journal.changes) {
+    if (c.oldOid === null) continue
+    const abs = absOf(root, c.path)
+    const claim = path.join(path.dirname(abs), claimNameFor(path.basename(abs), journal.runId))
+    if ((await hashLiveEntry(claim)) === null) continue
+    await releaseClaim(claim, abs)
+    dirs.push(path.dirname(abs))
+  }
+  return dirs
 }
