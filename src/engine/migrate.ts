@@ -8,7 +8,7 @@ import { planChain } from '../migrations/plan.js'
 import { runChainContained, sandboxLimitsFromEnv } from '../migrations/sandbox.js'
 import { validateUnits, type ValidationResult } from '../schema/validate.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
-import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory } from '../vault/inventory.js'
+import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory, type UnitContent, type UnitReading } from '../vault/inventory.js'
 import { unitTypeOf, type UnitType } from '../vault/rules.js'
 import { ENGINE_VERSION } from '../version.js'
 import { hashBlob } from './blob-hash.js'
@@ -60,18 +60,31 @@ interface SnapshotUnit {
   entry: TreeEntry
   unitType: UnitType
   bytes: Buffer
+  reading?: UnitReading // known from the pre-flight when the bytes are the same
 }
 
-// Units of a snapshot tree, with their bytes, read from the store (never the live files).
-async function readSnapshotUnits(store: Store, tree: string): Promise<SnapshotUnit[]> {
+// Units of a snapshot tree, with their bytes (never the live files): a unit whose
+// pre-flight read has the snapshot's blob id is taken from that read, with its
+// reading; only the others are read from the store and parsed again.
+async function readSnapshotUnits(store: Store, tree: string, preflight: ReadonlyMap<string, UnitContent> = new Map()): Promise<SnapshotUnit[]> {
   const entries = (await store.listTree(tree)).filter((e) => e.mode !== '120000' && unitTypeOf(e.path) !== null)
   const byOid = new Map<string, Buffer>()
-  for await (const { oid, content } of store.readBlobs([...new Set(entries.map((e) => e.oid))])) byOid.set(oid, content)
-  return entries.map((entry) => ({ entry, unitType: unitTypeOf(entry.path) as UnitType, bytes: byOid.get(entry.oid) as Buffer }))
+  const known = new Map<string, UnitContent>()
+  for (const e of entries) {
+    const c = preflight.get(e.path)
+    if (c && c.oid === e.oid) known.set(e.path, c)
+  }
+  const missing = [...new Set(entries.filter((e) => !known.has(e.path)).map((e) => e.oid))]
+  for await (const { oid, content } of store.readBlobs(missing)) byOid.set(oid, content)
+  return entries.map((entry) => {
+    const c = known.get(entry.path)
+    const unitType = unitTypeOf(entry.path) as UnitType
+    return c ? { entry, unitType, bytes: c.bytes, reading: c.reading } : { entry, unitType, bytes: byOid.get(entry.oid) as Buffer }
+  })
 }
 
 function inventoryOf(units: readonly SnapshotUnit[]): Inventory {
-  return summarize(units.map((u) => ({ entry: { path: u.entry.path, unitType: u.unitType }, reading: readUnitVersion(u.bytes) })))
+  return summarize(units.map((u) => ({ entry: { path: u.entry.path, unitType: u.unitType }, reading: u.reading ?? readUnitVersion(u.bytes) })))
 }
 
 function unreadableError(inv: Inventory): AasError {
@@ -148,7 +161,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       // Pre-flight on the live files: refusals happen before anything is written to the store.
       const discovery = await discoverScripts(root.path)
       if (discovery.errors.length > 0) return fail(discovery.errors)
-      const live = await takeInventory(root.path, { onProgress: (done) => session.emit({ type: 'progress', phase: 'enumerate', done, total: 0 }) })
+      const live = await takeInventory(root.path, { keepContent: true, onProgress: (done) => session.emit({ type: 'progress', phase: 'enumerate', done, total: 0 }) })
       if (live.inventory.unreadable.length > 0) return fail([unreadableError(live.inventory)])
       const prePlan = planChain({ current: live.inventory.vaultVersion, target, scripts: discovery.scripts })
       result.from = live.inventory.vaultVersion
@@ -161,7 +174,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
 
       // From here on, everything reads the snapshot, not the live files.
-      const units = await readSnapshotUnits(store, snap.tree)
+      const units = await readSnapshotUnits(store, snap.tree, live.contents)
       const inv = inventoryOf(units)
       result.units = units.length
       result.from = inv.vaultVersion

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto'
 import path from 'node:path'
 import type { UnitType } from './rules.js'
 import { parseUnitText, type FrontmatterParseError } from './frontmatter.js'
@@ -29,6 +30,15 @@ export interface Inventory {
 export interface InventoryResult {
   scan: VaultScan
   inventory: Inventory
+  // With keepContent: each unit read, by path, with its git blob id, so a caller that
+  // snapshots next can reuse bytes and readings of units that did not change meanwhile.
+  contents?: Map<string, UnitContent>
+}
+
+export interface UnitContent {
+  oid: string // git blob id of bytes
+  bytes: Buffer
+  reading: UnitReading
 }
 
 // The integer schema_version of parsed front matter, or null when it is missing or not an integer.
@@ -100,14 +110,20 @@ export function summarize(readings: ReadonlyArray<{ entry: Pick<ScopeEntry, 'pat
 // Read every unit once and build the inventory of SPEC §1. Reads are synchronous:
 // small files from the page cache, where a thread-pool round trip per call cost more
 // than the read itself. (`concurrency` is accepted for compatibility and unused.)
-export async function takeInventory(root: string, { onProgress }: ScanOptions & { onProgress?: (done: number) => void } = {}): Promise<InventoryResult> {
+export async function takeInventory(
+  root: string,
+  { onProgress, keepContent = false }: ScanOptions & { onProgress?: (done: number) => void; keepContent?: boolean } = {},
+): Promise<InventoryResult> {
   const scan = await scanVault(root)
   const readings: Array<{ entry: ScopeEntry; reading: UnitReading }> = new Array(scan.units.length)
+  const contents = keepContent ? new Map<string, UnitContent>() : undefined
   for (let i = 0; i < scan.units.length; i++) {
     const entry = scan.units[i] as ScopeEntry
     let reading: UnitReading
     try {
-      reading = readUnitVersion(readRegularFileSync(path.join(root, entry.path)))
+      const bytes = readRegularFileSync(path.join(root, entry.path))
+      reading = readUnitVersion(bytes)
+      contents?.set(entry.path, { oid: blobOid(bytes), bytes, reading })
     } catch (err) {
       const e = err as NodeJS.ErrnoException
       reading = { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } }
@@ -115,5 +131,10 @@ export async function takeInventory(root: string, { onProgress }: ScanOptions & 
     readings[i] = { entry, reading }
     if (onProgress && (i + 1) % 1000 === 0) onProgress(i + 1)
   }
-  return { scan, inventory: summarize(readings) }
+  return { scan, inventory: summarize(readings), ...(contents ? { contents } : {}) }
+}
+
+// git's blob id of bytes (sha1 of `blob <len>\0<bytes>`).
+function blobOid(bytes: Buffer): string {
+  return createHash('sha1').update(`blob ${bytes.length}\0`).update(bytes).digest('hex')
 }
