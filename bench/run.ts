@@ -2,8 +2,8 @@
 // every aas-migrate figure on each backend next to its baselines (tar czf, a plain
 // read+write loop, git add+commit), prints the table and writes docs/performance.md.
 // Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3] [--out FILE] [--backends cli,js]
-import { existsSync } from 'node:fs'
-import { mkdir, writeFile } from 'node:fs/promises'
+import { cpSync, existsSync } from 'node:fs'
+import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { hasGnuTime } from './measure.js'
 import { describeMachine, markdown, textTable, type SizeReport } from './report.js'
@@ -49,14 +49,23 @@ const NOTES = [
 ]
 
 const args = parseArgs(process.argv.slice(2))
-if (!existsSync(path.join(BENCH_DIR, '..', 'dist', 'cli', 'main.js'))) throw new Error('dist/cli/main.js is missing: run `npm run build` first')
+const repo = path.join(BENCH_DIR, '..')
+if (!existsSync(path.join(repo, 'dist', 'cli', 'main.js'))) throw new Error('dist/cli/main.js is missing: run `npm run build` first')
 if (!hasGnuTime) process.stderr.write('note: /usr/bin/time not found; peak RSS comes from a Node wrapper (Node commands only)\n')
+// A private copy of the build, next to dist/ so that node_modules and package.json
+// resolve alike: a rebuild during a long run cannot mix two versions of the engine.
+const dist = path.join(repo, `.bench-dist-${process.pid}`)
+cpSync(path.join(repo, 'dist'), dist, { recursive: true })
 const reports: SizeReport[] = []
-for (const units of args.units) {
-  const report = await measureSize({ units, reps: args.reps, backends: args.backends, log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
-  reports.push(report)
-  process.stdout.write(`${textTable(report)}\n\n`)
-  for (const row of report.rows) if (row.error) process.stderr.write(`${row.figure} (${row.backend}) failed: ${row.error}\n`)
+try {
+  for (const units of args.units) {
+    const report = await measureSize({ dist, units, reps: args.reps, backends: args.backends, log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
+    reports.push(report)
+    process.stdout.write(`${textTable(report)}\n\n`)
+    for (const row of report.rows) if (row.error) process.stderr.write(`${row.figure} (${row.backend}) failed: ${row.error}\n`)
+  }
+} finally {
+  await rm(dist, { recursive: true, force: true })
 }
 const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.reps} --backends ${args.backends.join(',')}`
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z')

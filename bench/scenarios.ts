@@ -10,13 +10,13 @@ import { BENCH_DIR, changeUnits, copyVault, makeBenchVault, type BenchVault } fr
 export type Backend = 'cli' | 'js'
 
 export interface SizeOptions {
+  dist: string // the built engine to run (a private copy of dist/)
   units: number
   reps: number
   backends: Backend[]
   log?: (line: string) => void
 }
 
-const CLI = path.join(BENCH_DIR, '..', 'dist', 'cli', 'main.js')
 const SNAPSHOT_CHILD = path.join(BENCH_DIR, 'snapshot-child.mjs')
 const FLOOR_CHILD = path.join(BENCH_DIR, 'floor-child.mjs')
 const RSS_LIMIT_KB = 300 * 1024
@@ -27,8 +27,10 @@ interface Figure {
   error?: string
 }
 
+let CLI = ''
+
 function envFor(backend: Backend | null): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, NO_COLOR: '1', GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@example.invalid', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@example.invalid' }
+  const env: NodeJS.ProcessEnv = { ...process.env, AAS_BENCH_DIST: path.dirname(path.dirname(CLI)), NO_COLOR: '1', GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@example.invalid', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@example.invalid' }
   for (const k of Object.keys(env)) if (k.startsWith('GIT_') && !k.startsWith('GIT_AUTHOR_') && !k.startsWith('GIT_COMMITTER_')) delete env[k]
   if (backend) env.AAS_GIT = backend
   else delete env.AAS_GIT
@@ -56,7 +58,8 @@ async function figure(reps: number, rep: () => Promise<Sample>): Promise<Figure>
 
 const ratioOf = (a: Figure, b: Figure | undefined): number | null => (a.seconds !== null && b?.seconds ? a.seconds / b.seconds : null)
 
-export async function measureSize({ units, reps, backends, log = () => {} }: SizeOptions): Promise<SizeReport> {
+export async function measureSize({ dist, units, reps, backends, log = () => {} }: SizeOptions): Promise<SizeReport> {
+  CLI = path.join(dist, 'cli', 'main.js')
   const work = await mkdtemp(path.join(tmpdir(), 'aas-bench-'))
   try {
     const pristine = path.join(work, 'pristine')

@@ -1,7 +1,12 @@
 // Takes one snapshot of a vault through the library (the snapshot step of --to,
 // nothing else) and prints it as JSON. Usage: node bench/snapshot-child.mjs ROOT
-import { takeSnapshot } from '../dist/engine/snapshots.js'
-import { openStore } from '../dist/git/open-store.js'
+import path from 'node:path'
+import { pathToFileURL } from 'node:url'
+
+// AAS_BENCH_DIST: the harness's private copy of dist/ (else the repository's dist/).
+const dist = process.env.AAS_BENCH_DIST ?? new URL('../dist', import.meta.url).pathname
+const { takeSnapshot } = await import(pathToFileURL(path.join(dist, 'engine', 'snapshots.js')).href)
+const { openStore } = await import(pathToFileURL(path.join(dist, 'git', 'open-store.js')).href)
 
 const root = process.argv[2]
 if (!root) throw new Error('usage: node bench/snapshot-child.mjs AGENTS_ROOT')
