@@ -30,7 +30,7 @@ export type ParseOutcome =
 // v1 -> v2 -> v3 chain (test/e2e/docs-commands.test.ts runs them; SNAPSHOT is the
 // snapshot the previous command printed).
 export const EXAMPLES = `
-Examples (one per flag):
+Examples:
   aas-migrate --status                                   inventory, scripts, chain, snapshots, lock
   aas-migrate --agents-root ~/docs/agents --status       another vault (default: $ATOMIC_AGENTS_ROOT)
   aas-migrate --status --json                            one JSON document on stdout (docs/json.md)

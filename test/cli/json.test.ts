@@ -35,6 +35,7 @@ const migrateResult = z.strictObject({
   diff: z.array(z.strictObject({ path: z.string(), oldOid: z.string().nullable(), newOid: z.string().nullable(), mode: z.string().nullable() })),
   validation: validation.nullable(),
   applied: z.boolean(),
+  branchCommit: z.strictObject({ branch: z.string(), commit: z.string() }).nullable(),
   durationMs: z.number(),
 })
 const snapshot = z.strictObject({
@@ -87,6 +88,7 @@ const schemas = {
       changed: z.array(z.string()),
       foreign: z.array(z.string()),
       forced: z.boolean(),
+      branchCommit: z.strictObject({ branch: z.string(), commit: z.string() }).nullable(),
       durationMs: z.number(),
     }),
   }),
