@@ -3,7 +3,7 @@ import * as fs from 'node:fs'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { promisify } from 'node:util'
-import { deflate, deflateSync } from 'node:zlib'
+import { deflate, deflateSync, inflateSync } from 'node:zlib'
 import git from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved } from './base-store.js'
@@ -78,9 +78,29 @@ export class JsStore extends BaseStore {
     }
   }
 
+  // A loose object read synchronously (one read and one inflate, no thread-pool round
+  // trips); null when it is not loose, so isomorphic-git looks in the packs.
+  private readLooseSync(oid: string): { type: string; content: Buffer } | null {
+    let data: Buffer
+    try {
+      data = fs.readFileSync(path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2)))
+    } catch {
+      return null
+    }
+    const raw = inflateSync(data)
+    const sp = raw.indexOf(0x20)
+    const nul = raw.indexOf(0, sp)
+    const type = raw.toString('latin1', 0, sp)
+    const content = raw.subarray(nul + 1)
+    if (sp < 0 || nul < 0 || Number(raw.toString('latin1', sp + 1, nul)) !== content.length) throw new Error(`loose object ${oid} has a bad header`)
+    return { type, content }
+  }
+
   private async readRaw(oid: string): Promise<{ type: string; content: Buffer }> {
     checkOid(oid)
     try {
+      const loose = this.readLooseSync(oid)
+      if (loose) return loose
       const r = await git.readObject({ fs, gitdir: this.gitDir, oid, format: 'content', cache: this.cache })
       return { type: r.type, content: Buffer.from(r.object as Uint8Array) }
     } catch (err) {
@@ -134,6 +154,7 @@ export class JsStore extends BaseStore {
 
   protected async hasObject(oid: string): Promise<boolean> {
     if (!(await this.exists())) return false
+    if (fs.existsSync(path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2)))) return true
     try {
       await git.readObject({ fs, gitdir: this.gitDir, oid, format: 'deflated', cache: this.cache })
       return true

@@ -127,7 +127,7 @@ async function runValidate(script: LoadedMigration, meta: Record<string, unknown
   })
   let out: unknown
   try {
-    out = await script.migration.validate!(structuredClone(meta), view)
+    out = await script.migration.validate!(meta, view) // meta is this unit's own copy, not used after this call
   } catch (err) {
     return [{ field: 'validate', message: `${script.file} validate() threw: ${err instanceof Error ? err.message : String(err)}` }]
   }
