@@ -2,7 +2,7 @@
 // every aas-migrate figure on each backend next to its baselines (tar czf, a plain
 // read+write loop, git add+commit), prints the table and writes docs/performance.md.
 // Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3] [--out FILE] [--backends cli,js]
-import { cpSync, existsSync } from 'node:fs'
+import { cpSync, existsSync, rmSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { hasGnuTime } from './measure.js'
@@ -56,6 +56,12 @@ if (!hasGnuTime) process.stderr.write('note: /usr/bin/time not found; peak RSS c
 // resolve alike: a rebuild during a long run cannot mix two versions of the engine.
 const dist = path.join(repo, `.bench-dist-${process.pid}`)
 cpSync(path.join(repo, 'dist'), dist, { recursive: true })
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    rmSync(dist, { recursive: true, force: true })
+    process.exit(130)
+  })
+}
 const reports: SizeReport[] = []
 try {
   for (const units of args.units) {
