@@ -41,8 +41,18 @@ export class CliStore extends BaseStore {
     return gitChildEnv({ gitDir: this.location.gitDir, indexFile: path.join(this.location.stateDir, 'index'), ...(timestamp === undefined ? {} : { timestamp }) })
   }
 
+  // A failing git call names the store it ran in; damaged objects are STORE_CORRUPT.
   private git(args: string[], opts: { input?: Buffer | string; allowFail?: boolean } = {}) {
-    return runGit([...safeConfigArgs(), ...args], { env: this.env(), cwd: this.location.gitDir, ...opts })
+    const gitDir = this.location.gitDir
+    return runGit([...safeConfigArgs(), ...args], { env: this.env(), cwd: gitDir, ...opts }).catch((err: unknown) => {
+      if (!(err instanceof AasError) || err.code !== 'STORE_FAILED') throw err
+      const corrupt = /bad file|bad object|missing|corrupt|not a valid object|unable to read/i.test(String(err.data.stderr ?? ''))
+      throw new AasError(corrupt ? 'STORE_CORRUPT' : 'STORE_FAILED', `${err.message} (store ${gitDir})`, {
+        hint: corrupt ? `The store ${gitDir} is damaged: run \`git -C ${gitDir} fsck\` and \`aas-migrate --doctor\`; nothing in the vault was changed.` : err.hint ?? '',
+        data: { ...err.data, gitDir },
+        cause: err,
+      })
+    })
   }
 
   private simple(): SimpleGit {

@@ -98,7 +98,7 @@ export async function runChainContained(scripts: readonly ScriptFile[], units: r
 
   if ('failure' in outcome) return { ok: false, units: [], errors: [outcome.failure] }
   const { message } = outcome
-  if (message.type === 'load-errors') return { ok: false, units: [], errors: message.errors.map(revive) }
+  if (message.type === 'load-errors') return checkedResult({ ok: false, units: [], errors: message.errors }, units, scripts)
   if (message.type === 'crash') return { ok: false, units: [], errors: [containedFailure(where(), `made the chain fail: ${message.reason}`, 'crash', timeoutMs)] }
   return checkedResult(message.result, units, scripts)
 }
@@ -112,7 +112,12 @@ function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: reado
   })
   const r = raw as { ok?: unknown; units?: unknown; errors?: unknown; failedStep?: unknown } | null
   if (!r || typeof r !== 'object' || !Array.isArray(r.units) || !Array.isArray(r.errors)) return bad('not a result object')
-  const errors = (r.errors as SerializedError[]).map(revive)
+  const errors: AasError[] = []
+  for (const e of r.errors as unknown[]) {
+    const ok = e !== null && typeof e === 'object' && typeof (e as SerializedError).code === 'string' && typeof (e as SerializedError).message === 'string'
+    if (!ok) return bad('an error without a code or message')
+    errors.push(revive(e as SerializedError))
+  }
   if (r.ok !== true) {
     const failed = errors.length > 0 ? errors : bad('failed without an error').errors
     return { ok: false, units: [], errors: failed }
