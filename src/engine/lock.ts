@@ -302,6 +302,10 @@ function stopHolder(child: ChildProcess): Promise<void> {
       resolve()
       return
     }
+    // The holder was unref'd while held; waiting for it must keep this process alive,
+    // or Node exits mid-command (status 13) with nothing else pending.
+    child.ref()
+    for (const s of [child.stdin, child.stdout, child.stderr] as Array<{ ref?: () => void } | null>) s?.ref?.()
     child.once('close', () => resolve())
     child.stdin?.end()
   })
