@@ -39,7 +39,7 @@ function parseArgs(argv: string[]): BenchArgs {
 }
 
 const NOTES = [
-  'Vaults: test/helpers/gen-vault.ts `generateVault` (seed 1: six agents, memory notes and wiki pages with valid v1 front matter, ~2 KB bodies, 1% CRLF files, INDEX, persona and run-log files) plus `_migrations/v1_to_v2.mjs` (bench/v1_to_v2.mjs: schema_version 2, a provenance key, v2 validation).',
+  'Vaults: test/helpers/gen-vault.ts `generateVault` (seed 1: six agents, memory notes and wiki pages with valid v1 front matter, ~2 KB bodies, 1% CRLF files, INDEX, persona and run-log files) plus `_migrations/v1_to_v2.mjs` (fixtures/migrations/v1_to_v2.mjs: schema_version 2, a provenance key, v2 validation).',
   'Every repetition runs on a fresh `cp -a` copy of the generated vault (not timed); aas-migrate runs as `node dist/cli/main.js --agents-root COPY --no-progress ...`.',
   '`--to v2` and `--dry-run` start from a vault without a store, so they include the cold snapshot. `--rollback after --to v2` rolls that migration back (every unit changed).',
   'Cold and repeat snapshot: bench/snapshot-child.mjs calls `takeSnapshot` (the snapshot step of `--to`) in a child process; the repeat follows after 1% of the units got a line appended.',

@@ -17,7 +17,7 @@ export interface BenchVault {
 export async function makeBenchVault(root: string, { units, seed = 1 }: { units: number; seed?: number }): Promise<BenchVault> {
   const paths = await generateVault(root, { units, seed })
   await mkdir(path.join(root, '_migrations'), { recursive: true })
-  await copyFile(path.join(BENCH_DIR, 'v1_to_v2.mjs'), path.join(root, '_migrations', 'v1_to_v2.mjs'))
+  await copyFile(path.join(BENCH_DIR, '..', 'fixtures', 'migrations', 'v1_to_v2.mjs'), path.join(root, '_migrations', 'v1_to_v2.mjs'))
   return { root, units: paths }
 }
 
