@@ -9,9 +9,9 @@ import type { FileMode } from '../vault/walk.js'
 // same directory (a recognisable `.<name>.aas-tmp-<runid>`) and is renamed over the
 // target, so a reader or a crash sees either the old or the new bytes, never a mix.
 // No write ever goes through a symlinked directory: a vault-relative path cannot
-// be turned into a write outside the vault by a link planted in it. (The check and
-// the rename are separate calls; the vault and agent locks keep cooperating writers
-// out of that window.)
+// be turned into a write outside the vault by a link planted in it. The live write
+// phase uses claimFile / placeNew / releaseClaim instead of a plain rename, so that a
+// writer taking no lock is never overwritten (protocol: top of transaction.ts).
 
 export interface WriteOptions {
   // The directory the path must stay inside; components below it must be real
