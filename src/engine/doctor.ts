@@ -1,4 +1,3 @@
-import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { isAasError } from '../errors.js'
 import { locateStore } from '../git/locate.js'
@@ -10,6 +9,7 @@ import { takeInventory } from '../vault/inventory.js'
 import { journalPath, readJournal } from './journal.js'
 import { inspectVaultLock, shellQuote } from './lock.js'
 import { summarizeChain } from './status.js'
+import { pathExists as exists } from '../fs-exists.js'
 
 // `--doctor` (SPEC §4): read-only health checks. Each failed check carries the literal
 // shell commands that fix it, so an operator can copy them; nothing here writes.
@@ -59,13 +59,6 @@ function fail(id: DoctorCheckId, message: string, details: string[], fixes: stri
 
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
-}
-
-async function exists(p: string): Promise<boolean> {
-  return access(p).then(
-    () => true,
-    () => false,
-  )
 }
 
 // Every refs/aas/* ref must resolve to a commit whose tree lists and whose blobs read.

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError, isAasError } from '../errors.js'
+import { pathExists as exists } from '../fs-exists.js'
 import type { CommitInfo, Store, TreeEntry } from '../git/store.js'
 import { ENGINE_VERSION } from '../version.js'
 import { isDirOutOfScope, isFileInScope, LEGACY_SNAPSHOTS_DIR } from '../vault/rules.js'
@@ -278,15 +279,6 @@ export async function exportSnapshot(store: Store, name: string, { out }: { out?
     throw new AasError('IO_FAILED', `Cannot write ${file}: ${describeFsError(err)}.`, { hint: 'Check free space and permissions.', data: { file }, cause: err })
   }
   return { name: snap.name, file, files: entries.length }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p)
-    return true
-  } catch {
-    return false
-  }
 }
 
 export interface ImportResult {

@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto'
-import { lstat, mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import { EMBEDDED_STORE_DIR } from '../vault/rules.js'
+import { pathExists as exists } from '../fs-exists.js'
 import type { StoreLocation } from './store.js'
 
 // Where the store lives (SPEC §3). Decided from the file system alone, so both backends
@@ -31,15 +32,6 @@ export async function locateStore(agentsRoot: string): Promise<StoreLocation> {
 
 function embeddedLocation(gitDir: string): StoreLocation {
   return { kind: 'embedded', gitDir, workTree: null, prefix: '', stateDir: path.join(gitDir, 'aas') }
-}
-
-async function exists(p: string): Promise<boolean> {
-  try {
-    await lstat(p)
-    return true
-  } catch {
-    return false
-  }
 }
 
 // Like git's discovery: the nearest ancestor with a .git folder or gitfile; for a linked
