@@ -199,17 +199,35 @@ export class CliStore extends BaseStore {
     })()
     feeding.catch(() => {})
     let buf: Buffer = Buffer.alloc(0)
+    // While a large object arrives, its chunks wait here and are joined once: joining
+    // on every chunk would copy a 300 MB blob thousands of times.
+    let waiting: Buffer[] = []
+    let waitingBytes = 0
+    let needed = 0
     let k = 0
     try {
       for await (const chunk of cat.child.stdout as AsyncIterable<Buffer>) {
-        buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+        if (needed > 0) {
+          waiting.push(chunk)
+          waitingBytes += chunk.length
+          if (buf.length + waitingBytes < needed) continue
+          buf = Buffer.concat([buf, ...waiting])
+          waiting = []
+          waitingBytes = 0
+          needed = 0
+        } else {
+          buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
+        }
         for (;;) {
           const nl = buf.indexOf(0x0a)
           if (nl < 0) break
           const header = buf.toString('latin1', 0, nl).split(' ')
           if (header[1] === 'missing' || header.length < 3) throw new AasError('STORE_CORRUPT', `Object ${oids[k]} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { oid: oids[k] } })
           const size = Number(header[2])
-          if (buf.length < nl + 1 + size + 1) break
+          if (buf.length < nl + 1 + size + 1) {
+            needed = nl + 1 + size + 1
+            break
+          }
           yield { oid: oids[k++] as string, content: Buffer.from(buf.subarray(nl + 1, nl + 1 + size)) }
           buf = buf.subarray(nl + 1 + size + 1)
         }
