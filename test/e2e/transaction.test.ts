@@ -1,4 +1,4 @@
-import { readFile, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { readAudit } from '../../src/engine/audit.js'
@@ -123,5 +123,51 @@ describe('refusals leave the vault byte-identical', () => {
     expect(forced.code, forced.stderr).toBe(0)
     expect(await captureTree(v.root, { exclude: notEngine })).toEqual(pre)
     git(v.dir, 'status', '--porcelain') // the user's repository is still usable
+  })
+})
+
+describe('--rollback accepts every form of snapshot name', () => {
+  it('NAME.tar.gz and a legacy tarball in _migrations/snapshots/ (imported first); the vault root keeps its inode and mode', async () => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    await chmod(v.root, 0o750)
+    const rootBefore = await stat(v.root)
+    const pre = await captureTree(v.root)
+    const run = JSON.parse((await cli(['--agents-root', v.root, '--to', 'v2', '--json'])).stdout)
+    const name: string = run.result.snapshot.name
+    const post = await captureTree(v.root)
+
+    const byTarName = await cli(['--agents-root', v.root, '--rollback', `${name}.tar.gz`])
+    expect(byTarName.code, byTarName.stderr).toBe(0)
+    expect(await captureTree(v.root)).toEqual(pre)
+
+    // A Python-runner tarball that was never imported: export one, hide the ref by
+    // renaming the tarball to a name no ref has, and roll back to it by that name.
+    const exported = JSON.parse((await cli(['--agents-root', v.root, '--export-snapshot', name, '--json'])).stdout)
+    const legacyName = '2026-08-12T143000_pre_v2_migration'
+    await mkdir(path.join(v.root, '_migrations/snapshots'), { recursive: true })
+    await rename(exported.export.file, path.join(v.root, '_migrations/snapshots', `${legacyName}.tar.gz`))
+    const redo = await cli(['--agents-root', v.root, '--rollback', JSON.parse((await cli(['--agents-root', v.root, '--list-snapshots', '--json'])).stdout).snapshots.find((s: { name: string }) => s.name.endsWith('_pre_rollback')).name])
+    expect(redo.code, redo.stderr).toBe(0)
+    const files = (s: Record<string, string>) => Object.fromEntries(Object.entries(s).filter(([k]) => !k.startsWith('_migrations/snapshots')))
+    expect(files(await captureTree(v.root))).toEqual(files(post))
+    const legacy = await cli(['--agents-root', v.root, '--rollback', legacyName, '--json'])
+    expect(legacy.code, legacy.stderr).toBe(0)
+    expect(JSON.parse(legacy.stdout).result).toMatchObject({ imported: true, snapshot: { name: legacyName } })
+    expect(files(await captureTree(v.root))).toEqual(files(pre))
+
+    const rootAfter = await stat(v.root)
+    expect([rootAfter.ino, rootAfter.mode & 0o777]).toEqual([rootBefore.ino, 0o750])
+  })
+
+  it.each(['../../heads/main', 'refs/heads/main', '-x', 'a name', '..', '../x.tar.gz'])('refuses the snapshot name %j and changes nothing', async (bad) => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    const pre = await captureTree(v.root)
+    const r = await cli(['--agents-root', v.root, `--rollback=${bad}`, '--json'])
+    expect(r.code).toBe(1)
+    expect(['SNAPSHOT_NAME_INVALID', 'SNAPSHOT_NOT_FOUND']).toContain(JSON.parse(r.stdout).error.code)
+    const after = await captureTree(v.root)
+    expect(Object.keys(after).filter((k) => !k.startsWith('_migrations/') && k !== '.migration.lock')).toEqual(Object.keys(pre).filter((k) => !k.startsWith('_migrations/')))
   })
 })
