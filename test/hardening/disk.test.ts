@@ -8,8 +8,8 @@ import { fixturesDir } from '../helpers/make-vault.js'
 import { bin, binPath } from '../helpers/run-cli.js'
 import { captureTree, filesOf } from '../helpers/tree-state.js'
 
-// Disks that refuse writes: a read-only directory met during the fast-forward (run as
-// an unprivileged user, since root ignores permissions) and a file system that fills
+// Disks that refuse writes: a read-only directory met during the fast-forward (run
+// without the capabilities that let root ignore permissions) and a file system that fills
 // up mid-run (a real 1 MB tmpfs). Either way: exit 1, an `Error:` naming the path,
 // the vault exactly as before, no journal left behind.
 
@@ -40,11 +40,11 @@ describe('write failures during the fast-forward', () => {
     await chmod(base, 0o755)
     const root = path.join(base, 'vault')
     await v1Vault(root, 60, 400)
-    spawnSync('chown', ['-R', '65534:65534', root])
     const readOnly = path.join(root, 'scout', 'memory', 'b0')
     await chmod(readOnly, 0o555)
     const before = filesOf(await captureTree(root, { exclude: notEngine }))
-    const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, binPath, '--agents-root', root, '--to', 'v2'], {
+    // Without the capabilities that let root write anywhere, so the folder's mode applies.
+    const r = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--', process.execPath, binPath, '--agents-root', root, '--to', 'v2'], {
       env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', NO_COLOR: '1' },
       encoding: 'utf8',
     })

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { chmod, chown, mkdir, mkdtemp, readdir, rm, symlink, unlink, writeFile } from 'node:fs/promises'
+import { chmod, mkdir, mkdtemp, readdir, rm, symlink, unlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
@@ -33,7 +33,7 @@ interface HostileCase {
   culprit: (c: Ctx) => string // text the Error: block must contain
   errorCode?: string // the AasError code in --json output, when checked
   snapshotMayBeTaken?: boolean
-  asNobody?: boolean // run the built CLI as an unprivileged user (root reads chmod 000 files)
+  asNobody?: boolean // run the built CLI without the capabilities that let root read chmod 000 files
   gitVault?: boolean
 }
 
@@ -350,8 +350,14 @@ const cases: HostileCase[] = [
 const engineFile = (rel: string): boolean => rel.endsWith('_migrations/migration.jsonl')
 const storeFile = (rel: string): boolean => rel.includes('_migrations/aas.git') || rel.startsWith('vault/.git')
 
+// The built CLI stripped of CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: file modes then
+// apply to it as to any user, while it can still reach the checkout (which may sit in a
+// folder only root may enter, so switching to another uid would not work everywhere).
+export const UNPRIVILEGED = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--']
+
 function runAsNobody(args: string[], env: Record<string, string>): { code: number; stdout: string; stderr: string } {
-  const r = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', '--', process.execPath, binPath, ...args], {
+  const [cmd, ...pre] = UNPRIVILEGED as [string, ...string[]]
+  const r = spawnSync(cmd, [...pre, process.execPath, binPath, ...args], {
     env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', NO_COLOR: '1', ...env },
     encoding: 'utf8',
   })
@@ -366,16 +372,19 @@ describe('hostile input is refused and changes nothing', () => {
   it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, hc) => {
     const c = await makeCtx(hc.gitVault === true)
     await hc.setup?.(c)
-    if (hc.asNobody) {
-      await chown(c.base, 65534, 65534)
-      spawnSync('chown', ['-R', '65534:65534', c.root])
-    }
     const exclude = (rel: string): boolean => engineFile(rel) || (hc.snapshotMayBeTaken === true && storeFile(rel))
     const before: TreeState = await captureTree(c.base, { exclude })
     const gitBefore = hc.gitVault ? await captureGitState(c.root) : null
     const args = hc.args ? hc.args(c) : ['--agents-root', c.root, '--to', 'v2']
     const r = hc.asNobody ? runAsNobody(args, hc.env ?? {}) : await cli(args, hc.env ?? {})
-    if (hc.asNobody) expect(spawnSync('setpriv', ['--reuid=65534', '--', 'id', '-u']).stdout.toString().trim()).toBe('65534')
+    if (hc.asNobody) {
+      // The unprivileged run really is subject to file modes (else this case proves nothing).
+      const probe = path.join(c.base, 'mode-probe')
+      await writeFile(probe, 'x', { mode: 0o000 })
+      const [cmd, ...pre] = UNPRIVILEGED as [string, ...string[]]
+      expect(spawnSync(cmd, [...pre, 'cat', probe]).status).not.toBe(0)
+      await rm(probe)
+    }
     expect(r.code, r.stderr).toBe(hc.code)
     const at = r.stderr.search(/^Error: /m)
     expect(at, r.stderr).toBeGreaterThanOrEqual(0)
