@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { AasError } from './errors.js'
 import { renderUnifiedDiff, type DiffFile } from './engine/diff.js'
-import { applyChain } from './migrations/apply.js'
+import { applyChain, type UnitApplyResult } from './migrations/apply.js'
 import type { Migration } from './migrations/define.js'
 import type { ScriptExt, ScriptFile } from './migrations/discover.js'
 import { loadScripts, type LoadedMigration } from './migrations/load.js'
@@ -28,14 +28,8 @@ export interface RunInMemoryOptions {
   dryRun?: boolean // what unit.dryRun reports to the scripts (default false)
 }
 
-export interface InMemoryUnitResult {
-  unitId: string
-  unitType: UnitType
-  before: string
-  after: string // byte-identical to `before` when no step touched the unit
-  touched: boolean
-  changes: string[]
-}
+// One unit's outcome: as the engine's, without the per-step details.
+export type InMemoryUnitResult = Omit<UnitApplyResult, 'steps'>
 
 export interface InMemoryRunResult {
   from: number // the lowest unit version (unversioned units count as 0)

@@ -3,7 +3,7 @@ import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { parseUnitBytes, parseUnitText, type FrontmatterData } from '../../src/vault/frontmatter.js'
 import { fixturesDir } from '../helpers/make-vault.js'
-import { generateUnitCorpus } from '../helpers/unit-corpus.js'
+import { generateUnitCorpus, prng } from '../helpers/unit-corpus.js'
 
 async function markdownFiles(dir: string): Promise<string[]> {
   const out: string[] = []
@@ -13,18 +13,6 @@ async function markdownFiles(dir: string): Promise<string[]> {
     else if (entry.name.endsWith('.md')) out.push(full)
   }
   return out
-}
-
-// A deterministic PRNG for the edit fuzz below (same as the corpus's).
-function prng(seed: number): () => number {
-  let a = seed >>> 0
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0
-    let t = a
-    t = Math.imul(t ^ (t >>> 15), t | 1)
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-  }
 }
 
 describe('round trip: writing back unchanged front matter gives identical bytes', () => {
