@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { constants, type Dirent } from 'node:fs'
+import { spawnSync } from 'node:child_process'
+import { closeSync, constants, existsSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
 import { link, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
@@ -126,12 +127,19 @@ export function claimNameFor(fileName: string, runId: string): string {
 // Rename the live file aside to its claim name (atomic): from here on, a writer that
 // opens the path creates a new file instead of editing the claimed one. Null when
 // nothing was there.
-export async function claimFile(absPath: string, { within, runId }: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<string | null> {
+export async function claimFile(absPath: string, options: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<string | null> {
+  return claimFileSync(absPath, options)
+}
+
+// The write phase's calls are synchronous: for thousands of small files in a row, a
+// thread-pool round trip per system call costs more than the call itself. `verified`
+// remembers directories already checked by this write phase (see prepareParentsSync).
+export function claimFileSync(absPath: string, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): string | null {
   const target = path.resolve(absPath)
-  await prepareParents(target, within, false)
+  prepareParentsSync(target, within, false, verified)
   const claim = path.join(path.dirname(target), claimNameFor(path.basename(target), runId))
   try {
-    await rename(target, claim)
+    renameSync(target, claim)
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null
     throw ioError('claim', target, err)
@@ -142,13 +150,17 @@ export async function claimFile(absPath: string, { within, runId }: Required<Pic
 // Put a claimed file back at its path unless something new is there now (a writer's
 // file always wins); the claim is gone afterwards either way.
 export async function releaseClaim(claim: string, absPath: string): Promise<'restored' | 'superseded'> {
+  return releaseClaimSync(claim, absPath)
+}
+
+export function releaseClaimSync(claim: string, absPath: string): 'restored' | 'superseded' {
   try {
-    await link(claim, absPath)
-    await unlink(claim)
+    linkSync(claim, absPath)
+    unlinkSync(claim)
     return 'restored'
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('restore', absPath, err)
-    await unlink(claim).catch(() => undefined)
+    unlinkQuiet(claim)
     return 'superseded'
   }
 }
@@ -157,25 +169,22 @@ export type PlacedContent = { kind: 'file'; content: Buffer; mode: Exclude<FileM
 
 // Create absPath with the given content only if nothing is there: temp file, then
 // link(2), which fails with EEXIST instead of replacing a file a writer just created.
-export async function placeNew(absPath: string, what: PlacedContent, { within, runId }: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<WriteResult & { placed: boolean }> {
+export async function placeNew(absPath: string, what: PlacedContent, options: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<WriteResult & { placed: boolean }> {
+  return placeNewSync(absPath, what, options)
+}
+
+export function placeNewSync(absPath: string, what: PlacedContent, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): WriteResult & { placed: boolean } {
   const target = path.resolve(absPath)
-  const createdDirs = await prepareParents(target, within, true)
+  const createdDirs = prepareParentsSync(target, within, true, verified)
   const temp = path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
   try {
-    if (what.kind === 'file') {
-      const handle = await openTemp(temp)
-      try {
-        await handle.writeFile(what.content)
-        await handle.chmod(modeBits(what.mode))
-      } finally {
-        await handle.close()
-      }
-    } else {
-      await unlink(temp).catch(() => undefined)
-      await symlink(what.target, temp)
+    if (what.kind === 'file') writeTempSync(temp, what.content, modeBits(what.mode))
+    else {
+      unlinkQuiet(temp)
+      symlinkSync(what.target, temp)
     }
     try {
-      await link(temp, target)
+      linkSync(temp, target)
     } catch (err) {
       if ((err as NodeJS.ErrnoException).code === 'EEXIST') return { path: target, createdDirs, placed: false }
       throw err
@@ -184,32 +193,71 @@ export async function placeNew(absPath: string, what: PlacedContent, { within, r
   } catch (err) {
     throw ioError('write', target, err)
   } finally {
-    await unlink(temp).catch(() => undefined)
+    unlinkQuiet(temp)
+  }
+}
+
+// Bits the process umask strips from a created file (read once; usually 0o022).
+const UMASK = process.umask()
+
+// A new temp file holding `content` with exactly `mode` (fchmod only when the umask
+// would strip a bit of it). O_EXCL + O_NOFOLLOW: never writes through something planted.
+function writeTempSync(temp: string, content: Buffer, mode: number): void {
+  const flags = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW
+  let fd: number
+  try {
+    fd = openSync(temp, flags, mode)
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create temp file', temp, err)
+    // A leftover of an interrupted attempt of the same run: it is ours to replace.
+    unlinkQuiet(temp)
+    try {
+      fd = openSync(temp, flags, mode)
+    } catch (err2) {
+      throw ioError('create temp file', temp, err2)
+    }
+  }
+  try {
+    for (let off = 0; off < content.length; ) off += writeSync(fd, content, off, content.length - off)
+    if ((mode & UMASK) !== 0) fchmodSync(fd, mode)
+  } finally {
+    closeSync(fd)
+  }
+}
+
+function unlinkQuiet(file: string): void {
+  try {
+    unlinkSync(file)
+  } catch {
+    // nothing there
   }
 }
 
 // Remove a file or symlink; nothing there is not an error. With pruneEmptyDirs,
 // directories left empty are removed up to (not including) `within`, as git does.
-export async function removeFile(
+export async function removeFile(absPath: string, options: Omit<WriteOptions, 'runId'> & { pruneEmptyDirs?: boolean } = {}): Promise<RemoveResult> {
+  return removeFileSync(absPath, options)
+}
+
+export function removeFileSync(
   absPath: string,
-  { within, pruneEmptyDirs = false }: Omit<WriteOptions, 'runId'> & { pruneEmptyDirs?: boolean } = {},
-): Promise<RemoveResult> {
+  { within, pruneEmptyDirs = false, verified }: Omit<WriteOptions, 'runId'> & { pruneEmptyDirs?: boolean; verified?: VerifiedDirs } = {},
+): RemoveResult {
   const target = path.resolve(absPath)
-  const missingParent = (await prepareParents(target, within, false)).length > 0
+  const missingParent = prepareParentsSync(target, within, false, verified).length > 0
   if (missingParent) return { removed: false, prunedDirs: [] }
   let removed = true
   try {
-    const st = await lstat(target)
-    if (st.isDirectory()) {
+    unlinkSync(target)
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code
+    if (code === 'EISDIR' || (code === 'EPERM' && isDirectory(target))) {
       throw new AasError('IO_FAILED', `Cannot remove ${target}: it is a directory, expected a file`, {
         data: { file: target },
         hint: 'Move the directory out of the way, then run the command again.',
       })
     }
-    await unlink(target)
-  } catch (err) {
-    if (err instanceof AasError) throw err
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('remove', target, err)
+    if (code !== 'ENOENT') throw ioError('remove', target, err)
     removed = false
   }
   const prunedDirs: string[] = []
@@ -217,14 +265,23 @@ export async function removeFile(
     const stop = path.resolve(within)
     for (let dir = path.dirname(target); isStrictlyInside(dir, stop); dir = path.dirname(dir)) {
       try {
-        await rmdir(dir)
-        prunedDirs.push(dir)
+        rmdirSync(dir)
       } catch {
         break
       }
+      verified?.delete(dir)
+      prunedDirs.push(dir)
     }
   }
   return { removed, prunedDirs }
+}
+
+function isDirectory(p: string): boolean {
+  try {
+    return lstatSync(p).isDirectory()
+  } catch {
+    return false
+  }
 }
 
 // Make a directory entry change (create, rename, unlink) durable.
@@ -255,10 +312,33 @@ export async function fsyncFile(absPath: string): Promise<void> {
   }
 }
 
-// fsync many files then many directories, a few at a time (the batched end of a transaction).
-export async function fsyncAll({ files = [], dirs = [] }: { files?: Iterable<string>; dirs?: Iterable<string> }, { parallel = 8 } = {}): Promise<void> {
-  await forEachLimited([...new Set(files)], parallel, fsyncFile)
-  await forEachLimited([...new Set(dirs)], parallel, fsyncDir)
+// fsync many files then many directories, a few at a time (the batched end of a
+// transaction). Past `syncfsAbove` paths, one syncfs(2) per file system (`sync -f`)
+// makes everything durable at once instead; where that is unavailable, per-path fsync.
+export async function fsyncAll({ files = [], dirs = [] }: { files?: Iterable<string>; dirs?: Iterable<string> }, { parallel = 8, syncfsAbove = 256 } = {}): Promise<void> {
+  const fileList = [...new Set(files)]
+  const dirList = [...new Set(dirs)]
+  if (fileList.length + dirList.length > syncfsAbove && syncFileSystems([...dirList, ...new Set(fileList.map((f) => path.dirname(f)))])) return
+  await forEachLimited(fileList, parallel, fsyncFile)
+  await forEachLimited(dirList, parallel, fsyncDir)
+}
+
+// syncfs(2) of every file system holding one of `dirs`; false when any call failed.
+function syncFileSystems(dirs: string[]): boolean {
+  const byDevice = new Map<number, string>()
+  for (const dir of new Set(dirs)) {
+    try {
+      const st = lstatSync(dir)
+      if (!byDevice.has(st.dev)) byDevice.set(st.dev, dir)
+    } catch {
+      return false
+    }
+  }
+  for (const dir of byDevice.values()) {
+    const r = spawnSync(existsSync('/bin/sync') ? '/bin/sync' : 'sync', ['--file-system', dir], { stdio: 'ignore' })
+    if (r.status !== 0) return false
+  }
+  return true
 }
 
 // Every leftover temp file under root (absolute paths, sorted). Does not follow
@@ -296,9 +376,19 @@ export async function removeTempFiles(root: string): Promise<string[]> {
   return temps
 }
 
+// Directories a write phase has already checked (real directories inside the vault),
+// so each is checked once per phase rather than once per file. A directory swapped for
+// a symlink by another process after its check is outside what this guards against:
+// planted links are refused; a hostile process racing the engine is not modelled.
+export type VerifiedDirs = Set<string>
+
 // Check every directory between `within` and the target's parent: a symlink or a
 // non-directory is refused; a missing one is created (create) or reported (returned).
 async function prepareParents(target: string, within: string | undefined, create: boolean): Promise<string[]> {
+  return prepareParentsSync(target, within, create)
+}
+
+function prepareParentsSync(target: string, within: string | undefined, create: boolean, verified?: VerifiedDirs): string[] {
   const base = within === undefined ? path.parse(target).root : path.resolve(within)
   if (!isStrictlyInside(target, base)) {
     throw new AasError('PATH_UNSAFE', `Refusing to write ${target}: it is not inside ${base}`, {
@@ -306,8 +396,10 @@ async function prepareParents(target: string, within: string | undefined, create
       hint: 'Only paths inside the vault can be written; check the path for ".." components.',
     })
   }
+  if (verified?.has(path.dirname(target))) return []
   const parts = path.relative(base, path.dirname(target)).split(path.sep).filter(Boolean)
   const missing: string[] = []
+  const checked: string[] = []
   let dir = base
   for (const part of parts) {
     dir = path.join(dir, part)
@@ -315,8 +407,12 @@ async function prepareParents(target: string, within: string | undefined, create
       missing.push(dir)
       continue
     }
+    if (verified?.has(dir)) {
+      checked.push(dir)
+      continue
+    }
     try {
-      const st = await lstat(dir)
+      const st = lstatSync(dir)
       if (st.isSymbolicLink()) {
         throw new AasError('PATH_UNSAFE', `Refusing to write ${target}: ${dir} is a symlink`, {
           data: { file: target, symlink: dir },
@@ -329,6 +425,7 @@ async function prepareParents(target: string, within: string | undefined, create
           hint: `Move ${dir} out of the way, then run the command again.`,
         })
       }
+      checked.push(dir)
     } catch (err) {
       if (err instanceof AasError) throw err
       if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw ioError('inspect', dir, err)
@@ -338,13 +435,14 @@ async function prepareParents(target: string, within: string | undefined, create
   if (create) {
     for (const m of missing) {
       try {
-        await mkdir(m)
+        mkdirSync(m)
       } catch (err) {
         if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('create directory', m, err)
-        if (!(await lstat(m)).isDirectory()) throw ioError('create directory', m, err)
+        if (!lstatSync(m).isDirectory()) throw ioError('create directory', m, err)
       }
     }
   }
+  if (verified && (create || missing.length === 0)) for (const d of [...checked, ...missing]) verified.add(d)
   return missing
 }
 

@@ -49,7 +49,7 @@ import { z } from 'zod'
 import { AasError, describeFsError } from '../errors.js'
 import type { FileMode } from '../vault/walk.js'
 import { fsyncDir, isTempFileName, tempNameFor } from './atomic-write.js'
-import { hashLiveEntry, type LiveEntry } from './blob-hash.js'
+import { hashLiveEntrySync, type LiveEntry } from './blob-hash.js'
 import { shellQuote } from './lock.js'
 
 export const JOURNAL_FILE = 'journal.json'
@@ -252,7 +252,7 @@ export function isJournalTempName(name: string): boolean {
 export async function readLiveStates(agentsRoot: string, changes: readonly Pick<JournalChange, 'path'>[]): Promise<Map<string, LiveEntry | null>> {
   const live = new Map<string, LiveEntry | null>()
   for (const change of changes) {
-    live.set(change.path, await hashLiveEntry(path.join(agentsRoot, ...change.path.split('/'))))
+    live.set(change.path, hashLiveEntrySync(path.join(agentsRoot, ...change.path.split('/'))))
   }
   return live
 }

@@ -1,10 +1,23 @@
-import { rename, rmdir } from 'node:fs/promises'
+import { rmdirSync } from 'node:fs'
+import { rename } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError } from '../errors.js'
 import type { Store, TreeChange } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
-import { claimFile, claimNameFor, fsyncAll, placeNew, releaseClaim, removeFile, removeTempFiles, replaceWithSymlink, writeFileAtomic } from './atomic-write.js'
-import { hashLiveEntry, type LiveEntry } from './blob-hash.js'
+import {
+  claimFileSync,
+  claimNameFor,
+  fsyncAll,
+  placeNewSync,
+  releaseClaimSync,
+  removeFile,
+  removeFileSync,
+  removeTempFiles,
+  replaceWithSymlink,
+  writeFileAtomic,
+  type VerifiedDirs,
+} from './atomic-write.js'
+import { hashLiveEntrySync, type LiveEntry } from './blob-hash.js'
 import { faultPoint } from './faults.js'
 import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal, writeJournal, type Journal, type JournalChange } from './journal.js'
 
@@ -144,6 +157,7 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   const journal = await writeJournal(stateDir, { runId, kind: input.kind, agentsRoot: root, from: input.from, to: input.to, changes, startedAt: new Date().toISOString() })
   faultPoint('after-journal')
   const touched = newTouched()
+  const verified: VerifiedDirs = new Set()
   let written = 0
   let removed = 0
   for (let i = 0; i < changes.length; i++) {
@@ -151,7 +165,7 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
     faultPoint(faultName, i + 1)
     let outcome: Awaited<ReturnType<typeof writeClaimed>>
     try {
-      outcome = await writeClaimed(root, c, blobs, runId, touched, i + 1)
+      outcome = await writeClaimed(root, c, blobs, runId, touched, i + 1, verified)
     } catch (err) {
       // A failed write (no space, no permission, a planted symlink): path i may hold a claim.
       await undoAfterFailure(store, { ...journal, changes: changes.slice(0, i + 1) }, blobs, err)
@@ -174,42 +188,43 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
 
 // One path of a write phase by the claim protocol described at the top of this file.
 // 'moved': the live path did not hold the old state (or a writer got in): nothing of
-// ours is left at it, and whatever the writer wrote is at the path.
-async function writeClaimed(root: string, c: JournalChange, blobs: BlobSource, runId: string, touched: Touched, n: number): Promise<'written' | 'removed' | 'moved'> {
+// ours is left at it, and whatever the writer wrote is at the path. Synchronous file
+// calls (see atomic-write.ts); only a blob not in memory is awaited.
+async function writeClaimed(root: string, c: JournalChange, blobs: BlobSource, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
   const abs = absOf(root, c.path)
   touched.dirs.add(path.dirname(abs))
+  const content = c.newOid !== null ? await blobs(c.newOid) : null
   let claim: string | null = null
   if (c.oldOid !== null) {
-    claim = await claimFile(abs, { within: root, runId })
+    claim = claimFileSync(abs, { within: root, runId, verified })
     if (claim === null) return 'moved'
     faultPoint('mid-claim', n)
-    if (!sameState(await hashLiveEntry(claim), c.oldOid, c.oldMode)) {
-      await releaseClaim(claim, abs)
+    if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
+      releaseClaimSync(claim, abs)
       return 'moved'
     }
-  } else if ((await hashLiveEntry(abs)) !== null) {
+  } else if (hashLiveEntrySync(abs) !== null) {
     return 'moved'
   }
-  if (c.newOid !== null && c.newMode !== null) {
-    const content = await blobs(c.newOid)
-    const placed = await placeNew(abs, c.newMode === '120000' ? { kind: 'symlink', target: content } : { kind: 'file', content, mode: c.newMode }, { within: root, runId })
+  if (content !== null && c.newMode !== null) {
+    const placed = placeNewSync(abs, c.newMode === '120000' ? { kind: 'symlink', target: content } : { kind: 'file', content, mode: c.newMode }, { within: root, runId, verified })
     for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
     if (!placed.placed) {
-      if (claim) await removeFile(claim, { within: root })
+      if (claim) removeFileSync(claim, { within: root, verified })
       return 'moved'
     }
     if (c.newMode !== '120000') touched.files.add(abs)
     faultPoint('mid-link', n)
   }
   if (claim !== null) {
-    if (!sameState(await hashLiveEntry(claim), c.oldOid, c.oldMode)) {
+    if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
       // A writer with the file open wrote into the claimed inode: its bytes go back live.
       await rename(claim, abs)
       return 'moved'
     }
-    await removeFile(claim, { within: root })
+    removeFileSync(claim, { within: root, verified })
     if (c.newOid === null) {
-      await pruneEmptyParents(root, abs, touched)
+      pruneEmptyParents(root, abs, touched, verified)
       return 'removed'
     }
   }
@@ -218,14 +233,15 @@ async function writeClaimed(root: string, c: JournalChange, blobs: BlobSource, r
 
 // Directories a removal left empty go, as git does. rmdir(2) fails on a directory a
 // writer has put something in meanwhile, so nothing but empty directories goes.
-async function pruneEmptyParents(root: string, abs: string, touched: Touched): Promise<void> {
+function pruneEmptyParents(root: string, abs: string, touched: Touched, verified: VerifiedDirs): void {
   const stop = path.resolve(root)
   for (let dir = path.dirname(abs); dir.startsWith(stop + path.sep); dir = path.dirname(dir)) {
     try {
-      await rmdir(dir)
+      rmdirSync(dir)
     } catch {
       return
     }
+    verified.delete(dir)
     touched.dirs.add(path.dirname(dir))
   }
 }
@@ -301,8 +317,8 @@ async function resolveClaims(root: string, journal: Journal): Promise<string[]> 
     if (c.oldOid === null) continue
     const abs = absOf(root, c.path)
     const claim = path.join(path.dirname(abs), claimNameFor(path.basename(abs), journal.runId))
-    if ((await hashLiveEntry(claim)) === null) continue
-    await releaseClaim(claim, abs)
+    if (hashLiveEntrySync(claim) === null) continue
+    releaseClaimSync(claim, abs)
     dirs.push(path.dirname(abs))
   }
   return dirs
