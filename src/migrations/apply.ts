@@ -1,4 +1,5 @@
 import { AasError, isAasError } from '../errors.js'
+import { validateUnits, type ValidateOptions, type ValidationResult } from '../schema/validate.js'
 import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
 import type { MigrateReturn } from './define.js'
@@ -39,10 +40,14 @@ export interface ApplyResult {
   units: UnitApplyResult[] // empty when a unit is unreadable (no script ran)
   errors: AasError[] // UNIT_UNREADABLE, SCRIPT_FAILED, SCRIPT_NO_BUMP, UNIT_WRITE_INVALID, CHAIN_GAP
   failedStep?: { file: string; from: number; to: number } // later steps did not run
+  validation?: ValidationResult // with options.validate, when every step ran
 }
 
 export interface ApplyOptions {
   dryRun?: boolean
+  // Validate every unit's result too, from the documents the chain already parsed
+  // (no second parse of each text).
+  validate?: ValidateOptions
 }
 
 interface UnitState {
@@ -56,14 +61,14 @@ interface UnitState {
 
 // Step-major: every unit goes through step N before any unit sees step N+1, so
 // v1->v2->v3 sees the previous step's output exactly as it would be written.
-export async function applyChain(steps: readonly LoadedMigration[], units: readonly UnitInput[], { dryRun = false }: ApplyOptions = {}): Promise<ApplyResult> {
+export async function applyChain(steps: readonly LoadedMigration[], units: readonly UnitInput[], { dryRun = false, validate }: ApplyOptions = {}): Promise<ApplyResult> {
   const chainError = checkContiguous(steps)
   if (chainError) return { ok: false, units: [], errors: [chainError] }
 
   const states: UnitState[] = []
   const unreadable: AasError[] = []
   for (const input of units) {
-    const parsed = parseUnitText(input.text)
+    const parsed = parseUnitText(input.text, { deferReadBack: true })
     if (!parsed.ok) {
       const { line, column, message } = parsed.error
       unreadable.push(
@@ -88,7 +93,13 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
       return { ok: false, units: states.map(toResult), errors, failedStep: { file: step.file, from: step.from, to: step.to } }
     }
   }
-  return { ok: true, units: states.map(toResult), errors: [] }
+  const results = states.map(toResult)
+  if (!validate) return { ok: true, units: results, errors: [] }
+  const validation = await validateUnits(
+    states.map((s, i) => ({ unitId: s.input.unitId, unitType: s.input.unitType, text: (results[i] as UnitApplyResult).after, parsed: s.text })),
+    validate,
+  )
+  return { ok: true, units: results, errors: [], validation }
 }
 
 async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean): Promise<AasError | null> {
@@ -121,6 +132,13 @@ async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean)
   }
 
   if (returned) {
+    try {
+      state.text.settle()
+    } catch (err) {
+      if (!isAasError(err, 'UNIT_WRITE_INVALID')) throw err
+      Object.assign(err.data, { script: step.file, unit: unitId, step: where.step })
+      return err
+    }
     // Values are plain data (the handle refuses anything else), so the edited
     // UnitText reads back exactly what a re-parse of its text would.
     state.current = state.text.toString()
@@ -128,7 +146,7 @@ async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean)
     state.changes.push(...changesOf(returned))
   } else if (handle.wrote()) {
     // A falsy return means "skipped": the unit keeps the text it had before this step.
-    const restored = parseUnitText(state.current)
+    const restored = parseUnitText(state.current, { deferReadBack: true })
     if (!restored.ok) {
       return new AasError('UNIT_WRITE_INVALID', `${unitId} does not parse after an earlier step: ${restored.error.message}.`, {
         hint: `Check the scripts that ran before ${step.file} on this unit.`,

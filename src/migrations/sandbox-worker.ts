@@ -12,7 +12,8 @@ export interface SandboxWorkerData {
   scripts: ScriptFile[]
   units: UnitInput[]
   dryRun: boolean
-  progress: SharedArrayBuffer // Int32Array [phase, step, unit, beat]: phase 0 load, 1 apply, 2 done
+  validateVersion?: number // also validate every result at this version (in this thread)
+  progress: SharedArrayBuffer // Int32Array [phase, step, unit, beat]: phase 0 load, 1 apply, 3 validate, 2 done
 }
 
 export type SandboxMessage =
@@ -78,7 +79,20 @@ async function main(): Promise<void> {
     return
   }
   Atomics.store(progress, 0, 1)
-  const result = await applyChain(loaded.loaded.map(wrap), input.units, { dryRun: input.dryRun })
+  const version = input.validateVersion
+  const validate =
+    version === undefined
+      ? undefined
+      : {
+          version,
+          scripts: loaded.loaded,
+          onUnit: (unitId: string) => {
+            Atomics.store(progress, 0, 3)
+            Atomics.store(progress, 2, unitIndex.get(unitId) ?? -1)
+            Atomics.add(progress, 3, 1)
+          },
+        }
+  const result = await applyChain(loaded.loaded.map(wrap), input.units, { dryRun: input.dryRun, ...(validate ? { validate } : {}) })
   Atomics.store(progress, 0, 2)
   const message: SandboxMessage = { type: 'result', result: { ...result, errors: result.errors.map(serialize) } }
   parentPort?.postMessage(message)

@@ -4,6 +4,8 @@ import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { AasError, type AasErrorCode } from '../errors.js'
+import type { UnitFailure, ValidationIssue, ValidationMode, ValidationResult } from '../schema/validate.js'
+import type { UnitType } from '../vault/rules.js'
 import type { ApplyResult, UnitApplyResult, UnitInput, UnitStepResult } from './apply.js'
 import type { ScriptFile } from './discover.js'
 import type { SandboxMessage, SandboxWorkerData, SerializedError } from './sandbox-worker.js'
@@ -21,6 +23,7 @@ import type { SandboxMessage, SandboxWorkerData, SerializedError } from './sandb
 
 export interface SandboxOptions {
   dryRun?: boolean
+  validateVersion?: number // validate every result at this version inside the worker (ApplyResult.validation)
   timeoutMs?: number // per unit and step (and for loading the scripts)
   memoryMb?: number // the worker's old-generation heap limit
 }
@@ -50,18 +53,23 @@ function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   return new Worker(boot, { eval: true, workerData: data, resourceLimits })
 }
 
-export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB }: SandboxOptions = {}): Promise<ApplyResult> {
+export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB }: SandboxOptions = {}): Promise<ApplyResult> {
   const progress = new SharedArrayBuffer(16)
   const view = new Int32Array(progress)
   Atomics.store(view, 2, -1)
-  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, progress }
+  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
   const worker = startWorker(data, memoryMb)
 
   // Who was running when the worker had to stop: the step's script and the unit.
   const where = (): { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' } => {
-    const phase = Atomics.load(view, 0) === 0 ? 'load' : 'apply'
+    const phaseCode = Atomics.load(view, 0)
+    const phase = phaseCode === 0 ? 'load' : 'apply'
     const s = scripts[Atomics.load(view, 1)]
     const u = units[Atomics.load(view, 2)]
+    if (phaseCode === 3) {
+      const v = scripts.find((x) => x.to === validateVersion)
+      return { script: v?.file ?? scripts.map((x) => x.file).join(', '), unit: u?.unitId ?? null, step: 'validate', phase: 'apply' }
+    }
     if (phase === 'load' || !s) return { script: scripts.map((x) => x.file).join(', '), unit: null, step: null, phase: 'load' }
     return { script: s.file, unit: u?.unitId ?? null, step: `v${s.from} -> v${s.to}`, phase }
   }
@@ -100,17 +108,17 @@ export async function runChainContained(scripts: readonly ScriptFile[], units: r
   const { message } = outcome
   if (message.type === 'load-errors') return checkedResult({ ok: false, units: [], errors: message.errors }, units, scripts)
   if (message.type === 'crash') return { ok: false, units: [], errors: [containedFailure(where(), `made the chain fail: ${message.reason}`, 'crash', timeoutMs)] }
-  return checkedResult(message.result, units, scripts)
+  return checkedResult(message.result, units, scripts, validateVersion)
 }
 
 // Trust nothing from the worker but texts and step statuses, checked against the inputs.
-function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: readonly ScriptFile[]): ApplyResult {
+function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: readonly ScriptFile[], validateVersion?: number): ApplyResult {
   const bad = (why: string): ApplyResult => ({
     ok: false,
     units: [],
     errors: [new AasError('SCRIPT_FAILED', `The migration chain (${scripts.map((s) => s.file).join(', ')}) returned a malformed result: ${why}. Nothing was written.`, { hint: 'Check the scripts for code that changes built-in objects (prototypes, JSON, Array).', data: { scripts: scripts.map((s) => s.file), reason: why } })],
   })
-  const r = raw as { ok?: unknown; units?: unknown; errors?: unknown; failedStep?: unknown } | null
+  const r = raw as { ok?: unknown; units?: unknown; errors?: unknown; failedStep?: unknown; validation?: unknown } | null
   if (!r || typeof r !== 'object' || !Array.isArray(r.units) || !Array.isArray(r.errors)) return bad('not a result object')
   const errors: AasError[] = []
   for (const e of r.errors as unknown[]) {
@@ -134,7 +142,26 @@ function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: reado
     const changes = Array.isArray(got.changes) ? got.changes.map((c) => String(c)) : []
     out.push({ unitId: u.unitId, unitType: u.unitType, before: u.text, after: touched ? got.after : u.text, touched, changes, steps })
   }
-  return { ok: true, units: out, errors: [] }
+  if (validateVersion === undefined) return { ok: true, units: out, errors: [] }
+  const validation = checkedValidation(r.validation, units, validateVersion)
+  return validation ? { ok: true, units: out, errors: [], validation } : bad('no well-formed validation result')
+}
+
+// The worker's validation result, rebuilt from plain fields and checked against the inputs.
+function checkedValidation(raw: unknown, units: readonly UnitInput[], version: number): ValidationResult | null {
+  const v = raw as Partial<ValidationResult> | null | undefined
+  if (!v || typeof v !== 'object' || !Array.isArray(v.failures) || v.version !== version || v.checked !== units.length || !v.coverage) return null
+  const known = new Map(units.map((u) => [u.unitId, u.unitType]))
+  const failures: UnitFailure[] = []
+  for (const f of v.failures as unknown[]) {
+    const ff = f as Partial<UnitFailure> | null
+    if (!ff || typeof ff.unitId !== 'string' || !known.has(ff.unitId) || !Array.isArray(ff.issues) || ff.issues.length === 0) return null
+    const issues = (ff.issues as unknown[]).map((i) => ({ field: String((i as ValidationIssue | null)?.field), message: String((i as ValidationIssue | null)?.message) }))
+    failures.push({ unitId: ff.unitId, unitType: known.get(ff.unitId) as UnitType, issues })
+  }
+  const modeOf = (m: unknown): ValidationMode => (m === 'schema' ? 'schema' : 'structure-only')
+  const coverage = { memory: modeOf(v.coverage.memory), wiki: modeOf(v.coverage.wiki) }
+  return { ok: failures.length === 0, version, checked: units.length, mode: modeOf(v.mode), coverage, note: String(v.note), failures }
 }
 
 const KNOWN = new Set<string>(['SCRIPT_LOAD_FAILED', 'SCRIPT_INVALID', 'SCRIPT_FAILED', 'SCRIPT_NO_BUMP', 'UNIT_UNREADABLE', 'UNIT_WRITE_INVALID', 'CHAIN_GAP'])

@@ -1,6 +1,6 @@
 import type { LoadedMigration } from '../migrations/load.js'
 import type { SchemaLike, ValidatedUnit } from '../migrations/define.js'
-import { parseUnitText } from '../vault/frontmatter.js'
+import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
 import { memoryFileNameIssueV1, schemaV1 } from './v1.js'
 
@@ -11,6 +11,7 @@ export interface ValidationUnit {
   unitId: string
   unitType: UnitType
   text: string
+  parsed?: UnitText // already parsed from exactly `text` (and settled): not parsed again
 }
 
 export interface ValidationIssue {
@@ -39,6 +40,7 @@ export interface ValidationResult {
 export interface ValidateOptions {
   version: number
   scripts?: readonly LoadedMigration[] // the script whose `to` is `version` supplies schema/validate
+  onUnit?: (unitId: string) => void // called before each unit is checked (a watchdog's heartbeat)
 }
 
 interface Rules {
@@ -48,10 +50,11 @@ interface Rules {
   source: string
 }
 
-export async function validateUnits(units: readonly ValidationUnit[], { version, scripts = [] }: ValidateOptions): Promise<ValidationResult> {
+export async function validateUnits(units: readonly ValidationUnit[], { version, scripts = [], onUnit }: ValidateOptions): Promise<ValidationResult> {
   const rules = rulesFor(version, scripts)
   const failures: UnitFailure[] = []
   for (const unit of units) {
+    onUnit?.(unit.unitId)
     const issues = await checkUnit(unit, version, rules)
     if (issues.length > 0) failures.push({ unitId: unit.unitId, unitType: unit.unitType, issues })
   }
@@ -93,7 +96,7 @@ function rulesFor(version: number, scripts: readonly LoadedMigration[]): Rules {
 }
 
 async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): Promise<ValidationIssue[]> {
-  const parsed = parseUnitText(unit.text)
+  const parsed = unit.parsed?.settled ? ({ ok: true, unit: unit.parsed } as const) : parseUnitText(unit.text)
   if (!parsed.ok) {
     const { line, column, message } = parsed.error
     return [{ field: 'front matter', message: `does not parse at line ${line}, column ${column}: ${message}` }]

@@ -39,12 +39,17 @@ export class UnitText {
   #hasFrontmatter: boolean
   #parsed: ParsedSource
   readonly #original: string
+  readonly #deferReadBack: boolean
+  // An in-place edit adopted without its read-back (deferReadBack): the state before
+  // it and the values it must read back as, checked by settle().
+  #pending: { parts: UnitTextParts; parsed: ParsedSource; hasFrontmatter: boolean; meta: Record<string, FrontmatterValue> } | null = null
 
-  constructor(parts: UnitTextParts, hasFrontmatter: boolean, parsed: ParsedSource) {
+  constructor(parts: UnitTextParts, hasFrontmatter: boolean, parsed: ParsedSource, { deferReadBack = false }: { deferReadBack?: boolean } = {}) {
     this.#parts = { ...parts }
     this.#hasFrontmatter = hasFrontmatter
     this.#parsed = parsed
     this.#original = this.toString()
+    this.#deferReadBack = deferReadBack
   }
 
   get hasFrontmatter(): boolean {
@@ -60,6 +65,7 @@ export class UnitText {
   // place, new ones appended, unchanged ones left byte for byte. Throws
   // UNIT_WRITE_INVALID for values front matter cannot store.
   writeFrontmatter(meta: FrontmatterData): void {
+    this.settle()
     const next = normaliseMeta(meta)
     const { doc, meta: current } = this.#parsed
     if (sameValue(current, next)) return
@@ -70,7 +76,35 @@ export class UnitText {
       return
     }
     const edits = planEdits(parts.source, doc, current, next, parts.eol)
+    if (edits && this.#deferReadBack) {
+      // Read back later, once for all writes of a step (settle), not once per write.
+      this.#pending = { parts, parsed: this.#parsed, hasFrontmatter: this.#hasFrontmatter, meta: next }
+      this.#parts = { ...parts, source: applyEdits(parts.source, edits) }
+      this.#parsed = { doc: null, meta: next }
+      return
+    }
     if (edits && this.#commit({ ...parts, source: applyEdits(parts.source, edits) }, next)) return
+    this.#reemit(next)
+  }
+
+  // Checks a deferred in-place edit: the edited source must parse to exactly the values
+  // written; if not, the edit is replaced by a re-emitted block (as writeFrontmatter
+  // does without deferral). Throws UNIT_WRITE_INVALID when neither reads back.
+  settle(): void {
+    const pending = this.#pending
+    if (pending === null) return
+    this.#pending = null
+    const edited = this.#parts
+    if (this.#commit(edited, pending.meta)) return
+    this.#parts = { ...pending.parts, body: edited.body, close: edited.close }
+    this.#parsed = pending.parsed
+    this.#hasFrontmatter = pending.hasFrontmatter
+    this.#reemit(pending.meta)
+  }
+
+  #reemit(next: Record<string, FrontmatterValue>): void {
+    const { doc } = this.#parsed
+    const parts = this.#parts
     // The layout could not be edited in place (or the edit did not read back as
     // written, e.g. through an alias): re-emit the block in the file's style.
     const source = toEol(emitMapping(next, detectStyleOrDefault(doc, parts.source)), parts.eol)
@@ -79,6 +113,11 @@ export class UnitText {
       hint: 'Write plain strings, numbers, booleans, null, lists and maps; report this unit if it persists.',
       data: { keys: Object.keys(next) },
     })
+  }
+
+  // Whether every front matter write has been read back (see settle()).
+  get settled(): boolean {
+    return this.#pending === null
   }
 
   readBody(): string {
@@ -154,10 +193,13 @@ function parseSource(source: string): SourceResult {
 
 // Parses a unit's text. Unreadable front matter is reported with the line and
 // column in the whole file; it is never rewritten.
-export function parseUnitText(text: string): ParsedUnitResult {
+// With deferReadBack, writeFrontmatter's read-back check waits for settle() (the
+// migration chain settles once per step, so a step's several writes cost one parse).
+export function parseUnitText(text: string, { deferReadBack = false }: { deferReadBack?: boolean } = {}): ParsedUnitResult {
   const split = splitUnitText(text)
   const { parts } = split
-  if (split.kind === 'none') return { ok: true, unit: new UnitText(parts, false, { doc: null, meta: {} }) }
+  const options = { deferReadBack }
+  if (split.kind === 'none') return { ok: true, unit: new UnitText(parts, false, { doc: null, meta: {} }, options) }
   if (split.kind === 'unclosed') {
     return { ok: false, error: { message: "front matter opened by '---' on line 1 is not closed by a '---' line", line: 1, column: 1 } }
   }
@@ -168,7 +210,7 @@ export function parseUnitText(text: string): ParsedUnitResult {
     const column = offset - before.lastIndexOf('\n')
     return { ok: false, error: { message, line: countLines(before) + 1, column } } // +1: the opening --- line
   }
-  return { ok: true, unit: new UnitText(parts, true, parsed.value) }
+  return { ok: true, unit: new UnitText(parts, true, parsed.value, options) }
 }
 
 // Parses a unit's bytes; bytes that are not valid UTF-8 make the unit unreadable

@@ -264,6 +264,39 @@ describe('writeFrontmatter preserves the file around the change', () => {
     expect(back.ok && back.unit.readFrontmatter()).toEqual({ x: [2], y: [1] })
   })
 
+  it('when the read-back is deferred then every case settles to the same bytes as an immediate read-back', () => {
+    const inputs = [...cases.map((c) => ({ input: c.input, edit: c.edit })), { input: '---\nx: &a [1]\ny: *a\n---\nbody\n', edit: (m: FrontmatterData) => void (m.x = [2]) }]
+    for (const { input, edit } of inputs) {
+      const deferred = parseUnitText(input, { deferReadBack: true })
+      if (!deferred.ok) throw new Error('fixture does not parse')
+      const meta = deferred.unit.readFrontmatter()
+      edit(meta)
+      deferred.unit.writeFrontmatter(meta)
+      deferred.unit.writeBody(`${deferred.unit.readBody()}more\n`)
+      deferred.unit.settle()
+      expect(deferred.unit.settled).toBe(true)
+      const immediate = unitOf(input)
+      immediate.writeFrontmatter(meta)
+      immediate.writeBody(`${immediate.readBody()}more\n`)
+      expect(deferred.unit.toString()).toBe(immediate.toString())
+      expect(deferred.unit.readFrontmatter()).toEqual(immediate.readFrontmatter())
+    }
+  })
+
+  it('when an in-place edit through an alias does not read back then settle re-emits the block (deferred and immediate alike)', () => {
+    // Editing the anchored list in place would also change y through the alias: the read-back catches it.
+    const input = '---\nx: &a [1]\ny: *a\n---\n'
+    const deferred = parseUnitText(input, { deferReadBack: true })
+    if (!deferred.ok) throw new Error('fixture does not parse')
+    deferred.unit.writeFrontmatter({ x: [2], y: [1] })
+    expect(deferred.unit.settled).toBe(false)
+    expect(deferred.unit.readFrontmatter()).toEqual({ x: [2], y: [1] }) // what was written, before the check
+    deferred.unit.writeFrontmatter({ x: [2], y: [1], z: 3 }) // a second write settles the first
+    deferred.unit.settle()
+    const back = parseUnitText(deferred.unit.toString())
+    expect(back.ok && back.unit.readFrontmatter()).toEqual({ x: [2], y: [1], z: 3 })
+  })
+
   it.each([
     ['a Date', { d: new Date('2026-01-01') }, 'd'],
     ['a Map', { m: new Map() }, 'm'],
