@@ -9,6 +9,7 @@ import type { ValidationResult } from '../schema/validate.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory, type UnitContent, type UnitReading } from '../vault/inventory.js'
 import { unitTypeOf, type UnitType } from '../vault/rules.js'
+import type { FileMode } from '../vault/walk.js'
 import { ENGINE_VERSION } from '../version.js'
 import { hashBlob } from './blob-hash.js'
 import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
@@ -238,7 +239,11 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
         return result
       }
 
-      const changes = journalChangesOf(await store.diffTrees(snap.tree, tree))
+      // The changed units are the whole difference between the two trees (the chain edits
+      // unit texts only), so the journal is built from them rather than a tree diff.
+      const changes = journalChangesOf(
+        result.diff.map((d) => ({ path: d.path, status: 'modified' as const, oldMode: d.oldMode as FileMode, oldOid: d.oldOid as string, newMode: d.newMode as FileMode, newOid: d.newOid as string })),
+      )
       const commitPlan = options.commit ? await prepareBranchCommit(store, changes) : null
       await session.withAgentLocks(changes.map((c) => c.path), async () => {
         session.emit({ type: 'phase', phase: 'fast-forward', total: changes.length })

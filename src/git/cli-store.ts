@@ -91,7 +91,10 @@ export class CliStore extends BaseStore {
     if (first.done) return []
     const marksFile = path.join(this.location.stateDir, `marks-${randomBytes(6).toString('hex')}.txt`)
     const env = { ...this.env(), MALLOC_TOP_PAD_: '268435456' }
-    const fi = spawnGit([...safeConfigArgs(), 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
+    // bigFileThreshold=1 streams every blob (no delta search against the previous one)
+    // and compression level 1: together half the time of the defaults for small notes.
+    const tuning = ['-c', 'core.bigFileThreshold=1', '-c', 'pack.compression=1']
+    const fi = spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
     let n = 0
     try {
       // Commands are gathered into ~1 MB writes: one pipe write per blob was a

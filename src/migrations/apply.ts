@@ -157,7 +157,7 @@ async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean)
   }
   state.steps.push({ file: step.file, from: step.from, to: step.to, status: returned ? 'touched' : 'skipped' })
 
-  const version = state.text.readFrontmatter().schema_version
+  const version = state.text.peekFrontmatter().schema_version
   if (version !== step.to) {
     const skipped = !returned
     return new AasError(

@@ -32,7 +32,7 @@ export function createUnitHandle({ unitId, unitType, text, dryRun = false, scrip
     unitType,
     dryRun,
     readFrontmatter(): FrontmatterData {
-      return structuredClone(text.readFrontmatter())
+      return text.readFrontmatter() // already a deep copy
     },
     writeFrontmatter(meta: FrontmatterData): void {
       ensureOpen('writeFrontmatter')

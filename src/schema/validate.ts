@@ -102,7 +102,7 @@ async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): P
     return [{ field: 'front matter', message: `does not parse at line ${line}, column ${column}: ${message}` }]
   }
   if (!parsed.unit.hasFrontmatter) return [{ field: 'front matter', message: 'is missing (the file does not start with a --- block)' }]
-  const meta = parsed.unit.readFrontmatter()
+  const meta = parsed.unit.peekFrontmatter() // read only here; validate() gets its own copy
   const issues: ValidationIssue[] = []
   const found = meta.schema_version
   const versionWrong = found !== version
@@ -121,7 +121,7 @@ async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): P
   return issues
 }
 
-async function runValidate(script: LoadedMigration, meta: Record<string, unknown>, unit: ValidationUnit, text: { readFrontmatter(): Record<string, unknown>; readBody(): string }): Promise<ValidationIssue[]> {
+async function runValidate(script: LoadedMigration, shared: Readonly<Record<string, unknown>>, unit: ValidationUnit, text: { readFrontmatter(): Record<string, unknown>; readBody(): string }): Promise<ValidationIssue[]> {
   const view: ValidatedUnit = Object.freeze({
     unitId: unit.unitId,
     unitType: unit.unitType,
@@ -130,7 +130,7 @@ async function runValidate(script: LoadedMigration, meta: Record<string, unknown
   })
   let out: unknown
   try {
-    out = await script.migration.validate!(meta, view) // meta is this unit's own copy, not used after this call
+    out = await script.migration.validate!(structuredClone(shared) as Record<string, unknown>, view) // its own copy
   } catch (err) {
     return [{ field: 'validate', message: `${script.file} validate() threw: ${err instanceof Error ? err.message : String(err)}` }]
   }

@@ -61,6 +61,12 @@ export class UnitText {
     return structuredClone(this.#parsed.meta)
   }
 
+  // The front matter itself, not a copy (structuredClone costs more than the parse of a
+  // small unit): for the engine's own reads, which must never change it.
+  peekFrontmatter(): Readonly<FrontmatterData> {
+    return this.#parsed.meta
+  }
+
   // Full replacement: keys absent from `meta` are removed, changed ones edited in
   // place, new ones appended, unchanged ones left byte for byte. Throws
   // UNIT_WRITE_INVALID for values front matter cannot store.

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import { createHash } from 'node:crypto'
 import path from 'node:path'
 import type { UnitType } from './rules.js'
@@ -42,7 +43,7 @@ export interface UnitContent {
 }
 
 // The integer schema_version of parsed front matter, or null when it is missing or not an integer.
-export function unitVersionOf(meta: Record<string, unknown>): number | null {
+export function unitVersionOf(meta: Readonly<Record<string, unknown>>): number | null {
   const v = meta.schema_version
   return typeof v === 'number' && Number.isInteger(v) && v >= 0 ? v : null
 }
@@ -50,7 +51,7 @@ export function unitVersionOf(meta: Record<string, unknown>): number | null {
 // Decode a unit's bytes: a file that is not valid UTF-8 is unreadable rather than silently mangled.
 export function decodeUnit(bytes: Buffer): { ok: true; text: string } | { ok: false; error: FrontmatterParseError } {
   const text = bytes.toString('utf8')
-  if (!Buffer.from(text, 'utf8').equals(bytes)) {
+  if (!isUtf8(bytes)) {
     const bad = text.indexOf('\uFFFD')
     const before = text.slice(0, Math.max(bad, 0))
     const line = before.split('\n').length
@@ -76,7 +77,7 @@ export function readUnitVersion(bytes: Buffer): UnitReading {
   if (!decoded.ok) return { kind: 'unreadable', error: decoded.error }
   const parsed = parseUnitText(decoded.text)
   if (!parsed.ok) return { kind: 'unreadable', error: parsed.error }
-  const version = unitVersionOf(parsed.unit.readFrontmatter())
+  const version = unitVersionOf(parsed.unit.peekFrontmatter())
   return version === null ? { kind: 'unversioned' } : { kind: 'versioned', version }
 }
 
