@@ -47,7 +47,7 @@ export interface MigrateResult {
   units: number
   touched: number
   changed: string[] // unit paths whose bytes change
-  diff: DiffFile[] // every changed file, both sides
+  diff: DiffFile[] // every changed file with both blob ids; contents (both sides) only in a dry run
   validation: ValidationResult | null
   applied: boolean // the live vault now holds the migrated state
   branchCommit: { branch: string; commit: string } | null // with --commit
@@ -187,10 +187,14 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
         const decoded = decodeUnit(u.bytes)
         return { unitId: u.entry.path, unitType: u.unitType, text: decoded.ok ? decoded.text : '' }
       })
+      // From here on the texts are the only copy of the units' bytes kept.
+      live.contents?.clear()
+      const entryOf = new Map(units.map((u) => [u.entry.path, u.entry]))
+      units.length = 0
       session.emit({ type: 'phase', phase: 'apply', total: inputs.length })
       // The chain runs in a worker that can be stopped (sandbox.ts).
       // Validation runs there too, on the documents the chain parsed (one parse less per unit).
-      const applied = await runChainContained(plan.steps.map((s) => s.script), inputs, { dryRun, validateVersion: target, ...sandboxLimitsFromEnv(env) })
+      const applied = await runChainContained(plan.steps.map((s) => s.script), inputs, { dryRun, validateVersion: target, unitsReadable: true, ...sandboxLimitsFromEnv(env) })
       if (!applied.ok) return fail(applied.errors)
       result.touched = applied.units.filter((u) => u.touched).length
       session.emit({ type: 'phase', phase: 'validate', total: applied.units.length })
@@ -198,7 +202,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       result.validation = validation
 
       const changedUnits = applied.units.filter((u) => u.after !== u.before)
-      const entryOf = new Map(units.map((u) => [u.entry.path, u.entry]))
       const contents = new Map<string, Buffer>()
       const fileChanges: FileChange[] = []
       result.changed = changedUnits.map((u) => u.unitId)
@@ -208,7 +211,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
         const oid = hashBlob(content)
         contents.set(oid, content)
         fileChanges.push({ path: u.unitId, mode: entry.mode, content })
-        return { path: u.unitId, oldMode: entry.mode, newMode: entry.mode, oldOid: entry.oid, newOid: oid, oldContent: Buffer.from(u.before, 'utf8'), newContent: content }
+        return { path: u.unitId, oldMode: entry.mode, newMode: entry.mode, oldOid: entry.oid, newOid: oid, oldContent: dryRun ? Buffer.from(u.before, 'utf8') : null, newContent: dryRun ? content : null }
       })
 
       const tree = await store.writeTreeWithChanges(snap.tree, fileChanges)

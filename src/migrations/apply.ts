@@ -1,5 +1,5 @@
 import { AasError, isAasError } from '../errors.js'
-import { validateUnits, type ValidateOptions, type ValidationResult } from '../schema/validate.js'
+import { makeValidator, type ValidateOptions, type ValidationResult } from '../schema/validate.js'
 import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
 import type { MigrateReturn } from './define.js'
@@ -39,7 +39,7 @@ export interface ApplyResult {
   ok: boolean
   units: UnitApplyResult[] // empty when a unit is unreadable (no script ran)
   errors: AasError[] // UNIT_UNREADABLE, SCRIPT_FAILED, SCRIPT_NO_BUMP, UNIT_WRITE_INVALID, CHAIN_GAP
-  failedStep?: { file: string; from: number; to: number } // later steps did not run
+  failedStep?: { file: string; from: number; to: number } // the earliest step that failed; no later step's errors are reported
   validation?: ValidationResult // with options.validate, when every step ran
 }
 
@@ -48,6 +48,10 @@ export interface ApplyOptions {
   // Validate every unit's result too, from the documents the chain already parsed
   // (no second parse of each text).
   validate?: ValidateOptions
+  // Every unit is known to parse (the engine's pre-flight read them all): skip the pass
+  // that otherwise parses every unit before any script runs, so that no script runs
+  // on a vault with an unreadable unit.
+  unitsReadable?: boolean
 }
 
 interface UnitState {
@@ -59,47 +63,64 @@ interface UnitState {
   steps: UnitStepResult[]
 }
 
-// Step-major: every unit goes through step N before any unit sees step N+1, so
-// v1->v2->v3 sees the previous step's output exactly as it would be written.
-export async function applyChain(steps: readonly LoadedMigration[], units: readonly UnitInput[], { dryRun = false, validate }: ApplyOptions = {}): Promise<ApplyResult> {
+// Unit by unit: each unit is parsed, taken through every step, settled and (with
+// options.validate) validated before the next is parsed, so only one unit's parsed
+// document is alive at a time (a chain over 50,000 units must not hold 50,000 YAML
+// documents). Each step sees the previous step's output exactly as it would be written.
+// After a failure at step k, the remaining units run steps up to k only: the errors
+// reported are every failure of the earliest failing step, and no later step's.
+export async function applyChain(steps: readonly LoadedMigration[], units: readonly UnitInput[], { dryRun = false, validate, unitsReadable = false }: ApplyOptions = {}): Promise<ApplyResult> {
   const chainError = checkContiguous(steps)
   if (chainError) return { ok: false, units: [], errors: [chainError] }
+  if (!unitsReadable) {
+    const unreadable = units.flatMap((u) => {
+      const parsed = parseUnitText(u.text)
+      return parsed.ok ? [] : [unreadableError(u.unitId, parsed.error)]
+    })
+    if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
+  }
 
-  const states: UnitState[] = []
+  const results: UnitApplyResult[] = []
   const unreadable: AasError[] = []
+  const errorsByStep = new Map<number, AasError[]>()
+  let lastStep = steps.length - 1 // lowers to the earliest step that failed
+  const validator = validate ? makeValidator(validate) : null
   for (const input of units) {
     const parsed = parseUnitText(input.text, { deferReadBack: true })
     if (!parsed.ok) {
-      const { line, column, message } = parsed.error
-      unreadable.push(
-        new AasError('UNIT_UNREADABLE', `${input.unitId}:${line}:${column}: front matter does not parse: ${message}.`, {
-          hint: `Fix the YAML front matter of ${input.unitId} at line ${line}, column ${column} (e.g. quote a value containing ': '), then run again.`,
-          data: { unit: input.unitId, line, column, message },
-        }),
-      )
+      unreadable.push(unreadableError(input.unitId, parsed.error))
       continue
     }
-    states.push({ input, text: parsed.unit, current: input.text, touched: false, changes: [], steps: [] })
+    if (unreadable.length > 0) continue // no script runs on a vault with unreadable units
+    const state: UnitState = { input, text: parsed.unit, current: input.text, touched: false, changes: [], steps: [] }
+    let failed = false
+    for (let k = 0; k <= lastStep; k++) {
+      const step = steps[k] as LoadedMigration
+      const error = await runStep(step, state, dryRun)
+      if (!error) continue
+      errorsByStep.set(k, [...(errorsByStep.get(k) ?? []), error])
+      lastStep = k
+      failed = true
+      break
+    }
+    const result = toResult(state)
+    results.push(result)
+    if (!failed && errorsByStep.size === 0 && validator) await validator.check({ unitId: input.unitId, unitType: input.unitType, text: result.after, parsed: state.text })
   }
   if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
-
-  for (const step of steps) {
-    const errors: AasError[] = []
-    for (const state of states) {
-      const error = await runStep(step, state, dryRun)
-      if (error) errors.push(error)
-    }
-    if (errors.length > 0) {
-      return { ok: false, units: states.map(toResult), errors, failedStep: { file: step.file, from: step.from, to: step.to } }
-    }
+  if (errorsByStep.size > 0) {
+    const k = Math.min(...errorsByStep.keys())
+    const step = steps[k] as LoadedMigration
+    return { ok: false, units: results, errors: errorsByStep.get(k) as AasError[], failedStep: { file: step.file, from: step.from, to: step.to } }
   }
-  const results = states.map(toResult)
-  if (!validate) return { ok: true, units: results, errors: [] }
-  const validation = await validateUnits(
-    states.map((s, i) => ({ unitId: s.input.unitId, unitType: s.input.unitType, text: (results[i] as UnitApplyResult).after, parsed: s.text })),
-    validate,
-  )
-  return { ok: true, units: results, errors: [], validation }
+  return validator ? { ok: true, units: results, errors: [], validation: validator.finish(results.length) } : { ok: true, units: results, errors: [] }
+}
+
+function unreadableError(unitId: string, { line, column, message }: { line: number; column: number; message: string }): AasError {
+  return new AasError('UNIT_UNREADABLE', `${unitId}:${line}:${column}: front matter does not parse: ${message}.`, {
+    hint: `Fix the YAML front matter of ${unitId} at line ${line}, column ${column} (e.g. quote a value containing ': '), then run again.`,
+    data: { unit: unitId, line, column, message },
+  })
 }
 
 async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean): Promise<AasError | null> {

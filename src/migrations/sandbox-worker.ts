@@ -13,6 +13,7 @@ export interface SandboxWorkerData {
   units: UnitInput[]
   dryRun: boolean
   validateVersion?: number // also validate every result at this version (in this thread)
+  unitsReadable?: boolean // the engine has parsed every unit already (applyChain's unitsReadable)
   progress: SharedArrayBuffer // Int32Array [phase, step, unit, beat]: phase 0 load, 1 apply, 3 validate, 2 done
 }
 
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
             Atomics.add(progress, 3, 1)
           },
         }
-  const result = await applyChain(loaded.loaded.map(wrap), input.units, { dryRun: input.dryRun, ...(validate ? { validate } : {}) })
+  const result = await applyChain(loaded.loaded.map(wrap), input.units, { dryRun: input.dryRun, unitsReadable: input.unitsReadable === true, ...(validate ? { validate } : {}) })
   Atomics.store(progress, 0, 2)
   const message: SandboxMessage = { type: 'result', result: { ...result, errors: result.errors.map(serialize) } }
   parentPort?.postMessage(message)

@@ -24,6 +24,7 @@ import type { SandboxMessage, SandboxWorkerData, SerializedError } from './sandb
 export interface SandboxOptions {
   dryRun?: boolean
   validateVersion?: number // validate every result at this version inside the worker (ApplyResult.validation)
+  unitsReadable?: boolean // every unit is known to parse (see applyChain)
   timeoutMs?: number // per unit and step (and for loading the scripts)
   memoryMb?: number // the worker's old-generation heap limit
 }
@@ -53,11 +54,11 @@ function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   return new Worker(boot, { eval: true, workerData: data, resourceLimits })
 }
 
-export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB }: SandboxOptions = {}): Promise<ApplyResult> {
+export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB }: SandboxOptions = {}): Promise<ApplyResult> {
   const progress = new SharedArrayBuffer(16)
   const view = new Int32Array(progress)
   Atomics.store(view, 2, -1)
-  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
+  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, unitsReadable, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
   const worker = startWorker(data, memoryMb)
 
   // Who was running when the worker had to stop: the step's script and the unit.

@@ -50,20 +50,31 @@ interface Rules {
   source: string
 }
 
-export async function validateUnits(units: readonly ValidationUnit[], { version, scripts = [], onUnit }: ValidateOptions): Promise<ValidationResult> {
+export async function validateUnits(units: readonly ValidationUnit[], options: ValidateOptions): Promise<ValidationResult> {
+  const validator = makeValidator(options)
+  for (const unit of units) await validator.check(unit)
+  return validator.finish(units.length)
+}
+
+// validateUnits one unit at a time, for callers that stream units (and drop each after).
+export function makeValidator({ version, scripts = [], onUnit }: ValidateOptions): { check(unit: ValidationUnit): Promise<void>; finish(checked: number): ValidationResult } {
   const rules = rulesFor(version, scripts)
   const failures: UnitFailure[] = []
-  for (const unit of units) {
-    onUnit?.(unit.unitId)
-    const issues = await checkUnit(unit, version, rules)
-    if (issues.length > 0) failures.push({ unitId: unit.unitId, unitType: unit.unitType, issues })
+  return {
+    async check(unit) {
+      onUnit?.(unit.unitId)
+      const issues = await checkUnit(unit, version, rules)
+      if (issues.length > 0) failures.push({ unitId: unit.unitId, unitType: unit.unitType, issues })
+    },
+    finish(checked) {
+      const coverage: Record<UnitType, ValidationMode> = {
+        memory: rules.schema.memory || rules.validate ? 'schema' : 'structure-only',
+        wiki: rules.schema.wiki || rules.validate ? 'schema' : 'structure-only',
+      }
+      const mode: ValidationMode = coverage.memory === 'schema' || coverage.wiki === 'schema' ? 'schema' : 'structure-only'
+      return { ok: failures.length === 0, version, checked, mode, coverage, note: noteFor(version, coverage, rules.source), failures }
+    },
   }
-  const coverage: Record<UnitType, ValidationMode> = {
-    memory: rules.schema.memory || rules.validate ? 'schema' : 'structure-only',
-    wiki: rules.schema.wiki || rules.validate ? 'schema' : 'structure-only',
-  }
-  const mode: ValidationMode = coverage.memory === 'schema' || coverage.wiki === 'schema' ? 'schema' : 'structure-only'
-  return { ok: failures.length === 0, version, checked: units.length, mode, coverage, note: noteFor(version, coverage, rules.source), failures }
 }
 
 // `path: field: message`, one line per issue, units in the order given.
