@@ -214,7 +214,12 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
         return { path: u.unitId, oldMode: entry.mode, newMode: entry.mode, oldOid: entry.oid, newOid: oid, oldContent: dryRun ? Buffer.from(u.before, 'utf8') : null, newContent: dryRun ? content : null }
       })
 
+      // Only the changed units' new bytes (in `contents`) are needed from here on.
+      inputs.length = 0
+      applied.units.length = 0
+      changedUnits.length = 0
       const tree = await store.writeTreeWithChanges(snap.tree, fileChanges)
+      fileChanges.length = 0
       const message = `${dryRun ? 'Preview of' : 'Migrate'} v${inv.vaultVersion} -> v${target}\n\n${trailers({
         'Aas-Run-Id': runId,
         'Aas-From': inv.vaultVersion,

@@ -95,7 +95,9 @@ async function main(): Promise<void> {
         }
   const result = await applyChain(loaded.loaded.map(wrap), input.units, { dryRun: input.dryRun, unitsReadable: input.unitsReadable === true, ...(validate ? { validate } : {}) })
   Atomics.store(progress, 0, 2)
-  const message: SandboxMessage = { type: 'result', result: { ...result, errors: result.errors.map(serialize) } }
+  // The engine keeps the texts it sent: only texts that changed travel back.
+  const units = result.units.map((u) => ({ ...u, before: '', after: u.touched ? u.after : '' }))
+  const message: SandboxMessage = { type: 'result', result: { ...result, units, errors: result.errors.map(serialize) } }
   parentPort?.postMessage(message)
 }
 

@@ -44,7 +44,7 @@ export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv): { timeoutMs: numbe
 // under tsx/vitest) the .ts file loaded through tsx.
 function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   const js = new URL('./sandbox-worker.js', import.meta.url)
-  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(64, Math.max(8, Math.floor(memoryMb / 16))) }
+  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(16, Math.max(8, Math.floor(memoryMb / 16))) }
   if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData: data, resourceLimits, stdout: false, stderr: false })
   const ts = new URL('./sandbox-worker.ts', import.meta.url).href
   // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
