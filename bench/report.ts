@@ -102,7 +102,7 @@ export function markdown({ reports, machine, date, command, notes }: { reports: 
     'vault in the same run. `cli` and `js` are the two store backends (`AAS_GIT=cli|js`).',
     '',
   ]
-  for (const r of reports) parts.push(`## ${r.units.toLocaleString('en-US')} units`, '', ...tableLines(r), '')
+  for (const r of reports) parts.push(`## ${r.units.toLocaleString('en-US')} units (median of ${r.reps} repetition${r.reps === 1 ? '' : 's'})`, '', ...tableLines(r), '')
   parts.push('## How each figure is measured', '', ...notes.map((n) => `- ${n}`), '')
   return parts.join('\n')
 }

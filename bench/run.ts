@@ -1,7 +1,7 @@
 // `npm run bench`: the benchmark of issue 7. Generates deterministic vaults, measures
 // every aas-migrate figure on each backend next to its baselines (tar czf, a plain
 // read+write loop, git add+commit), prints the table and writes docs/performance.md.
-// Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3] [--out FILE] [--backends cli,js]
+// Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3[,1,...]] [--out FILE] [--backends cli,js[/cli/...]]
 import { cpSync, existsSync, rmSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
@@ -12,31 +12,38 @@ import { BENCH_DIR } from './vault.js'
 
 interface BenchArgs {
   units: number[]
-  reps: number
+  reps: number[] // per size (one value: every size)
   out: string
-  backends: Backend[]
+  backends: Backend[][] // per size (one group: every size)
 }
 
 const SIZES = [1000, 10_000, 50_000, 100_000]
 
+// --reps 3,1 and --backends cli,js/cli give sizes their own values, in --units order
+// (e.g. 3 repetitions on both backends at 10,000 units, 1 on cli at 50,000).
 function parseArgs(argv: string[]): BenchArgs {
-  const args: BenchArgs = { units: [10_000], reps: 3, out: path.join(BENCH_DIR, '..', 'docs', 'performance.md'), backends: ['cli', 'js'] }
+  const args: BenchArgs = { units: [10_000], reps: [3], out: path.join(BENCH_DIR, '..', 'docs', 'performance.md'), backends: [['cli', 'js']] }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     const value = argv[i + 1]
     if (value === undefined) throw new Error(`${flag} needs a value`)
     if (flag === '--units') args.units = value.split(',').map(Number)
-    else if (flag === '--reps') args.reps = Number(value)
+    else if (flag === '--reps') args.reps = value.split(',').map(Number)
     else if (flag === '--out') args.out = path.resolve(value)
-    else if (flag === '--backends') args.backends = value.split(',') as Backend[]
+    else if (flag === '--backends') args.backends = value.split('/').map((g) => g.split(',') as Backend[])
     else throw new Error(`unknown option ${flag}`)
     i++
   }
   if (args.units.some((u) => !SIZES.includes(u))) throw new Error(`--units takes ${SIZES.join('|')} (comma-separated for several)`)
-  if (!Number.isInteger(args.reps) || args.reps < 1) throw new Error('--reps takes a positive integer')
-  if (args.backends.length === 0 || args.backends.some((b) => b !== 'cli' && b !== 'js')) throw new Error('--backends takes cli, js or cli,js')
+  if (args.reps.some((r) => !Number.isInteger(r) || r < 1)) throw new Error('--reps takes a positive integer (or one per size, comma-separated)')
+  if (args.backends.some((g) => g.length === 0 || g.some((b) => b !== 'cli' && b !== 'js'))) throw new Error('--backends takes cli, js or cli,js (or one group per size, separated by /)')
+  for (const [name, list] of [['--reps', args.reps], ['--backends', args.backends]] as const) {
+    if (list.length !== 1 && list.length !== args.units.length) throw new Error(`${name} takes one value or one per size in --units`)
+  }
   return args
 }
+
+const perSize = <T>(list: T[], i: number): T => (list.length === 1 ? list[0] : list[i]) as T
 
 const NOTES = [
   'Vaults: test/helpers/gen-vault.ts `generateVault` (seed 1: six agents, memory notes and wiki pages with valid v1 front matter, ~2 KB bodies, 1% CRLF files, INDEX, persona and run-log files) plus `_migrations/v1_to_v2.mjs` (fixtures/migrations/v1_to_v2.mjs: schema_version 2, a provenance key, v2 validation).',
@@ -64,8 +71,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
 }
 const reports: SizeReport[] = []
 try {
-  for (const units of args.units) {
-    const report = await measureSize({ dist, units, reps: args.reps, backends: args.backends, log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
+  for (const [i, units] of args.units.entries()) {
+    const report = await measureSize({ dist, units, reps: perSize(args.reps, i), backends: perSize(args.backends, i), log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
     reports.push(report)
     process.stdout.write(`${textTable(report)}\n\n`)
     for (const row of report.rows) if (row.error) process.stderr.write(`${row.figure} (${row.backend}) failed: ${row.error}\n`)
@@ -73,7 +80,7 @@ try {
 } finally {
   await rm(dist, { recursive: true, force: true })
 }
-const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.reps} --backends ${args.backends.join(',')}`
+const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.reps.join(',')} --backends ${args.backends.map((g) => g.join(',')).join('/')}`
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
 await mkdir(path.dirname(args.out), { recursive: true })
 await writeFile(args.out, markdown({ reports, machine: describeMachine(), date, command, notes: NOTES }))
