@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
-import { simpleGit, type SimpleGit } from 'simple-git'
+import type { SimpleGit } from 'simple-git'
 import { AasError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved, ZERO_OID } from './base-store.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
@@ -55,7 +55,9 @@ export class CliStore extends BaseStore {
     })
   }
 
-  private simple(): SimpleGit {
+  // Loaded on first use, so commands that never read refs (and the script worker) skip its import.
+  private async simple(): Promise<SimpleGit> {
+    const { simpleGit } = await import('simple-git')
     const cfg = safeConfigArgs().filter((_, i) => i % 2 === 1)
     return simpleGit({
       baseDir: this.location.gitDir,
@@ -245,7 +247,7 @@ export class CliStore extends BaseStore {
   async resolveRef(ref: string): Promise<string | null> {
     checkAasRef(ref, { write: false })
     if (!(await this.exists())) return null
-    const out = await this.simple().raw(['for-each-ref', '--format=%(objectname) %(refname)', ref])
+    const out = await (await this.simple()).raw(['for-each-ref', '--format=%(objectname) %(refname)', ref])
     for (const line of out.split('\n')) {
       const sp = line.indexOf(' ')
       if (sp > 0 && line.slice(sp + 1) === ref) return line.slice(0, sp)
@@ -279,7 +281,7 @@ export class CliStore extends BaseStore {
 
   async listRefs(prefix: string): Promise<RefEntry[]> {
     if (!(await this.exists())) return []
-    const out = await this.simple().raw(['for-each-ref', '--format=%(objectname) %(refname)', prefix])
+    const out = await (await this.simple()).raw(['for-each-ref', '--format=%(objectname) %(refname)', prefix])
     const refs: RefEntry[] = []
     for (const line of out.split('\n')) {
       const sp = line.indexOf(' ')

@@ -1,7 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { AasError } from '../errors.js'
 import { CliStore } from './cli-store.js'
-import { JsStore } from './js-store.js'
 import { locateStore } from './locate.js'
 import type { BackendName, Store } from './store.js'
 
@@ -36,5 +35,7 @@ export async function openStore({ agentsRoot, backend = chooseBackend(), create 
     }
     return new CliStore(agentsRoot, location, { create })
   }
+  // isomorphic-git is loaded only when the js backend is used.
+  const { JsStore } = await import('./js-store.js')
   return new JsStore(agentsRoot, location, { create })
 }
