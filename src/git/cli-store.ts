@@ -249,42 +249,49 @@ export class CliStore extends BaseStore {
       cat.child.stdin.end()
     })()
     feeding.catch(() => {})
-    let buf: Buffer = Buffer.alloc(0)
-    // While a large object arrives, its chunks wait here and are joined once: joining
-    // on every chunk would copy a 300 MB blob thousands of times.
-    let waiting: Buffer[] = []
-    let waitingBytes = 0
-    let needed = 0
+    // Each object's content is allocated once at the size its header announces and
+    // filled in place as chunks arrive: a large blob is in memory once, never joined
+    // or copied again.
+    let head: Buffer = EMPTY // bytes of a header not complete yet
+    let content: Buffer | null = null // the object being received
+    let filled = 0
+    let skipNewline = false // the newline after an object's content
     let k = 0
     try {
       for await (const chunk of cat.child.stdout as AsyncIterable<Buffer>) {
-        if (needed > 0) {
-          waiting.push(chunk)
-          waitingBytes += chunk.length
-          if (buf.length + waitingBytes < needed) continue
-          buf = Buffer.concat([buf, ...waiting])
-          waiting = []
-          waitingBytes = 0
-          needed = 0
-        } else {
-          buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-        }
+        let data = chunk
         for (;;) {
-          const nl = buf.indexOf(0x0a)
-          if (nl < 0) break
-          const header = buf.toString('latin1', 0, nl).split(' ')
-          if (header[1] === 'missing' || header.length < 3) throw new AasError('STORE_CORRUPT', `Object ${oids[k]} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { oid: oids[k] } })
-          const size = Number(header[2])
-          if (buf.length < nl + 1 + size + 1) {
-            needed = nl + 1 + size + 1
-            break
+          if (content) {
+            const take = Math.min(content.length - filled, data.length)
+            data.copy(content, filled, 0, take)
+            filled += take
+            data = data.subarray(take)
+            if (filled < content.length) break
+            yield { oid: oids[k++] as string, content }
+            content = null
+            skipNewline = true
           }
-          yield { oid: oids[k++] as string, content: Buffer.from(buf.subarray(nl + 1, nl + 1 + size)) }
-          buf = buf.subarray(nl + 1 + size + 1)
+          if (skipNewline) {
+            if (data.length === 0) break
+            data = data.subarray(1)
+            skipNewline = false
+          }
+          if (data.length === 0) break
+          head = head.length === 0 ? data : Buffer.concat([head, data])
+          data = EMPTY
+          const nl = head.indexOf(0x0a)
+          if (nl < 0) break
+          const header = head.toString('latin1', 0, nl).split(' ')
+          if (header[1] === 'missing' || header.length < 3) throw missingObject(oids[k] as string, this.location.gitDir)
+          content = Buffer.allocUnsafe(Number(header[2]))
+          filled = 0
+          data = head.subarray(nl + 1)
+          head = EMPTY
         }
       }
       await feeding
       await cat.done
+      if (k < oids.length) throw shortBlob(oids[k] as string, filled, content?.length ?? 0, this.location.gitDir)
     } finally {
       if (k < oids.length) cat.child.kill()
     }
