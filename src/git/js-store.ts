@@ -81,13 +81,21 @@ export class JsStore extends BaseStore {
   }
 
   // A loose object read synchronously (one read and one inflate, no thread-pool round
-  // trips); null when it is not loose, so isomorphic-git looks in the packs.
-  private readLooseSync(oid: string): { type: string; content: Buffer } | null {
+  // trips); null when it is not loose, so isomorphic-git looks in the packs; 'big' when
+  // its file is above BIG_BLOB_BYTES, to be streamed (readBigLoose).
+  private readLooseSync(oid: string): { type: string; content: Buffer } | 'big' | null {
     let data: Buffer
+    let fd: number
     try {
-      data = fs.readFileSync(path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2)))
+      fd = fs.openSync(this.loosePath(oid), 'r')
     } catch {
       return null
+    }
+    try {
+      if (fs.fstatSync(fd).size > BIG_BLOB_BYTES) return 'big'
+      data = fs.readFileSync(fd)
+    } finally {
+      fs.closeSync(fd)
     }
     const raw = inflateSync(data)
     const sp = raw.indexOf(0x20)
@@ -102,6 +110,7 @@ export class JsStore extends BaseStore {
     checkOid(oid)
     try {
       const loose = this.readLooseSync(oid)
+      if (loose === 'big') return await this.readBigLoose(oid)
       if (loose) return loose
       const r = await git.readObject({ fs, gitdir: this.gitDir, oid, format: 'content', cache: this.cache })
       return { type: r.type, content: Buffer.from(r.object as Uint8Array) }
@@ -112,6 +121,25 @@ export class JsStore extends BaseStore {
         cause: err,
       })
     }
+  }
+
+  // A loose object whose deflated file is above BIG_BLOB_BYTES, inflated as a stream
+  // into one buffer of its exact size: it is in memory once, never as deflated bytes
+  // plus inflated pieces. (A smaller file inflating to a big object, such as a file of
+  // zeros, takes the one-piece path.)
+  private async readBigLoose(oid: string): Promise<{ type: string; content: Buffer }> {
+    let type = ''
+    let content = Buffer.alloc(0)
+    let filled = 0
+    const { size, bytes } = await this.inflateLoose(this.loosePath(oid), (t, len) => {
+      type = t
+      content = Buffer.allocUnsafe(len)
+    }, (chunk) => {
+      chunk.copy(content, filled)
+      filled += chunk.length
+    })
+    if (bytes !== size) throw new Error(`loose object ${oid} ended after ${bytes} of its ${size} bytes`)
+    return { type, content }
   }
 
   // Many loose objects written synchronously: each async step (stat, deflate, open,
