@@ -2,7 +2,10 @@ import { createHash } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs'
 import { lstat, open, readlink } from 'node:fs/promises'
 import { AasError, describeFsError } from '../errors.js'
+import { BIG_BLOB_BYTES } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
+
+const HASH_CHUNK_BYTES = 1 << 20
 
 // Git blob ids computed in-process, so recovery can compare live files with a
 // journal without a git call per file. Equal to `git hash-object --no-filters`.
@@ -29,7 +32,7 @@ export async function hashFile(absPath: string, mode: FileMode): Promise<string>
       if (!st.isSymbolicLink()) throw typeMismatch(absPath, mode, 'not a symlink')
       return hashBlob(await readlink(absPath, { encoding: 'buffer' }))
     }
-    return hashBlob(await readRegularFile(absPath))
+    return await hashRegularFile(absPath)
   } catch (err) {
     if (err instanceof AasError) throw err
     throw new AasError('IO_FAILED', `Cannot hash ${absPath}: ${describeFsError(err)}`, {
@@ -126,7 +129,10 @@ function notFileOrLink(absPath: string): AasError {
   })
 }
 
-async function readRegularFile(absPath: string): Promise<Buffer> {
+// The blob id of a regular file: read whole when small, in chunks above
+// BIG_BLOB_BYTES so a file of hundreds of MB is never in memory at once. A big file
+// whose size moves while it is hashed is reported as changed (CONCURRENT_CHANGE).
+async function hashRegularFile(absPath: string): Promise<string> {
   let handle
   try {
     // O_NONBLOCK: a FIFO planted where a file was expected must not hang the open.
@@ -138,7 +144,24 @@ async function readRegularFile(absPath: string): Promise<Buffer> {
   try {
     const st = await handle.stat()
     if (!st.isFile()) throw typeMismatch(absPath, '100644', 'not a regular file')
-    return await handle.readFile()
+    if (st.size <= BIG_BLOB_BYTES) return hashBlob(await handle.readFile())
+    const hash = createHash('sha1').update(`blob ${st.size}\0`)
+    const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES)
+    let done = 0
+    for (;;) {
+      const { bytesRead } = await handle.read(buf, 0, buf.length, done)
+      if (bytesRead === 0) break
+      done += bytesRead
+      if (done > st.size) break
+      hash.update(buf.subarray(0, bytesRead))
+    }
+    if (done !== st.size) {
+      throw new AasError('CONCURRENT_CHANGE', `${absPath} changed while it was being hashed (${st.size} bytes when opened, ${done > st.size ? 'more' : done} when read).`, {
+        data: { file: absPath, paths: [absPath] },
+        hint: 'Stop whatever is writing to this file (or wait for it to finish), then run the command again.',
+      })
+    }
+    return hash.digest('hex')
   } finally {
     await handle.close()
   }

@@ -1,18 +1,23 @@
+import path from 'node:path'
 import { AasError } from '../errors.js'
 import { readEntryBytesSync, scanVault, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, sortEntries, type RawObject } from './git-objects.js'
 import { cachedOid, loadStatCache, saveStatCache } from './stat-cache.js'
-import type {
-  BackendName,
-  CommitInfo,
-  CommitInput,
-  FileChange,
-  RefEntry,
-  SnapshotTreeResult,
-  Store,
-  StoreLocation,
-  TreeChange,
-  TreeEntry,
+import {
+  BIG_BLOB_BYTES,
+  type BackendName,
+  type BlobDestination,
+  type BlobInput,
+  type CommitInfo,
+  type CommitInput,
+  type FileChange,
+  type ReadBlobToFileOptions,
+  type RefEntry,
+  type SnapshotTreeResult,
+  type Store,
+  type StoreLocation,
+  type TreeChange,
+  type TreeEntry,
 } from './store.js'
 
 // What is shared by both backends: the snapshot algorithm (scan → stat cache → hash
@@ -31,7 +36,7 @@ export abstract class BaseStore implements Store {
   // Creates the embedded store on first write (or refuses when opened read-only).
   protected abstract ensureWritable(): Promise<void>
   // Writes blobs in order, returning their ids in order; pulls the source lazily.
-  abstract writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]>
+  abstract writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]>
   protected abstract writeRawTrees(trees: RawObject[]): Promise<void>
   protected abstract hasObject(oid: string): Promise<boolean>
 
@@ -40,6 +45,8 @@ export abstract class BaseStore implements Store {
   abstract listTree(treeish: string): Promise<TreeEntry[]>
   abstract readBlob(oid: string): Promise<Buffer>
   abstract readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }>
+  abstract readBlobToFile(oid: string, dest: BlobDestination, opts?: ReadBlobToFileOptions): Promise<number>
+  abstract blobSizes(oids: string[]): Promise<Map<string, number>>
   abstract writeBlob(content: Buffer): Promise<string>
   abstract resolveRef(ref: string): Promise<string | null>
   abstract updateRef(ref: string, newOid: string, expectedOld: string | null): Promise<void>
@@ -64,14 +71,23 @@ export abstract class BaseStore implements Store {
     let bytesHashed = 0
     const root = this.agentsRoot
     const entries = scan.entries
-    // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time.
-    async function* contents(): AsyncGenerator<Buffer> {
+    // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time;
+    // a file above BIG_BLOB_BYTES is handed over as a reference and streamed by the
+    // backend, so it is never in memory whole.
+    async function* contents(): AsyncGenerator<BlobInput> {
       for (const k of todo) {
-        const buf = readEntryBytesSync(root, entries[k] as ScopeEntry)
-        bytesHashed += buf.length
+        const e = entries[k] as ScopeEntry
+        let item: BlobInput
+        if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
+          item = { path: path.join(root, e.path), size: e.size }
+          bytesHashed += e.size
+        } else {
+          item = readEntryBytesSync(root, e)
+          bytesHashed += item.length
+        }
         done++
         if (onProgress && done % 500 === 0) onProgress(done, total)
-        yield buf
+        yield item
       }
     }
     const hashed = todo.length > 0 ? await this.writeBlobs(contents()) : []

@@ -4,13 +4,17 @@ import path from 'node:path'
 import type { SimpleGit } from 'simple-git'
 import { AasError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved, ZERO_OID } from './base-store.js'
+import { isBlobFileRef, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
 import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
 import { runGit, spawnGit, storeFailed } from './run-git.js'
-import type { CommitInfo, CommitInput, RefEntry, StoreLocation, TreeEntry } from './store.js'
+import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
 
 const NEWLINE = Buffer.from('\n')
+const EMPTY = Buffer.alloc(0)
+// Blobs below this are gathered into one pipe write; larger ones are written alone.
+const BATCH_BYTES = 1 << 20
 
 const ENV_NAMES = [
   'GIT_DIR',
@@ -43,15 +47,19 @@ export class CliStore extends BaseStore {
 
   // A failing git call names the store it ran in; damaged objects are STORE_CORRUPT.
   private git(args: string[], opts: { input?: Buffer | string; allowFail?: boolean } = {}) {
+    return runGit([...safeConfigArgs(), ...args], { env: this.env(), cwd: this.location.gitDir, ...opts }).catch((err: unknown) => {
+      throw this.wrapGitError(err)
+    })
+  }
+
+  private wrapGitError(err: unknown): unknown {
     const gitDir = this.location.gitDir
-    return runGit([...safeConfigArgs(), ...args], { env: this.env(), cwd: gitDir, ...opts }).catch((err: unknown) => {
-      if (!(err instanceof AasError) || err.code !== 'STORE_FAILED') throw err
-      const corrupt = /bad file|bad object|missing|corrupt|not a valid object|unable to read/i.test(String(err.data.stderr ?? ''))
-      throw new AasError(corrupt ? 'STORE_CORRUPT' : 'STORE_FAILED', `${err.message} (store ${gitDir})`, {
-        hint: corrupt ? `The store ${gitDir} is damaged: run \`git -C ${gitDir} fsck\` and \`aas-migrate --doctor\`; nothing in the vault was changed.` : err.hint ?? '',
-        data: { ...err.data, gitDir },
-        cause: err,
-      })
+    if (!(err instanceof AasError) || err.code !== 'STORE_FAILED') return err
+    const corrupt = /bad file|bad object|missing|corrupt|not a valid object|unable to read/i.test(String(err.data.stderr ?? ''))
+    return new AasError(corrupt ? 'STORE_CORRUPT' : 'STORE_FAILED', `${err.message} (store ${gitDir})`, {
+      hint: corrupt ? `The store ${gitDir} is damaged: run \`git -C ${gitDir} fsck\` and \`aas-migrate --doctor\`; nothing in the vault was changed.` : err.hint ?? '',
+      data: { ...err.data, gitDir },
+      cause: err,
     })
   }
 
@@ -86,10 +94,10 @@ export class CliStore extends BaseStore {
 
   // One fast-import pass writes every blob into a single pack (loose objects below
   // fastimport.unpackLimit); marks give the ids back in order.
-  async writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]> {
+  async writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]> {
     await this.ensureWritable()
     const it = source[Symbol.asyncIterator]()
-    const first: IteratorResult<Buffer> = await it.next()
+    const first: IteratorResult<BlobInput> = await it.next()
     if (first.done) return []
     const marksFile = path.join(this.location.stateDir, `marks-${randomBytes(6).toString('hex')}.txt`)
     const env = { ...this.env(), MALLOC_TOP_PAD_: '268435456' }
@@ -99,21 +107,44 @@ export class CliStore extends BaseStore {
     const fi = spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
     let n = 0
     try {
-      // Commands are gathered into ~1 MB writes: one pipe write per blob was a
-      // large share of a cold snapshot.
+      // Small blobs are gathered into ~1 MB writes: one pipe write per blob was a
+      // large share of a cold snapshot. A blob of 1 MB or more is written on its own,
+      // never copied into a batch, and a file reference is piped from disk in chunks.
       let batch: Buffer[] = []
       let batched = 0
-      for (let r: IteratorResult<Buffer> = first; !r.done; r = await it.next()) {
+      const flush = async (): Promise<void> => {
+        if (batch.length === 0) return
+        const out = Buffer.concat(batch)
+        batch = []
+        batched = 0
+        await fi.write(out)
+      }
+      for (let r: IteratorResult<BlobInput> = first; !r.done; r = await it.next()) {
         n++
-        batch.push(Buffer.from(`blob\nmark :${n}\ndata ${r.value.length}\n`), r.value, NEWLINE)
-        batched += r.value.length + 32
-        if (batched >= 1 << 20) {
-          await fi.write(Buffer.concat(batch))
-          batch = []
-          batched = 0
+        const v = r.value
+        if (isBlobFileRef(v)) {
+          // Opened before `data <size>` is sent: a size changed since the scan fails here.
+          const file = await openFileRef(v)
+          try {
+            await flush()
+            await fi.write(`blob\nmark :${n}\ndata ${v.size}\n`)
+            for await (const chunk of file.chunks()) await fi.write(chunk)
+            await fi.write(NEWLINE)
+          } finally {
+            await file.close()
+          }
+        } else if (v.length >= BATCH_BYTES) {
+          await flush()
+          await fi.write(`blob\nmark :${n}\ndata ${v.length}\n`)
+          await fi.write(v)
+          await fi.write(NEWLINE)
+        } else {
+          batch.push(Buffer.from(`blob\nmark :${n}\ndata ${v.length}\n`), v, NEWLINE)
+          batched += v.length + 32
+          if (batched >= BATCH_BYTES) await flush()
         }
       }
-      if (batch.length > 0) await fi.write(Buffer.concat(batch))
+      await flush()
       await fi.write('done\n')
       fi.child.stdin.end()
       await fi.done
@@ -125,11 +156,31 @@ export class CliStore extends BaseStore {
       for (let i = 0; i < n; i++) if (!oids[i]) throw storeFailed(['fast-import'], `no id for blob ${i + 1}`)
       return oids
     } catch (err) {
-      fi.child.kill()
+      await this.abandonFastImport(fi)
       throw err
     } finally {
       await rm(marksFile, { force: true })
     }
+  }
+
+  // Stop a fast-import after a failure by ending its input rather than killing it: it
+  // then dies on the early end, drops the blob cut short, keeps the complete ones as
+  // unreachable objects and removes its temp pack (a killed one leaves
+  // objects/pack/tmp_pack_*, as large as what it had received). Its crash report goes too.
+  private async abandonFastImport(fi: ReturnType<typeof spawnGit>): Promise<void> {
+    fi.child.stdin.end()
+    let timer: NodeJS.Timeout | undefined
+    await Promise.race([
+      fi.done.catch(() => {}),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(() => {
+          fi.child.kill()
+          resolve()
+        }, 30_000)
+      }),
+    ])
+    clearTimeout(timer)
+    if (fi.child.pid !== undefined) await rm(path.join(this.location.gitDir, `fast_import_crash_${fi.child.pid}`), { force: true })
   }
 
   protected async writeRawTrees(all: RawObject[]): Promise<void> {
@@ -203,45 +254,118 @@ export class CliStore extends BaseStore {
       cat.child.stdin.end()
     })()
     feeding.catch(() => {})
-    let buf: Buffer = Buffer.alloc(0)
-    // While a large object arrives, its chunks wait here and are joined once: joining
-    // on every chunk would copy a 300 MB blob thousands of times.
-    let waiting: Buffer[] = []
-    let waitingBytes = 0
-    let needed = 0
+    // Each object's content is allocated once at the size its header announces and
+    // filled in place as chunks arrive: a large blob is in memory once, never joined
+    // or copied again.
+    let head: Buffer = EMPTY // bytes of a header not complete yet
+    let content: Buffer | null = null // the object being received
+    let filled = 0
+    let skipNewline = false // the newline after an object's content
     let k = 0
     try {
       for await (const chunk of cat.child.stdout as AsyncIterable<Buffer>) {
-        if (needed > 0) {
-          waiting.push(chunk)
-          waitingBytes += chunk.length
-          if (buf.length + waitingBytes < needed) continue
-          buf = Buffer.concat([buf, ...waiting])
-          waiting = []
-          waitingBytes = 0
-          needed = 0
-        } else {
-          buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk])
-        }
+        let data = chunk
         for (;;) {
-          const nl = buf.indexOf(0x0a)
-          if (nl < 0) break
-          const header = buf.toString('latin1', 0, nl).split(' ')
-          if (header[1] === 'missing' || header.length < 3) throw new AasError('STORE_CORRUPT', `Object ${oids[k]} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { oid: oids[k] } })
-          const size = Number(header[2])
-          if (buf.length < nl + 1 + size + 1) {
-            needed = nl + 1 + size + 1
-            break
+          if (content) {
+            const take = Math.min(content.length - filled, data.length)
+            data.copy(content, filled, 0, take)
+            filled += take
+            data = data.subarray(take)
+            if (filled < content.length) break
+            yield { oid: oids[k++] as string, content }
+            content = null
+            skipNewline = true
           }
-          yield { oid: oids[k++] as string, content: Buffer.from(buf.subarray(nl + 1, nl + 1 + size)) }
-          buf = buf.subarray(nl + 1 + size + 1)
+          if (skipNewline) {
+            if (data.length === 0) break
+            data = data.subarray(1)
+            skipNewline = false
+          }
+          if (data.length === 0) break
+          head = head.length === 0 ? data : Buffer.concat([head, data])
+          data = EMPTY
+          const nl = head.indexOf(0x0a)
+          if (nl < 0) break
+          const header = head.toString('latin1', 0, nl).split(' ')
+          if (header[1] === 'missing' || header.length < 3) throw missingObject(oids[k] as string, this.location.gitDir)
+          content = Buffer.allocUnsafe(Number(header[2]))
+          filled = 0
+          data = head.subarray(nl + 1)
+          head = EMPTY
         }
       }
       await feeding
       await cat.done
+      if (k < oids.length) throw shortBlob(oids[k] as string, filled, content?.length ?? 0, this.location.gitDir)
     } finally {
       if (k < oids.length) cat.child.kill()
     }
+  }
+
+  // `cat-file --batch` for one object, its content piped to the destination chunk by
+  // chunk as git writes it. git streams a loose blob, and a packed one stored whole when
+  // it is above core.bigFileThreshold (default 512 MiB; below, git inflates it in memory
+  // first): the threshold is lowered to ours for this read only.
+  async readBlobToFile(oid: string, dest: BlobDestination, { onSize, onData }: ReadBlobToFileOptions = {}): Promise<number> {
+    checkOid(oid)
+    const gitDir = this.location.gitDir
+    const sink = await openBlobSink(dest)
+    const cat = spawnGit([...safeConfigArgs(), '-c', `core.bigFileThreshold=${BIG_BLOB_BYTES}`, 'cat-file', '--batch'], { env: this.env(), cwd: gitDir })
+    let size = -1
+    let written = 0
+    try {
+      await cat.write(`${oid}\n`)
+      cat.child.stdin.end()
+      let head: Buffer = EMPTY
+      for await (const chunk of cat.child.stdout as AsyncIterable<Buffer>) {
+        let data = chunk
+        if (size < 0) {
+          head = head.length === 0 ? data : Buffer.concat([head, data])
+          const nl = head.indexOf(0x0a)
+          if (nl < 0) continue
+          const header = head.toString('latin1', 0, nl).split(' ')
+          if (header[1] === 'missing' || header.length < 3) throw missingObject(oid, gitDir)
+          if (header[1] !== 'blob') throw notABlob(oid, header[1] as string, gitDir)
+          size = Number(header[2])
+          onSize?.(size)
+          data = head.subarray(nl + 1)
+          head = EMPTY
+        }
+        const take = Math.min(size - written, data.length)
+        if (take <= 0) continue // the newline after the content
+        const part = take === data.length ? data : data.subarray(0, take)
+        onData?.(part)
+        await sink.write(part)
+        written += take
+      }
+      await cat.done.catch((err: unknown) => {
+        throw this.wrapGitError(err)
+      })
+      if (size < 0) throw missingObject(oid, gitDir)
+      if (written !== size) throw shortBlob(oid, written, size, gitDir)
+      await sink.close()
+      return written
+    } catch (err) {
+      cat.child.kill()
+      await sink.abort()
+      throw err
+    }
+  }
+
+  async blobSizes(oids: string[]): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>()
+    const wanted = [...new Set(oids)]
+    if (wanted.length === 0) return sizes
+    wanted.forEach(checkOid)
+    const out = (await this.git(['cat-file', '--batch-check'], { input: wanted.map((o) => `${o}\n`).join('') })).stdout.toString('latin1')
+    const lines = out.split('\n')
+    wanted.forEach((oid, i) => {
+      const [got, type, size] = (lines[i] ?? '').split(' ')
+      if (got !== oid || type === 'missing' || size === undefined) throw missingObject(oid, this.location.gitDir)
+      if (type !== 'blob') throw notABlob(oid, type as string, this.location.gitDir)
+      sizes.set(oid, Number(size))
+    })
+    return sizes
   }
 
   async resolveRef(ref: string): Promise<string | null> {

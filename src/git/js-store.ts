@@ -1,16 +1,18 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises'
 import path from 'node:path'
+import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
-import { deflate, deflateSync, inflateSync } from 'node:zlib'
+import { constants as zlibConstants, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
 import git from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved } from './base-store.js'
+import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_CHUNK_BYTES } from './blob-file.js'
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
-import type { CommitInfo, CommitInput, RefEntry, StoreLocation, TreeEntry } from './store.js'
+import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
 
 const deflateAsync = promisify(deflate)
 
@@ -79,13 +81,21 @@ export class JsStore extends BaseStore {
   }
 
   // A loose object read synchronously (one read and one inflate, no thread-pool round
-  // trips); null when it is not loose, so isomorphic-git looks in the packs.
-  private readLooseSync(oid: string): { type: string; content: Buffer } | null {
+  // trips); null when it is not loose, so isomorphic-git looks in the packs; 'big' when
+  // its file is above BIG_BLOB_BYTES, to be streamed (readBigLoose).
+  private readLooseSync(oid: string): { type: string; content: Buffer } | 'big' | null {
     let data: Buffer
+    let fd: number
     try {
-      data = fs.readFileSync(path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2)))
+      fd = fs.openSync(this.loosePath(oid), 'r')
     } catch {
       return null
+    }
+    try {
+      if (fs.fstatSync(fd).size > BIG_BLOB_BYTES) return 'big'
+      data = fs.readFileSync(fd)
+    } finally {
+      fs.closeSync(fd)
     }
     const raw = inflateSync(data)
     const sp = raw.indexOf(0x20)
@@ -100,6 +110,7 @@ export class JsStore extends BaseStore {
     checkOid(oid)
     try {
       const loose = this.readLooseSync(oid)
+      if (loose === 'big') return await this.readBigLoose(oid)
       if (loose) return loose
       const r = await git.readObject({ fs, gitdir: this.gitDir, oid, format: 'content', cache: this.cache })
       return { type: r.type, content: Buffer.from(r.object as Uint8Array) }
@@ -112,14 +123,90 @@ export class JsStore extends BaseStore {
     }
   }
 
+  // A loose object whose deflated file is above BIG_BLOB_BYTES, inflated as a stream
+  // into one buffer of its exact size: it is in memory once, never as deflated bytes
+  // plus inflated pieces. (A smaller file inflating to a big object, such as a file of
+  // zeros, takes the one-piece path.)
+  private async readBigLoose(oid: string): Promise<{ type: string; content: Buffer }> {
+    let type = ''
+    let content = Buffer.alloc(0)
+    let filled = 0
+    const { size, bytes } = await this.inflateLoose(this.loosePath(oid), (t, len) => {
+      type = t
+      content = Buffer.allocUnsafe(len)
+    }, (chunk) => {
+      chunk.copy(content, filled)
+      filled += chunk.length
+    })
+    if (bytes !== size) throw new Error(`loose object ${oid} ended after ${bytes} of its ${size} bytes`)
+    return { type, content }
+  }
+
   // Many loose objects written synchronously: each async step (stat, deflate, open,
-  // write, close, rename) was a thread-pool round trip, seven per blob.
-  async writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]> {
+  // write, close, rename) was a thread-pool round trip, seven per blob. A file reference
+  // or a large buffer is streamed instead (hashed and deflated chunk by chunk).
+  async writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]> {
     await this.ensureWritable()
     const oids: string[] = []
     const dirs = new Set<string>()
-    for await (const content of source) oids.push(this.writeLooseSync('blob', content, dirs))
+    for await (const item of source) {
+      if (isBlobFileRef(item)) {
+        const file = await openFileRef(item)
+        try {
+          oids.push(await this.writeLooseStream(item.size, file.chunks()))
+        } finally {
+          await file.close()
+        }
+      } else if (item.length > BIG_BLOB_BYTES) {
+        oids.push(await this.writeLooseStream(item.length, bufferChunks(item)))
+      } else {
+        oids.push(this.writeLooseSync('blob', item, dirs))
+      }
+    }
     return oids
+  }
+
+  // A blob of `size` bytes from a stream of chunks into a loose object: deflated into a
+  // temp file under objects/ (git's tmp_obj_ prefix, which git gc cleans) while hashed,
+  // then renamed to its name once the id is known. Level 1, as git's
+  // core.looseCompression default. The stream must deliver exactly `size` bytes.
+  private async writeLooseStream(size: number, chunks: AsyncIterable<Buffer> | Iterable<Buffer>): Promise<string> {
+    const objects = path.join(this.gitDir, 'objects')
+    const tmp = path.join(objects, `tmp_obj_${randomBytes(6).toString('hex')}`)
+    const hash = createHash('sha1').update(`blob ${size}\0`)
+    let count = 0
+    async function* body(): AsyncGenerator<Buffer> {
+      yield Buffer.from(`blob ${size}\0`)
+      for await (const chunk of chunks) {
+        count += chunk.length
+        if (count > size) throw new Error(`blob stream longer than its ${size} bytes`)
+        hash.update(chunk)
+        yield chunk
+      }
+      if (count !== size) throw new Error(`blob stream ended after ${count} of its ${size} bytes`)
+    }
+    let oid = ''
+    try {
+      await mkdir(objects, { recursive: true })
+      await pipeline(body(), createDeflate({ level: 1 }), fs.createWriteStream(tmp, { flags: 'wx', mode: 0o444 }))
+      oid = hash.digest('hex')
+      const file = path.join(objects, oid.slice(0, 2), oid.slice(2))
+      if (await this.hasLoose(file)) {
+        await rm(tmp, { force: true })
+        return oid
+      }
+      await mkdir(path.dirname(file), { recursive: true })
+      await rename(tmp, file)
+      return oid
+    } catch (err) {
+      await rm(tmp, { force: true })
+      if (err instanceof AasError) throw err
+      throw new AasError('STORE_FAILED', `Cannot write a ${size}-byte blob into ${this.gitDir}: ${describeFsError(err)}.`, {
+        hint: `Check free space and permissions of ${this.gitDir}.`,
+        data: { gitDir: this.gitDir, ...(oid ? { oid } : {}) },
+        cause: err,
+      })
+    }
   }
 
   private writeLooseSync(type: 'blob' | 'tree' | 'commit', content: Buffer, dirs: Set<string>): string {
@@ -200,6 +287,159 @@ export class JsStore extends BaseStore {
 
   async *readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }> {
     for (const oid of oids) yield { oid, content: (await this.readRaw(oid)).content }
+  }
+
+  private loosePath(oid: string): string {
+    return path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2))
+  }
+
+  // A loose blob is inflated as a stream into the destination. A packed one is read
+  // whole through isomorphic-git, which has no streaming read: this store writes loose
+  // objects only, so a blob is packed only when git itself packed the store (git gc,
+  // or a vault repository's own packs).
+  async readBlobToFile(oid: string, dest: BlobDestination, { onSize, onData }: ReadBlobToFileOptions = {}): Promise<number> {
+    checkOid(oid)
+    const file = this.loosePath(oid)
+    if (!(await this.hasLoose(file))) {
+      const { type, content } = await this.readRaw(oid)
+      if (type !== 'blob') throw notABlob(oid, type, this.gitDir)
+      const sink = await openBlobSink(dest)
+      try {
+        onSize?.(content.length)
+        onData?.(content)
+        await sink.write(content)
+        await sink.close()
+      } catch (err) {
+        await sink.abort()
+        throw err
+      }
+      return content.length
+    }
+    const sink = await openBlobSink(dest)
+    try {
+      const { size, bytes } = await this.inflateLoose(file, (type, len) => {
+        if (type !== 'blob') throw notABlob(oid, type, this.gitDir)
+        onSize?.(len)
+      }, async (chunk) => {
+        onData?.(chunk)
+        await sink.write(chunk)
+      })
+      if (bytes !== size) throw shortBlob(oid, bytes, size, this.gitDir)
+      await sink.close()
+      return bytes
+    } catch (err) {
+      await sink.abort()
+      throw this.unreadable(oid, err)
+    }
+  }
+
+  private unreadable(oid: string, err: unknown): AasError {
+    if (err instanceof AasError) return err
+    return new AasError('STORE_CORRUPT', `Object ${oid} cannot be read from ${this.gitDir}: ${(err as Error).message}`, {
+      hint: 'Run `aas-migrate --doctor`; the snapshot may have been deleted or the store damaged.',
+      data: { oid, gitDir: this.gitDir },
+      cause: err,
+    })
+  }
+
+  // A loose object inflated as a stream from its file: onHeader once with its type and
+  // size, then onData with each piece of its content, in order. Resolves to the size the
+  // header announced and the bytes that followed; failures are thrown as they come.
+  private async inflateLoose(
+    file: string,
+    onHeader: (type: string, size: number) => void,
+    onData: (chunk: Buffer) => void | Promise<void>,
+  ): Promise<{ size: number; bytes: number }> {
+    const raw = fs.createReadStream(file, { highWaterMark: STREAM_CHUNK_BYTES })
+    const inflated = createInflate()
+    raw.on('error', (err) => inflated.destroy(err))
+    raw.pipe(inflated)
+    let size = -1
+    let bytes = 0
+    try {
+      let head: Buffer = Buffer.alloc(0)
+      for await (const chunk of inflated as AsyncIterable<Buffer>) {
+        let data = chunk
+        if (size < 0) {
+          head = head.length === 0 ? data : Buffer.concat([head, data])
+          const nul = head.indexOf(0)
+          if (nul < 0) {
+            if (head.length > 64) throw new Error('bad header')
+            continue
+          }
+          const [type, len] = head.toString('latin1', 0, nul).split(' ')
+          if (type === undefined || !/^\d+$/.test(len ?? '')) throw new Error('bad header')
+          size = Number(len)
+          onHeader(type, size)
+          data = head.subarray(nul + 1)
+        }
+        if (bytes + data.length > size) throw new Error(`longer than its ${size} bytes`)
+        if (data.length === 0) continue
+        await onData(data)
+        bytes += data.length
+      }
+    } finally {
+      raw.destroy()
+    }
+    if (size < 0) throw new Error('empty object file')
+    return { size, bytes }
+  }
+
+  // A loose object's size from its header: only the first few hundred bytes are read
+  // and inflated. A packed object is read whole (see readBlobToFile).
+  async blobSizes(oids: string[]): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>()
+    for (const oid of oids) {
+      if (sizes.has(oid)) continue
+      checkOid(oid)
+      const head = this.looseHeaderSync(oid)
+      if (head) {
+        if (head.type !== 'blob') throw notABlob(oid, head.type, this.gitDir)
+        sizes.set(oid, head.size)
+        continue
+      }
+      const { type, content } = await this.readRaw(oid)
+      if (type !== 'blob') throw notABlob(oid, type, this.gitDir)
+      sizes.set(oid, content.length)
+    }
+    return sizes
+  }
+
+  private looseHeaderSync(oid: string): { type: string; size: number } | null {
+    let fd: number
+    try {
+      fd = fs.openSync(this.loosePath(oid), 'r')
+    } catch {
+      return null
+    }
+    try {
+      for (let want = 256; ; want *= 4) {
+        const buf = Buffer.allocUnsafe(want)
+        const n = fs.readSync(fd, buf, 0, want, 0)
+        // A prefix of the stream inflates to a prefix of the object (sync flush: no
+        // error for the missing end).
+        const raw = inflateSync(buf.subarray(0, n), { finishFlush: zlibConstants.Z_SYNC_FLUSH })
+        const nul = raw.indexOf(0)
+        if (nul >= 0) {
+          const [type, len] = raw.toString('latin1', 0, nul).split(' ')
+          if (type === undefined || !/^\d+$/.test(len ?? '')) break
+          return { type, size: Number(len) }
+        }
+        if (n < want) break
+      }
+    } catch (err) {
+      throw new AasError('STORE_CORRUPT', `Object ${oid} cannot be read from ${this.gitDir}: ${(err as Error).message}`, {
+        hint: 'Run `aas-migrate --doctor`; the snapshot may have been deleted or the store damaged.',
+        data: { oid, gitDir: this.gitDir },
+        cause: err,
+      })
+    } finally {
+      fs.closeSync(fd)
+    }
+    throw new AasError('STORE_CORRUPT', `Loose object ${oid} in ${this.gitDir} has a bad header.`, {
+      hint: 'Run `aas-migrate --doctor`; the store is damaged.',
+      data: { oid, gitDir: this.gitDir },
+    })
   }
 
   private async readPacked(): Promise<Map<string, string>> {
@@ -328,4 +568,8 @@ export class JsStore extends BaseStore {
     await walk(base)
     return [...found].map(([ref, oid]) => ({ ref, oid })).sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0))
   }
+}
+
+function* bufferChunks(buf: Buffer): Generator<Buffer> {
+  for (let i = 0; i < buf.length; i += STREAM_CHUNK_BYTES) yield buf.subarray(i, i + STREAM_CHUNK_BYTES)
 }

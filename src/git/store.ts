@@ -51,6 +51,34 @@ export interface RefEntry {
   oid: string
 }
 
+// Files above this size are streamed into the store and out of it in chunks, never
+// held in memory whole (snapshot, restore). Smaller ones are read in one piece: that
+// is faster for the many small notes of a vault.
+export const BIG_BLOB_BYTES = 8 * 1024 * 1024
+
+// A regular file to store as a blob without reading it whole: `size` is the size the
+// caller saw (the scan's lstat). The store reads exactly that many bytes and fails with
+// CONCURRENT_CHANGE naming the file when the file turns out to be shorter or longer,
+// i.e. it changed while being snapshotted.
+export interface BlobFileRef {
+  path: string // absolute
+  size: number
+}
+
+// What writeBlobs takes: bytes in memory, or a file streamed from disk.
+export type BlobInput = Buffer | BlobFileRef
+
+// Where readBlobToFile writes: an open file descriptor (written from its current
+// position, left open) or a path created exclusively (O_EXCL|O_NOFOLLOW, mode 0600).
+export type BlobDestination = number | string
+
+export interface ReadBlobToFileOptions {
+  // Called once with the blob's size as the store records it, before the first chunk.
+  onSize?: (size: number) => void
+  // Called with every chunk of the blob, in order, as it is written (e.g. to hash it).
+  onData?: (chunk: Buffer) => void
+}
+
 export interface SnapshotTreeResult {
   tree: string
   files: number
@@ -70,13 +98,19 @@ export interface Store {
   writeTreeWithChanges(baseTree: string, changes: FileChange[]): Promise<string>
   // A new tree from a flat list of vault-relative entries whose blobs exist.
   writeTree(entries: TreeEntry[]): Promise<string>
-  // Many blobs in one pass (pulled lazily, ids returned in order).
-  writeBlobs(source: AsyncIterable<Buffer>): Promise<string[]>
+  // Many blobs in one pass (pulled lazily, ids returned in order). A BlobFileRef is
+  // streamed from its file (constant memory); a Buffer is written as is.
+  writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]>
   writeCommit(input: CommitInput): Promise<string>
   readCommit(oid: string): Promise<CommitInfo>
   listTree(treeish: string): Promise<TreeEntry[]> // recursive, files and symlinks only, sorted by path
   readBlob(oid: string): Promise<Buffer>
   readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }> // in input order, once per element
+  // One blob streamed into a file in chunks (constant memory); resolves to the number of
+  // bytes written, which is checked against the size the store records for the blob.
+  readBlobToFile(oid: string, dest: BlobDestination, opts?: ReadBlobToFileOptions): Promise<number>
+  // The size of each blob without reading its content (STORE_CORRUPT when one is missing).
+  blobSizes(oids: string[]): Promise<Map<string, number>>
   writeBlob(content: Buffer): Promise<string>
   diffTrees(a: string, b: string): Promise<TreeChange[]> // sorted by path
 

@@ -1,10 +1,12 @@
 import { execFileSync, spawnSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { chmod, mkdtemp, mkdir, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
 import { hashBlob, hashFile, hashLiveEntry } from '../../src/engine/blob-hash.js'
 import { isAasError } from '../../src/errors.js'
+import { BIG_BLOB_BYTES } from '../../src/git/store.js'
 import { gitEnv } from '../helpers/make-vault.js'
 
 function gitHashObject(cwd: string, file: string): string {
@@ -37,6 +39,17 @@ describe('blob ids', () => {
     const expected = gitHashObject(dir, file)
     expect(hashBlob(content)).toBe(expected)
     expect(await hashFile(file, '100644')).toBe(expected)
+  })
+
+  it('when a file is above BIG_BLOB_BYTES then it is hashed in chunks to the same id as git hash-object', async () => {
+    const file = path.join(dir, 'raw.bin')
+    const content = randomBytes(BIG_BLOB_BYTES + 12345)
+    await writeFile(file, content)
+    await chmod(file, 0o755)
+    const expected = gitHashObject(dir, file)
+    expect(hashBlob(content)).toBe(expected)
+    expect(await hashFile(file, '100644')).toBe(expected)
+    expect(await hashLiveEntry(file)).toEqual({ mode: '100755', oid: expected })
   })
 
   it('when a .gitattributes would convert line endings then the id is still of the raw bytes', async () => {

@@ -1,9 +1,11 @@
-import { chmod, lstat, mkdir, readFile, readlink, rm, symlink, utimes, writeFile } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { closeSync, openSync, writeSync } from 'node:fs'
+import { appendFile, chmod, lstat, mkdir, readdir, readFile, readlink, rm, stat, symlink, truncate, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EMPTY_TREE } from '../../src/git/git-objects.js'
 import { openStore } from '../../src/git/open-store.js'
-import type { BackendName, Store } from '../../src/git/store.js'
+import { BIG_BLOB_BYTES, type BackendName, type BlobInput, type Store } from '../../src/git/store.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 
 const OLD = new Date('2024-01-01T00:00:00Z')
@@ -181,4 +183,176 @@ describe('store backends agree', () => {
       await v.cleanup()
     }
   })
+})
+
+const BIG = 40 * 1024 * 1024
+const BIG_PATH = 'alice/raw/recording.bin'
+const NOTE = '---\nschema_version: 1\n---\nnote\n'
+
+// A vault with one 40 MB file of random bytes under <agent>/raw/ and a note.
+async function writeBig(root: string): Promise<Buffer> {
+  const bytes = randomBytes(BIG)
+  await mkdir(path.join(root, 'alice/raw'), { recursive: true })
+  await writeFile(path.join(root, BIG_PATH), bytes)
+  await mkdir(path.join(root, 'alice/memory'), { recursive: true })
+  await writeFile(path.join(root, 'alice/memory/note.md'), NOTE)
+  return bytes
+}
+
+// Debris a failed write could leave in a store: temp objects and packs, crash reports.
+async function storeDebris(gitDir: string): Promise<string[]> {
+  const found: string[] = []
+  const walk = async (dir: string): Promise<void> => {
+    for (const d of await readdir(dir, { withFileTypes: true })) {
+      if (d.isDirectory()) await walk(path.join(dir, d.name))
+      else if (/^(tmp_|fast_import_crash_)|\.tmp$/.test(d.name)) found.push(path.relative(gitDir, path.join(dir, d.name)))
+    }
+  }
+  await walk(gitDir)
+  return found
+}
+
+describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%s)', (backend) => {
+  let v: TempVault
+  afterEach(async () => v?.cleanup())
+
+  it('when a 40 MB file is snapshotted then it streams in and out byte-identically, with git\'s blob id', async () => {
+    expect(BIG).toBeGreaterThan(BIG_BLOB_BYTES)
+    v = await makeVault(null)
+    const bytes = await writeBig(v.root)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const res = await store.writeVaultTree()
+    const entries = await store.listTree(res.tree)
+    const big = entries.find((e) => e.path === BIG_PATH)!
+    const note = entries.find((e) => e.path === 'alice/memory/note.md')!
+    expect(big.oid).toBe(git(v.root, 'hash-object', '--no-filters', path.join(v.root, BIG_PATH)).trim())
+    expect(res.blobSizes.get(big.oid)).toBe(BIG)
+    expect(res.bytesHashed).toBeGreaterThanOrEqual(BIG)
+    expect(await store.blobSizes([big.oid, note.oid, big.oid])).toEqual(new Map([[big.oid, BIG], [note.oid, NOTE.length]]))
+
+    // to a new path: created exclusively, 0600, every byte
+    const out = path.join(v.dir, 'out.bin')
+    expect(await store.readBlobToFile(big.oid, out)).toBe(BIG)
+    expect((await readFile(out)).equals(bytes)).toBe(true)
+    expect((await stat(out)).mode & 0o777).toBe(0o600)
+    // to a caller's descriptor, from its position, announcing the size before the bytes
+    const viaFd = path.join(v.dir, 'fd.bin')
+    const fd = openSync(viaFd, 'w')
+    const seen: number[] = []
+    try {
+      writeSync(fd, 'X')
+      const n = await store.readBlobToFile(big.oid, fd, { onSize: (size) => seen.push(-size), onData: (chunk) => seen.push(chunk.length) })
+      expect(n).toBe(BIG)
+    } finally {
+      closeSync(fd)
+    }
+    expect(seen[0]).toBe(-BIG)
+    expect(seen.slice(1).reduce((a, b) => a + b, 0)).toBe(BIG)
+    const back = await readFile(viaFd)
+    expect(back.length).toBe(BIG + 1)
+    expect(back.subarray(1).equals(bytes)).toBe(true)
+    await rm(viaFd)
+    // never over an existing file
+    await writeFile(viaFd, 'keep')
+    await expect(store.readBlobToFile(big.oid, viaFd)).rejects.toMatchObject({ code: 'IO_FAILED', message: expect.stringContaining(viaFd) })
+    expect(await readFile(viaFd, 'utf8')).toBe('keep')
+
+    // the buffered reads agree; a big Buffer written directly gets the same id
+    const all: Buffer[] = []
+    for await (const { content } of store.readBlobs([note.oid, big.oid, note.oid])) all.push(content)
+    expect(all.map((b) => b.length)).toEqual([NOTE.length, BIG, NOTE.length])
+    expect(all[1]!.equals(bytes)).toBe(true)
+    expect((await store.readBlob(big.oid)).equals(bytes)).toBe(true)
+    async function* one(): AsyncGenerator<BlobInput> {
+      yield bytes
+    }
+    expect(await store.writeBlobs(one())).toEqual([big.oid])
+    git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
+    expect(await storeDebris(store.location.gitDir)).toEqual([])
+  }, 120_000)
+
+  it('when a big file changes size while it is streamed then the write fails naming it and leaves no debris', async () => {
+    v = await makeVault(null)
+    const bytes = await writeBig(v.root)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const file = path.join(v.root, BIG_PATH)
+    const small = Buffer.from('a small blob first, so the pass has written something\n')
+    // The file is cut short or grows while the store reads it (the change is made once
+    // the store has taken the reference, before it can have read 40 MB).
+    const during = (change: () => Promise<void>) =>
+      async function* (): AsyncGenerator<BlobInput> {
+        yield small
+        setTimeout(() => void change(), 0)
+        yield { path: file, size: BIG }
+      }
+    await expect(store.writeBlobs(during(() => truncate(file, 1000))())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', message: expect.stringContaining(file) })
+    await writeFile(file, bytes)
+    await expect(store.writeBlobs(during(() => appendFile(file, 'more'))())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', message: expect.stringContaining(file) })
+    await writeFile(file, bytes)
+    // or it changed between the scan and the read
+    for (const size of [BIG - 1, BIG + 1]) {
+      async function* stale(): AsyncGenerator<BlobInput> {
+        yield { path: file, size }
+      }
+      await expect(store.writeBlobs(stale())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', message: expect.stringContaining(file), data: { path: file } })
+    }
+    async function* gone(): AsyncGenerator<BlobInput> {
+      yield { path: `${file}.missing`, size: BIG }
+    }
+    await expect(store.writeBlobs(gone())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', message: expect.stringContaining(`${file}.missing`) })
+    expect(await storeDebris(store.location.gitDir)).toEqual([])
+    // the store is sound and the next snapshot records the file
+    const res = await store.writeVaultTree()
+    const big = (await store.listTree(res.tree)).find((e) => e.path === BIG_PATH)!
+    expect(await store.readBlobToFile(big.oid, path.join(v.dir, 'again.bin'))).toBe(BIG)
+    expect((await readFile(path.join(v.dir, 'again.bin'))).equals(bytes)).toBe(true)
+    git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
+  }, 120_000)
+
+  it('when a blob is missing or not a blob then streaming it out and sizing it fail as STORE_CORRUPT and create nothing', async () => {
+    v = await makeVault(null)
+    await writeTricky(v.root)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const { tree } = await store.writeVaultTree()
+    const missing = 'f'.repeat(40)
+    const out = path.join(v.dir, 'never.bin')
+    await expect(store.readBlobToFile(missing, out)).rejects.toMatchObject({ code: 'STORE_CORRUPT', message: expect.stringContaining(missing) })
+    await expect(store.readBlobToFile(tree, out)).rejects.toMatchObject({ code: 'STORE_CORRUPT', message: expect.stringContaining('tree') })
+    await expect(lstat(out)).rejects.toMatchObject({ code: 'ENOENT' })
+    await expect(store.blobSizes([missing])).rejects.toMatchObject({ code: 'STORE_CORRUPT' })
+    await expect(store.blobSizes([tree])).rejects.toMatchObject({ code: 'STORE_CORRUPT' })
+    await expect(store.readBlobToFile('not-an-oid', out)).rejects.toMatchObject({ code: 'REF_INVALID' })
+    expect(await store.blobSizes([])).toEqual(new Map())
+    // an empty blob streams as zero bytes
+    const empty = (await store.listTree(tree)).find((e) => e.path === 'alice/empty.md')!
+    expect(await store.readBlobToFile(empty.oid, out)).toBe(0)
+    expect((await readFile(out)).length).toBe(0)
+  })
+})
+
+describe('big files: backends agree', () => {
+  it('when both backends store the same 40 MB file then the blob id is the same and each streams the other\'s object out, packed or loose', async () => {
+    const v = await makeVault(null)
+    try {
+      const bytes = await writeBig(v.root)
+      const cli = await openStore({ agentsRoot: v.root, backend: 'cli' })
+      const js = await openStore({ agentsRoot: v.root, backend: 'js' })
+      const a = await js.writeVaultTree()
+      await rm(path.join(cli.location.stateDir, 'stat-cache.json'), { force: true })
+      await rm(path.join(cli.location.gitDir, 'objects'), { recursive: true, force: true })
+      await mkdir(path.join(cli.location.gitDir, 'objects'))
+      const b = await cli.writeVaultTree()
+      expect(b.tree).toBe(a.tree)
+      const oid = (await js.listTree(a.tree)).find((e) => e.path === BIG_PATH)!.oid
+      // js reads the object the git binary wrote, then a packed copy of it
+      expect(await js.readBlobToFile(oid, path.join(v.dir, 'js-loose.bin'))).toBe(BIG)
+      git(v.root, '--git-dir', cli.location.gitDir, 'repack', '-a', '-d', '-q')
+      expect(await js.blobSizes([oid])).toEqual(new Map([[oid, BIG]]))
+      expect(await js.readBlobToFile(oid, path.join(v.dir, 'js-packed.bin'))).toBe(BIG)
+      expect(await cli.readBlobToFile(oid, path.join(v.dir, 'cli-packed.bin'))).toBe(BIG)
+      for (const f of ['js-loose.bin', 'js-packed.bin', 'cli-packed.bin']) expect((await readFile(path.join(v.dir, f))).equals(bytes), f).toBe(true)
+    } finally {
+      await v.cleanup()
+    }
+  }, 120_000)
 })
