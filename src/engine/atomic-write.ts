@@ -165,7 +165,21 @@ export function releaseClaimSync(claim: string, absPath: string): 'restored' | '
   }
 }
 
-export type PlacedContent = { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'> } | { kind: 'symlink'; target: Buffer }
+export type PlacedContent =
+  | { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'> }
+  | { kind: 'symlink'; target: Buffer }
+  | { kind: 'prepared'; temp: string } // a temp file from prepareTempSync, already filled (big blobs)
+
+// The parents of absPath made ready (checked, created) and the path of its temp file,
+// free for a caller that fills it itself (a big blob streamed from the store) and then
+// hands it to placeNewSync as { kind: 'prepared' } or renames it over absPath.
+export function prepareTempSync(absPath: string, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): { temp: string; createdDirs: string[] } {
+  const target = path.resolve(absPath)
+  const createdDirs = prepareParentsSync(target, within, true, verified)
+  const temp = path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
+  unlinkQuiet(temp)
+  return { temp, createdDirs }
+}
 
 // Create absPath with the given content only if nothing is there: temp file, then
 // link(2), which fails with EEXIST instead of replacing a file a writer just created.
@@ -176,10 +190,10 @@ export async function placeNew(absPath: string, what: PlacedContent, options: Re
 export function placeNewSync(absPath: string, what: PlacedContent, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): WriteResult & { placed: boolean } {
   const target = path.resolve(absPath)
   const createdDirs = prepareParentsSync(target, within, true, verified)
-  const temp = path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
+  const temp = what.kind === 'prepared' ? what.temp : path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
   try {
     if (what.kind === 'file') writeTempSync(temp, what.content, modeBits(what.mode))
-    else {
+    else if (what.kind === 'symlink') {
       unlinkQuiet(temp)
       symlinkSync(what.target, temp)
     }

@@ -80,10 +80,32 @@ export function hashLiveEntrySync(absPath: string): LiveEntry | null {
     const st = fstatSync(fd)
     if (!st.isFile()) throw notFileOrLink(absPath)
     const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
-    return { mode, oid: hashBlob(readToEnd(fd, st.size, absPath)) }
+    return { mode, oid: st.size > BIG_BLOB_BYTES ? hashInChunksSync(fd, st.size, absPath) : hashBlob(readToEnd(fd, st.size, absPath)) }
   } finally {
     closeSync(fd)
   }
+}
+
+// The id of a big open file, read in chunks (never whole). A file whose length moves
+// while it is read gets an id that matches nothing (CHANGING_OID): to a check it is a
+// file someone else is writing, never one of the states the engine knows.
+export const CHANGING_OID = 'changing'
+function hashInChunksSync(fd: number, size: number, absPath: string): string {
+  const hash = createHash('sha1').update(`blob ${size}\0`)
+  const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES)
+  let done = 0
+  try {
+    for (;;) {
+      const n = readSync(fd, buf, 0, buf.length, done)
+      if (n === 0) break
+      done += n
+      if (done > size) return CHANGING_OID
+      hash.update(buf.subarray(0, n))
+    }
+  } catch (err) {
+    throw new AasError('IO_FAILED', `Cannot read ${absPath}: ${describeFsError(err)}`, { data: { file: absPath }, cause: err })
+  }
+  return done === size ? hash.digest('hex') : CHANGING_OID
 }
 
 function hashSymlinkSync(absPath: string): string {

@@ -4,6 +4,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises'
 import { AasError, describeFsError } from '../errors.js'
 import type { Store } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
+import { modeBits } from './atomic-write.js'
 
 // A blob from the store written to a temp file in chunks, for the write phase of a
 // transaction: a file of hundreds of MB is never held in memory whole. The caller
@@ -83,12 +84,6 @@ export async function writeBlobToTemp(
     }
     throw err instanceof AasError ? err : ioFailed('write', tempAbsPath, err)
   }
-}
-
-function modeBits(mode: number | Exclude<FileMode, '120000'>): number {
-  if (mode === '100755') return 0o755
-  if (mode === '100644') return 0o644
-  return mode & 0o7777
 }
 
 function ioFailed(action: string, file: string, err: unknown): AasError {

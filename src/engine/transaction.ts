@@ -9,14 +9,18 @@ import {
   claimNameFor,
   fsyncAll,
   placeNewSync,
+  prepareTempSync,
   releaseClaimSync,
   removeFile,
   removeFileSync,
   removeTempFiles,
   replaceWithSymlink,
   writeFileAtomic,
+  type PlacedContent,
   type VerifiedDirs,
 } from './atomic-write.js'
+import { writeBlobToTemp } from './blob-stream.js'
+import { BIG_BLOB_BYTES } from '../git/store.js'
 import { hashLiveEntrySync, type LiveEntry } from './blob-hash.js'
 import { faultPoint } from './faults.js'
 import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal, writeJournal, type Journal, type JournalChange } from './journal.js'
@@ -50,7 +54,10 @@ import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal
 // A SIGKILL at any instant therefore leaves, per path, old bytes at the path or in
 // its claim, or new bytes at the path: each is recovered to exactly the old state.
 
-export type BlobSource = (oid: string) => Promise<Buffer>
+// A blob's bytes, or (above BIG_BLOB_BYTES) a reference the write streams from the
+// store into its temp file, so no file of hundreds of MB is ever held in memory.
+export type BlobContent = Buffer | { stream: true; oid: string; size: number }
+export type BlobSource = (oid: string) => Promise<BlobContent>
 
 export interface TransactionInput {
   store: Store
@@ -71,19 +78,25 @@ export interface TransactionResult {
 
 // Blobs read in batches ahead of the writes (one `cat-file --batch` per chunk rather
 // than one git call per file), holding at most one chunk in memory.
+// Blobs above BIG_BLOB_BYTES are left out of the batches and streamed by the write.
 export function prefetchingBlobSource(store: Store, oidsInOrder: readonly string[], { chunk = 2000 }: { chunk?: number } = {}): BlobSource {
   const position = new Map<string, number>()
   oidsInOrder.forEach((oid, i) => {
     if (!position.has(oid)) position.set(oid, i)
   })
   let cache = new Map<string, Buffer>()
+  let sizes: Map<string, number> | null = null
   return async (oid) => {
     const hit = cache.get(oid)
     if (hit) return hit
+    sizes ??= position.size > 0 ? await store.blobSizes([...position.keys()]) : new Map()
+    const size = sizes.get(oid)
+    if (size !== undefined && size > BIG_BLOB_BYTES) return { stream: true, oid, size }
     const start = position.get(oid)
     if (start === undefined) return store.readBlob(oid)
     cache = new Map()
-    const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))]
+    const known = sizes
+    const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))].filter((o) => (known.get(o) ?? 0) <= BIG_BLOB_BYTES)
     for await (const { oid: o, content } of store.readBlobs(wanted)) cache.set(o, content)
     const got = cache.get(oid)
     if (!got) throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`; the store may be damaged.', data: { oid } })
@@ -127,7 +140,8 @@ interface Touched {
 const newTouched = (): Touched => ({ files: new Set(), dirs: new Set() })
 
 // Write one target state at a path: a blob with a mode, or nothing.
-async function putState(root: string, rel: string, target: { oid: string; mode: FileMode } | null, blobs: BlobSource, runId: string, touched: Touched): Promise<'written' | 'removed'> {
+async function putState(store: Store, rel: string, target: { oid: string; mode: FileMode } | null, blobs: BlobSource, runId: string, touched: Touched): Promise<'written' | 'removed'> {
+  const root = store.agentsRoot
   const abs = absOf(root, rel)
   touched.dirs.add(path.dirname(abs))
   if (target === null) {
@@ -136,8 +150,18 @@ async function putState(root: string, rel: string, target: { oid: string; mode: 
     return 'removed'
   }
   const content = await blobs(target.oid)
-  const r = target.mode === '120000' ? await replaceWithSymlink(abs, content, { within: root, runId }) : await writeFileAtomic(abs, content, { mode: target.mode, within: root, runId, fsync: false })
-  for (const d of r.createdDirs) touched.dirs.add(path.dirname(d))
+  let createdDirs: string[]
+  if (!Buffer.isBuffer(content)) {
+    if (target.mode === '120000') throw new AasError('STORE_CORRUPT', `Symlink ${rel} has a ${content.size}-byte target in the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { path: rel } })
+    const prepared = prepareTempSync(abs, { within: root, runId })
+    createdDirs = prepared.createdDirs
+    await writeBlobToTemp(store, content.oid, prepared.temp, target.mode, { expectedSize: content.size })
+    await rename(prepared.temp, abs)
+  } else {
+    const r = target.mode === '120000' ? await replaceWithSymlink(abs, content, { within: root, runId }) : await writeFileAtomic(abs, content, { mode: target.mode, within: root, runId, fsync: false })
+    createdDirs = r.createdDirs
+  }
+  for (const d of createdDirs) touched.dirs.add(path.dirname(d))
   if (target.mode !== '120000') touched.files.add(abs)
   return 'written'
 }
@@ -165,7 +189,7 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
     faultPoint(faultName, i + 1)
     let outcome: Awaited<ReturnType<typeof writeClaimed>>
     try {
-      outcome = await writeClaimed(root, c, blobs, runId, touched, i + 1, verified)
+      outcome = await writeClaimed(store, c, blobs, runId, touched, i + 1, verified)
     } catch (err) {
       // A failed write (no space, no permission, a planted symlink): path i may hold a claim.
       await undoAfterFailure(store, { ...journal, changes: changes.slice(0, i + 1) }, blobs, err)
@@ -190,10 +214,28 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
 // 'moved': the live path did not hold the old state (or a writer got in): nothing of
 // ours is left at it, and whatever the writer wrote is at the path. Synchronous file
 // calls (see atomic-write.ts); only a blob not in memory is awaited.
-async function writeClaimed(root: string, c: JournalChange, blobs: BlobSource, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
+async function writeClaimed(store: Store, c: JournalChange, blobs: BlobSource, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
+  const root = store.agentsRoot
   const abs = absOf(root, c.path)
   touched.dirs.add(path.dirname(abs))
   const content = c.newOid !== null ? await blobs(c.newOid) : null
+  // A big blob is streamed into its temp file before the claim, so the claim stays short.
+  let prepared: string | null = null
+  if (content !== null && !Buffer.isBuffer(content)) {
+    if (c.newMode === null || c.newMode === '120000') throw new AasError('STORE_CORRUPT', `Symlink ${c.path} has a ${content.size}-byte target in the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { path: c.path } })
+    const t = prepareTempSync(abs, { within: root, runId, verified })
+    for (const d of t.createdDirs) touched.dirs.add(path.dirname(d))
+    await writeBlobToTemp(store, content.oid, t.temp, c.newMode, { expectedSize: content.size })
+    prepared = t.temp
+  }
+  try {
+    return await claimAndPlace(root, abs, c, content, prepared, runId, touched, n, verified)
+  } finally {
+    if (prepared !== null) removeFileSync(prepared, { within: root, verified })
+  }
+}
+
+async function claimAndPlace(root: string, abs: string, c: JournalChange, content: BlobContent | null, prepared: string | null, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
   let claim: string | null = null
   if (c.oldOid !== null) {
     claim = claimFileSync(abs, { within: root, runId, verified })
@@ -207,7 +249,9 @@ async function writeClaimed(root: string, c: JournalChange, blobs: BlobSource, r
     return 'moved'
   }
   if (content !== null && c.newMode !== null) {
-    const placed = placeNewSync(abs, c.newMode === '120000' ? { kind: 'symlink', target: content } : { kind: 'file', content, mode: c.newMode }, { within: root, runId, verified })
+    const what: PlacedContent =
+      prepared !== null ? { kind: 'prepared', temp: prepared } : c.newMode === '120000' ? { kind: 'symlink', target: content as Buffer } : { kind: 'file', content: content as Buffer, mode: c.newMode }
+    const placed = placeNewSync(abs, what, { within: root, runId, verified })
     for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
     if (!placed.placed) {
       if (claim) removeFileSync(claim, { within: root, verified })
@@ -302,7 +346,7 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   for (let i = 0; i < plan.steps.length; i++) {
     const step = plan.steps[i]!
     faultPoint('mid-recovery', i + 1)
-    await putState(root, step.path, step.target, blobs, journal.runId, touched)
+    await putState(store, step.path, step.target, blobs, journal.runId, touched)
   }
   await makeDurable(touched)
   await clearJournal(stateDir)
