@@ -12,6 +12,9 @@ import { runGit, spawnGit, storeFailed } from './run-git.js'
 import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
 
 const NEWLINE = Buffer.from('\n')
+// Pack windows git maps while reading objects: small, so streaming a blob of hundreds
+// of MB out of a pack never has it mapped whole (the default window is 1 GiB).
+const PACK_WINDOW = ['-c', 'core.packedGitWindowSize=8m', '-c', 'core.packedGitLimit=32m']
 const EMPTY = Buffer.alloc(0)
 // Blobs below this are gathered into one pipe write; larger ones are written alone.
 const BATCH_BYTES = 1 << 20
@@ -103,7 +106,9 @@ export class CliStore extends BaseStore {
     const env = { ...this.env(), MALLOC_TOP_PAD_: '268435456' }
     // bigFileThreshold=1 streams every blob (no delta search against the previous one)
     // and compression level 1: together half the time of the defaults for small notes.
-    const tuning = ['-c', 'core.bigFileThreshold=1', '-c', 'pack.compression=1']
+    // unpackLimit=0 keeps even a small import as a pack: no unpack-objects pass, and a
+    // big blob is never a loose object, which git maps into memory whole to read.
+    const tuning = ['-c', 'core.bigFileThreshold=1', '-c', 'pack.compression=1', '-c', 'fastimport.unpackLimit=0']
     const fi = spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
     let n = 0
     try {
@@ -310,7 +315,7 @@ export class CliStore extends BaseStore {
     checkOid(oid)
     const gitDir = this.location.gitDir
     const sink = await openBlobSink(dest)
-    const cat = spawnGit([...safeConfigArgs(), '-c', `core.bigFileThreshold=${BIG_BLOB_BYTES}`, 'cat-file', '--batch'], { env: this.env(), cwd: gitDir })
+    const cat = spawnGit([...safeConfigArgs(), ...PACK_WINDOW, '-c', `core.bigFileThreshold=${BIG_BLOB_BYTES}`, 'cat-file', '--batch'], { env: this.env(), cwd: gitDir })
     let size = -1
     let written = 0
     try {

@@ -346,6 +346,9 @@ describe('big files: backends agree', () => {
       const oid = (await js.listTree(a.tree)).find((e) => e.path === BIG_PATH)!.oid
       // js reads the object the git binary wrote, then a packed copy of it
       expect(await js.readBlobToFile(oid, path.join(v.dir, 'js-loose.bin'))).toBe(BIG)
+      // reachable from a ref, so that the repack keeps it (it drops unreachable packed objects)
+      const commit = await cli.writeCommit({ tree: b.tree, parents: [], message: 'big\n', timestamp: 1_700_000_000 })
+      await cli.updateRef('refs/aas/test/big', commit, null)
       git(v.root, '--git-dir', cli.location.gitDir, 'repack', '-a', '-d', '-q')
       expect(await js.blobSizes([oid])).toEqual(new Map([[oid, BIG]]))
       expect(await js.readBlobToFile(oid, path.join(v.dir, 'js-packed.bin'))).toBe(BIG)
