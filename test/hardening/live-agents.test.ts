@@ -3,7 +3,7 @@ import { cp, mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
 import { generateVault } from '../helpers/gen-vault.js'
 import { fixturesDir } from '../helpers/make-vault.js'
 import { binPath } from '../helpers/run-cli.js'
@@ -70,20 +70,6 @@ const generated = new Map<string, Buffer>() // every unit as generated (v1)
 const table: string[] = []
 const stopFiles: string[] = [] // of the writers started, so a failed test stops them too
 
-beforeAll(async () => {
-  base = await mkdtemp(path.join(tmpdir(), 'aas-live-'))
-  root = path.join(base, 'vault')
-  await mkdir(path.join(root, '_migrations'), { recursive: true })
-  const units = await generateVault(root, { units: UNITS, seed: 3, bodyBytes: 200 })
-  await cp(path.join(fixturesDir, 'migrations', 'v1_to_v2.mjs'), path.join(root, '_migrations', 'v1_to_v2.mjs'))
-  await writeFile(path.join(root, FLOCK_AGENT, '.lock'), '')
-  // Agents keep older run logs in runs/, so a rollback never empties the folder.
-  for (const { agent } of WRITERS) {
-    await mkdir(path.join(root, agent, 'runs'), { recursive: true })
-    await writeFile(path.join(root, agent, 'runs', 'run_2026-04-30.log'), 'started\n')
-  }
-  for (const rel of units) generated.set(rel, await readFile(path.join(root, rel)))
-}, 120_000)
 
 afterAll(async () => {
   for (const stop of stopFiles) await writeFile(stop, '').catch(() => undefined)
@@ -317,6 +303,21 @@ function unitsOf(agent: string, n: number): string[] {
 }
 
 describe(`agent writers during --to and --rollback on ${UNITS} units`, () => {
+  beforeAll(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'aas-live-'))
+    root = path.join(base, 'vault')
+    await mkdir(path.join(root, '_migrations'), { recursive: true })
+    const units = await generateVault(root, { units: UNITS, seed: 3, bodyBytes: 200 })
+    await cp(path.join(fixturesDir, 'migrations', 'v1_to_v2.mjs'), path.join(root, '_migrations', 'v1_to_v2.mjs'))
+    await writeFile(path.join(root, FLOCK_AGENT, '.lock'), '')
+    // Agents keep older run logs in runs/, so a rollback never empties the folder.
+    for (const { agent } of WRITERS) {
+      await mkdir(path.join(root, agent, 'runs'), { recursive: true })
+      await writeFile(path.join(root, agent, 'runs', 'run_2026-04-30.log'), 'started\n')
+    }
+    for (const rel of units) generated.set(rel, await readFile(path.join(root, rel)))
+  }, 120_000)
+
   it('every write a writer reported as done is on disk, whatever each command decided', async () => {
     // Trial 1: writers only create and append to files the migration does not change.
     const t1 = await trial({ name: 'trial 1 --to v2, writes outside the diff', tag: 't1', command: { command: 'to', target: 2 }, gate: 'snapshot' })
@@ -370,4 +371,85 @@ describe(`agent writers during --to and --rollback on ${UNITS} units`, () => {
       await expectUnits(before4, appendedTo(t4.writes))
     }
   }, 900_000)
+})
+
+// The claim race of the write phase, reduced to one unit. These fail today.
+// transaction.ts claims a path by renaming the live file aside; a lock-free writer
+// appending to the path (O_APPEND | O_CREAT, as `>>` does) then creates a new file there
+// holding only its new line. When the engine finds a file at the path again
+// (releaseClaim after the check failed, placeNew's EEXIST, or recovery's resolveClaims)
+// it takes it for "the writer's file" and unlinks the claim: the unit's bytes and every
+// line appended to it before the claim go with it. Lines appended after the snapshot are
+// in no snapshot: they are gone for good, while the command reports CONCURRENT_CHANGE,
+// "Nothing was overwritten; the vault is as it was before the command".
+describe('a lock-free writer appending to a unit the engine has claimed', () => {
+  const HOT_UNIT = '---\nschema_version: 1\nname: hot note\ndescription: appended to by an agent\ntype: user\ncaptured: 2026-05-01\nlast_seen: 2026-05-01\nsources:\n  - live\nconfidence: low\n---\nbody\n'
+  // Appends "hot N" to FILE in a tight loop from the moment GATE exists until STOP
+  // does, logging each line to LOG once its write is done.
+  const HOT_WRITER = 'file=$1 log=$2 gate=$3 stop=$4 parent=$PPID n=0\n' +
+    'while [ ! -e "$gate" ]; do kill -0 "$parent" 2>/dev/null || exit 0; done\n' +
+    'while [ ! -e "$stop" ] && kill -0 "$parent" 2>/dev/null; do n=$((n + 1)); printf \'hot %s\\n\' $n >> "$file" && printf \'hot %s\\n\' $n >> "$log"; done\n'
+
+  let dir: string
+  let vault: string
+  let hot: string
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(tmpdir(), 'aas-claim-'))
+    vault = path.join(dir, 'vault')
+    await mkdir(path.join(vault, '_migrations'), { recursive: true })
+    await cp(path.join(fixturesDir, 'migrations', 'v1_to_v2.mjs'), path.join(vault, '_migrations', 'v1_to_v2.mjs'))
+    // zed/ sorts after every generated agent: the engine writes the hot unit last.
+    hot = path.join(vault, 'zed', 'memory', 'user_hot_note.md')
+    await mkdir(path.dirname(hot), { recursive: true })
+    await writeFile(hot, HOT_UNIT)
+  })
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const linesOf = async (file: string): Promise<string[]> => (await readFile(file, 'utf8').catch(() => '')).split('\n')
+
+  it('during a --to: the unit and every line appended to it are still there', async () => {
+    await generateVault(vault, { units: 60, seed: 5, bodyBytes: 200 })
+    // A long note: the engine takes a few milliseconds to check the claimed bytes.
+    await writeFile(hot, HOT_UNIT + 'an old line of the note\n'.repeat(200_000))
+    const gate = path.join(dir, 'gate')
+    const stop = path.join(dir, 'stop')
+    const log = path.join(dir, 'hot.log')
+    const writer = spawn('bash', ['-c', HOT_WRITER, 'hot-writer', hot, log, gate, stop], { stdio: 'ignore' })
+    let outcome: Outcome
+    try {
+      const r = await spawnText(process.execPath, [DRIVER, JSON.stringify({ command: 'to', target: 2, root: vault, gates: { writing: gate } })])
+      if (r.code !== 0 || !r.stdout.trim()) throw new Error(`the driver failed (exit ${r.code}): ${r.stderr.slice(-3000)}`)
+      outcome = JSON.parse(r.stdout) as Outcome
+      await new Promise((res) => setTimeout(res, 200))
+    } finally {
+      await writeFile(stop, '')
+      await waitExit(writer)
+    }
+    const logged = (await linesOf(log)).filter(Boolean)
+    const onDisk = new Set(await linesOf(hot))
+    const lost = logged.filter((l) => !onDisk.has(l))
+    console.log(`hot unit: ${outcome.ok ? 'ok' : outcome.error?.code}; ${logged.length} lines appended, ${lost.length} lost; the unit now starts ${JSON.stringify((await readFile(hot, 'utf8')).slice(0, 40))}`)
+    expect(['ok', 'CONCURRENT_CHANGE']).toContain(outcome.ok ? 'ok' : outcome.error?.code)
+    expect(logged.length).toBeGreaterThan(0)
+    expect(onDisk.has('name: hot note'), 'the unit itself is gone').toBe(true)
+    expect(lost.slice(0, 5), `${lost.length} of ${logged.length} appended lines are gone`).toEqual([])
+  }, 120_000)
+
+  it('after a crash mid-claim: recovery keeps the claimed unit when a writer re-created its path', async () => {
+    // A line the agent appended before the command: part of the unit, so of the claim.
+    await writeFile(hot, HOT_UNIT + 'hot 1\n')
+    const killed = spawnSync(process.execPath, [binPath, '--agents-root', vault, '--to', 'v2'], { env: { ...process.env, NO_COLOR: '1', AAS_FAULT: 'mid-claim:1' }, encoding: 'utf8' })
+    expect(killed.signal).toBe('SIGKILL')
+    expect(await readdir(path.dirname(hot))).toEqual([expect.stringMatching(/^\.user_hot_note\.md\.aas-tmp-claim-/)])
+    // The agent appends again: the path is empty, so `>>` creates it.
+    await writeFile(hot, 'hot 2\n', { flag: 'a' })
+    const status = spawnSync(process.execPath, [binPath, '--agents-root', vault, '--status'], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8' })
+    const lines = await linesOf(hot)
+    console.log(`after the crash: --status exit ${status.status}; the unit is now ${JSON.stringify(await readFile(hot, 'utf8'))}; left in its folder: ${(await readdir(path.dirname(hot))).join(', ')}`)
+    expect(lines).toContain('name: hot note')
+    expect(lines).toContain('hot 1')
+    expect(lines).toContain('hot 2')
+  }, 60_000)
 })
