@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { closeSync, constants, existsSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
+import { appendFileSync, closeSync, constants, existsSync, readFileSync, readSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
 import { link, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
@@ -163,6 +163,94 @@ export function releaseClaimSync(claim: string, absPath: string): 'restored' | '
     unlinkQuiet(claim)
     return 'superseded'
   }
+}
+
+// Put a claimed file back at absPath without dropping anything a writer wrote. A
+// writer that takes no lock and appends (`>>`, O_APPEND|O_CREAT) while the file is
+// claimed re-creates the path with only its new bytes; those are newer than the
+// claim's, so they are taken aside and appended to the claim, and the claim goes back:
+// the path ends with the file's bytes followed by the writer's. `ours` names the bytes
+// the engine itself had placed at the path (its new state): dropped from the front of
+// what is found there, never merged. Repeats while writers keep re-creating the path.
+// A writer may still hold a taken-aside file open (opened just before it was taken):
+// each is watched until it has stayed unchanged for QUIET_MS, and what it gains is
+// appended at the path. Remaining window: a writer that holds such a file open longer.
+export function restoreClaimSync(claim: string, absPath: string, { ours = null }: { ours?: OwnBytes | null } = {}): 'restored' | 'merged' {
+  const taken: Array<{ file: string; consumed: number }> = []
+  for (let attempt = 1; attempt <= 1000; attempt++) {
+    try {
+      linkSync(claim, absPath)
+      unlinkSync(claim)
+      if (taken.length === 0) return 'restored'
+      drainTaken(taken, absPath)
+      return 'merged'
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('restore', absPath, err)
+    }
+    const aside = `${claim}.${attempt}`
+    try {
+      renameSync(absPath, aside)
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue
+      throw ioError('restore', absPath, err)
+    }
+    let bytes: Buffer
+    try {
+      if (!lstatSync(aside).isFile()) throw Object.assign(new Error('not a regular file'), { code: 'EINVAL' })
+      bytes = readFileSync(aside)
+    } catch (err) {
+      renameSync(aside, absPath)
+      throw new AasError('IO_FAILED', `Cannot restore ${absPath}: something other than a file was created there while it was being replaced (${describeFsError(err)}); the file's bytes are kept at ${claim}.`, {
+        data: { file: absPath, claim },
+        hint: `Move ${absPath} out of the way, rename ${claim} back to it, then run \`aas-migrate --status\`.`,
+        cause: err,
+      })
+    }
+    taken.push({ file: aside, consumed: bytes.length })
+    if (ours !== null && startsWithOurs(bytes, ours)) bytes = bytes.subarray(ours.length)
+    ours = null
+    appendFileSync(claim, bytes)
+  }
+  throw new AasError('IO_FAILED', `Cannot restore ${absPath}: a writer re-created it 1000 times in a row; the file's bytes are kept at ${claim}.`, {
+    data: { file: absPath, claim },
+    hint: `Stop the writer, append ${absPath} to ${claim}, rename ${claim} to ${absPath}, then run \`aas-migrate --status\`.`,
+  })
+}
+
+const QUIET_MS = 25
+const SLEEPER = new Int32Array(new SharedArrayBuffer(4))
+
+// Append to absPath whatever writers still add to the taken-aside files, until none has
+// changed for QUIET_MS; then the files go.
+function drainTaken(taken: Array<{ file: string; consumed: number }>, absPath: string): void {
+  let quietSince = Date.now()
+  while (Date.now() - quietSince < QUIET_MS) {
+    for (const t of taken) {
+      const size = lstatSync(t.file).size
+      if (size <= t.consumed) continue
+      const fd = openSync(t.file, constants.O_RDONLY)
+      try {
+        const extra = Buffer.allocUnsafe(size - t.consumed)
+        const n = readSync(fd, extra, 0, extra.length, t.consumed)
+        appendFileSync(absPath, extra.subarray(0, n))
+        t.consumed += n
+      } finally {
+        closeSync(fd)
+      }
+      quietSince = Date.now()
+    }
+    Atomics.wait(SLEEPER, 0, 0, 2)
+  }
+  for (const t of taken) unlinkQuiet(t.file)
+}
+
+// The engine's own bytes at a path: in memory, or (a big blob) by id and length.
+export type OwnBytes = Buffer | { oid: string; length: number }
+
+function startsWithOurs(bytes: Buffer, ours: OwnBytes): boolean {
+  if (bytes.length < ours.length) return false
+  if (Buffer.isBuffer(ours)) return bytes.subarray(0, ours.length).equals(ours)
+  return createHash('sha1').update(`blob ${ours.length}\0`).update(bytes.subarray(0, ours.length)).digest('hex') === ours.oid
 }
 
 export type PlacedContent =

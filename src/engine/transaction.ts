@@ -10,7 +10,8 @@ import {
   fsyncAll,
   placeNewSync,
   prepareTempSync,
-  releaseClaimSync,
+  restoreClaimSync,
+  type OwnBytes,
   removeFile,
   removeFileSync,
   removeTempFiles,
@@ -31,25 +32,28 @@ import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal
 // How one path is written, so that a writer taking no lock never loses a write:
 //   1. claim: rename(live, claim) — atomic; from now on a writer opening the path
 //      creates a new file instead of editing the claimed one.    kill point mid-claim:<i>
-//   2. check the claimed bytes are the old state; if not, put them back with
-//      link(claim, live) (EEXIST: the writer re-created the path, its file wins) and abort.
+//   2. check the claimed bytes are the old state; if not, put them back (below) and abort.
 //   3. place the new state: temp file, then link(temp, live), which fails with EEXIST
-//      when a writer created the path since step 1 — never overwritten; abort.
-//                                                                 kill point mid-link:<i>
+//      when a writer created the path since step 1 — never overwritten; the claim is
+//      put back and the run aborts.                             kill point mid-link:<i>
 //   4. re-check the claim (a writer holding the file open from before step 1 wrote
-//      into the claimed inode): if it changed, rename it back over live — the
-//      writer's bytes win — and abort. Then unlink the claim.
+//      into the claimed inode): if it changed, put it back and abort. Then unlink the claim.
+// Putting a claim back (restoreClaimSync) never drops a writer's bytes: a lock-free
+// appender (`>>`) that wrote while the file was claimed re-created the path with only
+// its new bytes; those are appended to the claim before it goes back, so the path ends
+// with the file as it was plus everything the writer added (the engine's own new
+// bytes, if it had placed them, are left out).
 // Added paths skip 1, 2 and 4 (link refuses an existing file); removed paths skip 3.
-// Remaining window: a writer that keeps the file open from before step 1 and writes
-// into it after step 4's re-check and before the unlink. Cooperating agents hold
-// <agent>/.lock, which the engine holds for the whole write phase, so they never
-// reach it; for others it is a few system calls wide.
+// Remaining windows, each a few system calls wide: a writer that keeps the file open
+// from before step 1 and writes into it after step 4's re-check and before the unlink;
+// a writer that holds a re-created file open while it is merged into the claim.
+// Cooperating agents hold <agent>/.lock, which the engine holds for the whole write
+// phase, so they never reach either.
 //
 // Abort: the journal is narrowed (atomically) to the paths already written, then
-// recovered backward. Recovery (any command finding a journal) first resolves claim
-// files of the journal's paths — a claim with nothing at its path is put back, a
-// claim beside a live file is dropped (the live file is the new state or a writer's)
-// — then classifies every path as at-old / at-new / neither and restores the old
+// recovered backward. Recovery (any command finding a journal) first puts claim files
+// of the journal's paths back (merged with a writer's file at the path, as above; the
+// engine's new bytes there are dropped) — then classifies every path as at-old / at-new / neither and restores the old
 // state; a path at neither was changed by someone else and is never overwritten.
 // A SIGKILL at any instant therefore leaves, per path, old bytes at the path or in
 // its claim, or new bytes at the path: each is recovered to exactly the old state.
@@ -242,7 +246,7 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
     if (claim === null) return 'moved'
     faultPoint('mid-claim', n)
     if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
-      releaseClaimSync(claim, abs)
+      restoreClaimSync(claim, abs)
       return 'moved'
     }
   } else if (hashLiveEntrySync(abs) !== null) {
@@ -254,7 +258,8 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
     const placed = placeNewSync(abs, what, { within: root, runId, verified })
     for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
     if (!placed.placed) {
-      if (claim) removeFileSync(claim, { within: root, verified })
+      // A writer re-created the path since the claim: both its bytes and the claim's stay.
+      if (claim) restoreClaimSync(claim, abs)
       return 'moved'
     }
     if (c.newMode !== '120000') touched.files.add(abs)
@@ -262,8 +267,10 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
   }
   if (claim !== null) {
     if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
-      // A writer with the file open wrote into the claimed inode: its bytes go back live.
-      await rename(claim, abs)
+      // A writer with the file open wrote into the claimed inode: its bytes go back live,
+      // with anything appended to the new file meanwhile (the new bytes themselves go).
+      const ours: OwnBytes | null = prepared !== null && content !== null && !Buffer.isBuffer(content) ? { oid: content.oid, length: content.size } : Buffer.isBuffer(content) ? content : null
+      restoreClaimSync(claim, abs, { ours })
       return 'moved'
     }
     removeFileSync(claim, { within: root, verified })
@@ -333,7 +340,7 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   const journal = await readJournal(stateDir)
   if (!journal) return null
   const root = store.agentsRoot
-  const claims = await resolveClaims(root, journal)
+  const claims = await resolveClaims(store, journal)
   const temps = await removeTempFiles(root)
   const live = await readLiveStates(root, journal.changes)
   const plan = planRecovery(journal, live, { direction: 'backward' })
@@ -353,16 +360,27 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   return { runId: journal.runId, kind: journal.kind, restored: plan.steps.length, conflicts: [], tempFilesRemoved: temps.length }
 }
 
-// Claims of the journal's paths left by a crash: put back where the path is empty,
-// dropped where something is at the path. Returns the directories changed.
-async function resolveClaims(root: string, journal: Journal): Promise<string[]> {
+// The engine's new bytes of a journaled path, to tell them from a writer's appends.
+async function newBytesOf(store: Store, oid: string): Promise<OwnBytes> {
+  const size = (await store.blobSizes([oid])).get(oid) ?? 0
+  return size > BIG_BLOB_BYTES ? { oid, length: size } : store.readBlob(oid)
+}
+
+// Claims of the journal's paths left by a crash, put back (merged with whatever a
+// writer created at the path meanwhile). Returns the directories changed.
+async function resolveClaims(store: Store, journal: Journal): Promise<string[]> {
+  const root = store.agentsRoot
   const dirs: string[] = []
   for (const c of journal.changes) {
     if (c.oldOid === null) continue
     const abs = absOf(root, c.path)
     const claim = path.join(path.dirname(abs), claimNameFor(path.basename(abs), journal.runId))
     if (hashLiveEntrySync(claim) === null) continue
-    releaseClaimSync(claim, abs)
+    // At the path: nothing, the new state (a kill after the link), or a writer's file
+    // (a lock-free appender re-created it): the claim goes back, merged with the latter.
+    const live = hashLiveEntrySync(abs)
+    const ours = live !== null && c.newOid !== null && live.oid === c.newOid ? await newBytesOf(store, c.newOid) : null
+    restoreClaimSync(claim, abs, { ours })
     dirs.push(path.dirname(abs))
   }
   return dirs
