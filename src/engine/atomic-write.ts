@@ -393,6 +393,8 @@ export async function fsyncDir(dir: string): Promise<void> {
     handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
     await handle.sync()
   } catch (err) {
+    // Removed since (a directory left empty is pruned): its parent's fsync records that.
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return
     throw ioError('fsync directory', dir, err)
   } finally {
     await handle?.close()
@@ -432,8 +434,8 @@ function syncFileSystems(dirs: string[]): boolean {
     try {
       const st = lstatSync(dir)
       if (!byDevice.has(st.dev)) byDevice.set(st.dev, dir)
-    } catch {
-      return false
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return false // a pruned directory needs nothing
     }
   }
   for (const dir of byDevice.values()) {

@@ -196,12 +196,12 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
       outcome = await writeClaimed(store, c, blobs, runId, touched, i + 1, verified)
     } catch (err) {
       // A failed write (no space, no permission, a planted symlink): path i may hold a claim.
-      await undoAfterFailure(store, { ...journal, changes: changes.slice(0, i + 1) }, blobs, err)
+      await undoAfterFailure(store, { ...journal, changes: changes.slice(0, i + 1) }, err)
       throw err
     }
     if (outcome === 'moved') {
       // Only paths 0..i can hold this transaction's bytes; path i never does after a refusal.
-      await undo(store, { ...journal, changes: changes.slice(0, i) }, blobs)
+      await undo(store, { ...journal, changes: changes.slice(0, i) })
       throw concurrentChange([c.path], input.kind === 'migrate' ? 'migration' : 'rollback')
     }
     if (outcome === 'written') written++
@@ -299,9 +299,11 @@ function pruneEmptyParents(root: string, abs: string, touched: Touched, verified
 
 // Return the paths an aborted write phase may have written to their old state: the
 // journal is narrowed to them first, so a crash during the undo recovers the same set.
-async function undo(store: Store, narrowed: Journal, blobs: BlobSource): Promise<void> {
+async function undo(store: Store, narrowed: Journal): Promise<void> {
   await replaceJournal(store.location.stateDir, narrowed)
-  const result = await recoverTransaction(store, { blobs })
+  // The old blobs are read in batches by recovery's own source (the write phase's
+  // source holds the new ones: reading old ones through it was a git call per file).
+  const result = await recoverTransaction(store)
   if (result && result.conflicts.length > 0) {
     throw new AasError('RECOVERY_REQUIRED', `Could not undo the interrupted write: ${result.conflicts.join(', ')} changed meanwhile.`, {
       hint: 'Inspect these files, then run `aas-migrate --status` to finish the recovery.',
@@ -311,9 +313,9 @@ async function undo(store: Store, narrowed: Journal, blobs: BlobSource): Promise
 }
 
 // Undo after an I/O failure; when the undo fails too, say so, with the first cause.
-async function undoAfterFailure(store: Store, narrowed: Journal, blobs: BlobSource, cause: unknown): Promise<void> {
+async function undoAfterFailure(store: Store, narrowed: Journal, cause: unknown): Promise<void> {
   try {
-    await undo(store, narrowed, blobs)
+    await undo(store, narrowed)
   } catch (undoErr) {
     const first = cause instanceof Error ? cause.message : String(cause)
     throw new AasError('RECOVERY_REQUIRED', `A write failed (${first}) and undoing the paths written so far failed too: ${undoErr instanceof Error ? undoErr.message : String(undoErr)}`, {

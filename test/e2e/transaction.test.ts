@@ -124,6 +124,19 @@ describe('refusals leave the vault byte-identical', () => {
     expect(await captureTree(v.root, { exclude: notEngine })).toEqual(pre)
     git(v.dir, 'status', '--porcelain') // the user's repository is still usable
   })
+
+  it('when a rollback removes the only file of a folder created after the run then the folder goes and the rollback completes', async () => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    const pre = await captureTree(v.root, { exclude: notEngine })
+    const run = JSON.parse((await cli(['--agents-root', v.root, '--to', 'v2', '--json'])).stdout)
+    await mkdir(path.join(v.root, 'caldwell', 'runs'))
+    await writeFile(path.join(v.root, 'caldwell', 'runs', 'a.log'), 'x\n')
+    const forced = await cli(['--agents-root', v.root, '--rollback', run.result.snapshot.name, '--force', '--json'])
+    expect(forced.code, forced.stdout).toBe(0)
+    expect(await captureTree(v.root, { exclude: notEngine })).toEqual(pre)
+    await expect(stat(path.join(v.root, '_migrations', 'aas.git', 'aas', 'journal.json'))).rejects.toThrow(/ENOENT/)
+  })
 })
 
 describe('--rollback accepts every form of snapshot name', () => {

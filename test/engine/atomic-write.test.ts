@@ -172,4 +172,12 @@ describe('atomic writes', () => {
     const err = await caught(fsyncAll({ files: [path.join(root, 'missing.md')] }))
     expect(err.code).toBe('IO_FAILED')
   })
+
+  it('when a directory of the batch was removed since (pruned) then the sync skips it, per path and per file system', async () => {
+    const gone = path.join(root, 'alice', 'gone')
+    const a = path.join(root, 'alice', 'memory', 'a.md')
+    await writeFileAtomic(a, Buffer.from('a'), { within: root, fsync: false })
+    await fsyncAll({ files: [a], dirs: [gone, path.join(root, 'alice')] })
+    await fsyncAll({ files: [a], dirs: [gone, path.join(root, 'alice')] }, { syncfsAbove: 0 })
+  })
 })
