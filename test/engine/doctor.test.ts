@@ -1,6 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { existsSync } from 'node:fs'
-import { readFile, rm, unlink, writeFile } from 'node:fs/promises'
+import { existsSync, readFileSync } from 'node:fs'
+import { readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { doctor, type DoctorCheckId, type DoctorResult } from '../../src/engine/doctor.js'
@@ -59,6 +59,14 @@ describe('doctor', () => {
     const gitDir = path.join(v.root, '_migrations', 'aas.git')
     const snapshotRef = execFileSync('git', ['--git-dir', gitDir, 'for-each-ref', '--format=%(refname)', 'refs/aas/snapshots/'], { env: gitEnv, encoding: 'utf8' }).trim()
     const blob = execFileSync('git', ['--git-dir', gitDir, 'rev-parse', `${snapshotRef}:caldwell/persona.md`], { env: gitEnv, encoding: 'utf8' }).trim()
+    // The store keeps its objects in packs: unpack them all, then delete the one blob.
+    const packDir = path.join(gitDir, 'objects', 'pack')
+    for (const pack of (await readdir(packDir)).filter((f) => f.endsWith('.pack'))) {
+      const moved = path.join(v.dir, pack)
+      await rename(path.join(packDir, pack), moved)
+      await unlink(path.join(packDir, pack.replace(/\.pack$/, '.idx')))
+      execFileSync('git', ['--git-dir', gitDir, 'unpack-objects', '-q'], { env: gitEnv, input: readFileSync(moved) })
+    }
     await unlink(path.join(gitDir, 'objects', blob.slice(0, 2), blob.slice(2)))
 
     const r = await doctor({ agentsRoot: v.root })
