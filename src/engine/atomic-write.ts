@@ -11,7 +11,7 @@ import type { FileMode } from '../vault/walk.js'
 // target, so a reader or a crash sees either the old or the new bytes, never a mix.
 // No write ever goes through a symlinked directory: a vault-relative path cannot
 // be turned into a write outside the vault by a link planted in it. The live write
-// phase uses claimFile / placeNew / releaseClaim instead of a plain rename, so that a
+// phase uses claimFileSync / placeNewSync / restoreClaimSync instead of a plain rename, so that a
 // writer taking no lock is never overwritten (protocol: top of transaction.ts).
 
 export interface WriteOptions {
@@ -126,13 +126,8 @@ export function claimNameFor(fileName: string, runId: string): string {
 
 // Rename the live file aside to its claim name (atomic): from here on, a writer that
 // opens the path creates a new file instead of editing the claimed one. Null when
-// nothing was there.
-export async function claimFile(absPath: string, options: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<string | null> {
-  return claimFileSync(absPath, options)
-}
-
-// The write phase's calls are synchronous: for thousands of small files in a row, a
-// thread-pool round trip per system call costs more than the call itself. `verified`
+// nothing was there. Like all write-phase calls it is synchronous: for thousands of
+// small files in a row, a thread-pool round trip per call costs more than the call. `verified`
 // remembers directories already checked by this write phase (see prepareParentsSync).
 export function claimFileSync(absPath: string, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): string | null {
   const target = path.resolve(absPath)
@@ -145,24 +140,6 @@ export function claimFileSync(absPath: string, { within, runId, verified }: Requ
     throw ioError('claim', target, err)
   }
   return claim
-}
-
-// Put a claimed file back at its path unless something new is there now (a writer's
-// file always wins); the claim is gone afterwards either way.
-export async function releaseClaim(claim: string, absPath: string): Promise<'restored' | 'superseded'> {
-  return releaseClaimSync(claim, absPath)
-}
-
-export function releaseClaimSync(claim: string, absPath: string): 'restored' | 'superseded' {
-  try {
-    linkSync(claim, absPath)
-    unlinkSync(claim)
-    return 'restored'
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw ioError('restore', absPath, err)
-    unlinkQuiet(claim)
-    return 'superseded'
-  }
 }
 
 // Put a claimed file back at absPath without dropping anything a writer wrote. A
@@ -271,10 +248,6 @@ export function prepareTempSync(absPath: string, { within, runId, verified }: Re
 
 // Create absPath with the given content only if nothing is there: temp file, then
 // link(2), which fails with EEXIST instead of replacing a file a writer just created.
-export async function placeNew(absPath: string, what: PlacedContent, options: Required<Pick<WriteOptions, 'within' | 'runId'>>): Promise<WriteResult & { placed: boolean }> {
-  return placeNewSync(absPath, what, options)
-}
-
 export function placeNewSync(absPath: string, what: PlacedContent, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): WriteResult & { placed: boolean } {
   const target = path.resolve(absPath)
   const createdDirs = prepareParentsSync(target, within, true, verified)

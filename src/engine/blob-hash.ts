@@ -1,6 +1,5 @@
 import { createHash } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs'
-import { lstat, open, readlink } from 'node:fs/promises'
 import { AasError, describeFsError } from '../errors.js'
 import { BIG_BLOB_BYTES } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
@@ -24,41 +23,27 @@ export function hashBlob(content: Buffer): string {
 }
 
 // The blob id of a live entry read as `mode` says: a symlink hashes its target bytes,
-// a file its content. Never follows a symlink; a type that contradicts `mode` is an error.
+// a file its content. Never follows a symlink; a type that contradicts `mode` is an
+// error, and so is a big file whose length moves while it is read (CONCURRENT_CHANGE).
 export async function hashFile(absPath: string, mode: FileMode): Promise<string> {
-  try {
-    if (mode === '120000') {
-      const st = await lstat(absPath)
-      if (!st.isSymbolicLink()) throw typeMismatch(absPath, mode, 'not a symlink')
-      return hashBlob(await readlink(absPath, { encoding: 'buffer' }))
-    }
-    return await hashRegularFile(absPath)
-  } catch (err) {
-    if (err instanceof AasError) throw err
-    throw new AasError('IO_FAILED', `Cannot hash ${absPath}: ${describeFsError(err)}`, {
-      data: { file: absPath },
-      hint: 'Check that the file exists and is readable.',
-      cause: err,
+  const live = hashLiveEntrySync(absPath)
+  if (live === null) {
+    throw new AasError('IO_FAILED', `Cannot hash ${absPath}: nothing is there`, { data: { file: absPath }, hint: 'Check that the file exists and is readable.' })
+  }
+  if ((live.mode === '120000') !== (mode === '120000')) throw typeMismatch(absPath, mode, live.mode === '120000' ? 'a symlink' : 'not a symlink')
+  if (live.oid === CHANGING_OID) {
+    throw new AasError('CONCURRENT_CHANGE', `${absPath} changed while it was being hashed.`, {
+      data: { file: absPath, paths: [absPath] },
+      hint: 'Stop whatever is writing to this file (or wait for it to finish), then run the command again.',
     })
   }
+  return live.oid
 }
 
 // What is at absPath now, as git would record it (mode and blob id), or null when
 // nothing is there. Directories and special files are reported as an AasError.
 export async function hashLiveEntry(absPath: string): Promise<LiveEntry | null> {
-  let st
-  try {
-    st = await lstat(absPath)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT' || (err as NodeJS.ErrnoException).code === 'ENOTDIR') return null
-    throw new AasError('IO_FAILED', `Cannot stat ${absPath}: ${describeFsError(err)}`, { data: { file: absPath }, cause: err })
-  }
-  if (st.isSymbolicLink()) return { mode: '120000', oid: await hashFile(absPath, '120000') }
-  if (st.isFile()) {
-    const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
-    return { mode, oid: await hashFile(absPath, mode) }
-  }
-  throw notFileOrLink(absPath)
+  return hashLiveEntrySync(absPath)
 }
 
 // hashLiveEntry without the thread pool: the write phase checks thousands of small
@@ -149,44 +134,6 @@ function notFileOrLink(absPath: string): AasError {
     data: { file: absPath },
     hint: 'Move the directory or special file out of the way, then run the command again.',
   })
-}
-
-// The blob id of a regular file: read whole when small, in chunks above
-// BIG_BLOB_BYTES so a file of hundreds of MB is never in memory at once. A big file
-// whose size moves while it is hashed is reported as changed (CONCURRENT_CHANGE).
-async function hashRegularFile(absPath: string): Promise<string> {
-  let handle
-  try {
-    // O_NONBLOCK: a FIFO planted where a file was expected must not hang the open.
-    handle = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ELOOP') throw typeMismatch(absPath, '100644', 'a symlink')
-    throw err
-  }
-  try {
-    const st = await handle.stat()
-    if (!st.isFile()) throw typeMismatch(absPath, '100644', 'not a regular file')
-    if (st.size <= BIG_BLOB_BYTES) return hashBlob(await handle.readFile())
-    const hash = createHash('sha1').update(`blob ${st.size}\0`)
-    const buf = Buffer.allocUnsafe(HASH_CHUNK_BYTES)
-    let done = 0
-    for (;;) {
-      const { bytesRead } = await handle.read(buf, 0, buf.length, done)
-      if (bytesRead === 0) break
-      done += bytesRead
-      if (done > st.size) break
-      hash.update(buf.subarray(0, bytesRead))
-    }
-    if (done !== st.size) {
-      throw new AasError('CONCURRENT_CHANGE', `${absPath} changed while it was being hashed (${st.size} bytes when opened, ${done > st.size ? 'more' : done} when read).`, {
-        data: { file: absPath, paths: [absPath] },
-        hint: 'Stop whatever is writing to this file (or wait for it to finish), then run the command again.',
-      })
-    }
-    return hash.digest('hex')
-  } finally {
-    await handle.close()
-  }
 }
 
 function typeMismatch(absPath: string, mode: FileMode, found: string): AasError {
