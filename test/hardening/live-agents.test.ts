@@ -342,7 +342,11 @@ describe(`agent writers during --to and --rollback on ${UNITS} units`, () => {
     // Trial 2: --to again, and the writers also append to units of the diff once the
     // engine has started writing them: it completes or refuses, never overwrites.
     const before2 = await unitsNow()
-    const edits = { gate: 'writing' as const, flock: unitsOf(FLOCK_AGENT, 6), none: unitsOf(FREE_AGENT, 6) }
+    // The lock-free writer edits one unit: with several, it could append to one the
+    // engine had already rewritten, and the refusal at a later one would then leave that
+    // unit at neither state, which recovery rightly refuses to overwrite (RECOVERY_REQUIRED,
+    // journal kept for the operator), a legitimate outcome this trial does not set out to test.
+    const edits = { gate: 'writing' as const, flock: unitsOf(FLOCK_AGENT, 6), none: unitsOf(FREE_AGENT, 1) }
     const t2 = await trial({ name: 'trial 2 --to v2, writers also edit units of the diff', tag: 't2', command: { command: 'to', target: 2 }, gate: 'snapshot', edits })
     expect(['ok', 'CONCURRENT_CHANGE'], JSON.stringify(t2.outcome.error)).toContain(t2.code)
     if (t2.code === 'ok') {
