@@ -39,6 +39,7 @@ const unitIndex = new Map(input.units.map((u, i) => [u.unitId, i]))
 
 // A script is running on this unit at this step from now on: publish it, then beat.
 function mark(step: number, unit: MigratableUnit): void {
+  Atomics.store(progress, 0, 1) // applying again after the previous unit's validation
   Atomics.store(progress, 1, step)
   Atomics.store(progress, 2, unitIndex.get(String(unit.unitId)) ?? -1)
   Atomics.add(progress, 3, 1)

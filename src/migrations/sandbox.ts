@@ -1,4 +1,5 @@
 import { existsSync } from 'node:fs'
+import { availableParallelism } from 'node:os'
 import { createRequire } from 'node:module'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -27,6 +28,8 @@ export interface SandboxOptions {
   unitsReadable?: boolean // every unit is known to parse (see applyChain)
   timeoutMs?: number // per unit and step (and for loading the scripts)
   memoryMb?: number // the worker's old-generation heap limit
+  workers?: number // how many workers share the units (default: see workerCount)
+  signal?: AbortSignal // stops the worker(s): the result is then a failure
 }
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
@@ -34,10 +37,24 @@ export const DEFAULT_SCRIPT_MEMORY_MB = 2048
 // Starting a worker and compiling .ts scripts takes seconds on a busy machine: loading gets this on top.
 const LOAD_ALLOWANCE_MS = 15_000
 
-// Sandbox limits from the environment (AAS_SCRIPT_TIMEOUT_MS, AAS_SCRIPT_MEMORY_MB), else defaults.
-export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv): { timeoutMs: number; memoryMb: number } {
+// A worker costs its start-up and a second load of the scripts: below this many units
+// each, one worker does the whole chain sooner.
+export const MIN_UNITS_PER_WORKER = 2000
+const MAX_WORKERS = 4
+
+// Sandbox limits from the environment (AAS_SCRIPT_TIMEOUT_MS, AAS_SCRIPT_MEMORY_MB,
+// AAS_SCRIPT_WORKERS), else defaults.
+export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv): { timeoutMs: number; memoryMb: number; workers?: number } {
   const num = (v: string | undefined, d: number): number => (v !== undefined && /^\d+$/.test(v.trim()) && Number(v) > 0 ? Number(v) : d)
-  return { timeoutMs: num(env.AAS_SCRIPT_TIMEOUT_MS, DEFAULT_SCRIPT_TIMEOUT_MS), memoryMb: num(env.AAS_SCRIPT_MEMORY_MB, DEFAULT_SCRIPT_MEMORY_MB) }
+  const workers = num(env.AAS_SCRIPT_WORKERS, 0)
+  return { timeoutMs: num(env.AAS_SCRIPT_TIMEOUT_MS, DEFAULT_SCRIPT_TIMEOUT_MS), memoryMb: num(env.AAS_SCRIPT_MEMORY_MB, DEFAULT_SCRIPT_MEMORY_MB), ...(workers > 0 ? { workers } : {}) }
+}
+
+// Workers for a chain over `units` units: one per available core (at most MAX_WORKERS),
+// each with at least MIN_UNITS_PER_WORKER units; `requested` (AAS_SCRIPT_WORKERS) wins.
+export function workerCount(units: number, requested?: number): number {
+  const n = requested ?? Math.min(availableParallelism(), MAX_WORKERS, Math.floor(units / MIN_UNITS_PER_WORKER))
+  return Math.max(1, Math.min(n, units))
 }
 
 // The worker entry: the compiled .js next to this file, or (running from sources
@@ -54,7 +71,58 @@ function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   return new Worker(boot, { eval: true, workerData: data, resourceLimits })
 }
 
-export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB }: SandboxOptions = {}): Promise<ApplyResult> {
+// The chain over every unit, split into contiguous slices run by parallel workers (each
+// unit is migrated by exactly one worker, each worker loads the scripts itself), and the
+// slices' results merged back in unit order as if one worker had run them all.
+export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], options: SandboxOptions = {}): Promise<ApplyResult> {
+  const n = workerCount(units.length, options.workers)
+  if (n <= 1) return runInWorker(scripts, units, options)
+  const size = Math.ceil(units.length / n)
+  const slices = Array.from({ length: n }, (_, i) => units.slice(i * size, (i + 1) * size))
+  // A failure that ends the run whatever the other slices find stops them.
+  const stop = new AbortController()
+  const onAbort = (): void => stop.abort()
+  options.signal?.addEventListener('abort', onAbort, { once: true })
+  try {
+    const results = await Promise.all(
+      slices.map((slice) =>
+        runInWorker(scripts, slice, { ...options, signal: stop.signal }).then((r) => {
+          if (!r.ok && !r.failedStep) stop.abort()
+          return r
+        }),
+      ),
+    )
+    return mergeResults(results, options.signal?.aborted === true)
+  } finally {
+    options.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+// Slices' results as one: units and validation failures in order; on failure the errors
+// applyChain would have reported over all units: unreadable units first, then a failure
+// that stopped a worker (load errors, timeout, crash), then every error of the earliest
+// failing step (a slice that failed later ran that step on all its units without error).
+function mergeResults(results: ApplyResult[], aborted: boolean): ApplyResult {
+  if (results.every((r) => r.ok)) {
+    const units = results.flatMap((r) => r.units)
+    const validations = results.map((r) => r.validation)
+    const first = validations[0]
+    if (!first) return { ok: true, units, errors: [] }
+    const failures = validations.flatMap((v) => v?.failures ?? [])
+    return { ok: true, units, errors: [], validation: { ...first, ok: failures.length === 0, checked: units.length, failures } }
+  }
+  const failed = results.filter((r) => !r.ok)
+  const unreadable = failed.filter((r) => r.errors.length > 0 && r.errors.every((e) => e.code === 'UNIT_UNREADABLE'))
+  if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable.flatMap((r) => r.errors) }
+  // Not the stop of a slice stopped because another failed: the failure that stopped it.
+  const fatal = failed.find((r) => !r.failedStep && !r.errors.some((e) => e.data.reason === 'aborted')) ?? (aborted ? failed.find((r) => !r.failedStep) : undefined)
+  if (fatal) return fatal
+  const earliest = Math.min(...failed.map((r) => (r.failedStep as { from: number }).from))
+  const atEarliest = failed.filter((r) => r.failedStep?.from === earliest)
+  return { ok: false, units: results.flatMap((r) => r.units), errors: atEarliest.flatMap((r) => r.errors), failedStep: atEarliest[0]?.failedStep as NonNullable<ApplyResult['failedStep']> }
+}
+
+async function runInWorker(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal }: SandboxOptions = {}): Promise<ApplyResult> {
   const progress = new SharedArrayBuffer(16)
   const view = new Int32Array(progress)
   Atomics.store(view, 2, -1)
@@ -79,10 +147,12 @@ export async function runChainContained(scripts: readonly ScriptFile[], units: r
     let settled = false
     let lastBeat = -1
     let lastChange = Date.now()
+    const onAbort = (): void => finish({ failure: containedFailure(where(), 'was stopped before the chain finished', 'aborted', timeoutMs) })
     const finish = (v: { message: SandboxMessage } | { failure: AasError }): void => {
       if (settled) return
       settled = true
       clearInterval(watchdog)
+      signal?.removeEventListener('abort', onAbort)
       void worker.terminate()
       resolve(v)
     }
@@ -95,6 +165,8 @@ export async function runChainContained(scripts: readonly ScriptFile[], units: r
         finish({ failure: containedFailure(where(), `did not return within ${timeoutMs} ms`, 'timeout', timeoutMs) })
       }
     }, Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))))
+    if (signal?.aborted) onAbort()
+    else signal?.addEventListener('abort', onAbort, { once: true })
     worker.on('message', (message: SandboxMessage) => finish({ message }))
     worker.on('error', (err: Error & { code?: string }) => {
       const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
@@ -128,8 +200,10 @@ function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: reado
     errors.push(revive(e as SerializedError))
   }
   if (r.ok !== true) {
-    const failed = errors.length > 0 ? errors : bad('failed without an error').errors
-    return { ok: false, units: [], errors: failed }
+    if (errors.length === 0) return bad('failed without an error')
+    const f = r.failedStep as { file?: unknown; from?: unknown; to?: unknown } | undefined
+    const step = scripts.find((s) => f && s.file === f.file && s.from === f.from && s.to === f.to)
+    return { ok: false, units: [], errors, ...(step ? { failedStep: { file: step.file, from: step.from, to: step.to } } : {}) }
   }
   if (r.units.length !== units.length) return bad(`${r.units.length} units returned for ${units.length} given`)
   const out: UnitApplyResult[] = []
@@ -172,7 +246,7 @@ function revive(e: SerializedError): AasError {
   return new AasError(code, String(e.message), { ...(e.hint ? { hint: e.hint } : {}), data: e.data ?? {} })
 }
 
-function containedFailure(at: { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' }, reason: string, kind: 'timeout' | 'memory' | 'crash' | 'exit', timeoutMs: number): AasError {
+function containedFailure(at: { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' }, reason: string, kind: 'timeout' | 'memory' | 'crash' | 'exit' | 'aborted', timeoutMs: number): AasError {
   const subject = at.phase === 'load' ? `Loading ${at.script}` : `${at.script}${at.unit ? ` on ${at.unit}` : ''}${at.step ? ` (step ${at.step})` : ''}`
   const hint =
     kind === 'timeout'
