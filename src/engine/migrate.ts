@@ -1,15 +1,17 @@
 import { AasError } from '../errors.js'
 import { openStore } from '../git/open-store.js'
+import { sortEntries } from '../git/git-objects.js'
 import type { BackendName, FileChange, Store, TreeEntry } from '../git/store.js'
-import type { UnitApplyResult } from '../migrations/apply.js'
+import type { ApplyResult, UnitApplyResult, UnitInput } from '../migrations/apply.js'
+import type { ScriptFile } from '../migrations/discover.js'
 import { discoverScripts } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
-import { runChainContained, sandboxLimitsFromEnv } from '../migrations/sandbox.js'
+import { runChainContained, sandboxLimitsFromEnv, type SandboxOptions } from '../migrations/sandbox.js'
 import type { ValidationResult } from '../schema/validate.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory, type UnitContent, type UnitReading } from '../vault/inventory.js'
 import { unitTypeOf, type UnitType } from '../vault/rules.js'
-import type { FileMode } from '../vault/walk.js'
+import type { FileMode, ScopeEntry } from '../vault/walk.js'
 import { ENGINE_VERSION } from '../version.js'
 import { hashBlob } from './blob-hash.js'
 import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
@@ -81,6 +83,40 @@ async function readSnapshotUnits(store: Store, tree: string, preflight: Readonly
     const unitType = unitTypeOf(entry.path) as UnitType
     return c ? { entry, unitType, bytes: c.bytes, reading: c.reading } : { entry, unitType, bytes: byOid.get(entry.oid) as Buffer }
   })
+}
+
+function unitInputOf(unitId: string, unitType: UnitType, bytes: Buffer): UnitInput {
+  const decoded = decodeUnit(bytes)
+  return { unitId, unitType, text: decoded.ok ? decoded.text : '' }
+}
+
+function sameSteps(a: ReadonlyArray<{ script: ScriptFile }>, b: ReadonlyArray<{ script: ScriptFile }>): boolean {
+  return a.length === b.length && a.every((s, i) => s.script.file === b[i]?.script.file && s.script.from === b[i]?.script.from)
+}
+
+interface EarlyChain {
+  inputs: UnitInput[]
+  result: Promise<ApplyResult>
+  matches(units: readonly SnapshotUnit[]): boolean // the snapshot holds exactly these units and bytes
+  cancel(): Promise<void>
+}
+
+// The chain over the pre-flight's units, in the snapshot's (git's) path order, started
+// before the snapshot is taken.
+function startEarlyChain(scripts: ScriptFile[], scanned: readonly ScopeEntry[], contents: ReadonlyMap<string, UnitContent>, options: SandboxOptions): EarlyChain {
+  const entries = sortEntries(scanned.filter((e) => e.mode !== '120000' && contents.has(e.path)).map((e) => ({ path: e.path, unitType: e.unitType as UnitType, oid: (contents.get(e.path) as UnitContent).oid })))
+  const inputs = entries.map((e) => unitInputOf(e.path, e.unitType, (contents.get(e.path) as UnitContent).bytes))
+  const stop = new AbortController()
+  const result = runChainContained(scripts, inputs, { ...options, signal: stop.signal })
+  return {
+    inputs,
+    result,
+    matches: (units) => units.length === entries.length && units.every((u, i) => u.entry.path === entries[i]?.path && u.entry.oid === entries[i]?.oid),
+    cancel: async () => {
+      stop.abort()
+      await result.catch(() => undefined)
+    },
+  }
 }
 
 function inventoryOf(units: readonly SnapshotUnit[]): Inventory {
@@ -167,34 +203,44 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       result.from = live.inventory.vaultVersion
       if (!prePlan.ok) return fail([prePlan.error])
 
-      // The snapshot: its name is announced before any live byte can change.
-      session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
-      const snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
-      result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
-      session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
-
-      // From here on, everything reads the snapshot, not the live files.
-      const units = await readSnapshotUnits(store, snap.tree, live.contents)
+      // The chain starts on the pre-flight's texts while the snapshot is taken (scripts
+      // only map texts to texts, in a worker); its result is used only when the snapshot
+      // holds exactly those units, else the chain runs again on the snapshot's units.
+      const limits = { dryRun, validateVersion: target, unitsReadable: true, ...sandboxLimitsFromEnv(env) }
+      const early = startEarlyChain(prePlan.steps.map((s) => s.script), live.scan.units, live.contents as Map<string, UnitContent>, limits)
+      let snap: Awaited<ReturnType<typeof takeSnapshot>>
+      let units: SnapshotUnit[]
+      try {
+        // The snapshot: its name is announced before any live byte can change.
+        session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+        snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
+        result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
+        session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
+        // From here on, everything reads the snapshot, not the live files.
+        units = await readSnapshotUnits(store, snap.tree, live.contents)
+      } catch (err) {
+        await early.cancel()
+        throw err
+      }
       const inv = inventoryOf(units)
       result.units = units.length
       result.from = inv.vaultVersion
+      const plan = inv.unreadable.length > 0 ? null : planChain({ current: inv.vaultVersion, target, scripts: discovery.scripts })
+      const earlyValid = plan !== null && plan.ok && sameSteps(plan.steps, prePlan.steps) && early.matches(units)
+      if (!earlyValid) await early.cancel()
       if (inv.unreadable.length > 0) return fail([unreadableError(inv)])
-      const plan = planChain({ current: inv.vaultVersion, target, scripts: discovery.scripts })
-      if (!plan.ok) return fail([plan.error])
+      if (!plan?.ok) return fail([(plan as Extract<ReturnType<typeof planChain>, { ok: false }>).error])
       result.steps = plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file }))
 
-      const inputs = units.map((u) => {
-        const decoded = decodeUnit(u.bytes)
-        return { unitId: u.entry.path, unitType: u.unitType, text: decoded.ok ? decoded.text : '' }
-      })
+      const inputs = earlyValid ? early.inputs : units.map((u) => unitInputOf(u.entry.path, u.unitType, u.bytes))
       // From here on the texts are the only copy of the units' bytes kept.
       live.contents?.clear()
       const entryOf = new Map(units.map((u) => [u.entry.path, u.entry]))
       units.length = 0
       session.emit({ type: 'phase', phase: 'apply', total: inputs.length })
-      // The chain runs in a worker that can be stopped (sandbox.ts).
-      // Validation runs there too, on the documents the chain parsed (one parse less per unit).
-      const applied = await runChainContained(plan.steps.map((s) => s.script), inputs, { dryRun, validateVersion: target, unitsReadable: true, ...sandboxLimitsFromEnv(env) })
+      // The chain runs in workers that can be stopped (sandbox.ts). Validation runs
+      // there too, on the documents the chain parsed (one parse less per unit).
+      const applied = earlyValid ? await early.result : await runChainContained(plan.steps.map((s) => s.script), inputs, limits)
       if (!applied.ok) return fail(applied.errors)
       result.touched = applied.units.filter((u) => u.touched).length
       session.emit({ type: 'phase', phase: 'validate', total: applied.units.length })

@@ -1,0 +1,164 @@
+import { appendFileSync } from 'node:fs'
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { migrate } from '../../src/engine/migrate.js'
+import type { ApplyResult, UnitInput } from '../../src/migrations/apply.js'
+import type { ScriptFile } from '../../src/migrations/discover.js'
+import { MIN_UNITS_PER_WORKER, runChainContained, workerCount } from '../../src/migrations/sandbox.js'
+import { makeVault } from '../helpers/make-vault.js'
+
+// The chain split over parallel workers must give exactly what one worker gives: the
+// same texts, validation and errors, in unit order, for every way a run can end.
+
+// v1 -> v2 throws on a body with BOOM1, hangs on HANG; its validation rejects `bad: true`.
+const V1 = `export default {
+  from: 1, to: 2,
+  appliesTo(unit) { return unit.readFrontmatter().schema_version === 1 },
+  migrate(unit) {
+    const body = unit.readBody()
+    if (body.includes('BOOM1')) throw new Error('boom at step 1')
+    if (body.includes('HANG')) for (;;) {}
+    const meta = unit.readFrontmatter()
+    meta.schema_version = 2
+    meta.step1 = unit.unitId
+    unit.writeFrontmatter(meta)
+    return { changes: ['one'] }
+  },
+}
+`
+const V2 = `export default {
+  from: 2, to: 3,
+  appliesTo(unit) { return unit.readFrontmatter().schema_version === 2 },
+  migrate(unit) {
+    if (unit.readBody().includes('BOOM2')) throw new Error('boom at step 2')
+    const meta = unit.readFrontmatter()
+    meta.schema_version = 3
+    unit.writeFrontmatter(meta)
+    return { changes: ['two'] }
+  },
+  validate(meta) { return meta.bad === true ? ['bad: must not be true'] : [] },
+}
+`
+
+let dir: string
+let scripts: ScriptFile[]
+
+beforeAll(async () => {
+  dir = await mkdtemp(path.join(tmpdir(), 'aas-sandbox-'))
+  scripts = [
+    { file: '_migrations/v1_to_v2.mjs', path: path.join(dir, 'v1_to_v2.mjs'), from: 1, to: 2, ext: 'mjs' },
+    { file: '_migrations/v2_to_v3.mjs', path: path.join(dir, 'v2_to_v3.mjs'), from: 2, to: 3, ext: 'mjs' },
+  ]
+  await writeFile(scripts[0]!.path, V1)
+  await writeFile(scripts[1]!.path, V2)
+})
+afterAll(async () => {
+  await rm(dir, { recursive: true, force: true })
+})
+
+function units(n: number, special: Record<number, { body?: string; extra?: string; raw?: string }> = {}): UnitInput[] {
+  return Array.from({ length: n }, (_, i) => {
+    const s = special[i] ?? {}
+    const text = s.raw ?? `---\nschema_version: 1\nname: Unit ${i}\n${s.extra ?? ''}---\n${s.body ?? `Body ${i}.`}\n`
+    return { unitId: `a/memory/user_u${String(i).padStart(3, '0')}.md`, unitType: 'memory', text }
+  })
+}
+
+// What must agree between runs: everything but error objects' identity.
+function shape(r: ApplyResult): unknown {
+  return {
+    ok: r.ok,
+    units: r.units.map((u) => [u.unitId, u.after, u.touched, u.changes, u.steps.map((s) => s.status)]),
+    errors: r.errors.map((e) => [e.code, e.message]),
+    failedStep: r.failedStep ?? null,
+    validation: r.validation ?? null,
+  }
+}
+
+async function both(input: UnitInput[], workers: number): Promise<{ one: ApplyResult; many: ApplyResult }> {
+  const opts = { validateVersion: 3, unitsReadable: true, timeoutMs: 20_000 }
+  const [one, many] = await Promise.all([runChainContained(scripts, input, { ...opts, workers: 1 }), runChainContained(scripts, input, { ...opts, workers })])
+  return { one, many }
+}
+
+describe('runChainContained over parallel workers', () => {
+  it('when the chain succeeds then 2 and 3 workers return the texts, order and validation of one worker', async () => {
+    const input = units(10, { 1: { extra: 'bad: true\n' }, 8: { extra: 'bad: true\n' } })
+    for (const workers of [2, 3]) {
+      const { one, many } = await both(input, workers)
+      expect(one.ok).toBe(true)
+      expect(one.validation?.failures.map((f) => f.unitId)).toEqual([input[1]!.unitId, input[8]!.unitId])
+      expect(one.units[9]!.after).toContain('step1: a/memory/user_u009.md')
+      expect(shape(many)).toEqual(shape(one))
+    }
+  })
+
+  it('when slices fail at different steps then only every error of the earliest step is reported, as with one worker', async () => {
+    // Slice 0 of 3 fails at step 2 only, slices 1 and 2 at step 1.
+    const input = units(9, { 0: { body: 'BOOM2' }, 4: { body: 'BOOM1' }, 7: { body: 'BOOM1' } })
+    const { one, many } = await both(input, 3)
+    expect(one.ok).toBe(false)
+    expect(one.failedStep?.from).toBe(1)
+    expect(one.errors.map((e) => e.data.unit)).toEqual([input[4]!.unitId, input[7]!.unitId])
+    expect(shape(many)).toEqual(shape(one))
+  })
+
+  it('when one slice has an unreadable unit and another a failing script then only the unreadable unit is reported', async () => {
+    const input = units(6, { 1: { body: 'BOOM1' }, 5: { raw: '---\nname: [unclosed\n---\nx\n' } })
+    const { one, many } = await both(input, 2)
+    expect(one.errors.map((e) => e.code)).toEqual(['UNIT_UNREADABLE'])
+    expect(shape(many)).toEqual(shape(one))
+  })
+
+  it('when a script hangs in one slice then the run stops naming that script and unit, and the other slices are stopped', async () => {
+    const input = units(6, { 4: { body: 'HANG' } })
+    const r = await runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 1000, workers: 2 })
+    expect(r.ok).toBe(false)
+    expect(r.errors).toHaveLength(1)
+    expect(r.errors[0]!.data).toMatchObject({ script: '_migrations/v1_to_v2.mjs', unit: input[4]!.unitId, reason: 'timeout' })
+  })
+
+  it('when the caller aborts then every worker stops and the result is a failure saying so', async () => {
+    const input = units(4, { 0: { body: 'HANG' }, 3: { body: 'HANG' } })
+    const stop = new AbortController()
+    const pending = runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 60_000, workers: 2, signal: stop.signal })
+    setTimeout(() => stop.abort(), 300)
+    const r = await pending
+    expect(r.ok).toBe(false)
+    expect(r.errors[0]!.data.reason).toBe('aborted')
+  })
+
+  it('splits only vaults big enough to pay for a second worker, and an explicit count wins', () => {
+    expect(workerCount(MIN_UNITS_PER_WORKER - 1)).toBe(1)
+    expect(workerCount(10, 3)).toBe(3)
+    expect(workerCount(2, 5)).toBe(2)
+    expect(workerCount(0, 2)).toBe(1)
+  })
+})
+
+describe('--to starts the chain before the snapshot', () => {
+  it('when a unit changes between the pre-flight and the snapshot then the chain runs again on the snapshot bytes', async () => {
+    const v = await makeVault('vault-v1', { migrations: 'v1_to_v2.mjs' })
+    try {
+      const unit = path.join(v.root, 'caldwell', 'memory', 'user_household.md')
+      const r = await migrate({
+        agentsRoot: v.root,
+        target: 2,
+        env: { AAS_SCRIPT_WORKERS: '2' },
+        onEvent: (e) => {
+          // The chain is already running on the pre-flight's text of this unit.
+          if (e.type === 'phase' && e.phase === 'snapshot') appendFileSync(unit, 'Appended between pre-flight and snapshot.\n')
+        },
+      })
+      expect(r.error).toBeNull()
+      expect(r.ok).toBe(true)
+      const text = await readFile(unit, 'utf8')
+      expect(text).toContain('schema_version: 2')
+      expect(text.endsWith('Appended between pre-flight and snapshot.\n')).toBe(true)
+    } finally {
+      await v.cleanup()
+    }
+  })
+})
