@@ -42,11 +42,12 @@
 // Direction: forward (complete to `to`) by default, since `to` was validated and the
 // operator asked for it; backward (return to `from`) when the writer aborts in step 4.
 
-import { constants } from 'node:fs'
+import { constants, lstatSync, type Stats } from 'node:fs'
 import { link, mkdir, open, readFile, rename, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { z } from 'zod'
 import { AasError, describeFsError } from '../errors.js'
+import { cachedOid, type StatCache } from '../git/stat-cache.js'
 import type { FileMode } from '../vault/walk.js'
 import { fsyncDir, isTempFileName, tempNameFor } from './atomic-write.js'
 import { hashLiveEntrySync, type LiveEntry } from './blob-hash.js'
@@ -249,12 +250,29 @@ export function isJournalTempName(name: string): boolean {
 }
 
 // The live state of every changed path (null: absent), read without following symlinks.
-export async function readLiveStates(agentsRoot: string, changes: readonly Pick<JournalChange, 'path'>[]): Promise<Map<string, LiveEntry | null>> {
+// With a stat cache, a regular file whose stat proves it unchanged since it was hashed
+// (see stat-cache.ts) is not read again: for a check that is repeated at each path's
+// claim anyway, not for recovery.
+export async function readLiveStates(agentsRoot: string, changes: readonly Pick<JournalChange, 'path'>[], statCache?: StatCache): Promise<Map<string, LiveEntry | null>> {
   const live = new Map<string, LiveEntry | null>()
   for (const change of changes) {
-    live.set(change.path, hashLiveEntrySync(path.join(agentsRoot, ...change.path.split('/'))))
+    const abs = path.join(agentsRoot, ...change.path.split('/'))
+    live.set(change.path, (statCache && cachedLiveEntry(statCache, change.path, abs)) || hashLiveEntrySync(abs))
   }
   return live
+}
+
+function cachedLiveEntry(cache: StatCache, rel: string, abs: string): LiveEntry | null {
+  let st: Stats
+  try {
+    st = lstatSync(abs)
+  } catch {
+    return null
+  }
+  if (!st.isFile()) return null
+  const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
+  const oid = cachedOid(cache, { path: rel, mode, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, unitType: null })
+  return oid === null ? null : { mode, oid }
 }
 
 // Decide, from the live states, what recovery must write so that the vault ends

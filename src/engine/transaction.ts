@@ -3,6 +3,7 @@ import { rename } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError } from '../errors.js'
 import type { Store, TreeChange } from '../git/store.js'
+import { loadStatCache } from '../git/stat-cache.js'
 import type { FileMode } from '../vault/walk.js'
 import {
   claimFileSync,
@@ -178,7 +179,9 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   const { store, runId, changes, blobs, faultName } = input
   const root = store.agentsRoot
   const stateDir = store.location.stateDir
-  const before = await readLiveStates(root, changes)
+  // The early refusal of paths changed since the snapshot: stat first (the claim of each
+  // path checks its bytes again).
+  const before = await readLiveStates(root, changes, await loadStatCache(stateDir))
   const moved = changes.filter((c) => !sameState(before.get(c.path) ?? null, c.oldOid, c.oldMode)).map((c) => c.path)
   if (moved.length > 0) throw concurrentChange(moved, input.kind === 'migrate' ? 'migration' : 'rollback')
 

@@ -1,5 +1,5 @@
 import { spawnSync } from 'node:child_process'
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -16,6 +16,7 @@ import {
   type RecoveryPlan,
 } from '../../src/engine/journal.js'
 import { AasError } from '../../src/errors.js'
+import type { StatCache } from '../../src/git/stat-cache.js'
 import { repoRoot } from '../helpers/make-vault.js'
 
 const S = '1'.repeat(40)
@@ -190,6 +191,18 @@ describe('journal', () => {
     expect(live.get('alice/run.sh')).toEqual({ mode: '100644', oid: CHANGES[2]!.oldOid })
     const p = planRecovery({ changes: [CHANGES[2]!] }, live)
     expect(p.steps).toEqual([{ path: 'alice/run.sh', target: { oid: CHANGES[2]!.newOid, mode: '100755' } }])
+  })
+
+  it('with a stat cache, a file whose stat matches a trusted row is not read again, and any other is hashed', async () => {
+    await materialiseOld()
+    const rel = 'alice/memory/edit.md'
+    const st = await lstat(path.join(root, rel))
+    const row = (mtimeMs: number, trusted: 0 | 1): StatCache => ({ tree: null, trees: new Set(), rows: new Map([[rel, [rel, '100644', st.size, mtimeMs, st.ctimeMs, st.ino, '9'.repeat(40), trusted]]]) })
+    const hashed = hashBlob(await readFile(path.join(root, rel)))
+    // The cached id (a made-up one) proves the file was not read.
+    expect((await readLiveStates(root, [{ path: rel }], row(st.mtimeMs, 1))).get(rel)).toEqual({ mode: '100644', oid: '9'.repeat(40) })
+    expect((await readLiveStates(root, [{ path: rel }], row(st.mtimeMs + 1, 1))).get(rel)).toEqual({ mode: '100644', oid: hashed })
+    expect((await readLiveStates(root, [{ path: rel }], row(st.mtimeMs, 0))).get(rel)).toEqual({ mode: '100644', oid: hashed })
   })
 
   it('when a writer following the protocol is killed -9 at each kill point then recovery ends exactly at M', async () => {
