@@ -1,17 +1,16 @@
 import { AasError } from '../errors.js'
 import { openStore } from '../git/open-store.js'
-import { sortEntries } from '../git/git-objects.js'
 import type { BackendName, FileChange, Store, TreeEntry } from '../git/store.js'
 import type { ApplyResult, UnitApplyResult, UnitInput } from '../migrations/apply.js'
 import type { ScriptFile } from '../migrations/discover.js'
 import { discoverScripts } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
-import { runChainContained, sandboxLimitsFromEnv, type SandboxOptions } from '../migrations/sandbox.js'
+import { prepareChainContained, runChainContained, sandboxLimitsFromEnv, type PreparedChain } from '../migrations/sandbox.js'
 import type { ValidationResult } from '../schema/validate.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
-import { decodeUnit, readUnitVersion, summarize, takeInventory, type Inventory, type UnitContent, type UnitReading } from '../vault/inventory.js'
+import { decodeUnit, readUnits, readUnitVersion, summarize, type Inventory, type UnitContent, type UnitReading } from '../vault/inventory.js'
 import { unitTypeOf, type UnitType } from '../vault/rules.js'
-import type { FileMode, ScopeEntry } from '../vault/walk.js'
+import type { FileMode } from '../vault/walk.js'
 import { ENGINE_VERSION } from '../version.js'
 import { hashBlob } from './blob-hash.js'
 import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
@@ -101,24 +100,6 @@ interface EarlyChain {
   cancel(): Promise<void>
 }
 
-// The chain over the pre-flight's units, in the snapshot's (git's) path order, started
-// before the snapshot is taken.
-function startEarlyChain(scripts: ScriptFile[], scanned: readonly ScopeEntry[], contents: ReadonlyMap<string, UnitContent>, options: SandboxOptions): EarlyChain {
-  const entries = sortEntries(scanned.filter((e) => e.mode !== '120000' && contents.has(e.path)).map((e) => ({ path: e.path, unitType: e.unitType as UnitType, oid: (contents.get(e.path) as UnitContent).oid })))
-  const inputs = entries.map((e) => unitInputOf(e.path, e.unitType, (contents.get(e.path) as UnitContent).bytes))
-  const stop = new AbortController()
-  const result = runChainContained(scripts, inputs, { ...options, signal: stop.signal })
-  return {
-    inputs,
-    result,
-    matches: (units) => units.length === entries.length && units.every((u, i) => u.entry.path === entries[i]?.path && u.entry.oid === entries[i]?.oid),
-    cancel: async () => {
-      stop.abort()
-      await result.catch(() => undefined)
-    },
-  }
-}
-
 function inventoryOf(units: readonly SnapshotUnit[]): Inventory {
   return summarize(units.map((u) => ({ entry: { path: u.entry.path, unitType: u.unitType }, reading: u.reading ?? readUnitVersion(u.bytes) })))
 }
@@ -194,129 +175,172 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
       }),
     },
     async (session: WriteSession) => {
-      // Pre-flight on the live files: refusals happen before anything is written to the store.
-      const discovery = await discoverScripts(root.path)
-      if (discovery.errors.length > 0) return fail(discovery.errors)
-      const live = await takeInventory(root.path, { keepContent: true, onProgress: (done) => session.emit({ type: 'progress', phase: 'enumerate', done, total: 0 }) })
-      if (live.inventory.unreadable.length > 0) return fail([unreadableError(live.inventory)])
-      const prePlan = planChain({ current: live.inventory.vaultVersion, target, scripts: discovery.scripts })
-      result.from = live.inventory.vaultVersion
-      if (!prePlan.ok) return fail([prePlan.error])
-
-      // The chain starts on the pre-flight's texts while the snapshot is taken (scripts
-      // only map texts to texts, in a worker); its result is used only when the snapshot
-      // holds exactly those units, else the chain runs again on the snapshot's units.
-      const limits = { dryRun, validateVersion: target, unitsReadable: true, ...sandboxLimitsFromEnv(env) }
-      const early = startEarlyChain(prePlan.steps.map((s) => s.script), live.scan.units, live.contents as Map<string, UnitContent>, limits)
-      let snap: Awaited<ReturnType<typeof takeSnapshot>>
-      let units: SnapshotUnit[]
+      // Workers started for the pre-flight wait for a plan: a refusal or an error stops them.
+      let prepared = null as PreparedChain | null
       try {
-        // The snapshot: its name is announced before any live byte can change.
-        session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
-        snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
-        result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
-        session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
-        // From here on, everything reads the snapshot, not the live files.
-        units = await readSnapshotUnits(store, snap.tree, live.contents)
-      } catch (err) {
-        await early.cancel()
-        throw err
+        return await (async (): Promise<MigrateResult> => {
+          // Pre-flight on the live files: refusals happen before anything is written to the store.
+          const discovery = await discoverScripts(root.path)
+          if (discovery.errors.length > 0) return fail(discovery.errors)
+          const read = await readUnits(root.path, { onProgress: (done) => session.emit({ type: 'progress', phase: 'enumerate', done, total: 0 }) })
+          // The units are parsed in the chain's workers, in the scan's order (path bytes, as
+          // git orders the snapshot's units); the workers then wait for the plan made from
+          // their readings.
+          const texts: UnitInput[] = []
+          const oids: string[] = []
+          const undecodable = new Map<string, UnitReading>()
+          for (const { entry, read: r } of read.units) {
+            if (!r.ok || entry.mode === '120000') continue
+            const decoded = decodeUnit(r.bytes)
+            if (!decoded.ok) undecodable.set(entry.path, { kind: 'unreadable', error: decoded.error })
+            else {
+              texts.push({ unitId: entry.path, unitType: entry.unitType as UnitType, text: decoded.text })
+              oids.push(r.oid)
+            }
+          }
+          const limits = { dryRun, validateVersion: target, unitsReadable: true, ...sandboxLimitsFromEnv(env) }
+          prepared = prepareChainContained(texts, limits)
+          const got = await prepared.readings
+          if (!got.ok) return fail(got.result.errors)
+          const parsed = new Map(texts.map((t, i) => [t.unitId, got.readings[i] as UnitReading]))
+          const preRead = new Map<string, UnitContent>()
+          const inventory = summarize(
+            read.units.map(({ entry, read: r }) => {
+              if (!r.ok) return { entry, reading: r.reading }
+              const reading = undecodable.get(entry.path) ?? parsed.get(entry.path) ?? readUnitVersion(r.bytes)
+              preRead.set(entry.path, { oid: r.oid, bytes: r.bytes, reading })
+              return { entry, reading }
+            }),
+          )
+          read.units.length = 0
+          const live = { inventory, contents: preRead }
+          if (live.inventory.unreadable.length > 0) return fail([unreadableError(live.inventory)])
+          const prePlan = planChain({ current: live.inventory.vaultVersion, target, scripts: discovery.scripts })
+          result.from = live.inventory.vaultVersion
+          if (!prePlan.ok) return fail([prePlan.error])
+
+          // The chain starts on the pre-flight's texts while the snapshot is taken (scripts
+          // only map texts to texts, in a worker); its result is used only when the snapshot
+          // holds exactly those units, else the chain runs again on the snapshot's units.
+          const early: EarlyChain = {
+            inputs: texts,
+            result: prepared.run(prePlan.steps.map((s) => s.script)),
+            matches: (units) => units.length === texts.length && units.every((u, i) => u.entry.path === texts[i]?.unitId && u.entry.oid === oids[i]),
+            cancel: (prepared as PreparedChain).cancel,
+          }
+          let snap: Awaited<ReturnType<typeof takeSnapshot>>
+          let units: SnapshotUnit[]
+          try {
+            // The snapshot: its name is announced before any live byte can change.
+            session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+            snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
+            result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
+            session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
+            // From here on, everything reads the snapshot, not the live files.
+            units = await readSnapshotUnits(store, snap.tree, live.contents)
+          } catch (err) {
+            await early.cancel()
+            throw err
+          }
+          const inv = inventoryOf(units)
+          result.units = units.length
+          result.from = inv.vaultVersion
+          const plan = inv.unreadable.length > 0 ? null : planChain({ current: inv.vaultVersion, target, scripts: discovery.scripts })
+          const earlyValid = plan !== null && plan.ok && sameSteps(plan.steps, prePlan.steps) && early.matches(units)
+          if (!earlyValid) await early.cancel()
+          if (inv.unreadable.length > 0) return fail([unreadableError(inv)])
+          if (!plan?.ok) return fail([(plan as Extract<ReturnType<typeof planChain>, { ok: false }>).error])
+          result.steps = plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file }))
+
+          const inputs = earlyValid ? early.inputs : units.map((u) => unitInputOf(u.entry.path, u.unitType, u.bytes))
+          // From here on the texts are the only copy of the units' bytes kept.
+          live.contents?.clear()
+          const entryOf = new Map(units.map((u) => [u.entry.path, u.entry]))
+          units.length = 0
+          session.emit({ type: 'phase', phase: 'apply', total: inputs.length })
+          // The chain runs in workers that can be stopped (sandbox.ts). Validation runs
+          // there too, on the documents the chain parsed (one parse less per unit).
+          const applied = earlyValid ? await early.result : await runChainContained(plan.steps.map((s) => s.script), inputs, limits)
+          if (!applied.ok) return fail(applied.errors)
+          result.touched = applied.units.filter((u) => u.touched).length
+          session.emit({ type: 'phase', phase: 'validate', total: applied.units.length })
+          const validation = applied.validation as ValidationResult
+          result.validation = validation
+
+          const changedUnits = applied.units.filter((u) => u.after !== u.before)
+          const contents = new Map<string, Buffer>()
+          const fileChanges: FileChange[] = []
+          result.changed = changedUnits.map((u) => u.unitId)
+          result.diff = changedUnits.map((u: UnitApplyResult) => {
+            const entry = entryOf.get(u.unitId) as TreeEntry
+            const content = Buffer.from(u.after, 'utf8')
+            const oid = hashBlob(content)
+            contents.set(oid, content)
+            fileChanges.push({ path: u.unitId, mode: entry.mode, content })
+            return { path: u.unitId, oldMode: entry.mode, newMode: entry.mode, oldOid: entry.oid, newOid: oid, oldContent: dryRun ? Buffer.from(u.before, 'utf8') : null, newContent: dryRun ? content : null }
+          })
+
+          // Only the changed units' new bytes (in `contents`) are needed from here on.
+          inputs.length = 0
+          applied.units.length = 0
+          changedUnits.length = 0
+          const tree = await store.writeTreeWithChanges(snap.tree, fileChanges)
+          fileChanges.length = 0
+          const message = `${dryRun ? 'Preview of' : 'Migrate'} v${inv.vaultVersion} -> v${target}\n\n${trailers({
+            'Aas-Run-Id': runId,
+            'Aas-From': inv.vaultVersion,
+            'Aas-Target': target,
+            'Aas-Snapshot': snap.name,
+            'Aas-Dry-Run': String(dryRun),
+            'Aas-Units-Touched': result.touched,
+            'Aas-Engine-Version': ENGINE_VERSION,
+          })}\n`
+          const commit = await store.writeCommit({ tree, parents: [snap.commit], message, timestamp: Math.floor(now().getTime() / 1000) })
+          const ref = (dryRun ? PENDING_REF_PREFIX : RUN_REF_PREFIX) + runId
+          await store.updateRef(ref, commit, null)
+          result.result = { ref, commit }
+
+          if (!validation.ok) {
+            return fail([
+              new AasError('SCHEMA_INVALID', `${validation.failures.length} unit${validation.failures.length === 1 ? '' : 's'} would not be valid at v${target}; ${dryRun ? 'the real run would fail' : 'nothing was changed'}.`, {
+                hint: `Fix the units listed (or the migration scripts), check with --to v${target} --dry-run, then run again.`,
+                data: { failures: validation.failures.length },
+              }),
+            ])
+          }
+          if (dryRun) {
+            result.ok = true
+            return result
+          }
+
+          // The changed units are the whole difference between the two trees (the chain edits
+          // unit texts only), so the journal is built from them rather than a tree diff.
+          const changes = journalChangesOf(
+            result.diff.map((d) => ({ path: d.path, status: 'modified' as const, oldMode: d.oldMode as FileMode, oldOid: d.oldOid as string, newMode: d.newMode as FileMode, newOid: d.newOid as string })),
+          )
+          const commitPlan = options.commit ? await prepareBranchCommit(store, changes) : null
+          await session.withAgentLocks(changes.map((c) => c.path), async () => {
+            session.emit({ type: 'phase', phase: 'fast-forward', total: changes.length })
+            await runTransaction({
+              store,
+              runId,
+              kind: 'migrate',
+              from: snap.commit,
+              to: commit,
+              changes,
+              blobs: async (oid) => contents.get(oid) ?? store.readBlob(oid),
+              faultName: 'mid-fast-forward',
+              onProgress: (done, total) => session.emit({ type: 'progress', phase: 'fast-forward', done, total }),
+            })
+          })
+          result.applied = true
+          if (commitPlan) result.branchCommit = await recordBranchCommit(store, commitPlan, changes, `Migrate vault to v${target}\n\n${trailers({ 'Aas-Run-Id': runId, 'Aas-From': inv.vaultVersion, 'Aas-Target': target, 'Aas-Snapshot': snap.name })}\n`)
+          result.ok = true
+          return result
+        })()
+      } finally {
+        await prepared?.cancel()
       }
-      const inv = inventoryOf(units)
-      result.units = units.length
-      result.from = inv.vaultVersion
-      const plan = inv.unreadable.length > 0 ? null : planChain({ current: inv.vaultVersion, target, scripts: discovery.scripts })
-      const earlyValid = plan !== null && plan.ok && sameSteps(plan.steps, prePlan.steps) && early.matches(units)
-      if (!earlyValid) await early.cancel()
-      if (inv.unreadable.length > 0) return fail([unreadableError(inv)])
-      if (!plan?.ok) return fail([(plan as Extract<ReturnType<typeof planChain>, { ok: false }>).error])
-      result.steps = plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file }))
-
-      const inputs = earlyValid ? early.inputs : units.map((u) => unitInputOf(u.entry.path, u.unitType, u.bytes))
-      // From here on the texts are the only copy of the units' bytes kept.
-      live.contents?.clear()
-      const entryOf = new Map(units.map((u) => [u.entry.path, u.entry]))
-      units.length = 0
-      session.emit({ type: 'phase', phase: 'apply', total: inputs.length })
-      // The chain runs in workers that can be stopped (sandbox.ts). Validation runs
-      // there too, on the documents the chain parsed (one parse less per unit).
-      const applied = earlyValid ? await early.result : await runChainContained(plan.steps.map((s) => s.script), inputs, limits)
-      if (!applied.ok) return fail(applied.errors)
-      result.touched = applied.units.filter((u) => u.touched).length
-      session.emit({ type: 'phase', phase: 'validate', total: applied.units.length })
-      const validation = applied.validation as ValidationResult
-      result.validation = validation
-
-      const changedUnits = applied.units.filter((u) => u.after !== u.before)
-      const contents = new Map<string, Buffer>()
-      const fileChanges: FileChange[] = []
-      result.changed = changedUnits.map((u) => u.unitId)
-      result.diff = changedUnits.map((u: UnitApplyResult) => {
-        const entry = entryOf.get(u.unitId) as TreeEntry
-        const content = Buffer.from(u.after, 'utf8')
-        const oid = hashBlob(content)
-        contents.set(oid, content)
-        fileChanges.push({ path: u.unitId, mode: entry.mode, content })
-        return { path: u.unitId, oldMode: entry.mode, newMode: entry.mode, oldOid: entry.oid, newOid: oid, oldContent: dryRun ? Buffer.from(u.before, 'utf8') : null, newContent: dryRun ? content : null }
-      })
-
-      // Only the changed units' new bytes (in `contents`) are needed from here on.
-      inputs.length = 0
-      applied.units.length = 0
-      changedUnits.length = 0
-      const tree = await store.writeTreeWithChanges(snap.tree, fileChanges)
-      fileChanges.length = 0
-      const message = `${dryRun ? 'Preview of' : 'Migrate'} v${inv.vaultVersion} -> v${target}\n\n${trailers({
-        'Aas-Run-Id': runId,
-        'Aas-From': inv.vaultVersion,
-        'Aas-Target': target,
-        'Aas-Snapshot': snap.name,
-        'Aas-Dry-Run': String(dryRun),
-        'Aas-Units-Touched': result.touched,
-        'Aas-Engine-Version': ENGINE_VERSION,
-      })}\n`
-      const commit = await store.writeCommit({ tree, parents: [snap.commit], message, timestamp: Math.floor(now().getTime() / 1000) })
-      const ref = (dryRun ? PENDING_REF_PREFIX : RUN_REF_PREFIX) + runId
-      await store.updateRef(ref, commit, null)
-      result.result = { ref, commit }
-
-      if (!validation.ok) {
-        return fail([
-          new AasError('SCHEMA_INVALID', `${validation.failures.length} unit${validation.failures.length === 1 ? '' : 's'} would not be valid at v${target}; ${dryRun ? 'the real run would fail' : 'nothing was changed'}.`, {
-            hint: `Fix the units listed (or the migration scripts), check with --to v${target} --dry-run, then run again.`,
-            data: { failures: validation.failures.length },
-          }),
-        ])
-      }
-      if (dryRun) {
-        result.ok = true
-        return result
-      }
-
-      // The changed units are the whole difference between the two trees (the chain edits
-      // unit texts only), so the journal is built from them rather than a tree diff.
-      const changes = journalChangesOf(
-        result.diff.map((d) => ({ path: d.path, status: 'modified' as const, oldMode: d.oldMode as FileMode, oldOid: d.oldOid as string, newMode: d.newMode as FileMode, newOid: d.newOid as string })),
-      )
-      const commitPlan = options.commit ? await prepareBranchCommit(store, changes) : null
-      await session.withAgentLocks(changes.map((c) => c.path), async () => {
-        session.emit({ type: 'phase', phase: 'fast-forward', total: changes.length })
-        await runTransaction({
-          store,
-          runId,
-          kind: 'migrate',
-          from: snap.commit,
-          to: commit,
-          changes,
-          blobs: async (oid) => contents.get(oid) ?? store.readBlob(oid),
-          faultName: 'mid-fast-forward',
-          onProgress: (done, total) => session.emit({ type: 'progress', phase: 'fast-forward', done, total }),
-        })
-      })
-      result.applied = true
-      if (commitPlan) result.branchCommit = await recordBranchCommit(store, commitPlan, changes, `Migrate vault to v${target}\n\n${trailers({ 'Aas-Run-Id': runId, 'Aas-From': inv.vaultVersion, 'Aas-Target': target, 'Aas-Snapshot': snap.name })}\n`)
-      result.ok = true
-      return result
     },
     (err) => fail([err]),
   ).then((r) => {

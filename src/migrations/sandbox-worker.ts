@@ -3,6 +3,7 @@ import { applyChain, type ApplyResult, type UnitInput } from './apply.js'
 import type { ScriptFile } from './discover.js'
 import { loadScripts, type LoadedMigration } from './load.js'
 import type { MigratableUnit } from './define.js'
+import { readingOfText, type UnitReading } from '../vault/inventory.js'
 
 // The worker side of sandbox.ts: loads the chain's scripts and runs applyChain inside
 // this thread, recording in a shared counter which step and unit a script is running,
@@ -14,13 +15,17 @@ export interface SandboxWorkerData {
   dryRun: boolean
   validateVersion?: number // also validate every result at this version (in this thread)
   unitsReadable?: boolean // the engine has parsed every unit already (applyChain's unitsReadable)
+  preflight?: boolean // first report every unit's reading, then wait for a 'run' command with the scripts
   progress: SharedArrayBuffer // Int32Array [phase, step, unit, beat]: phase 0 load, 1 apply, 3 validate, 2 done
 }
 
 export type SandboxMessage =
+  | { type: 'readings'; readings: UnitReading[] }
   | { type: 'result'; result: SerializedApplyResult }
   | { type: 'load-errors'; errors: SerializedError[] }
   | { type: 'crash'; reason: string }
+
+export type SandboxCommand = { type: 'run'; scripts: ScriptFile[] }
 
 export interface SerializedError {
   code: string
@@ -74,8 +79,20 @@ function serialize(err: { code: string; message: string; hint?: string | undefin
   return { code: String(err.code), message: String(err.message), ...(err.hint ? { hint: String(err.hint) } : {}), data }
 }
 
+// The pre-flight: every unit's reading, before any script is loaded into this thread.
+async function preflight(): Promise<ScriptFile[]> {
+  const readings = input.units.map((u, i) => {
+    if (i % 256 === 0) Atomics.add(progress, 3, 1)
+    return readingOfText(u.text)
+  })
+  const command = new Promise<SandboxCommand>((resolve) => parentPort?.once('message', resolve))
+  parentPort?.postMessage({ type: 'readings', readings } satisfies SandboxMessage)
+  return (await command).scripts
+}
+
 async function main(): Promise<void> {
-  const loaded = await loadScripts(input.scripts)
+  const scripts = input.preflight ? await preflight() : input.scripts
+  const loaded = await loadScripts(scripts)
   if (loaded.errors.length > 0) {
     parentPort?.postMessage({ type: 'load-errors', errors: loaded.errors.map(serialize) } satisfies SandboxMessage)
     return

@@ -6,10 +6,11 @@ import { fileURLToPath, pathToFileURL } from 'node:url'
 import { Worker } from 'node:worker_threads'
 import { AasError, type AasErrorCode } from '../errors.js'
 import type { UnitFailure, ValidationIssue, ValidationMode, ValidationResult } from '../schema/validate.js'
+import type { UnitReading } from '../vault/inventory.js'
 import type { UnitType } from '../vault/rules.js'
 import type { ApplyResult, UnitApplyResult, UnitInput, UnitStepResult } from './apply.js'
 import type { ScriptFile } from './discover.js'
-import type { SandboxMessage, SandboxWorkerData, SerializedError } from './sandbox-worker.js'
+import type { SandboxCommand, SandboxMessage, SandboxWorkerData, SerializedError } from './sandbox-worker.js'
 
 // Runs a migration chain contained: the scripts are loaded and applied in a
 // worker thread (sandbox-worker) that the engine can terminate. A script that
@@ -30,6 +31,15 @@ export interface SandboxOptions {
   memoryMb?: number // the worker's old-generation heap limit
   workers?: number // how many workers share the units (default: see workerCount)
   signal?: AbortSignal // stops the worker(s): the result is then a failure
+  gate?: ChainGate // read every unit's version first and wait before loading any script
+}
+
+// A pre-flight inside the workers: each worker parses its units and reports their
+// readings before any script is loaded, then waits for `go`: the scripts of the chain
+// (the caller plans it from the readings), or null to stop without running one.
+export interface ChainGate {
+  onReadings(start: number, readings: UnitReading[]): void // start: index of the slice's first unit
+  go: Promise<readonly ScriptFile[] | null>
 }
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
@@ -85,8 +95,8 @@ export async function runChainContained(scripts: readonly ScriptFile[], units: r
   options.signal?.addEventListener('abort', onAbort, { once: true })
   try {
     const results = await Promise.all(
-      slices.map((slice) =>
-        runInWorker(scripts, slice, { ...options, signal: stop.signal }).then((r) => {
+      slices.map((slice, i) =>
+        runInWorker(scripts, slice, { ...options, signal: stop.signal, ...(options.gate ? { gate: sliceGate(options.gate, i * size) } : {}) }).then((r) => {
           if (!r.ok && !r.failedStep) stop.abort()
           return r
         }),
@@ -95,6 +105,51 @@ export async function runChainContained(scripts: readonly ScriptFile[], units: r
     return mergeResults(results, options.signal?.aborted === true)
   } finally {
     options.signal?.removeEventListener('abort', onAbort)
+  }
+}
+
+function sliceGate(gate: ChainGate, start: number): ChainGate {
+  return { onReadings: (_s, readings) => gate.onReadings(start, readings), go: gate.go }
+}
+
+export interface PreparedChain {
+  // Every unit's reading, in input order; or the failure that stopped a worker first.
+  readings: Promise<{ ok: true; readings: UnitReading[] } | { ok: false; result: ApplyResult }>
+  run(scripts: readonly ScriptFile[]): Promise<ApplyResult> // once, after readings
+  cancel(): Promise<void> // stop without running any script (or stop the running chain)
+}
+
+// The workers started and the units parsed in them before the chain is planned: the
+// caller plans from the readings, then runs (or cancels) the chain in the same workers.
+export function prepareChainContained(units: readonly UnitInput[], options: SandboxOptions = {}): PreparedChain {
+  let release!: (scripts: readonly ScriptFile[] | null) => void
+  const go = new Promise<readonly ScriptFile[] | null>((resolve) => (release = resolve))
+  const all: Array<UnitReading | undefined> = new Array(units.length)
+  let reported = 0
+  let gotAll!: (readings: UnitReading[]) => void
+  const readingsDone = new Promise<UnitReading[]>((resolve) => (gotAll = resolve))
+  const gate: ChainGate = {
+    onReadings: (start, readings) => {
+      readings.forEach((r, k) => (all[start + k] = r))
+      reported += readings.length
+      if (reported === units.length) gotAll(all as UnitReading[])
+    },
+    go,
+  }
+  if (units.length === 0) gotAll([])
+  const stop = new AbortController()
+  const result = runChainContained([], units, { ...options, gate, signal: stop.signal })
+  return {
+    readings: Promise.race([readingsDone.then((readings) => ({ ok: true as const, readings })), result.then((r) => ({ ok: false as const, result: r }))]),
+    run: (scripts) => {
+      release(scripts)
+      return result
+    },
+    cancel: async () => {
+      release(null)
+      stop.abort()
+      await result.catch(() => undefined)
+    },
   }
 }
 
@@ -122,11 +177,13 @@ function mergeResults(results: ApplyResult[], aborted: boolean): ApplyResult {
   return { ok: false, units: results.flatMap((r) => r.units), errors: atEarliest.flatMap((r) => r.errors), failedStep: atEarliest[0]?.failedStep as NonNullable<ApplyResult['failedStep']> }
 }
 
-async function runInWorker(scripts: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal }: SandboxOptions = {}): Promise<ApplyResult> {
+async function runInWorker(given: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal, gate }: SandboxOptions = {}): Promise<ApplyResult> {
+  // With a gate, the scripts are known only at its go.
+  let scripts = given
   const progress = new SharedArrayBuffer(16)
   const view = new Int32Array(progress)
   Atomics.store(view, 2, -1)
-  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, unitsReadable, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
+  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, unitsReadable, preflight: gate !== undefined, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
   const worker = startWorker(data, memoryMb)
 
   // Who was running when the worker had to stop: the step's script and the unit.
@@ -156,9 +213,11 @@ async function runInWorker(scripts: readonly ScriptFile[], units: readonly UnitI
       void worker.terminate()
       resolve(v)
     }
+    let waiting = false // readings reported, the gate not yet open: no script is running
     const watchdog = setInterval(() => {
       const beat = Atomics.load(view, 3)
-      if (beat !== lastBeat) {
+      if (waiting) lastChange = Date.now()
+      else if (beat !== lastBeat) {
         lastBeat = beat
         lastChange = Date.now()
       } else if (Date.now() - lastChange >= timeoutMs + (Atomics.load(view, 0) === 0 ? LOAD_ALLOWANCE_MS : 0)) {
@@ -167,7 +226,20 @@ async function runInWorker(scripts: readonly ScriptFile[], units: readonly UnitI
     }, Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))))
     if (signal?.aborted) onAbort()
     else signal?.addEventListener('abort', onAbort, { once: true })
-    worker.on('message', (message: SandboxMessage) => finish({ message }))
+    worker.on('message', (message: SandboxMessage) => {
+      if (message.type !== 'readings') return finish({ message })
+      if (!gate || !Array.isArray(message.readings) || message.readings.length !== units.length) return finish({ message: { type: 'crash', reason: 'the pre-flight reported a malformed reading list' } })
+      waiting = true
+      gate.onReadings(0, message.readings)
+      void gate.go.then((chosen) => {
+        if (settled) return
+        if (chosen === null) return onAbort()
+        scripts = chosen
+        waiting = false
+        lastChange = Date.now()
+        worker.postMessage({ type: 'run', scripts: chosen.map((s) => ({ ...s })) } satisfies SandboxCommand)
+      })
+    })
     worker.on('error', (err: Error & { code?: string }) => {
       const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
       finish({ failure: containedFailure(where(), oom ? `ran out of memory (worker heap limit ${memoryMb} MB)` : `crashed the script worker: ${safeText(err)}`, oom ? 'memory' : 'crash', timeoutMs) })
@@ -181,6 +253,7 @@ async function runInWorker(scripts: readonly ScriptFile[], units: readonly UnitI
   const { message } = outcome
   if (message.type === 'load-errors') return checkedResult({ ok: false, units: [], errors: message.errors }, units, scripts)
   if (message.type === 'crash') return { ok: false, units: [], errors: [containedFailure(where(), `made the chain fail: ${message.reason}`, 'crash', timeoutMs)] }
+  if (message.type !== 'result') return checkedResult(null, units, scripts, validateVersion)
   return checkedResult(message.result, units, scripts, validateVersion)
 }
 

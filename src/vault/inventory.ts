@@ -75,7 +75,12 @@ export type UnitReading =
 export function readUnitVersion(bytes: Buffer): UnitReading {
   const decoded = decodeUnit(bytes)
   if (!decoded.ok) return { kind: 'unreadable', error: decoded.error }
-  const parsed = parseUnitText(decoded.text)
+  return readingOfText(decoded.text)
+}
+
+// The reading of a decoded unit text.
+export function readingOfText(text: string): UnitReading {
+  const parsed = parseUnitText(text)
   if (!parsed.ok) return { kind: 'unreadable', error: parsed.error }
   const version = unitVersionOf(parsed.unit.peekFrontmatter())
   return version === null ? { kind: 'unversioned' } : { kind: 'versioned', version }
@@ -115,24 +120,37 @@ export async function takeInventory(
   root: string,
   { onProgress, keepContent = false }: ScanOptions & { onProgress?: (done: number) => void; keepContent?: boolean } = {},
 ): Promise<InventoryResult> {
-  const scan = await scanVault(root)
-  const readings: Array<{ entry: ScopeEntry; reading: UnitReading }> = new Array(scan.units.length)
+  const { scan, units } = await readUnits(root, onProgress ? { onProgress } : {})
   const contents = keepContent ? new Map<string, UnitContent>() : undefined
+  const readings = units.map(({ entry, read }) => {
+    if (!read.ok) return { entry, reading: read.reading }
+    const reading = readUnitVersion(read.bytes)
+    contents?.set(entry.path, { oid: read.oid, bytes: read.bytes, reading })
+    return { entry, reading }
+  })
+  return { scan, inventory: summarize(readings), ...(contents ? { contents } : {}) }
+}
+
+export type UnitRead = { ok: true; bytes: Buffer; oid: string } | { ok: false; reading: Extract<UnitReading, { kind: 'unreadable' }> }
+
+// Every unit's bytes and blob id, not parsed (a file that cannot be read is unreadable).
+export async function readUnits(root: string, { onProgress }: { onProgress?: (done: number) => void } = {}): Promise<{ scan: VaultScan; units: Array<{ entry: ScopeEntry; read: UnitRead }> }> {
+  const scan = await scanVault(root)
+  const units: Array<{ entry: ScopeEntry; read: UnitRead }> = new Array(scan.units.length)
   for (let i = 0; i < scan.units.length; i++) {
     const entry = scan.units[i] as ScopeEntry
-    let reading: UnitReading
+    let read: UnitRead
     try {
       const bytes = readRegularFileSync(path.join(root, entry.path))
-      reading = readUnitVersion(bytes)
-      contents?.set(entry.path, { oid: blobOid(bytes), bytes, reading })
+      read = { ok: true, bytes, oid: blobOid(bytes) }
     } catch (err) {
       const e = err as NodeJS.ErrnoException
-      reading = { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } }
+      read = { ok: false, reading: { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } } }
     }
-    readings[i] = { entry, reading }
+    units[i] = { entry, read }
     if (onProgress && (i + 1) % 1000 === 0) onProgress(i + 1)
   }
-  return { scan, inventory: summarize(readings), ...(contents ? { contents } : {}) }
+  return { scan, units }
 }
 
 // git's blob id of bytes (sha1 of `blob <len>\0<bytes>`).

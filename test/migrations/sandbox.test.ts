@@ -1,12 +1,13 @@
 import { appendFileSync } from 'node:fs'
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { access, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../../src/engine/migrate.js'
 import type { ApplyResult, UnitInput } from '../../src/migrations/apply.js'
 import type { ScriptFile } from '../../src/migrations/discover.js'
-import { MIN_UNITS_PER_WORKER, runChainContained, workerCount } from '../../src/migrations/sandbox.js'
+import { MIN_UNITS_PER_WORKER, prepareChainContained, runChainContained, workerCount } from '../../src/migrations/sandbox.js'
+import { readingOfText } from '../../src/vault/inventory.js'
 import { makeVault } from '../helpers/make-vault.js'
 
 // The chain split over parallel workers must give exactly what one worker gives: the
@@ -135,6 +136,40 @@ describe('runChainContained over parallel workers', () => {
     expect(workerCount(10, 3)).toBe(3)
     expect(workerCount(2, 5)).toBe(2)
     expect(workerCount(0, 2)).toBe(1)
+  })
+})
+
+describe('prepareChainContained: the pre-flight parse in the workers', () => {
+  it('reports every unit\'s reading in input order, then runs the chain it is given as runChainContained would', async () => {
+    const input = units(7, { 2: { raw: '---\nname: no version\n---\nx\n' }, 5: { raw: '---\nname: [unclosed\n---\nx\n' } })
+    const prepared = prepareChainContained(input, { validateVersion: 3, unitsReadable: true, workers: 3 })
+    const got = await prepared.readings
+    expect(got.ok).toBe(true)
+    if (!got.ok) return
+    expect(got.readings).toEqual(input.map((u) => readingOfText(u.text)))
+    expect(got.readings[2]).toEqual({ kind: 'unversioned' })
+    expect(got.readings[5]!.kind).toBe('unreadable')
+    const readable = units(7)
+    const again = prepareChainContained(readable, { validateVersion: 3, unitsReadable: true, workers: 3 })
+    expect((await again.readings).ok).toBe(true)
+    const ran = await again.run(scripts)
+    const direct = await runChainContained(scripts, readable, { validateVersion: 3, unitsReadable: true, workers: 1 })
+    expect(ran.ok).toBe(true)
+    expect(shape(ran)).toEqual(shape(direct))
+    await prepared.cancel()
+  })
+
+  it('when cancelled after the readings then no script is ever loaded and the workers stop', async () => {
+    const marker = path.join(dir, 'loaded.txt')
+    const loud: ScriptFile = { file: '_migrations/v1_to_v2.mjs', path: path.join(dir, 'loud.mjs'), from: 1, to: 2, ext: 'mjs' }
+    await writeFile(loud.path, `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker)}, 'loaded')\nexport default { from: 1, to: 2, appliesTo: () => false, migrate: () => false }\n`)
+    const prepared = prepareChainContained(units(4), { validateVersion: 2, unitsReadable: true, workers: 2 })
+    expect((await prepared.readings).ok).toBe(true)
+    await prepared.cancel()
+    const after = await prepared.run([loud])
+    expect(after.ok).toBe(false)
+    expect(after.errors[0]!.data.reason).toBe('aborted')
+    await expect(access(marker)).rejects.toThrow()
   })
 })
 
