@@ -84,7 +84,7 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
   const unreadable: AasError[] = []
   const errorsByStep = new Map<number, AasError[]>()
   let lastStep = steps.length - 1 // lowers to the earliest step that failed
-  const validator = validate ? makeValidator(validate) : null
+  const validator = validate ? await makeValidator(validate) : null
   for (const input of units) {
     const parsed = parseUnitText(input.text, { deferReadBack: true })
     if (!parsed.ok) {

@@ -2,7 +2,6 @@ import type { LoadedMigration } from '../migrations/load.js'
 import type { SchemaLike, ValidatedUnit } from '../migrations/define.js'
 import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
-import { memoryFileNameIssueV1, schemaV1 } from './v1.js'
 
 // Validation of every unit against the target version: all failures of all
 // units, each as `path: field: message`, never only the first.
@@ -46,19 +45,21 @@ export interface ValidateOptions {
 interface Rules {
   schema: Partial<Record<UnitType, SchemaLike>>
   validate: LoadedMigration | null
-  fileNameRule: boolean
+  fileNameRule: ((unitId: string) => string | null) | null // the v1 memory-note file-name rule
   source: string
 }
 
 export async function validateUnits(units: readonly ValidationUnit[], options: ValidateOptions): Promise<ValidationResult> {
   const validator = makeValidator(options)
-  for (const unit of units) await validator.check(unit)
-  return validator.finish(units.length)
+  const v = await validator
+  for (const unit of units) await v.check(unit)
+  return v.finish(units.length)
 }
 
 // validateUnits one unit at a time, for callers that stream units (and drop each after).
-export function makeValidator({ version, scripts = [], onUnit }: ValidateOptions): { check(unit: ValidationUnit): Promise<void>; finish(checked: number): ValidationResult } {
-  const rules = rulesFor(version, scripts)
+export async function makeValidator({ version, scripts = [], onUnit }: ValidateOptions): Promise<{ check(unit: ValidationUnit): Promise<void>; finish(checked: number): ValidationResult }> {
+  // The built-in v1 schemas (and zod with them) are loaded only when v1 is validated.
+  const rules = rulesFor(version, scripts, version === 1 ? await import('./v1.js') : null)
   const failures: UnitFailure[] = []
   return {
     async check(unit) {
@@ -96,14 +97,14 @@ function fieldOf(p: ReadonlyArray<PropertyKey>): string {
   return out === '' ? 'front matter' : out
 }
 
-function rulesFor(version: number, scripts: readonly LoadedMigration[]): Rules {
+function rulesFor(version: number, scripts: readonly LoadedMigration[], v1: typeof import('./v1.js') | null): Rules {
   const script = scripts.find((s) => s.to === version) ?? null
   const own = script?.migration.schema ?? {}
   const validate = script?.migration.validate ? script : null
-  if (version === 1) {
-    return { schema: { memory: own.memory ?? schemaV1.memory, wiki: own.wiki ?? schemaV1.wiki }, validate, fileNameRule: true, source: 'the built-in v1 schemas' }
+  if (v1) {
+    return { schema: { memory: own.memory ?? v1.schemaV1.memory, wiki: own.wiki ?? v1.schemaV1.wiki }, validate, fileNameRule: v1.memoryFileNameIssueV1, source: 'the built-in v1 schemas' }
   }
-  return { schema: own, validate, fileNameRule: false, source: script ? script.file : 'no script' }
+  return { schema: own, validate, fileNameRule: null, source: script ? script.file : 'no script' }
 }
 
 async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): Promise<ValidationIssue[]> {
@@ -125,7 +126,7 @@ async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): P
     if (!r.success) issues.push(...flattenIssues(r.error.issues).filter((i) => !(versionWrong && i.field === 'schema_version')))
   }
   if (rules.fileNameRule && unit.unitType === 'memory') {
-    const msg = memoryFileNameIssueV1(unit.unitId)
+    const msg = rules.fileNameRule(unit.unitId)
     if (msg) issues.push({ field: 'file name', message: msg })
   }
   if (rules.validate) issues.push(...(await runValidate(rules.validate, meta, unit, parsed.unit)))
