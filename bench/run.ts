@@ -52,7 +52,7 @@ const NOTES = [
   'Cold and repeat snapshot: bench/snapshot-child.mjs calls `takeSnapshot` (the snapshot step of `--to`) in a child process; the repeat follows after 1% of the units got a line appended.',
   '`--rollback, N% changed`: a snapshot (untimed), then N% of the units changed, then `--rollback SNAPSHOT` (which takes its own safety snapshot first).',
   '`tar czf`: the generated vault into a temp file. Read+write floor: bench/floor-child.mjs, a plain sequential Node loop (`await readFile`, `await writeFile`) copying every unit, no parsing, hashing or fsync. `git add -A && git commit`: into a fresh scratch repository whose work tree is the vault.',
-  'Targets are those of issue 7; the js backend must also stay within 3× the cli backend for each figure, and every command within 300 MB RSS at 50,000 units.',
+  'Targets are those of issue 7, checked at every size for the time ratios; the js backend must also stay within 3× the cli backend for each figure. The 1% rollback target applies from 50,000 units, as the issue states it; below, it is shown without a verdict. Every command must stay within 300 MB RSS at 50,000 units, and beyond, its RSS may grow at most linearly from its 50,000-unit figure of the same run.',
 ]
 
 const args = parseArgs(process.argv.slice(2))
@@ -74,7 +74,8 @@ const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
 try {
   for (const [i, units] of args.units.entries()) {
-    const report = await measureSize({ dist, units, reps: perSize(args.reps, i), backends: perSize(args.backends, i), log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
+    const previous = reports.at(-1)
+    const report = await measureSize({ dist, units, reps: perSize(args.reps, i), backends: perSize(args.backends, i), ...(previous ? { previous } : {}), log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
     reports.push(report)
     process.stdout.write(`${textTable(report)}\n\n`)
     for (const row of report.rows) if (row.error) process.stderr.write(`${row.figure} (${row.backend}) failed: ${row.error}\n`)

@@ -14,6 +14,7 @@ export interface SizeOptions {
   units: number
   reps: number
   backends: Backend[]
+  previous?: SizeReport // the size measured before in the same run (for growth checks)
   log?: (line: string) => void
 }
 
@@ -58,7 +59,7 @@ async function figure(reps: number, rep: () => Promise<Sample>): Promise<Figure>
 
 const ratioOf = (a: Figure, b: Figure | undefined): number | null => (a.seconds !== null && b?.seconds ? a.seconds / b.seconds : null)
 
-export async function measureSize({ dist, units, reps, backends, log = () => {} }: SizeOptions): Promise<SizeReport> {
+export async function measureSize({ dist, units, reps, backends, previous, log = () => {} }: SizeOptions): Promise<SizeReport> {
   CLI = path.join(dist, 'cli', 'main.js')
   const work = await mkdtemp(path.join(tmpdir(), 'aas-bench-'))
   try {
@@ -166,9 +167,16 @@ export async function measureSize({ dist, units, reps, backends, log = () => {} 
       for (const s of spec) {
         const fig = f[s.key] as Figure
         const [vs, base, limit] = s.vs(f)
-        const checks: Check[] = limit === null ? [] : check(`≤ ${limit}× ${vs}`, fig, base, limit)
+        // The 1% rollback target is the issue's at 50,000 units and up; at smaller sizes the
+        // fixed costs of a command dominate both runs, so there it is a figure, not a target.
+        const applies = limit !== null && (s.key !== 'rollback1' || units >= 50_000)
+        const checks: Check[] = applies ? check(`≤ ${limit}× ${vs}`, fig, base, limit as number) : []
         if (b === 'js' && cli) checks.push(...check('≤ 3× cli', fig, cli[s.key], 3))
-        if (units >= 50_000 && fig.rssKb !== null) checks.push({ label: '≤ 300 MB RSS', ratio: fig.rssKb / RSS_LIMIT_KB, limit: 1 })
+        // Memory targets of the issue: ≤ 300 MB at 50,000 units; beyond, growth at most
+        // linear from the 50,000-unit figure of the same run.
+        if (units === 50_000 && fig.rssKb !== null) checks.push({ label: '≤ 300 MB RSS', ratio: fig.rssKb / RSS_LIMIT_KB, limit: 1 })
+        const before = previous?.units === 50_000 && units > 50_000 ? previous.rows.find((r) => r.figure === s.figure && r.backend === b) : undefined
+        if (before?.rssKb && fig.rssKb !== null) checks.push({ label: `RSS ≤ linear from 50,000 (${Math.round((before.rssKb * units) / 50_000 / 1024)} MB)`, ratio: fig.rssKb / ((before.rssKb * units) / 50_000), limit: 1 })
         rows.push({ figure: s.figure, backend: b, ...fig, vs, ratio: ratioOf(fig, base), checks })
       }
     }
