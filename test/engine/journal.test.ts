@@ -16,7 +16,7 @@ import {
   type RecoveryPlan,
 } from '../../src/engine/journal.js'
 import { AasError } from '../../src/errors.js'
-import type { StatCache } from '../../src/git/stat-cache.js'
+import { loadStatCache, saveStatCache, type StatCache } from '../../src/git/stat-cache.js'
 import { repoRoot } from '../helpers/make-vault.js'
 
 const S = '1'.repeat(40)
@@ -197,12 +197,18 @@ describe('journal', () => {
     await materialiseOld()
     const rel = 'alice/memory/edit.md'
     const st = await lstat(path.join(root, rel))
-    const row = (mtimeMs: number, trusted: 0 | 1): StatCache => ({ tree: null, trees: new Set(), rows: new Map([[rel, [rel, '100644', st.size, mtimeMs, st.ctimeMs, st.ino, '9'.repeat(40), trusted]]]) })
+    const entry = { path: rel, mode: '100644' as const, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, unitType: 'memory' as const }
+    const cacheOf = async (e: typeof entry, scanStartedMs: number): Promise<StatCache> => {
+      const dir = await mkdtemp(path.join(base, 'cache-'))
+      await saveStatCache(dir, { tree: '3'.repeat(40), trees: [], entries: [{ e, oid: '9'.repeat(40) }], scanStartedMs })
+      return loadStatCache(dir)
+    }
     const hashed = hashBlob(await readFile(path.join(root, rel)))
     // The cached id (a made-up one) proves the file was not read.
-    expect((await readLiveStates(root, [{ path: rel }], row(st.mtimeMs, 1))).get(rel)).toEqual({ mode: '100644', oid: '9'.repeat(40) })
-    expect((await readLiveStates(root, [{ path: rel }], row(st.mtimeMs + 1, 1))).get(rel)).toEqual({ mode: '100644', oid: hashed })
-    expect((await readLiveStates(root, [{ path: rel }], row(st.mtimeMs, 0))).get(rel)).toEqual({ mode: '100644', oid: hashed })
+    expect((await readLiveStates(root, [{ path: rel }], await cacheOf(entry, st.mtimeMs + 60_000))).get(rel)).toEqual({ mode: '100644', oid: '9'.repeat(40) })
+    expect((await readLiveStates(root, [{ path: rel }], await cacheOf({ ...entry, mtimeMs: st.mtimeMs - 1 }, st.mtimeMs + 60_000))).get(rel)).toEqual({ mode: '100644', oid: hashed })
+    // A row hashed too close to its mtime (racy) is never trusted.
+    expect((await readLiveStates(root, [{ path: rel }], await cacheOf(entry, st.mtimeMs))).get(rel)).toEqual({ mode: '100644', oid: hashed })
   })
 
   it('when a writer following the protocol is killed -9 at each kill point then recovery ends exactly at M', async () => {
