@@ -84,6 +84,19 @@ async function readSnapshotUnits(store: Store, tree: string, preflight: Readonly
   })
 }
 
+// Texts as UTF-8, in one allocation for all (a buffer each costs far more here).
+function encodeAll(texts: readonly string[]): Buffer[] {
+  let total = 0
+  for (const t of texts) total += Buffer.byteLength(t, 'utf8')
+  const all = Buffer.allocUnsafeSlow(total)
+  let at = 0
+  return texts.map((t) => {
+    const n = all.write(t, at, 'utf8')
+    at += n
+    return all.subarray(at - n, at)
+  })
+}
+
 function unitInputOf(unitId: string, unitType: UnitType, bytes: Buffer): UnitInput {
   const decoded = decodeUnit(bytes)
   return { unitId, unitType, text: decoded.ok ? decoded.text : '' }
@@ -271,9 +284,10 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           const contents = new Map<string, Buffer>()
           const fileChanges: FileChange[] = []
           result.changed = changedUnits.map((u) => u.unitId)
-          result.diff = changedUnits.map((u: UnitApplyResult) => {
+          const encoded = encodeAll(changedUnits.map((u) => u.after))
+          result.diff = changedUnits.map((u: UnitApplyResult, i) => {
             const entry = entryOf.get(u.unitId) as TreeEntry
-            const content = Buffer.from(u.after, 'utf8')
+            const content = encoded[i] as Buffer
             const oid = hashBlob(content)
             contents.set(oid, content)
             fileChanges.push({ path: u.unitId, mode: entry.mode, content })
