@@ -1,8 +1,9 @@
 import path from 'node:path'
 import { AasError } from '../errors.js'
 import { readEntryBytesSync, scanVault, type ScopeEntry } from '../vault/walk.js'
-import { buildTrees, EMPTY_TREE, sortEntries, type RawObject } from './git-objects.js'
-import { cachedOid, loadStatCache, saveStatCache } from './stat-cache.js'
+import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, sortEntries, type RawObject } from './git-objects.js'
+import { storeFailed } from './run-git.js'
+import { cachedOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
 import {
   BIG_BLOB_BYTES,
   type BackendName,
@@ -18,7 +19,47 @@ import {
   type StoreLocation,
   type TreeChange,
   type TreeEntry,
+  type PreReadFile,
+  type RefCommit,
+  type VaultCommitResult,
+  type WriteVaultCommitOptions,
+  type WriteVaultTreeOptions,
 } from './store.js'
+
+// A blob of a vault snapshot: its bytes (or a big file to stream) and, when a caller
+// already knows it, its id.
+export interface SnapshotBlob {
+  input: BlobInput
+  oid: string | null
+}
+
+// What a backend writes after the blobs of a vault snapshot.
+export interface SnapshotCommitPlan {
+  tree: string
+  newTrees: RawObject[] // trees the stat cache does not know to exist, children first
+  entries: TreeEntry[] // every file of the tree, sorted by path
+  // The tree of the previous snapshot (known to exist) and what differs from it.
+  base: { tree: string; removed: string[]; changed: TreeEntry[] } | null
+  commitInput: CommitInput
+  commit: Buffer // the commit object's bytes
+  oid: string // their id
+}
+
+interface VaultJob {
+  entries: ScopeEntry[]
+  oids: Array<string | null> // per entry; null until hashed
+  todo: number[] // entries to read
+  cache: StatCache
+  scanStartedMs: number
+  bytesHashed: number
+  source: AsyncGenerator<SnapshotBlob>
+}
+
+async function* emptySource(): AsyncGenerator<SnapshotBlob> {}
+
+function sameStat(pre: PreReadFile, e: ScopeEntry): boolean {
+  return pre.size === e.size && pre.bytes.length === e.size && pre.mtimeMs === e.mtimeMs && pre.ctimeMs === e.ctimeMs && pre.ino === e.ino
+}
 
 // What is shared by both backends: the snapshot algorithm (scan → stat cache → hash
 // what changed → trees built in-process, so ids are identical), tree edits and diffs.
@@ -52,8 +93,10 @@ export abstract class BaseStore implements Store {
   abstract updateRef(ref: string, newOid: string, expectedOld: string | null): Promise<void>
   abstract deleteRef(ref: string, expectedOld: string): Promise<void>
   abstract listRefs(prefix: string): Promise<RefEntry[]>
+  abstract listRefCommits(prefix: string): Promise<RefCommit[]>
 
-  async writeVaultTree({ onProgress }: { onProgress?: (done: number, total: number) => void } = {}): Promise<SnapshotTreeResult> {
+  // One vault snapshot's work up to the blobs: scan, stat cache, what must be read.
+  private async prepareVault({ onProgress, preRead }: WriteVaultTreeOptions): Promise<VaultJob> {
     await this.ensureWritable()
     const stateDir = this.location.stateDir
     const scanStartedMs = Date.now()
@@ -61,47 +104,118 @@ export abstract class BaseStore implements Store {
     let cache = await loadStatCache(stateDir)
     // Objects of an earlier, never-committed snapshot may have been pruned: trust the
     // cache only while the tree it produced still exists.
-    if (cache.tree !== null && !(await this.hasObject(cache.tree))) cache = { tree: null, trees: new Set(), rows: new Map() }
+    if (cache.tree !== null && !(await this.hasObject(cache.tree))) cache = emptyStatCache()
 
-    const oids: Array<string | null> = scan.entries.map((e) => cachedOid(cache, e))
+    const entries = scan.entries
+    const oids: Array<string | null> = entries.map((e) => cachedOid(cache, e))
     const todo: number[] = []
     oids.forEach((o, i) => o === null && todo.push(i))
-    const total = scan.entries.length
+    const total = entries.length
+    const job: VaultJob = { entries, oids, todo, cache, scanStartedMs, bytesHashed: 0, source: emptySource() }
     let done = total - todo.length
-    let bytesHashed = 0
     const root = this.agentsRoot
-    const entries = scan.entries
     // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time;
     // a file above BIG_BLOB_BYTES is handed over as a reference and streamed by the
-    // backend, so it is never in memory whole.
-    async function* contents(): AsyncGenerator<BlobInput> {
+    // backend, so it is never in memory whole. A pre-read file whose stat is the scan's
+    // (and not racy) is not read again.
+    async function* contents(): AsyncGenerator<SnapshotBlob> {
       for (const k of todo) {
         const e = entries[k] as ScopeEntry
-        let item: BlobInput
-        if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
-          item = { path: path.join(root, e.path), size: e.size }
-          bytesHashed += e.size
+        const pre = e.mode === '120000' ? undefined : preRead?.get(e.path)
+        let item: SnapshotBlob
+        if (pre && sameStat(pre, e) && !isRacy(e.mtimeMs, scanStartedMs)) {
+          item = { input: pre.bytes, oid: pre.oid }
+        } else if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
+          item = { input: { path: path.join(root, e.path), size: e.size }, oid: null }
         } else {
-          item = readEntryBytesSync(root, e)
-          bytesHashed += item.length
+          item = { input: readEntryBytesSync(root, e), oid: null }
         }
+        job.bytesHashed += Buffer.isBuffer(item.input) ? item.input.length : item.input.size
         done++
         if (onProgress && done % 500 === 0) onProgress(done, total)
         yield item
       }
     }
-    const hashed = todo.length > 0 ? await this.writeBlobs(contents()) : []
-    hashed.forEach((oid, k) => (oids[todo[k] as number] = oid))
-
-    const withOids = entries.map((e, i) => ({ e, oid: oids[i] as string }))
-    const { root: tree, trees } = buildTrees(withOids.map(({ e, oid }) => ({ path: e.path, mode: e.mode, oid })))
-    await this.writeRawTrees(trees.filter((t) => !cache.trees.has(t.oid)))
-    await saveStatCache(stateDir, { tree, trees: trees.map((t) => t.oid), entries: withOids, scanStartedMs })
-    onProgress?.(total, total)
-    const blobSizes = new Map<string, number>()
-    for (const { e, oid } of withOids) blobSizes.set(oid, e.size)
-    return { tree, files: total, bytesHashed, blobSizes }
+    job.source = contents()
+    return job
   }
+
+  // The tree of the job once every blob id is known, and the stat cache that records it.
+  private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; result: SnapshotTreeResult } {
+    hashed.forEach((oid, k) => (job.oids[job.todo[k] as number] = oid))
+    const entries: TreeEntry[] = job.entries.map((e, i) => ({ path: e.path, mode: e.mode, oid: job.oids[i] as string }))
+    const { root: tree, trees } = buildTrees(entries)
+    const blobSizes = new Map<string, number>()
+    job.entries.forEach((e, i) => blobSizes.set(job.oids[i] as string, e.size))
+    let previous: SnapshotTreeResult['previous'] = null
+    if (job.cache.tree !== null) {
+      const blobs = new Set<string>()
+      for (const r of job.cache.rows.values()) blobs.add(r[6])
+      previous = { tree: job.cache.tree, blobs }
+    }
+    return { entries, tree, trees, result: { tree, files: entries.length, bytesHashed: job.bytesHashed, blobSizes, previous } }
+  }
+
+  private async saveVault(job: VaultJob, tree: string, trees: RawObject[]): Promise<void> {
+    const withOids = job.entries.map((e, i) => ({ e, oid: job.oids[i] as string }))
+    await saveStatCache(this.location.stateDir, { tree, trees: trees.map((t) => t.oid), entries: withOids, scanStartedMs: job.scanStartedMs })
+  }
+
+  async writeVaultTree(opts: WriteVaultTreeOptions = {}): Promise<SnapshotTreeResult> {
+    const job = await this.prepareVault(opts)
+    const src = job.source
+    async function* inputs(): AsyncGenerator<BlobInput> {
+      for await (const b of src) yield b.input
+    }
+    const hashed = job.todo.length > 0 ? await this.writeBlobs(inputs()) : []
+    const { tree, trees, result } = this.finishVault(job, hashed)
+    await this.writeRawTrees(trees.filter((t) => !job.cache.trees.has(t.oid)))
+    await this.saveVault(job, tree, trees)
+    opts.onProgress?.(result.files, result.files)
+    return result
+  }
+
+  async writeVaultCommit(opts: WriteVaultCommitOptions): Promise<VaultCommitResult> {
+    const job = await this.prepareVault(opts)
+    let finished: ReturnType<BaseStore['finishVault']> | null = null
+    const commit = await this.writeSnapshotObjects(job.source, async (hashed) => {
+      const f = (finished = this.finishVault(job, hashed))
+      opts.onProgress?.(f.result.files, f.result.files)
+      const input = { ...(await opts.commit(f.result)), tree: f.tree }
+      const bytes = encodeCommit(input)
+      // Against the tree of the stat cache (which exists, see prepareVault): what changed.
+      let base: SnapshotCommitPlan['base'] = null
+      if (job.cache.tree !== null && job.cache.tree !== EMPTY_TREE) {
+        const seen = new Set<string>()
+        const changed: TreeEntry[] = []
+        for (const e of f.entries) {
+          seen.add(e.path)
+          const r = job.cache.rows.get(e.path)
+          if (!r || r[1] !== e.mode || r[6] !== e.oid) changed.push(e)
+        }
+        const removed: string[] = []
+        for (const p of job.cache.rows.keys()) if (!seen.has(p)) removed.push(p)
+        base = { tree: job.cache.tree, removed, changed }
+      }
+      return {
+        tree: f.tree,
+        newTrees: f.trees.filter((t) => !job.cache.trees.has(t.oid)),
+        entries: f.entries,
+        base,
+        commitInput: input,
+        commit: bytes,
+        oid: hashObject('commit', bytes),
+      }
+    })
+    const f = finished as ReturnType<BaseStore['finishVault']> | null
+    if (!f) throw storeFailed(['fast-import'], 'the snapshot commit was written without its tree')
+    await this.saveVault(job, f.tree, f.trees)
+    return { ...f.result, commit }
+  }
+
+  // Writes the blobs of source in order, then the commit finish describes once it has
+  // their ids (in order); resolves to the commit's id. Sets no ref.
+  protected abstract writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string>
 
   async writeTree(entries: TreeEntry[]): Promise<string> {
     await this.ensureWritable()

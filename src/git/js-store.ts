@@ -7,12 +7,12 @@ import { promisify } from 'node:util'
 import { constants as zlibConstants, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
 import git from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved } from './base-store.js'
+import { BaseStore, checkAasRef, refMoved, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_CHUNK_BYTES } from './blob-file.js'
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
-import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
+import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefCommit, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
 
 const deflateAsync = promisify(deflate)
 
@@ -232,6 +232,16 @@ export class JsStore extends BaseStore {
       })
     }
     return oid
+  }
+
+  protected async writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
+    async function* inputs(): AsyncGenerator<BlobInput> {
+      for await (const b of source) yield b.input
+    }
+    // The ids are the ones computed here from the bytes written, never a caller's.
+    const plan = await finish(await this.writeBlobs(inputs()))
+    await this.writeRawTrees(plan.newTrees)
+    return this.writeLooseSync('commit', plan.commit, new Set())
   }
 
   protected async writeRawTrees(trees: RawObject[]): Promise<void> {
@@ -567,6 +577,15 @@ export class JsStore extends BaseStore {
     }
     await walk(base)
     return [...found].map(([ref, oid]) => ({ ref, oid })).sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0))
+  }
+
+  async listRefCommits(prefix: string): Promise<RefCommit[]> {
+    const out: RefCommit[] = []
+    for (const { ref, oid } of await this.listRefs(prefix)) {
+      const c = await this.readCommit(oid)
+      out.push({ ref, oid, tree: c.tree, timestamp: c.timestamp })
+    }
+    return out
   }
 }
 

@@ -11,6 +11,12 @@ export const STAT_CACHE_FILE = 'stat-cache.json'
 // the clock's granularity without a visible stat change: never trust them next time.
 const RACY_MS = 2000
 
+// Whether a file with this mtime may still change without a visible stat change, seen
+// from a scan that started at scanStartedMs: its bytes read now prove nothing later.
+export function isRacy(mtimeMs: number, scanStartedMs: number): boolean {
+  return !(mtimeMs < scanStartedMs - RACY_MS)
+}
+
 type Row = [path: string, mode: FileMode, size: number, mtimeMs: number, ctimeMs: number, ino: number, oid: string, trusted: 0 | 1]
 
 export interface StatCache {
@@ -59,7 +65,7 @@ export async function saveStatCache(
     e.ctimeMs,
     e.ino,
     oid,
-    e.mtimeMs < scanStartedMs - RACY_MS ? 1 : 0,
+    isRacy(e.mtimeMs, scanStartedMs) ? 0 : 1,
   ])
   await mkdir(stateDir, { recursive: true })
   const file = path.join(stateDir, STAT_CACHE_FILE)
