@@ -1,9 +1,9 @@
 import path from 'node:path'
 import { AasError } from '../errors.js'
-import { readEntryBytesSync, scanVault, type ScopeEntry } from '../vault/walk.js'
+import { readEntryBytesSync, readEntryIntoSync, scanVault, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, sortEntries, type RawObject } from './git-objects.js'
 import { storeFailed } from './run-git.js'
-import { cachedOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
+import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
 import {
   BIG_BLOB_BYTES,
   type BackendName,
@@ -26,11 +26,16 @@ import {
   type WriteVaultTreeOptions,
 } from './store.js'
 
-// A blob of a vault snapshot: its bytes (or a big file to stream) and, when a caller
-// already knows it, its id.
-export interface SnapshotBlob {
-  input: BlobInput
-  oid: string | null
+// A blob of a vault snapshot: its bytes in hand (or a big file to stream), or a file
+// the backend reads (into a buffer of its own, when it fits), and the id when a caller
+// already knows it.
+export type SnapshotBlob =
+  | { input: BlobInput; oid: string | null }
+  | { input: null; oid: null; read: () => Buffer; readInto: (buf: Buffer, off: number, max: number) => number }
+
+// The blob's bytes, reading the file when it is not in hand.
+export function snapshotBlobInput(b: SnapshotBlob): BlobInput {
+  return b.input ?? b.read()
 }
 
 // What a backend writes after the blobs of a vault snapshot.
@@ -56,6 +61,61 @@ interface VaultJob {
 }
 
 async function* emptySource(): AsyncGenerator<SnapshotBlob> {}
+
+interface OpenTree {
+  prefix: string // 'a/b/' ('' for the root)
+  name: string
+  items: Array<{ head: string; oid: string }> // `${mode} ${name}`, in tree order
+  files: Set<string> // names of its files, to tell a file and a folder of one name
+}
+
+// Every tree of entries already sorted by path bytes (a scan's order), in one pass:
+// siblings then arrive in git's tree order (a folder sorts as its name plus '/', just
+// as its files' paths do), so nothing is sorted again. Children come before parents,
+// the root last. Null when the input is not in that order (the caller then sorts).
+export function buildSortedTrees(entries: readonly TreeEntry[]): { root: string; trees: RawObject[] } | null {
+  const trees: RawObject[] = []
+  const stack: OpenTree[] = [{ prefix: '', name: '', items: [], files: new Set() }]
+  const close = (): void => {
+    const t = stack.pop() as OpenTree
+    let len = 0
+    for (const it of t.items) len += Buffer.byteLength(it.head) + 21
+    const content = Buffer.allocUnsafe(len)
+    let off = 0
+    for (const it of t.items) {
+      off += content.write(it.head, off, 'utf8')
+      content[off++] = 0
+      off += content.write(it.oid, off, 'hex')
+    }
+    const oid = hashObject('tree', content)
+    trees.push({ oid, content })
+    const parent = stack[stack.length - 1]
+    if (parent) parent.items.push({ head: `40000 ${t.name}`, oid })
+  }
+  let last: string | null = null
+  for (const e of entries) {
+    if (last !== null && !(last < e.path)) return null
+    if (/[\ud800-\uffff]/.test(e.path) || e.path.startsWith('/') || e.path.endsWith('/') || e.path.includes('//')) return null
+    last = e.path
+    while (!e.path.startsWith((stack[stack.length - 1] as OpenTree).prefix)) close()
+    const top = stack[stack.length - 1] as OpenTree
+    const rest = e.path.slice(top.prefix.length).split('/')
+    const leaf = rest.pop() as string
+    let prefix = top.prefix
+    for (const name of rest) {
+      // a file and a folder of one name: leave the refusal to buildTrees
+      if (name === '' || (stack[stack.length - 1] as OpenTree).files.has(name)) return null
+      prefix += `${name}/`
+      stack.push({ prefix, name, items: [], files: new Set() })
+    }
+    const cur = stack[stack.length - 1] as OpenTree
+    cur.items.push({ head: `${e.mode} ${leaf}`, oid: e.oid })
+    cur.files.add(leaf)
+  }
+  while (stack.length > 0) close()
+  const root = trees[trees.length - 1] as RawObject
+  return { root: root.oid, trees }
+}
 
 function sameStat(pre: PreReadFile, e: ScopeEntry): boolean {
   return pre.size === e.size && pre.bytes.length === e.size && pre.mtimeMs === e.mtimeMs && pre.ctimeMs === e.ctimeMs && pre.ino === e.ino
@@ -128,9 +188,22 @@ export abstract class BaseStore implements Store {
         } else if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
           item = { input: { path: path.join(root, e.path), size: e.size }, oid: null }
         } else {
-          item = { input: readEntryBytesSync(root, e), oid: null }
+          item = {
+            input: null,
+            oid: null,
+            read: () => {
+              const b = readEntryBytesSync(root, e)
+              job.bytesHashed += b.length
+              return b
+            },
+            readInto: (buf, off, max) => {
+              const n = readEntryIntoSync(root, e, buf, off, max)
+              if (n >= 0) job.bytesHashed += n
+              return n
+            },
+          }
         }
-        job.bytesHashed += Buffer.isBuffer(item.input) ? item.input.length : item.input.size
+        if (item.input) job.bytesHashed += Buffer.isBuffer(item.input) ? item.input.length : item.input.size
         done++
         if (onProgress && done % 500 === 0) onProgress(done, total)
         yield item
@@ -144,13 +217,13 @@ export abstract class BaseStore implements Store {
   private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; result: SnapshotTreeResult } {
     hashed.forEach((oid, k) => (job.oids[job.todo[k] as number] = oid))
     const entries: TreeEntry[] = job.entries.map((e, i) => ({ path: e.path, mode: e.mode, oid: job.oids[i] as string }))
-    const { root: tree, trees } = buildTrees(entries)
+    const { root: tree, trees } = buildSortedTrees(entries) ?? buildTrees(entries)
     const blobSizes = new Map<string, number>()
     job.entries.forEach((e, i) => blobSizes.set(job.oids[i] as string, e.size))
     let previous: SnapshotTreeResult['previous'] = null
     if (job.cache.tree !== null) {
       const blobs = new Set<string>()
-      for (const r of job.cache.rows.values()) blobs.add(r[6])
+      for (let i = 0; i < job.cache.paths.length; i++) blobs.add(cacheOid(job.cache, i))
       previous = { tree: job.cache.tree, blobs }
     }
     return { entries, tree, trees, result: { tree, files: entries.length, bytesHashed: job.bytesHashed, blobSizes, previous } }
@@ -165,7 +238,7 @@ export abstract class BaseStore implements Store {
     const job = await this.prepareVault(opts)
     const src = job.source
     async function* inputs(): AsyncGenerator<BlobInput> {
-      for await (const b of src) yield b.input
+      for await (const b of src) yield snapshotBlobInput(b)
     }
     const hashed = job.todo.length > 0 ? await this.writeBlobs(inputs()) : []
     const { tree, trees, result } = this.finishVault(job, hashed)
@@ -186,15 +259,16 @@ export abstract class BaseStore implements Store {
       // Against the tree of the stat cache (which exists, see prepareVault): what changed.
       let base: SnapshotCommitPlan['base'] = null
       if (job.cache.tree !== null && job.cache.tree !== EMPTY_TREE) {
-        const seen = new Set<string>()
+        const cache = job.cache
+        const seen = new Uint8Array(cache.paths.length)
         const changed: TreeEntry[] = []
         for (const e of f.entries) {
-          seen.add(e.path)
-          const r = job.cache.rows.get(e.path)
-          if (!r || r[1] !== e.mode || r[6] !== e.oid) changed.push(e)
+          const i = cache.index.get(e.path)
+          if (i !== undefined) seen[i] = 1
+          if (i === undefined || cacheMode(cache, i) !== e.mode || cacheOid(cache, i) !== e.oid) changed.push(e)
         }
         const removed: string[] = []
-        for (const p of job.cache.rows.keys()) if (!seen.has(p)) removed.push(p)
+        cache.paths.forEach((p, i) => seen[i] === 0 && removed.push(p))
         base = { tree: job.cache.tree, removed, changed }
       }
       return {

@@ -4,7 +4,7 @@ import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { SimpleGit } from 'simple-git'
 import { AasError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved, ZERO_OID, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
+import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, ZERO_OID, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
 import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
@@ -19,6 +19,10 @@ const PACK_WINDOW = ['-c', 'core.packedGitWindowSize=8m', '-c', 'core.packedGitL
 const EMPTY = Buffer.alloc(0)
 // Blobs below this are gathered into one pipe write; larger ones are written alone.
 const BATCH_BYTES = 1 << 20
+// Batch buffers in use at most: how far the reading may run ahead of git.
+const SLABS = 6
+// Room for a fast-import blob header (`blob\nmark :N\ndata SIZE\n`) before a file read into a batch.
+const HEADER_ROOM = 64
 
 const ENV_NAMES = [
   'GIT_DIR',
@@ -107,35 +111,85 @@ export class CliStore extends BaseStore {
     return spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', ...extra], { env, cwd: this.location.gitDir })
   }
 
-  // Pipes blobs into fast-import as marks :1..:n, returning n. Small blobs are gathered
-  // into writes of BATCH_BYTES that are queued without waiting for git (send), so git
-  // works through them while the next files are read; a blob of BATCH_BYTES or more is
-  // written on its own, never copied into a batch, and a file reference is piped from
+  // Pipes blobs into fast-import as marks :1..:n, returning n. Files and small blobs
+  // are written into a few reused buffers of BATCH_BYTES (files are read straight into
+  // them: no buffer per file, no copy), each queued without waiting for git, so git works
+  // through one while the next is filled; a buffer comes back once git has taken it. A
+  // blob of BATCH_BYTES or more is written on its own and a file reference is piped from
   // disk in chunks. onBlob sees every blob's bytes (or chunks) in order when given.
-  private async pipeBlobs(fi: ReturnType<typeof spawnGit>, source: AsyncIterable<BlobInput>, onBlob?: BlobObserver): Promise<number> {
-    let n = 0
-    let batch: Buffer[] = []
-    let batched = 0
+  private async pipeBlobs(fi: ReturnType<typeof spawnGit>, source: AsyncIterable<SnapshotBlob>, onBlob?: BlobObserver): Promise<number> {
+    const stdin = fi.child.stdin
+    const free: Buffer[] = []
+    let made = 0
+    let waiting: (() => void) | null = null
+    let failed: Error | null = null
+    const release = (slab: Buffer) => (err?: Error | null) => {
+      if (err) failed = err
+      free.push(slab)
+      const w = waiting
+      waiting = null
+      w?.()
+    }
+    const take = async (): Promise<Buffer> => {
+      for (;;) {
+        if (failed) throw storeFailed(['fast-import'], failed.message)
+        const slab = free.pop()
+        if (slab) return slab
+        if (made < SLABS) {
+          made++
+          return Buffer.allocUnsafe(BATCH_BYTES)
+        }
+        await new Promise<void>((resolve) => (waiting = resolve))
+      }
+    }
+    let slab = await take()
+    let used = 0
     const flush = async (): Promise<void> => {
-      if (batch.length === 0) return
-      const out = batch.length === 1 ? (batch[0] as Buffer) : Buffer.concat(batch, batched)
-      batch = []
-      batched = 0
-      await fi.send(out)
+      if (used === 0) return
+      stdin.write(slab.subarray(0, used), release(slab))
+      // let the event loop run once, so the queued bytes reach git while the next
+      // buffer is filled
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      slab = await take()
+      used = 0
     }
-    const add = (b: Buffer): void => {
-      batch.push(b)
-      batched += b.length
-    }
+    const header = (n: number, size: number): string => `blob\nmark :${n}\ndata ${size}\n`
+    let n = 0
     for await (const v of source) {
       n++
-      if (isBlobFileRef(v)) {
+      if (v.input === null) {
+        // Read straight into the buffer after a header announcing the scan's size; a
+        // file that is too big for what is left goes into a fresh buffer, a file too big
+        // for any is read whole.
+        let got = -1
+        for (let attempt = 0; attempt < 2 && got < 0; attempt++) {
+          if (attempt === 1) await flush()
+          const room = BATCH_BYTES - used - HEADER_ROOM - 1
+          if (room >= 0) got = v.readInto(slab, used + HEADER_ROOM, room)
+        }
+        if (got >= 0) {
+          const h = header(n, got)
+          const at = used + HEADER_ROOM
+          used += slab.write(h, used, 'latin1')
+          slab.copyWithin(used, at, at + got)
+          const bytes = slab.subarray(used, used + got)
+          used += got
+          slab[used++] = 0x0a
+          onBlob?.start(n, got)
+          onBlob?.data(bytes)
+          onBlob?.end(n)
+          if (used >= BATCH_BYTES - HEADER_ROOM - 1) await flush()
+          continue
+        }
+      }
+      const input = snapshotBlobInput(v)
+      if (isBlobFileRef(input)) {
         // Opened before `data <size>` is sent: a size changed since the scan fails here.
-        const file = await openFileRef(v)
+        const file = await openFileRef(input)
         try {
           await flush()
-          await fi.write(`blob\nmark :${n}\ndata ${v.size}\n`)
-          onBlob?.start(n, v.size)
+          await fi.write(header(n, input.size))
+          onBlob?.start(n, input.size)
           for await (const chunk of file.chunks()) {
             onBlob?.data(chunk)
             await fi.write(chunk)
@@ -146,23 +200,24 @@ export class CliStore extends BaseStore {
         }
         onBlob?.end(n)
       } else {
-        if (v.length >= BATCH_BYTES) {
-          await flush()
-          await fi.write(`blob\nmark :${n}\ndata ${v.length}\n`)
-          await fi.write(v)
+        const h = header(n, input.length)
+        if (used + h.length + input.length + 1 > BATCH_BYTES) await flush()
+        if (h.length + input.length + 1 > BATCH_BYTES) {
+          await fi.write(h)
+          await fi.write(input)
           await fi.write(NEWLINE)
         } else {
-          add(Buffer.from(`blob\nmark :${n}\ndata ${v.length}\n`, 'latin1'))
-          add(v)
-          add(NEWLINE)
-          if (batched >= BATCH_BYTES) await flush()
+          used += slab.write(h, used, 'latin1')
+          used += input.copy(slab, used)
+          slab[used++] = 0x0a
         }
-        onBlob?.start(n, v.length)
-        onBlob?.data(v)
+        onBlob?.start(n, input.length)
+        onBlob?.data(input)
         onBlob?.end(n)
       }
     }
     await flush()
+    if (failed) throw storeFailed(['fast-import'], (failed as Error).message)
     return n
   }
 
@@ -174,8 +229,8 @@ export class CliStore extends BaseStore {
     if (first.done) return []
     const marksFile = path.join(this.location.stateDir, `marks-${randomBytes(6).toString('hex')}.txt`)
     const fi = this.spawnFastImport([`--export-marks=${marksFile}`])
-    async function* all(): AsyncGenerator<BlobInput> {
-      for (let r: IteratorResult<BlobInput> = first; !r.done; r = await it.next()) yield r.value
+    async function* all(): AsyncGenerator<SnapshotBlob> {
+      for (let r: IteratorResult<BlobInput> = first; !r.done; r = await it.next()) yield { input: r.value, oid: null }
     }
     try {
       const n = await this.pipeBlobs(fi, all())
@@ -210,10 +265,10 @@ export class CliStore extends BaseStore {
     fi.child.stdout.on('data', (b: Buffer) => out.push(b))
     const oids: string[] = []
     const known: Array<string | null> = []
-    async function* inputs(): AsyncGenerator<BlobInput> {
+    async function* inputs(): AsyncGenerator<SnapshotBlob> {
       for await (const b of source) {
         known.push(b.oid)
-        yield b.input
+        yield b
       }
     }
     // Every blob's id, hashed from the bytes piped (a caller's id is taken as given:
