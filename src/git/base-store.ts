@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { AasError } from '../errors.js'
-import { readEntryBytesSync, readEntryIntoSync, scanVault, type ScopeEntry } from '../vault/walk.js'
+import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, sortEntries, type RawObject } from './git-objects.js'
 import { storeFailed } from './run-git.js'
 import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
@@ -156,67 +156,76 @@ export abstract class BaseStore implements Store {
   abstract listRefCommits(prefix: string): Promise<RefCommit[]>
 
   // One vault snapshot's work up to the blobs: scan, stat cache, what must be read.
+  // One vault snapshot's work up to the blobs: the stat cache, then a source of blobs
+  // that walks the vault as it is pulled, so the files to read are read (and written by
+  // the backend) while the walk goes on. job.entries and job.oids are complete, in
+  // walk order, once the source is exhausted.
   private async prepareVault({ onProgress, preRead }: WriteVaultTreeOptions): Promise<VaultJob> {
     await this.ensureWritable()
     const stateDir = this.location.stateDir
     const scanStartedMs = Date.now()
-    const scan = await scanVault(this.agentsRoot)
     let cache = await loadStatCache(stateDir)
     // Objects of an earlier, never-committed snapshot may have been pruned: trust the
     // cache only while the tree it produced still exists.
     if (cache.tree !== null && !(await this.hasObject(cache.tree))) cache = emptyStatCache()
-
-    const entries = scan.entries
-    const oids: Array<string | null> = entries.map((e) => cachedOid(cache, e))
-    const todo: number[] = []
-    oids.forEach((o, i) => o === null && todo.push(i))
-    const total = entries.length
-    const job: VaultJob = { entries, oids, todo, cache, scanStartedMs, bytesHashed: 0, source: emptySource() }
-    let done = total - todo.length
     const root = this.agentsRoot
+    const rules = await loadRules(root)
+    const job: VaultJob = { entries: [], oids: [], todo: [], cache, scanStartedMs, bytesHashed: 0, source: emptySource() }
     // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time;
     // a file above BIG_BLOB_BYTES is handed over as a reference and streamed by the
     // backend, so it is never in memory whole. A pre-read file whose stat is the scan's
-    // (and not racy) is not read again.
+    // (and not racy) is not read again. Progress counts files walked; the total is
+    // known (and reported) once the walk is done.
     async function* contents(): AsyncGenerator<SnapshotBlob> {
-      for (const k of todo) {
-        const e = entries[k] as ScopeEntry
-        const pre = e.mode === '120000' ? undefined : preRead?.get(e.path)
-        let item: SnapshotBlob
-        if (pre && sameStat(pre, e) && !isRacy(e.mtimeMs, scanStartedMs)) {
-          item = { input: pre.bytes, oid: pre.oid }
-        } else if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
-          item = { input: { path: path.join(root, e.path), size: e.size }, oid: null }
-        } else {
-          item = {
-            input: null,
-            oid: null,
-            read: () => {
-              const b = readEntryBytesSync(root, e)
-              job.bytesHashed += b.length
-              return b
-            },
-            readInto: (buf, off, max) => {
-              const n = readEntryIntoSync(root, e, buf, off, max)
-              if (n >= 0) job.bytesHashed += n
-              return n
-            },
+      for (const batch of walkScope(root, rules, [])) {
+        for (const e of batch) {
+          const i = job.entries.push(e) - 1
+          if (onProgress && job.entries.length % 500 === 0) onProgress(job.entries.length, 0)
+          const known = cachedOid(cache, e)
+          job.oids.push(known)
+          if (known !== null) continue
+          job.todo.push(i)
+          const pre = e.mode === '120000' ? undefined : preRead?.get(e.path)
+          let item: SnapshotBlob
+          if (pre && sameStat(pre, e) && !isRacy(e.mtimeMs, scanStartedMs)) {
+            item = { input: pre.bytes, oid: pre.oid }
+          } else if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
+            item = { input: { path: path.join(root, e.path), size: e.size }, oid: null }
+          } else {
+            item = {
+              input: null,
+              oid: null,
+              read: () => {
+                const b = readEntryBytesSync(root, e)
+                job.bytesHashed += b.length
+                return b
+              },
+              readInto: (buf, off, max) => {
+                const n = readEntryIntoSync(root, e, buf, off, max)
+                if (n >= 0) job.bytesHashed += n
+                return n
+              },
+            }
           }
+          if (item.input) job.bytesHashed += Buffer.isBuffer(item.input) ? item.input.length : item.input.size
+          yield item
         }
-        if (item.input) job.bytesHashed += Buffer.isBuffer(item.input) ? item.input.length : item.input.size
-        done++
-        if (onProgress && done % 500 === 0) onProgress(done, total)
-        yield item
       }
     }
     job.source = contents()
     return job
   }
 
-  // The tree of the job once every blob id is known, and the stat cache that records it.
+  // The tree of the job once every blob id is known (hashed: the ids of the blobs the
+  // source gave, in order), and what the stat cache will record.
   private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; result: SnapshotTreeResult } {
+    if (hashed.length !== job.todo.length) throw storeFailed(['fast-import'], `${hashed.length} blob ids for ${job.todo.length} files`)
     hashed.forEach((oid, k) => (job.oids[job.todo[k] as number] = oid))
-    const entries: TreeEntry[] = job.entries.map((e, i) => ({ path: e.path, mode: e.mode, oid: job.oids[i] as string }))
+    const sorted = sortByPath(job.entries.map((e, i) => ({ path: e.path, e, oid: job.oids[i] as string })))
+    job.entries = sorted.map((s) => s.e)
+    job.oids = sorted.map((s) => s.oid)
+    job.todo = []
+    const entries: TreeEntry[] = sorted.map(({ e, oid }) => ({ path: e.path, mode: e.mode, oid }))
     const { root: tree, trees } = buildSortedTrees(entries) ?? buildTrees(entries)
     const blobSizes = new Map<string, number>()
     job.entries.forEach((e, i) => blobSizes.set(job.oids[i] as string, e.size))
@@ -240,7 +249,7 @@ export abstract class BaseStore implements Store {
     async function* inputs(): AsyncGenerator<BlobInput> {
       for await (const b of src) yield snapshotBlobInput(b)
     }
-    const hashed = job.todo.length > 0 ? await this.writeBlobs(inputs()) : []
+    const hashed = await this.writeBlobs(inputs())
     const { tree, trees, result } = this.finishVault(job, hashed)
     await this.writeRawTrees(trees.filter((t) => !job.cache.trees.has(t.oid)))
     await this.saveVault(job, tree, trees)

@@ -73,8 +73,21 @@ export async function scanVault(root: string, { onProgress }: ScanOptions = {}):
   const rules = await loadRules(root)
   const entries: ScopeEntry[] = []
   const skipped: SkippedEntry[] = []
+  for (const batch of walkScope(root, rules, skipped)) {
+    for (const e of batch) {
+      entries.push(e)
+      if (onProgress && entries.length % 1000 === 0) onProgress(entries.length)
+    }
+  }
+  sortByPath(entries)
+  onProgress?.(entries.length)
+  return { root, entries, units: entries.filter((e) => e.unitType !== null), skipped, rules }
+}
+
+// The walk of scanVault, one directory's files at a time and unsorted, for a caller
+// that works on files while the walk goes on (a snapshot reads them meanwhile).
+export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry[]): Generator<ScopeEntry[]> {
   const stack: string[] = ['']
-  let seen = 0
   while (stack.length > 0) {
     const dir = stack.pop() as string
     const abs = dir === '' ? root : path.join(root, dir)
@@ -97,6 +110,7 @@ export async function scanVault(root: string, { onProgress }: ScanOptions = {}):
     }
     const prefix = dir === '' ? '' : `${dir}/`
     const absPrefix = `${abs}${path.sep}`
+    const batch: ScopeEntry[] = []
     for (const dirent of names) {
       const rel = prefix + dirent.name
       if (dirent.isDirectory()) {
@@ -111,7 +125,7 @@ export async function scanVault(root: string, { onProgress }: ScanOptions = {}):
       const st = lstatSync(absPrefix + dirent.name)
       const isLink = st.isSymbolicLink()
       const mode: FileMode = isLink ? '120000' : st.mode & 0o100 ? '100755' : '100644'
-      entries.push({
+      batch.push({
         path: rel,
         mode,
         size: st.size,
@@ -121,14 +135,9 @@ export async function scanVault(root: string, { onProgress }: ScanOptions = {}):
         dev: st.dev,
         unitType: isLink ? null : unitTypeOf(rel),
       })
-      seen++
-      if (onProgress && seen % 1000 === 0) onProgress(seen)
     }
+    if (batch.length > 0) yield batch
   }
-
-  sortByPath(entries)
-  onProgress?.(seen)
-  return { root, entries, units: entries.filter((e) => e.unitType !== null), skipped, rules }
 }
 
 // Sorts by path bytes (UTF-8), as git orders an index. Strings without surrogates or
