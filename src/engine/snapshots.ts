@@ -7,7 +7,10 @@ import type { CommitInfo, PreReadFile, RefCommit, SnapshotTreeResult, Store, Tre
 import { ENGINE_VERSION } from '../version.js'
 import { isDirOutOfScope, isFileInScope, LEGACY_SNAPSHOTS_DIR } from '../vault/rules.js'
 import { loadRules, type FileMode } from '../vault/walk.js'
-import { readTarGz, TarFormatError, writeTarGz, type TarMember, type TarWriteEntry } from './tarball.js'
+import type { TarMember, TarWriteEntry } from './tarball.js'
+
+// The tar code (and zlib) is loaded by export and import only: a snapshot never needs it.
+const loadTarball = () => import('./tarball.js')
 
 export const SNAPSHOT_REF_PREFIX = 'refs/aas/snapshots/'
 
@@ -290,7 +293,7 @@ export async function exportSnapshot(store: Store, name: string, { out }: { out?
   }
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
   try {
-    await writeTarGz(tmp, members())
+    await (await loadTarball()).writeTarGz(tmp, members())
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })
@@ -346,6 +349,7 @@ export async function importSnapshot(store: Store, file: string): Promise<Import
   const st = await isRegularFile(file)
   if (!st) throw new AasError('SNAPSHOT_NOT_FOUND', `${file} is not a file.`, { hint: 'Pass the path of a .tar.gz file.', data: { file } })
   const rules = await loadRules(store.agentsRoot)
+  const { readTarGz, TarFormatError } = await loadTarball()
 
   // Pass 1: vet every header; decide what is kept.
   const kept = new Map<string, FileMode>()
