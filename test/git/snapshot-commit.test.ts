@@ -114,6 +114,24 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     expect(b.bytesAdded).toBe(Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0))
   })
 
+  it('when the stat cache was written in version 1 (an array per file) then a repeat still reads only what changed', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    const file = path.join(store.location.stateDir, 'stat-cache.json')
+    const c = JSON.parse(await readFile(file, 'utf8'))
+    expect(c.version).toBe(2)
+    const mode: Record<string, string> = { f: '100644', x: '100755', l: '120000' }
+    const rows = c.paths.map((p: string, i: number) => [p, mode[c.modes[i]], c.sizes[i], c.mtimes[i], c.ctimes[i], c.inos[i], c.oids.slice(i * 40, i * 40 + 40), Number(c.trusted[i])])
+    await writeFile(file, JSON.stringify({ version: 1, tree: c.tree, trees: c.trees, rows }))
+    await writeFile(path.join(v.root, 'bob/memory/b.md'), 'bob, edited\n')
+    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    expect(b.bytesHashed).toBe(Buffer.byteLength('bob, edited\n'))
+    expect((await readBack(store, b.commit))['100644 bob/memory/b.md']).toBe('bob, edited\n')
+    expect(await freshTree(store)).toBe(b.tree)
+  })
+
   it('when the vault is empty then the snapshot is the empty tree', async () => {
     v = await makeVault(null)
     const store = await openStore({ agentsRoot: v.root, backend })
