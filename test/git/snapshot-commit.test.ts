@@ -1,11 +1,11 @@
 import { createHash } from 'node:crypto'
-import { chmod, lstat, lutimes, mkdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises'
+import { chmod, lstat, lutimes, mkdir, readdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { takeSnapshot } from '../../src/engine/snapshots.js'
 import { fastImportPath } from '../../src/git/cli-store.js'
 import { openStore } from '../../src/git/open-store.js'
-import type { BackendName, PreReadFile, Store } from '../../src/git/store.js'
+import type { BackendName, BlobInput, PreReadFile, Store } from '../../src/git/store.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 
 const OLD = new Date('2024-01-01T00:00:00Z')
@@ -245,5 +245,45 @@ describe.each<BackendName>(['cli', 'js'])('pre-read files (%s)', (backend) => {
     const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: pre })
     expect((await readBack(store, snap.commit))['120000 alice/memory/a.md']).toBe('target.md')
     expect(await readFile(path.join(v.root, 'alice/memory/target.md'), 'utf8')).toBe('target\n')
+  })
+})
+
+describe('packs written by the js backend', () => {
+  let v: TempVault
+  afterEach(async () => v?.cleanup())
+
+  it('when a snapshot has more files than are written loose then they go into one pack git finds sound and the cli backend reads', async () => {
+    v = await makeVault(null)
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 300; i++) files[`agent${i % 3}/memory/note_${i}.md`] = `note ${i}\n${'x'.repeat(i)}\n`
+    files['agent0/memory/dup_a.md'] = 'same\n'
+    files['agent1/memory/dup_b.md'] = 'same\n'
+    await writeFiles(v.root, files)
+    const js = await openStore({ agentsRoot: v.root, backend: 'js' })
+    const snap = await takeSnapshot(js, { target: 2, from: 1, runId: 'p', now: NOW })
+    const packDir = path.join(js.location.gitDir, 'objects', 'pack')
+    const names = await readdir(packDir)
+    expect(names.filter((n) => n.endsWith('.pack'))).toHaveLength(1)
+    expect(names.filter((n) => n.startsWith('tmp_'))).toEqual([])
+    git(v.root, '--git-dir', js.location.gitDir, 'fsck', '--strict', '--no-dangling')
+    const cli = await openStore({ agentsRoot: v.root, backend: 'cli' })
+    const want: Record<string, string> = {}
+    for (const [p, text] of Object.entries(files)) want[`100644 ${p}`] = text
+    expect(await readBack(cli, snap.commit)).toEqual(want)
+    expect(await readBack(js, snap.commit)).toEqual(want)
+  })
+
+  it('when a file changes while blobs are being packed then nothing is left behind', async () => {
+    v = await makeVault(null)
+    const js = await openStore({ agentsRoot: v.root, backend: 'js' })
+    const big = path.join(v.root, 'big.bin')
+    await writeFile(big, Buffer.alloc(1000, 1))
+    async function* src(): AsyncGenerator<BlobInput> {
+      for (let i = 0; i < 100; i++) yield Buffer.from(`blob ${i}\n`)
+      yield { path: big, size: 999 } // not the size on disk: CONCURRENT_CHANGE
+    }
+    await expect(js.writeBlobs(src())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE' })
+    const names = await readdir(path.join(js.location.gitDir, 'objects', 'pack')).catch(() => [])
+    expect(names).toEqual([])
   })
 })
