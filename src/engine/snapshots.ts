@@ -3,11 +3,14 @@ import { lstat, mkdir, readdir, rename, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError, isAasError } from '../errors.js'
 import { pathExists as exists } from '../fs-exists.js'
-import type { CommitInfo, Store, TreeEntry } from '../git/store.js'
+import type { CommitInfo, PreReadFile, RefCommit, SnapshotTreeResult, Store, TreeEntry } from '../git/store.js'
 import { ENGINE_VERSION } from '../version.js'
 import { isDirOutOfScope, isFileInScope, LEGACY_SNAPSHOTS_DIR } from '../vault/rules.js'
 import { loadRules, type FileMode } from '../vault/walk.js'
-import { readTarGz, TarFormatError, writeTarGz, type TarMember, type TarWriteEntry } from './tarball.js'
+import type { TarMember, TarWriteEntry } from './tarball.js'
+
+// The tar code (and zlib) is loaded by export and import only: a snapshot never needs it.
+const loadTarball = () => import('./tarball.js')
 
 export const SNAPSHOT_REF_PREFIX = 'refs/aas/snapshots/'
 
@@ -157,17 +160,20 @@ export async function resolveSnapshotName(store: Store, input: string): Promise<
   })
 }
 
-async function latestSnapshotCommit(store: Store): Promise<CommitInfo | null> {
-  let best: CommitInfo | null = null
-  for (const { oid } of await store.listRefs(SNAPSHOT_REF_PREFIX)) {
-    const c = await store.readCommit(oid)
-    if (!best || c.timestamp > best.timestamp) best = c
-  }
+// The newest snapshot (committer time; the first listed on a tie), the parent of the next.
+async function latestSnapshotCommit(store: Store): Promise<RefCommit | null> {
+  let best: RefCommit | null = null
+  for (const c of await store.listRefCommits(SNAPSHOT_REF_PREFIX)) if (!best || c.timestamp > best.timestamp) best = c
   return best
 }
 
-async function bytesAddedSince(store: Store, parent: CommitInfo | null, sizes: Map<string, number>): Promise<number> {
-  const seen = new Set(parent ? (await store.listTree(parent.tree)).map((e) => e.oid) : [])
+// Bytes of the blobs not in the parent's tree. The store's previous snapshot tree comes
+// with its blob ids (the stat cache), so the usual case lists no tree.
+async function bytesAddedSince(store: Store, parent: RefCommit | null, sizes: Map<string, number>, previous: SnapshotTreeResult['previous'] = null): Promise<number> {
+  let seen: ReadonlySet<string>
+  if (!parent) seen = new Set()
+  else if (previous && previous.tree === parent.tree) seen = previous.blobs
+  else seen = new Set((await store.listTree(parent.tree)).map((e) => e.oid))
   let total = 0
   for (const [oid, size] of sizes) if (!seen.has(oid)) total += size
   return total
@@ -204,30 +210,46 @@ export interface TakeSnapshotOptions {
   engineVersion?: string
   onProgress?: (done: number, total: number) => void
   label?: string // name suffix instead of pre_v<target>_migration, e.g. 'pre_rollback' for a safety snapshot
+  // Files the caller has already read, by vault-relative path: used instead of a second
+  // read when the file's stat is unchanged since (see Store.writeVaultTree).
+  preRead?: ReadonlyMap<string, PreReadFile>
 }
 
 // Commit the snapshot scope of the live vault onto a new snapshot ref; its parent is
 // the previous snapshot, so `git log refs/aas/snapshots/<name>` browses history.
 export async function takeSnapshot(
   store: Store,
-  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label }: TakeSnapshotOptions,
+  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label, preRead }: TakeSnapshotOptions,
 ): Promise<TakeSnapshotResult> {
-  const res = await store.writeVaultTree(onProgress ? { onProgress } : {})
-  const parent = await latestSnapshotCommit(store)
-  const bytesAdded = await bytesAddedSince(store, parent, res.blobSizes)
+  // Listed while the vault is scanned; needed once the tree is known.
+  const parentP = latestSnapshotCommit(store)
+  parentP.catch(() => {})
   const base = snapshotBaseName(now, target, label)
   const title = label === undefined ? `Snapshot before migration to v${target}` : `Snapshot (${label.replace(/_/g, ' ')})`
-  const message = `${title}\n\n${trailerBlock({
-    'Aas-Run-Id': runId,
-    'Aas-From': from,
-    'Aas-Target': target,
-    'Aas-Engine-Version': engineVersion,
-    'Aas-Files': res.files,
-    'Aas-Bytes-Added': bytesAdded,
-  })}\n`
-  const commit = await store.writeCommit({ tree: res.tree, parents: parent ? [parent.oid] : [], message, timestamp: Math.floor(now.getTime() / 1000) })
-  const { name, ref } = await allocateRef(store, base, commit)
-  return { name, ref, commit, tree: res.tree, files: res.files, bytesAdded, bytesHashed: res.bytesHashed, parent: parent?.oid ?? null }
+  let parent: RefCommit | null = null
+  let bytesAdded = 0
+  // Tree and commit are written together; the ref comes last, so an interruption
+  // leaves at most unreferenced objects, never a snapshot ref without its commit.
+  const res = await store.writeVaultCommit({
+    ...(onProgress ? { onProgress } : {}),
+    ...(preRead ? { preRead } : {}),
+    commit: async (tree) => {
+      parent = await parentP
+      bytesAdded = await bytesAddedSince(store, parent, tree.blobSizes, tree.previous)
+      const message = `${title}\n\n${trailerBlock({
+        'Aas-Run-Id': runId,
+        'Aas-From': from,
+        'Aas-Target': target,
+        'Aas-Engine-Version': engineVersion,
+        'Aas-Files': tree.files,
+        'Aas-Bytes-Added': bytesAdded,
+      })}\n`
+      return { parents: parent ? [parent.oid] : [], message, timestamp: Math.floor(now.getTime() / 1000) }
+    },
+  })
+  const { name, ref } = await allocateRef(store, base, res.commit)
+  const parentOid = (parent as RefCommit | null)?.oid ?? null
+  return { name, ref, commit: res.commit, tree: res.tree, files: res.files, bytesAdded, bytesHashed: res.bytesHashed, parent: parentOid }
 }
 
 export interface ExportResult {
@@ -271,7 +293,7 @@ export async function exportSnapshot(store: Store, name: string, { out }: { out?
   }
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
   try {
-    await writeTarGz(tmp, members())
+    await (await loadTarball()).writeTarGz(tmp, members())
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })
@@ -327,6 +349,7 @@ export async function importSnapshot(store: Store, file: string): Promise<Import
   const st = await isRegularFile(file)
   if (!st) throw new AasError('SNAPSHOT_NOT_FOUND', `${file} is not a file.`, { hint: 'Pass the path of a .tar.gz file.', data: { file } })
   const rules = await loadRules(store.agentsRoot)
+  const { readTarGz, TarFormatError } = await loadTarball()
 
   // Pass 1: vet every header; decide what is kept.
   const kept = new Map<string, FileMode>()

@@ -1,8 +1,9 @@
 import path from 'node:path'
 import { AasError } from '../errors.js'
-import { readEntryBytesSync, scanVault, type ScopeEntry } from '../vault/walk.js'
-import { buildTrees, EMPTY_TREE, sortEntries, type RawObject } from './git-objects.js'
-import { cachedOid, loadStatCache, saveStatCache } from './stat-cache.js'
+import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type ScopeEntry } from '../vault/walk.js'
+import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, sortEntries, type RawObject } from './git-objects.js'
+import { storeFailed } from './run-git.js'
+import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
 import {
   BIG_BLOB_BYTES,
   type BackendName,
@@ -18,7 +19,107 @@ import {
   type StoreLocation,
   type TreeChange,
   type TreeEntry,
+  type PreReadFile,
+  type RefCommit,
+  type VaultCommitResult,
+  type WriteVaultCommitOptions,
+  type WriteVaultTreeOptions,
 } from './store.js'
+
+// A blob of a vault snapshot: its bytes in hand (or a big file to stream), or a file
+// the backend reads (into a buffer of its own, when it fits), and the id when a caller
+// already knows it.
+export type SnapshotBlob =
+  | { input: BlobInput; oid: string | null }
+  | { input: null; oid: null; read: () => Buffer; readInto: (buf: Buffer, off: number, max: number) => number }
+
+// The blob's bytes, reading the file when it is not in hand.
+export function snapshotBlobInput(b: SnapshotBlob): BlobInput {
+  return b.input ?? b.read()
+}
+
+// What a backend writes after the blobs of a vault snapshot.
+export interface SnapshotCommitPlan {
+  tree: string
+  newTrees: RawObject[] // trees the stat cache does not know to exist, children first
+  entries: TreeEntry[] // every file of the tree, sorted by path
+  // The tree of the previous snapshot (known to exist) and what differs from it.
+  base: { tree: string; removed: string[]; changed: TreeEntry[] } | null
+  commitInput: CommitInput
+  commit: Buffer // the commit object's bytes
+  oid: string // their id
+}
+
+interface VaultJob {
+  entries: ScopeEntry[]
+  oids: Array<string | null> // per entry; null until hashed
+  todo: number[] // entries to read
+  cache: StatCache
+  scanStartedMs: number
+  bytesHashed: number
+  source: AsyncGenerator<SnapshotBlob>
+}
+
+async function* emptySource(): AsyncGenerator<SnapshotBlob> {}
+
+interface OpenTree {
+  prefix: string // 'a/b/' ('' for the root)
+  name: string
+  items: Array<{ head: string; oid: string }> // `${mode} ${name}`, in tree order
+  files: Set<string> // names of its files, to tell a file and a folder of one name
+}
+
+// Every tree of entries already sorted by path bytes (a scan's order), in one pass:
+// siblings then arrive in git's tree order (a folder sorts as its name plus '/', just
+// as its files' paths do), so nothing is sorted again. Children come before parents,
+// the root last. Null when the input is not in that order (the caller then sorts).
+export function buildSortedTrees(entries: readonly TreeEntry[]): { root: string; trees: RawObject[] } | null {
+  const trees: RawObject[] = []
+  const stack: OpenTree[] = [{ prefix: '', name: '', items: [], files: new Set() }]
+  const close = (): void => {
+    const t = stack.pop() as OpenTree
+    let len = 0
+    for (const it of t.items) len += Buffer.byteLength(it.head) + 21
+    const content = Buffer.allocUnsafe(len)
+    let off = 0
+    for (const it of t.items) {
+      off += content.write(it.head, off, 'utf8')
+      content[off++] = 0
+      off += content.write(it.oid, off, 'hex')
+    }
+    const oid = hashObject('tree', content)
+    trees.push({ oid, content })
+    const parent = stack[stack.length - 1]
+    if (parent) parent.items.push({ head: `40000 ${t.name}`, oid })
+  }
+  let last: string | null = null
+  for (const e of entries) {
+    if (last !== null && !(last < e.path)) return null
+    if (/[\ud800-\uffff]/.test(e.path) || e.path.startsWith('/') || e.path.endsWith('/') || e.path.includes('//')) return null
+    last = e.path
+    while (!e.path.startsWith((stack[stack.length - 1] as OpenTree).prefix)) close()
+    const top = stack[stack.length - 1] as OpenTree
+    const rest = e.path.slice(top.prefix.length).split('/')
+    const leaf = rest.pop() as string
+    let prefix = top.prefix
+    for (const name of rest) {
+      // a file and a folder of one name: leave the refusal to buildTrees
+      if (name === '' || (stack[stack.length - 1] as OpenTree).files.has(name)) return null
+      prefix += `${name}/`
+      stack.push({ prefix, name, items: [], files: new Set() })
+    }
+    const cur = stack[stack.length - 1] as OpenTree
+    cur.items.push({ head: `${e.mode} ${leaf}`, oid: e.oid })
+    cur.files.add(leaf)
+  }
+  while (stack.length > 0) close()
+  const root = trees[trees.length - 1] as RawObject
+  return { root: root.oid, trees }
+}
+
+function sameStat(pre: PreReadFile, e: ScopeEntry): boolean {
+  return pre.size === e.size && pre.bytes.length === e.size && pre.mtimeMs === e.mtimeMs && pre.ctimeMs === e.ctimeMs && pre.ino === e.ino
+}
 
 // What is shared by both backends: the snapshot algorithm (scan → stat cache → hash
 // what changed → trees built in-process, so ids are identical), tree edits and diffs.
@@ -52,56 +153,152 @@ export abstract class BaseStore implements Store {
   abstract updateRef(ref: string, newOid: string, expectedOld: string | null): Promise<void>
   abstract deleteRef(ref: string, expectedOld: string): Promise<void>
   abstract listRefs(prefix: string): Promise<RefEntry[]>
+  abstract listRefCommits(prefix: string): Promise<RefCommit[]>
 
-  async writeVaultTree({ onProgress }: { onProgress?: (done: number, total: number) => void } = {}): Promise<SnapshotTreeResult> {
+  // One vault snapshot's work up to the blobs: scan, stat cache, what must be read.
+  // One vault snapshot's work up to the blobs: the stat cache, then a source of blobs
+  // that walks the vault as it is pulled, so the files to read are read (and written by
+  // the backend) while the walk goes on. job.entries and job.oids are complete, in
+  // walk order, once the source is exhausted.
+  private async prepareVault({ onProgress, preRead }: WriteVaultTreeOptions): Promise<VaultJob> {
     await this.ensureWritable()
     const stateDir = this.location.stateDir
     const scanStartedMs = Date.now()
-    const scan = await scanVault(this.agentsRoot)
     let cache = await loadStatCache(stateDir)
     // Objects of an earlier, never-committed snapshot may have been pruned: trust the
     // cache only while the tree it produced still exists.
-    if (cache.tree !== null && !(await this.hasObject(cache.tree))) cache = { tree: null, trees: new Set(), rows: new Map() }
-
-    const oids: Array<string | null> = scan.entries.map((e) => cachedOid(cache, e))
-    const todo: number[] = []
-    oids.forEach((o, i) => o === null && todo.push(i))
-    const total = scan.entries.length
-    let done = total - todo.length
-    let bytesHashed = 0
+    if (cache.tree !== null && !(await this.hasObject(cache.tree))) cache = emptyStatCache()
     const root = this.agentsRoot
-    const entries = scan.entries
+    const rules = await loadRules(root)
+    const job: VaultJob = { entries: [], oids: [], todo: [], cache, scanStartedMs, bytesHashed: 0, source: emptySource() }
     // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time;
     // a file above BIG_BLOB_BYTES is handed over as a reference and streamed by the
-    // backend, so it is never in memory whole.
-    async function* contents(): AsyncGenerator<BlobInput> {
-      for (const k of todo) {
-        const e = entries[k] as ScopeEntry
-        let item: BlobInput
-        if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
-          item = { path: path.join(root, e.path), size: e.size }
-          bytesHashed += e.size
-        } else {
-          item = readEntryBytesSync(root, e)
-          bytesHashed += item.length
+    // backend, so it is never in memory whole. A pre-read file whose stat is the scan's
+    // (and not racy) is not read again. Progress counts files walked; the total is
+    // known (and reported) once the walk is done.
+    async function* contents(): AsyncGenerator<SnapshotBlob> {
+      for (const batch of walkScope(root, rules, [])) {
+        for (const e of batch) {
+          const i = job.entries.push(e) - 1
+          if (onProgress && job.entries.length % 500 === 0) onProgress(job.entries.length, 0)
+          const known = cachedOid(cache, e)
+          job.oids.push(known)
+          if (known !== null) continue
+          job.todo.push(i)
+          const pre = e.mode === '120000' ? undefined : preRead?.get(e.path)
+          let item: SnapshotBlob
+          if (pre && sameStat(pre, e) && !isRacy(e.mtimeMs, scanStartedMs)) {
+            item = { input: pre.bytes, oid: pre.oid }
+          } else if (e.mode !== '120000' && e.size > BIG_BLOB_BYTES) {
+            item = { input: { path: path.join(root, e.path), size: e.size }, oid: null }
+          } else {
+            item = {
+              input: null,
+              oid: null,
+              read: () => {
+                const b = readEntryBytesSync(root, e)
+                job.bytesHashed += b.length
+                return b
+              },
+              readInto: (buf, off, max) => {
+                const n = readEntryIntoSync(root, e, buf, off, max)
+                if (n >= 0) job.bytesHashed += n
+                return n
+              },
+            }
+          }
+          if (item.input) job.bytesHashed += Buffer.isBuffer(item.input) ? item.input.length : item.input.size
+          yield item
         }
-        done++
-        if (onProgress && done % 500 === 0) onProgress(done, total)
-        yield item
       }
     }
-    const hashed = todo.length > 0 ? await this.writeBlobs(contents()) : []
-    hashed.forEach((oid, k) => (oids[todo[k] as number] = oid))
-
-    const withOids = entries.map((e, i) => ({ e, oid: oids[i] as string }))
-    const { root: tree, trees } = buildTrees(withOids.map(({ e, oid }) => ({ path: e.path, mode: e.mode, oid })))
-    await this.writeRawTrees(trees.filter((t) => !cache.trees.has(t.oid)))
-    await saveStatCache(stateDir, { tree, trees: trees.map((t) => t.oid), entries: withOids, scanStartedMs })
-    onProgress?.(total, total)
-    const blobSizes = new Map<string, number>()
-    for (const { e, oid } of withOids) blobSizes.set(oid, e.size)
-    return { tree, files: total, bytesHashed, blobSizes }
+    job.source = contents()
+    return job
   }
+
+  // The tree of the job once every blob id is known (hashed: the ids of the blobs the
+  // source gave, in order), and what the stat cache will record.
+  private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; result: SnapshotTreeResult } {
+    if (hashed.length !== job.todo.length) throw storeFailed(['fast-import'], `${hashed.length} blob ids for ${job.todo.length} files`)
+    hashed.forEach((oid, k) => (job.oids[job.todo[k] as number] = oid))
+    const sorted = sortByPath(job.entries.map((e, i) => ({ path: e.path, e, oid: job.oids[i] as string })))
+    job.entries = sorted.map((s) => s.e)
+    job.oids = sorted.map((s) => s.oid)
+    job.todo = []
+    const entries: TreeEntry[] = sorted.map(({ e, oid }) => ({ path: e.path, mode: e.mode, oid }))
+    const { root: tree, trees } = buildSortedTrees(entries) ?? buildTrees(entries)
+    const blobSizes = new Map<string, number>()
+    job.entries.forEach((e, i) => blobSizes.set(job.oids[i] as string, e.size))
+    let previous: SnapshotTreeResult['previous'] = null
+    if (job.cache.tree !== null) {
+      const blobs = new Set<string>()
+      for (let i = 0; i < job.cache.paths.length; i++) blobs.add(cacheOid(job.cache, i))
+      previous = { tree: job.cache.tree, blobs }
+    }
+    return { entries, tree, trees, result: { tree, files: entries.length, bytesHashed: job.bytesHashed, blobSizes, previous } }
+  }
+
+  private async saveVault(job: VaultJob, tree: string, trees: RawObject[]): Promise<void> {
+    const withOids = job.entries.map((e, i) => ({ e, oid: job.oids[i] as string }))
+    await saveStatCache(this.location.stateDir, { tree, trees: trees.map((t) => t.oid), entries: withOids, scanStartedMs: job.scanStartedMs })
+  }
+
+  async writeVaultTree(opts: WriteVaultTreeOptions = {}): Promise<SnapshotTreeResult> {
+    const job = await this.prepareVault(opts)
+    const src = job.source
+    async function* inputs(): AsyncGenerator<BlobInput> {
+      for await (const b of src) yield snapshotBlobInput(b)
+    }
+    const hashed = await this.writeBlobs(inputs())
+    const { tree, trees, result } = this.finishVault(job, hashed)
+    await this.writeRawTrees(trees.filter((t) => !job.cache.trees.has(t.oid)))
+    await this.saveVault(job, tree, trees)
+    opts.onProgress?.(result.files, result.files)
+    return result
+  }
+
+  async writeVaultCommit(opts: WriteVaultCommitOptions): Promise<VaultCommitResult> {
+    const job = await this.prepareVault(opts)
+    let finished: ReturnType<BaseStore['finishVault']> | null = null
+    const commit = await this.writeSnapshotObjects(job.source, async (hashed) => {
+      const f = (finished = this.finishVault(job, hashed))
+      opts.onProgress?.(f.result.files, f.result.files)
+      const input = { ...(await opts.commit(f.result)), tree: f.tree }
+      const bytes = encodeCommit(input)
+      // Against the tree of the stat cache (which exists, see prepareVault): what changed.
+      let base: SnapshotCommitPlan['base'] = null
+      if (job.cache.tree !== null && job.cache.tree !== EMPTY_TREE) {
+        const cache = job.cache
+        const seen = new Uint8Array(cache.paths.length)
+        const changed: TreeEntry[] = []
+        for (const e of f.entries) {
+          const i = cache.index.get(e.path)
+          if (i !== undefined) seen[i] = 1
+          if (i === undefined || cacheMode(cache, i) !== e.mode || cacheOid(cache, i) !== e.oid) changed.push(e)
+        }
+        const removed: string[] = []
+        cache.paths.forEach((p, i) => seen[i] === 0 && removed.push(p))
+        base = { tree: job.cache.tree, removed, changed }
+      }
+      return {
+        tree: f.tree,
+        newTrees: f.trees.filter((t) => !job.cache.trees.has(t.oid)),
+        entries: f.entries,
+        base,
+        commitInput: input,
+        commit: bytes,
+        oid: hashObject('commit', bytes),
+      }
+    })
+    const f = finished as ReturnType<BaseStore['finishVault']> | null
+    if (!f) throw storeFailed(['fast-import'], 'the snapshot commit was written without its tree')
+    await this.saveVault(job, f.tree, f.trees)
+    return { ...f.result, commit }
+  }
+
+  // Writes the blobs of source in order, then the commit finish describes once it has
+  // their ids (in order); resolves to the commit's id. Sets no ref.
+  protected abstract writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string>
 
   async writeTree(entries: TreeEntry[]): Promise<string> {
     await this.ensureWritable()

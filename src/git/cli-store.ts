@@ -1,15 +1,16 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes, type Hash } from 'node:crypto'
+import { closeSync, openSync, readdirSync, readSync, statSync } from 'node:fs'
 import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { SimpleGit } from 'simple-git'
 import { AasError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved, ZERO_OID } from './base-store.js'
+import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, ZERO_OID, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
 import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
 import { runGit, spawnGit, storeFailed } from './run-git.js'
-import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
+import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefCommit, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
 
 const NEWLINE = Buffer.from('\n')
 // Pack windows git maps while reading objects: small, so streaming a blob of hundreds
@@ -18,6 +19,10 @@ const PACK_WINDOW = ['-c', 'core.packedGitWindowSize=8m', '-c', 'core.packedGitL
 const EMPTY = Buffer.alloc(0)
 // Blobs below this are gathered into one pipe write; larger ones are written alone.
 const BATCH_BYTES = 1 << 20
+// Batch buffers in use at most: how far the reading may run ahead of git.
+const SLABS = 6
+// Room for a fast-import blob header (`blob\nmark :N\ndata SIZE\n`) before a file read into a batch.
+const HEADER_ROOM = 64
 
 const ENV_NAMES = [
   'GIT_DIR',
@@ -95,61 +100,140 @@ export class CliStore extends BaseStore {
     await mkdir(this.location.stateDir, { recursive: true })
   }
 
-  // One fast-import pass writes every blob into a single pack (loose objects below
-  // fastimport.unpackLimit); marks give the ids back in order.
-  async writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]> {
-    await this.ensureWritable()
-    const it = source[Symbol.asyncIterator]()
-    const first: IteratorResult<BlobInput> = await it.next()
-    if (first.done) return []
-    const marksFile = path.join(this.location.stateDir, `marks-${randomBytes(6).toString('hex')}.txt`)
+  // fast-import writing into a single pack (loose objects below fastimport.unpackLimit).
+  private spawnFastImport(extra: string[]): ReturnType<typeof spawnGit> {
     const env = { ...this.env(), MALLOC_TOP_PAD_: '268435456' }
     // bigFileThreshold=1 streams every blob (no delta search against the previous one)
     // and compression level 1: together half the time of the defaults for small notes.
     // unpackLimit=0 keeps even a small import as a pack: no unpack-objects pass, and a
     // big blob is never a loose object, which git maps into memory whole to read.
     const tuning = ['-c', 'core.bigFileThreshold=1', '-c', 'pack.compression=1', '-c', 'fastimport.unpackLimit=0']
-    const fi = spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', `--export-marks=${marksFile}`], { env, cwd: this.location.gitDir })
-    let n = 0
-    try {
-      // Small blobs are gathered into ~1 MB writes: one pipe write per blob was a
-      // large share of a cold snapshot. A blob of 1 MB or more is written on its own,
-      // never copied into a batch, and a file reference is piped from disk in chunks.
-      let batch: Buffer[] = []
-      let batched = 0
-      const flush = async (): Promise<void> => {
-        if (batch.length === 0) return
-        const out = Buffer.concat(batch)
-        batch = []
-        batched = 0
-        await fi.write(out)
+    return spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', ...extra], { env, cwd: this.location.gitDir })
+  }
+
+  // Pipes blobs into fast-import as marks :1..:n, returning n. Files and small blobs
+  // are written into a few reused buffers of BATCH_BYTES (files are read straight into
+  // them: no buffer per file, no copy), each queued without waiting for git, so git works
+  // through one while the next is filled; a buffer comes back once git has taken it. A
+  // blob of BATCH_BYTES or more is written on its own and a file reference is piped from
+  // disk in chunks. onBlob sees every blob's bytes (or chunks) in order when given.
+  private async pipeBlobs(fi: ReturnType<typeof spawnGit>, source: AsyncIterable<SnapshotBlob>, onBlob?: BlobObserver): Promise<number> {
+    const stdin = fi.child.stdin
+    const free: Buffer[] = []
+    let made = 0
+    let waiting: (() => void) | null = null
+    let failed: Error | null = null
+    const release = (slab: Buffer) => (err?: Error | null) => {
+      if (err) failed = err
+      free.push(slab)
+      const w = waiting
+      waiting = null
+      w?.()
+    }
+    const take = async (): Promise<Buffer> => {
+      for (;;) {
+        if (failed) throw storeFailed(['fast-import'], failed.message)
+        const slab = free.pop()
+        if (slab) return slab
+        if (made < SLABS) {
+          made++
+          return Buffer.allocUnsafe(BATCH_BYTES)
+        }
+        await new Promise<void>((resolve) => (waiting = resolve))
       }
-      for (let r: IteratorResult<BlobInput> = first; !r.done; r = await it.next()) {
-        n++
-        const v = r.value
-        if (isBlobFileRef(v)) {
-          // Opened before `data <size>` is sent: a size changed since the scan fails here.
-          const file = await openFileRef(v)
-          try {
-            await flush()
-            await fi.write(`blob\nmark :${n}\ndata ${v.size}\n`)
-            for await (const chunk of file.chunks()) await fi.write(chunk)
-            await fi.write(NEWLINE)
-          } finally {
-            await file.close()
-          }
-        } else if (v.length >= BATCH_BYTES) {
-          await flush()
-          await fi.write(`blob\nmark :${n}\ndata ${v.length}\n`)
-          await fi.write(v)
-          await fi.write(NEWLINE)
-        } else {
-          batch.push(Buffer.from(`blob\nmark :${n}\ndata ${v.length}\n`), v, NEWLINE)
-          batched += v.length + 32
-          if (batched >= BATCH_BYTES) await flush()
+    }
+    let slab = await take()
+    let used = 0
+    const flush = async (): Promise<void> => {
+      if (used === 0) return
+      stdin.write(slab.subarray(0, used), release(slab))
+      // let the event loop run once, so the queued bytes reach git while the next
+      // buffer is filled
+      await new Promise<void>((resolve) => setImmediate(resolve))
+      slab = await take()
+      used = 0
+    }
+    const header = (n: number, size: number): string => `blob\nmark :${n}\ndata ${size}\n`
+    let n = 0
+    for await (const v of source) {
+      n++
+      if (v.input === null) {
+        // Read straight into the buffer after a header announcing the scan's size; a
+        // file that is too big for what is left goes into a fresh buffer, a file too big
+        // for any is read whole.
+        let got = -1
+        for (let attempt = 0; attempt < 2 && got < 0; attempt++) {
+          if (attempt === 1) await flush()
+          const room = BATCH_BYTES - used - HEADER_ROOM - 1
+          if (room >= 0) got = v.readInto(slab, used + HEADER_ROOM, room)
+        }
+        if (got >= 0) {
+          const h = header(n, got)
+          const at = used + HEADER_ROOM
+          used += slab.write(h, used, 'latin1')
+          slab.copyWithin(used, at, at + got)
+          const bytes = slab.subarray(used, used + got)
+          used += got
+          slab[used++] = 0x0a
+          onBlob?.start(n, got)
+          onBlob?.data(bytes)
+          onBlob?.end(n)
+          if (used >= BATCH_BYTES - HEADER_ROOM - 1) await flush()
+          continue
         }
       }
-      await flush()
+      const input = snapshotBlobInput(v)
+      if (isBlobFileRef(input)) {
+        // Opened before `data <size>` is sent: a size changed since the scan fails here.
+        const file = await openFileRef(input)
+        try {
+          await flush()
+          await fi.write(header(n, input.size))
+          onBlob?.start(n, input.size)
+          for await (const chunk of file.chunks()) {
+            onBlob?.data(chunk)
+            await fi.write(chunk)
+          }
+          await fi.write(NEWLINE)
+        } finally {
+          await file.close()
+        }
+        onBlob?.end(n)
+      } else {
+        const h = header(n, input.length)
+        if (used + h.length + input.length + 1 > BATCH_BYTES) await flush()
+        if (h.length + input.length + 1 > BATCH_BYTES) {
+          await fi.write(h)
+          await fi.write(input)
+          await fi.write(NEWLINE)
+        } else {
+          used += slab.write(h, used, 'latin1')
+          used += input.copy(slab, used)
+          slab[used++] = 0x0a
+        }
+        onBlob?.start(n, input.length)
+        onBlob?.data(input)
+        onBlob?.end(n)
+      }
+    }
+    await flush()
+    if (failed) throw storeFailed(['fast-import'], (failed as Error).message)
+    return n
+  }
+
+  // One fast-import pass writes every blob into a single pack; marks give the ids back in order.
+  async writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]> {
+    await this.ensureWritable()
+    const it = source[Symbol.asyncIterator]()
+    const first: IteratorResult<BlobInput> = await it.next()
+    if (first.done) return []
+    const marksFile = path.join(this.location.stateDir, `marks-${randomBytes(6).toString('hex')}.txt`)
+    const fi = this.spawnFastImport([`--export-marks=${marksFile}`])
+    async function* all(): AsyncGenerator<SnapshotBlob> {
+      for (let r: IteratorResult<BlobInput> = first; !r.done; r = await it.next()) yield { input: r.value, oid: null }
+    }
+    try {
+      const n = await this.pipeBlobs(fi, all())
       await fi.write('done\n')
       fi.child.stdin.end()
       await fi.done
@@ -165,6 +249,81 @@ export class CliStore extends BaseStore {
       throw err
     } finally {
       await rm(marksFile, { force: true })
+    }
+  }
+
+  // A vault snapshot in one fast-import pass: the blobs, then the commit of the tree
+  // (built by fast-import from the previous snapshot's tree and the changes, or from
+  // every file), on a throwaway ref that is reset before the end, so no ref is written.
+  // The ids of the blobs are computed here as they are piped (the commit message needs
+  // them before git is done); the commit id git reports must be the one computed here
+  // from those ids, which proves every blob and tree id.
+  protected async writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
+    await this.ensureWritable()
+    const fi = this.spawnFastImport([])
+    const out: Buffer[] = []
+    fi.child.stdout.on('data', (b: Buffer) => out.push(b))
+    const oids: string[] = []
+    const known: Array<string | null> = []
+    async function* inputs(): AsyncGenerator<SnapshotBlob> {
+      for await (const b of source) {
+        known.push(b.oid)
+        yield b
+      }
+    }
+    // Every blob's id, hashed from the bytes piped (a caller's id is taken as given:
+    // the commit id check below catches a wrong one).
+    let hash: Hash | null = null
+    const onBlob: BlobObserver = {
+      start(n, size) {
+        hash = known[n - 1] ? null : createHash('sha1').update(`blob ${size}\0`)
+      },
+      data(chunk) {
+        hash?.update(chunk)
+      },
+      end(n) {
+        oids.push(hash ? hash.digest('hex') : (known[n - 1] as string))
+      },
+    }
+    try {
+      const n = await this.pipeBlobs(fi, inputs(), onBlob)
+      if (oids.length !== n) throw storeFailed(['fast-import'], `hashed ${oids.length} of ${n} blobs`)
+      const plan = await finish(oids)
+      const marks = new Map<string, number>()
+      oids.forEach((oid, i) => marks.set(oid, i + 1))
+      const ref = (v: string): string => {
+        const m = marks.get(v)
+        return m === undefined ? v : `:${m}`
+      }
+      const commit = plan.commit
+      const split = commit.indexOf('\n\n')
+      const head = commit.toString('utf8', 0, split).split('\n')
+      const body = commit.subarray(split + 2)
+      const tmpRef = `refs/aas/tmp/snapshot-${randomBytes(6).toString('hex')}`
+      const lines: string[] = [`commit ${tmpRef}`, `mark :${n + 1}`]
+      for (const h of head) if (h.startsWith('author ') || h.startsWith('committer ')) lines.push(h)
+      await fi.write(`${lines.join('\n')}\ndata ${body.length}\n`)
+      await fi.write(body)
+      const ops: string[] = ['']
+      head.filter((h) => h.startsWith('parent ')).forEach((h, i) => ops.push(`${i === 0 ? 'from' : 'merge'} ${h.slice(7)}`))
+      if (plan.base) {
+        ops.push(`M 040000 ${plan.base.tree} ""`)
+        for (const p of plan.base.removed) ops.push(`D ${fastImportPath(p)}`)
+        for (const e of plan.base.changed) ops.push(`M ${e.mode} ${ref(e.oid)} ${fastImportPath(e.path)}`)
+      } else {
+        ops.push('deleteall')
+        for (const e of plan.entries) ops.push(`M ${e.mode} ${ref(e.oid)} ${fastImportPath(e.path)}`)
+      }
+      ops.push('', `reset ${tmpRef}`, '', `get-mark :${n + 1}`, 'done', '')
+      await fi.write(ops.join('\n'))
+      fi.child.stdin.end()
+      await fi.done
+      const got = Buffer.concat(out).toString('latin1').trim()
+      if (got !== plan.oid) throw storeFailed(['fast-import'], `snapshot commit id mismatch: expected ${plan.oid}, git wrote ${got || 'nothing'}`)
+      return got
+    } catch (err) {
+      await this.abandonFastImport(fi)
+      throw this.wrapGitError(err)
     }
   }
 
@@ -208,8 +367,12 @@ export class CliStore extends BaseStore {
     })
   }
 
+  // Looked up in the object files first (a loose object, or a pack index, newest pack
+  // first): a snapshot asks this of one tree, and a git process costs far more. Only a
+  // miss asks git, which also knows alternates and other object stores.
   protected async hasObject(oid: string): Promise<boolean> {
     if (!(await this.exists())) return false
+    if (hasObjectFileSync(path.join(this.location.gitDir, 'objects'), oid)) return true
     return (await this.git(['cat-file', '-e', oid], { allowFail: true })).code === 0
   }
 
@@ -408,6 +571,26 @@ export class CliStore extends BaseStore {
     }
   }
 
+  // One for-each-ref, with each commit's tree and committer time: no process per ref.
+  async listRefCommits(prefix: string): Promise<RefCommit[]> {
+    if (!(await this.exists())) return []
+    const out = (await this.git(['for-each-ref', '--format=%(objectname) %(objecttype) %(tree) %(committerdate:raw)%00%(refname)', prefix])).stdout.toString('utf8')
+    const refs: RefCommit[] = []
+    for (const line of out.split('\n')) {
+      const nul = line.indexOf('\0')
+      if (nul < 0) continue
+      const ref = line.slice(nul + 1)
+      if (!ref.startsWith(prefix)) continue
+      const [oid, type, tree, time] = line.slice(0, nul).split(' ')
+      if (!oid) continue
+      if (type !== 'commit' || !tree || !/^\d+$/.test(time ?? '')) {
+        const c = await this.readCommit(oid) // not a commit: fails as reading it would
+        refs.push({ ref, oid, tree: c.tree, timestamp: c.timestamp })
+      } else refs.push({ ref, oid, tree, timestamp: Number(time) })
+    }
+    return refs
+  }
+
   async listRefs(prefix: string): Promise<RefEntry[]> {
     if (!(await this.exists())) return []
     const out = await (await this.simple()).raw(['for-each-ref', '--format=%(objectname) %(refname)', prefix])
@@ -420,6 +603,28 @@ export class CliStore extends BaseStore {
   }
 }
 
+interface BlobObserver {
+  start(n: number, size: number): void
+  data(chunk: Buffer): void
+  end(n: number): void
+}
+
+// A path as fast-import reads it: C-style quoted when it has a quote, a backslash or a
+// control character (a newline would end the command), else as is (UTF-8).
+export function fastImportPath(p: string): string {
+  if (!/["\\\x00-\x1f\x7f]/.test(p)) return p
+  let q = '"'
+  for (const ch of p) {
+    const c = ch.charCodeAt(0)
+    if (ch === '"' || ch === '\\') q += `\\${ch}`
+    else if (ch === '\n') q += '\\n'
+    else if (ch === '\t') q += '\\t'
+    else if (c < 0x20 || c === 0x7f) q += `\\${c.toString(8).padStart(3, '0')}`
+    else q += ch
+  }
+  return `${q}"`
+}
+
 // simple-git vets the whole environment (EDITOR, PAGER, ...): hand it only what git needs.
 function minimalEnv(env: NodeJS.ProcessEnv): Record<string, string> {
   const out: Record<string, string> = {}
@@ -428,6 +633,61 @@ function minimalEnv(env: NodeJS.ProcessEnv): Record<string, string> {
     if (v !== undefined) out[k] = v
   }
   return out
+}
+
+// Whether an object is a loose file or listed in a pack index (v2) below objectsDir;
+// false also when an index cannot be read (the caller then asks git).
+export function hasObjectFileSync(objectsDir: string, oid: string): boolean {
+  try {
+    statSync(path.join(objectsDir, oid.slice(0, 2), oid.slice(2)))
+    return true
+  } catch {
+    // not loose
+  }
+  const packDir = path.join(objectsDir, 'pack')
+  let idx: Array<{ file: string; mtimeMs: number }>
+  try {
+    idx = readdirSync(packDir)
+      .filter((n) => n.endsWith('.idx'))
+      .map((n) => ({ file: path.join(packDir, n), mtimeMs: statSync(path.join(packDir, n)).mtimeMs }))
+  } catch {
+    return false
+  }
+  idx.sort((a, b) => b.mtimeMs - a.mtimeMs)
+  const want = Buffer.from(oid, 'hex')
+  for (const { file } of idx) {
+    try {
+      if (packIndexHas(file, want)) return true
+    } catch {
+      return false
+    }
+  }
+  return false
+}
+
+// Binary search of a version-2 pack index: magic, version, 256 fan-out counts, sorted ids.
+function packIndexHas(file: string, want: Buffer): boolean {
+  const fd = openSync(file, 'r')
+  try {
+    const head = Buffer.allocUnsafe(8 + 256 * 4)
+    if (readSync(fd, head, 0, head.length, 0) !== head.length) return false
+    if (head.readUInt32BE(0) !== 0xff744f63 || head.readUInt32BE(4) !== 2) return false
+    const first = want[0] as number
+    let lo = first === 0 ? 0 : head.readUInt32BE(8 + (first - 1) * 4)
+    let hi = head.readUInt32BE(8 + first * 4)
+    const id = Buffer.allocUnsafe(20)
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1
+      if (readSync(fd, id, 0, 20, head.length + mid * 20) !== 20) return false
+      const c = id.compare(want)
+      if (c === 0) return true
+      if (c < 0) lo = mid + 1
+      else hi = mid
+    }
+    return false
+  } finally {
+    closeSync(fd)
+  }
 }
 
 export function checkOid(oid: string): void {

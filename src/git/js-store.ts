@@ -4,15 +4,15 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
-import { constants as zlibConstants, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
+import { constants as zlibConstants, crc32, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
 import git from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved } from './base-store.js'
+import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_CHUNK_BYTES } from './blob-file.js'
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
-import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
+import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefCommit, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
 
 const deflateAsync = promisify(deflate)
 
@@ -142,13 +142,55 @@ export class JsStore extends BaseStore {
     return { type, content }
   }
 
-  // Many loose objects written synchronously: each async step (stat, deflate, open,
-  // write, close, rename) was a thread-pool round trip, seven per blob. A file reference
-  // or a large buffer is streamed instead (hashed and deflated chunk by chunk).
+  // Many blobs: the first few as loose objects written synchronously (each async step
+  // was a thread-pool round trip), and once there are more than PACK_AFTER, the rest
+  // into one pack written here (a loose file per blob costs several file operations
+  // each, most of a cold snapshot). A file reference or a large buffer is streamed into
+  // a loose object instead (hashed and deflated chunk by chunk), so packs hold small
+  // blobs only and a big blob can always be streamed out again.
   async writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]> {
     await this.ensureWritable()
     const oids: string[] = []
     const dirs = new Set<string>()
+    const small: Buffer[] = [] // the first ones, until it is clear a pack pays
+    let pack: PackWriter | null = null
+    try {
+      await this.pipeToStore(source, oids, small, (p) => (pack = p))
+    } catch (err) {
+      ;(pack as PackWriter | null)?.abort()
+      throw err
+    }
+    if (!pack) {
+      this.fillSmall(oids, small, (b) => this.writeLooseSync('blob', b, dirs))
+      return oids
+    }
+    try {
+      await (pack as PackWriter).finish()
+    } catch (err) {
+      ;(pack as PackWriter).abort()
+      throw this.packFailed(err)
+    }
+    return oids
+  }
+
+  private addToPack(pack: PackWriter, blob: Buffer): string {
+    try {
+      return pack.add('blob', blob)
+    } catch (err) {
+      throw this.packFailed(err)
+    }
+  }
+
+  private packFailed(err: unknown): AasError {
+    return new AasError('STORE_FAILED', `Cannot write a pack into ${this.gitDir}: ${describeFsError(err)}.`, {
+      hint: `Check free space and permissions of ${this.gitDir}.`,
+      data: { gitDir: this.gitDir },
+      cause: err,
+    })
+  }
+
+  private async pipeToStore(source: AsyncIterable<BlobInput>, oids: string[], small: Buffer[], started: (p: PackWriter) => void): Promise<void> {
+    let pack: PackWriter | null = null
     for await (const item of source) {
       if (isBlobFileRef(item)) {
         const file = await openFileRef(item)
@@ -159,11 +201,25 @@ export class JsStore extends BaseStore {
         }
       } else if (item.length > BIG_BLOB_BYTES) {
         oids.push(await this.writeLooseStream(item.length, bufferChunks(item)))
+      } else if (pack) {
+        oids.push(this.addToPack(pack, item))
       } else {
-        oids.push(this.writeLooseSync('blob', item, dirs))
+        oids.push('') // filled below
+        small.push(item)
+        if (small.length > PACK_AFTER) {
+          const p = (pack = new PackWriter(path.join(this.gitDir, 'objects', 'pack')))
+          started(p)
+          this.fillSmall(oids, small, (b) => this.addToPack(p, b))
+        }
       }
     }
-    return oids
+  }
+
+  // The ids of the blobs held back in `small`, written by `write`, into the empty slots of oids (in order).
+  private fillSmall(oids: string[], small: Buffer[], write: (b: Buffer) => string): void {
+    let k = 0
+    for (let i = 0; i < oids.length && k < small.length; i++) if (oids[i] === '') oids[i] = write(small[k++] as Buffer)
+    small.length = 0
   }
 
   // A blob of `size` bytes from a stream of chunks into a loose object: deflated into a
@@ -234,6 +290,16 @@ export class JsStore extends BaseStore {
     return oid
   }
 
+  protected async writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
+    async function* inputs(): AsyncGenerator<BlobInput> {
+      for await (const b of source) yield snapshotBlobInput(b)
+    }
+    // The ids are the ones computed here from the bytes written, never a caller's.
+    const plan = await finish(await this.writeBlobs(inputs()))
+    await this.writeRawTrees(plan.newTrees)
+    return this.writeLooseSync('commit', plan.commit, new Set())
+  }
+
   protected async writeRawTrees(trees: RawObject[]): Promise<void> {
     const dirs = new Set<string>()
     for (const t of trees) this.writeLooseSync('tree', t.content, dirs)
@@ -294,9 +360,9 @@ export class JsStore extends BaseStore {
   }
 
   // A loose blob is inflated as a stream into the destination. A packed one is read
-  // whole through isomorphic-git, which has no streaming read: this store writes loose
-  // objects only, so a blob is packed only when git itself packed the store (git gc,
-  // or a vault repository's own packs).
+  // whole through isomorphic-git, which has no streaming read: this store packs only
+  // blobs of at most BIG_BLOB_BYTES (bigger ones stay loose), so a big blob is packed
+  // only when git itself packed the store (git gc, or a vault repository's own packs).
   async readBlobToFile(oid: string, dest: BlobDestination, { onSize, onData }: ReadBlobToFileOptions = {}): Promise<number> {
     checkOid(oid)
     const file = this.loosePath(oid)
@@ -567,6 +633,142 @@ export class JsStore extends BaseStore {
     }
     await walk(base)
     return [...found].map(([ref, oid]) => ({ ref, oid })).sort((a, b) => (a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0))
+  }
+
+  async listRefCommits(prefix: string): Promise<RefCommit[]> {
+    const out: RefCommit[] = []
+    for (const { ref, oid } of await this.listRefs(prefix)) {
+      const c = await this.readCommit(oid)
+      out.push({ ref, oid, tree: c.tree, timestamp: c.timestamp })
+    }
+    return out
+  }
+}
+
+// Blobs held back before a pack is started instead of loose objects.
+const PACK_AFTER = 64
+const PACK_TYPE = { commit: 1, tree: 2, blob: 3 } as const
+
+// A pack (version 2) and its index (version 2) written without git: objects deflated
+// one by one into objects/pack/tmp_pack_*, then the header's count and the trailing
+// checksum, then the index; both renamed to pack-<checksum>.* (the pack first, as git
+// does, so an index never names a missing pack). Until then readers see nothing.
+class PackWriter {
+  private readonly dir: string
+  private readonly tmp: string
+  private fd: number
+  private offset = 12
+  private readonly ids = new Map<string, { offset: number; crc: number }>()
+  private buf = Buffer.allocUnsafe(1 << 20)
+  private used = 0
+
+  constructor(dir: string) {
+    this.dir = dir
+    fs.mkdirSync(dir, { recursive: true })
+    this.tmp = path.join(dir, `tmp_pack_${randomBytes(6).toString('hex')}`)
+    this.fd = fs.openSync(this.tmp, 'wx+', 0o444)
+    this.put(Buffer.alloc(12)) // the header, written at the end
+  }
+
+  private put(b: Buffer): void {
+    if (this.used + b.length > this.buf.length) this.flush()
+    if (b.length > this.buf.length) {
+      fs.writeSync(this.fd, b)
+      return
+    }
+    this.used += b.copy(this.buf, this.used)
+  }
+
+  private flush(): void {
+    let done = 0
+    while (done < this.used) done += fs.writeSync(this.fd, this.buf, done, this.used - done)
+    this.used = 0
+  }
+
+  add(type: keyof typeof PACK_TYPE, content: Buffer): string {
+    const oid = hashObject(type, content)
+    if (this.ids.has(oid)) return oid
+    const head: number[] = []
+    let size = content.length
+    let byte = (PACK_TYPE[type] << 4) | (size & 0x0f)
+    size = Math.floor(size / 16)
+    while (size > 0) {
+      head.push(byte | 0x80)
+      byte = size & 0x7f
+      size = Math.floor(size / 128)
+    }
+    head.push(byte)
+    const h = Buffer.from(head)
+    const z = deflateSync(content, { level: 1 })
+    this.ids.set(oid, { offset: this.offset, crc: crc32(z, crc32(h)) })
+    this.put(h)
+    this.put(z)
+    this.offset += h.length + z.length
+    return oid
+  }
+
+  async finish(): Promise<void> {
+    this.flush()
+    const header = Buffer.alloc(12)
+    header.write('PACK', 0, 'latin1')
+    header.writeUInt32BE(2, 4)
+    header.writeUInt32BE(this.ids.size, 8)
+    fs.writeSync(this.fd, header, 0, 12, 0)
+    // the checksum covers the whole file: read it back (from the page cache)
+    const sum = createHash('sha1')
+    const chunk = Buffer.allocUnsafe(1 << 20)
+    for (let at = 0; at < this.offset; ) {
+      const n = fs.readSync(this.fd, chunk, 0, Math.min(chunk.length, this.offset - at), at)
+      if (n === 0) throw new Error(`pack ${this.tmp} ended early`)
+      sum.update(chunk.subarray(0, n))
+      at += n
+    }
+    const packSum = sum.digest()
+    fs.writeSync(this.fd, packSum, 0, 20, this.offset)
+    fs.fsyncSync(this.fd)
+    fs.closeSync(this.fd)
+    this.fd = -1
+
+    const sorted = [...this.ids.entries()].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0))
+    const n = sorted.length
+    const big = sorted.filter(([, v]) => v.offset >= 0x80000000)
+    const idx = Buffer.alloc(8 + 1024 + n * 28 + big.length * 8 + 40)
+    idx.writeUInt32BE(0xff744f63, 0)
+    idx.writeUInt32BE(2, 4)
+    const fan = new Array<number>(256).fill(0)
+    for (const [oid] of sorted) (fan[parseInt(oid.slice(0, 2), 16)] as number)++
+    let total = 0
+    for (let i = 0; i < 256; i++) idx.writeUInt32BE((total += fan[i] as number), 8 + i * 4)
+    let at = 8 + 1024
+    for (const [oid] of sorted) at += idx.write(oid, at, 'hex')
+    for (const [, v] of sorted) at = idx.writeUInt32BE(v.crc >>> 0, at)
+    let k = 0
+    for (const [, v] of sorted) at = idx.writeUInt32BE(v.offset >= 0x80000000 ? (0x80000000 | k++) >>> 0 : v.offset, at)
+    for (const [, v] of big) {
+      idx.writeUInt32BE(Math.floor(v.offset / 0x100000000), at)
+      idx.writeUInt32BE(v.offset >>> 0, at + 4)
+      at += 8
+    }
+    at += packSum.copy(idx, at)
+    createHash('sha1').update(idx.subarray(0, at)).digest().copy(idx, at)
+    const name = path.join(this.dir, `pack-${packSum.toString('hex')}`)
+    const tmpIdx = `${this.tmp}.idx`
+    const idxFd = fs.openSync(tmpIdx, 'wx', 0o444)
+    try {
+      fs.writeSync(idxFd, idx)
+      fs.fsyncSync(idxFd)
+    } finally {
+      fs.closeSync(idxFd)
+    }
+    fs.renameSync(this.tmp, `${name}.pack`)
+    fs.renameSync(tmpIdx, `${name}.idx`)
+  }
+
+  abort(): void {
+    if (this.fd >= 0) fs.closeSync(this.fd)
+    this.fd = -1
+    fs.rmSync(this.tmp, { force: true })
+    fs.rmSync(`${this.tmp}.idx`, { force: true })
   }
 }
 

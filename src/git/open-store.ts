@@ -1,4 +1,5 @@
-import { spawnSync } from 'node:child_process'
+import { accessSync, constants, statSync } from 'node:fs'
+import path from 'node:path'
 import { AasError } from '../errors.js'
 import { CliStore } from './cli-store.js'
 import { locateStore } from './locate.js'
@@ -12,10 +13,24 @@ export interface OpenStoreOptions {
 
 let gitOnPath: boolean | null = null
 
-// Whether a runnable git binary is on PATH (probed once per process).
+// Whether an executable git is on PATH (looked up once per process, as spawn would
+// look it up: running `git --version` cost a process start on every command).
 export function hasGitBinary(): boolean {
-  if (gitOnPath === null) gitOnPath = spawnSync('git', ['--version'], { stdio: 'ignore' }).status === 0
+  if (gitOnPath === null) gitOnPath = findOnPath('git', process.env.PATH ?? '')
   return gitOnPath
+}
+
+function findOnPath(name: string, searchPath: string): boolean {
+  for (const dir of searchPath.split(path.delimiter)) {
+    const file = path.join(dir === '' ? '.' : dir, name)
+    try {
+      accessSync(file, constants.X_OK)
+      if (statSync(file).isFile()) return true
+    } catch {
+      // not here
+    }
+  }
+  return false
 }
 
 export function chooseBackend(env: NodeJS.ProcessEnv = process.env): BackendName {

@@ -47,12 +47,17 @@ export function storeFailed(args: string[], stderr: string, cause?: unknown): Aa
 export function spawnGit(args: string[], { env, cwd }: { env: NodeJS.ProcessEnv; cwd?: string }): {
   child: ChildProcessWithoutNullStreams
   write(chunk: Buffer | string): Promise<void>
+  // Queues a chunk and waits only while much is queued; otherwise lets the event loop
+  // run once, so what is queued reaches git while the caller reads more synchronously.
+  send(chunk: Buffer | string): Promise<void>
   done: Promise<GitRun>
 } {
   const child = spawn('git', args, { env, cwd, stdio: ['pipe', 'pipe', 'pipe'] })
   const err: Buffer[] = []
   child.stderr.on('data', (b: Buffer) => err.push(b))
   let spawnError: Error | null = null
+  let closed = false
+  child.once('close', () => (closed = true))
   const done = new Promise<GitRun>((resolve, reject) => {
     child.on('error', (e) => {
       spawnError = e
@@ -66,10 +71,9 @@ export function spawnGit(args: string[], { env, cwd }: { env: NodeJS.ProcessEnv;
   })
   done.catch(() => {})
   child.stdin.on('error', () => {})
-  const write = (chunk: Buffer | string): Promise<void> =>
+  const drained = (): Promise<void> =>
     new Promise((resolve, reject) => {
-      if (spawnError) return reject(spawnError)
-      if (child.stdin.write(chunk)) return resolve()
+      if (closed) return reject(storeFailed(args, Buffer.concat(err).toString('utf8')))
       const onDrain = (): void => {
         child.off('close', onClose)
         resolve()
@@ -81,5 +85,18 @@ export function spawnGit(args: string[], { env, cwd }: { env: NodeJS.ProcessEnv;
       child.stdin.once('drain', onDrain)
       child.once('close', onClose)
     })
-  return { child, write, done }
+  const write = async (chunk: Buffer | string): Promise<void> => {
+    if (spawnError) throw spawnError
+    if (!child.stdin.write(chunk)) await drained()
+  }
+  const send = async (chunk: Buffer | string): Promise<void> => {
+    if (spawnError) throw spawnError
+    child.stdin.write(chunk)
+    if (child.stdin.writableLength > SEND_QUEUE_BYTES) await drained()
+    else await new Promise<void>((resolve) => setImmediate(resolve))
+  }
+  return { child, write, send, done }
 }
+
+// How much send() lets queue up for a git child before it waits for git to catch up.
+const SEND_QUEUE_BYTES = 8 << 20

@@ -11,16 +11,88 @@ export const STAT_CACHE_FILE = 'stat-cache.json'
 // the clock's granularity without a visible stat change: never trust them next time.
 const RACY_MS = 2000
 
+// Whether a file with this mtime may still change without a visible stat change, seen
+// from a scan that started at scanStartedMs: its bytes read now prove nothing later.
+export function isRacy(mtimeMs: number, scanStartedMs: number): boolean {
+  return !(mtimeMs < scanStartedMs - RACY_MS)
+}
+
 type Row = [path: string, mode: FileMode, size: number, mtimeMs: number, ctimeMs: number, ino: number, oid: string, trusted: 0 | 1]
+
+const MODE_CODE: Record<FileMode, string> = { '100644': 'f', '100755': 'x', '120000': 'l' }
+const CODE_MODE: Record<string, FileMode> = { f: '100644', x: '100755', l: '120000' }
+
+// The cache file (version 2) is columnar: a list of paths, one list per number, the
+// ids as one hex string and modes and trust as one character each. Parsing and writing
+// it allocate a few arrays instead of an array per file (version 1 is still read).
+interface CacheFileV2 {
+  version: 2
+  tree: string | null
+  trees: string[]
+  paths: string[]
+  modes: string
+  sizes: number[]
+  mtimes: number[]
+  ctimes: number[]
+  inos: number[]
+  oids: string
+  trusted: string
+}
 
 export interface StatCache {
   tree: string | null
   trees: Set<string>
-  rows: Map<string, Row>
+  paths: string[] // the files of tree, with the stat they had when hashed
+  index: Map<string, number> // path -> position in the columns
+  modes: string
+  sizes: number[]
+  mtimes: number[]
+  ctimes: number[]
+  inos: number[]
+  oids: string
+  trusted: string
 }
 
 export function emptyStatCache(): StatCache {
-  return { tree: null, trees: new Set(), rows: new Map() }
+  return { tree: null, trees: new Set(), paths: [], index: new Map(), modes: '', sizes: [], mtimes: [], ctimes: [], inos: [], oids: '', trusted: '' }
+}
+
+export function cacheOid(cache: StatCache, i: number): string {
+  return cache.oids.slice(i * 40, i * 40 + 40)
+}
+
+export function cacheMode(cache: StatCache, i: number): FileMode | undefined {
+  return CODE_MODE[cache.modes[i] ?? '']
+}
+
+function fromV2(d: CacheFileV2): StatCache | null {
+  const n = d.paths.length
+  const ok =
+    Array.isArray(d.paths) &&
+    [d.sizes, d.mtimes, d.ctimes, d.inos].every((a) => Array.isArray(a) && a.length === n) &&
+    typeof d.modes === 'string' && d.modes.length === n &&
+    typeof d.trusted === 'string' && d.trusted.length === n &&
+    typeof d.oids === 'string' && d.oids.length === n * 40
+  if (!ok) return null
+  const index = new Map<string, number>()
+  d.paths.forEach((p, i) => index.set(p, i))
+  return { tree: d.tree, trees: new Set(d.trees), paths: d.paths, index, modes: d.modes, sizes: d.sizes, mtimes: d.mtimes, ctimes: d.ctimes, inos: d.inos, oids: d.oids, trusted: d.trusted }
+}
+
+function fromV1(rows: Row[], tree: string | null, trees: string[]): StatCache {
+  return fromV2({
+    version: 2,
+    tree,
+    trees,
+    paths: rows.map((r) => r[0]),
+    modes: rows.map((r) => MODE_CODE[r[1]]).join(''),
+    sizes: rows.map((r) => r[2]),
+    mtimes: rows.map((r) => r[3]),
+    ctimes: rows.map((r) => r[4]),
+    inos: rows.map((r) => r[5]),
+    oids: rows.map((r) => r[6]).join(''),
+    trusted: rows.map((r) => (r[7] === 1 ? '1' : '0')).join(''),
+  }) as StatCache
 }
 
 export async function loadStatCache(stateDir: string): Promise<StatCache> {
@@ -31,9 +103,10 @@ export async function loadStatCache(stateDir: string): Promise<StatCache> {
     return emptyStatCache()
   }
   try {
-    const data = JSON.parse(text) as { version: number; tree: string | null; trees: string[]; rows: Row[] }
+    const data = JSON.parse(text) as { version: number; tree: string | null; trees: string[]; rows?: Row[] }
+    if (data.version === 2) return fromV2(data as unknown as CacheFileV2) ?? emptyStatCache()
     if (data.version !== 1 || !Array.isArray(data.rows)) return emptyStatCache()
-    return { tree: data.tree, trees: new Set(data.trees), rows: new Map(data.rows.map((r) => [r[0], r])) }
+    return fromV1(data.rows, data.tree, data.trees)
   } catch {
     return emptyStatCache() // a damaged cache only costs a full re-hash
   }
@@ -41,31 +114,34 @@ export async function loadStatCache(stateDir: string): Promise<StatCache> {
 
 // The oid recorded for an entry, when its stat proves the bytes are unchanged.
 export function cachedOid(cache: StatCache, e: ScopeEntry): string | null {
-  const r = cache.rows.get(e.path)
-  if (!r || r[7] !== 1) return null
-  if (r[1] !== e.mode || r[2] !== e.size || r[3] !== e.mtimeMs || r[4] !== e.ctimeMs || r[5] !== e.ino) return null
-  return r[6]
+  const i = cache.index.get(e.path)
+  if (i === undefined || cache.trusted[i] !== '1') return null
+  if (cache.modes[i] !== MODE_CODE[e.mode] || cache.sizes[i] !== e.size || cache.mtimes[i] !== e.mtimeMs || cache.ctimes[i] !== e.ctimeMs || cache.inos[i] !== e.ino) return null
+  return cacheOid(cache, i)
 }
 
 export async function saveStatCache(
   stateDir: string,
   { tree, trees, entries, scanStartedMs }: { tree: string; trees: Iterable<string>; entries: Array<{ e: ScopeEntry; oid: string }>; scanStartedMs: number },
 ): Promise<void> {
-  const rows: Row[] = entries.map(({ e, oid }) => [
-    e.path,
-    e.mode,
-    e.size,
-    e.mtimeMs,
-    e.ctimeMs,
-    e.ino,
-    oid,
-    e.mtimeMs < scanStartedMs - RACY_MS ? 1 : 0,
-  ])
+  const data: CacheFileV2 = {
+    version: 2,
+    tree,
+    trees: [...trees],
+    paths: entries.map(({ e }) => e.path),
+    modes: entries.map(({ e }) => MODE_CODE[e.mode]).join(''),
+    sizes: entries.map(({ e }) => e.size),
+    mtimes: entries.map(({ e }) => e.mtimeMs),
+    ctimes: entries.map(({ e }) => e.ctimeMs),
+    inos: entries.map(({ e }) => e.ino),
+    oids: entries.map(({ oid }) => oid).join(''),
+    trusted: entries.map(({ e }) => (isRacy(e.mtimeMs, scanStartedMs) ? '0' : '1')).join(''),
+  }
   await mkdir(stateDir, { recursive: true })
   const file = path.join(stateDir, STAT_CACHE_FILE)
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
   try {
-    await writeFile(tmp, JSON.stringify({ version: 1, tree, trees: [...trees], rows }))
+    await writeFile(tmp, JSON.stringify(data))
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })

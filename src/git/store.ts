@@ -84,6 +84,44 @@ export interface SnapshotTreeResult {
   files: number
   bytesHashed: number // bytes of files that had to be read and hashed (a warm cache reads few)
   blobSizes: Map<string, number> // size of every blob of the tree, by oid (for "size added")
+  // The tree of the store's previous vault snapshot (the stat cache's) and its blob ids,
+  // so "size added" against it needs no tree listing; null when no cache was usable.
+  previous: { tree: string; blobs: ReadonlySet<string> } | null
+}
+
+// A file a caller has already read (e.g. the inventory before a migration), keyed by
+// vault-relative path. Its bytes stand in for a second read when the scan's stat of the
+// file still equals this one and its mtime is not racy (see stat-cache.ts).
+export interface PreReadFile {
+  bytes: Buffer
+  oid: string // blob id of bytes
+  size: number
+  mtimeMs: number
+  ctimeMs: number
+  ino: number
+}
+
+export interface WriteVaultTreeOptions {
+  onProgress?: (done: number, total: number) => void
+  preRead?: ReadonlyMap<string, PreReadFile>
+}
+
+export interface WriteVaultCommitOptions extends WriteVaultTreeOptions {
+  // Called once the tree is known and before the commit is written: the commit to write
+  // on top of it (parents, message, timestamp).
+  commit: (tree: SnapshotTreeResult) => Promise<Omit<CommitInput, 'tree'>>
+}
+
+export interface VaultCommitResult extends SnapshotTreeResult {
+  commit: string
+}
+
+// A commit as listed with its ref: what choosing a snapshot's parent needs, in one call.
+export interface RefCommit {
+  ref: string
+  oid: string
+  tree: string
+  timestamp: number // committer time, seconds
 }
 
 export interface Store {
@@ -93,7 +131,10 @@ export interface Store {
 
   // Tree of the snapshot scope (SPEC §1) of the live vault, as exact bytes on disk.
   // Reuses a persistent private index / stat cache so a repeat costs what changed.
-  writeVaultTree(opts?: { onProgress?: (done: number, total: number) => void }): Promise<SnapshotTreeResult>
+  writeVaultTree(opts?: WriteVaultTreeOptions): Promise<SnapshotTreeResult>
+  // The same tree plus a commit of it, written together (one git process for the cli
+  // backend). Sets no ref: the caller points a ref at the commit (crash safety).
+  writeVaultCommit(opts: WriteVaultCommitOptions): Promise<VaultCommitResult>
   // A new tree: base with the given files written or deleted.
   writeTreeWithChanges(baseTree: string, changes: FileChange[]): Promise<string>
   // A new tree from a flat list of vault-relative entries whose blobs exist.
@@ -119,4 +160,6 @@ export interface Store {
   updateRef(ref: string, newOid: string, expectedOld: string | null): Promise<void>
   deleteRef(ref: string, expectedOld: string): Promise<void>
   listRefs(prefix: string): Promise<RefEntry[]>
+  // The refs below prefix that point at commits, with each commit's tree and time.
+  listRefCommits(prefix: string): Promise<RefCommit[]>
 }

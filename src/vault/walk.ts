@@ -1,5 +1,5 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readFileSync, readlinkSync } from 'node:fs'
-import { readdir, readFile } from 'node:fs/promises'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent } from 'node:fs'
+import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import { IGNORE_FILE, isDirOutOfScope, isFileInScope, makeRules, unitTypeOf, type PathRules, type UnitType } from './rules.js'
@@ -65,89 +65,90 @@ export function comparePaths(a: string, b: string): number {
 }
 
 // Walk the vault once: the snapshot scope (SPEC §1) and, within it, the units.
-// Symlinks are recorded, never followed; directories are read with bounded concurrency.
-export async function scanVault(root: string, { concurrency = 32, onProgress }: ScanOptions = {}): Promise<VaultScan> {
+// Symlinks are recorded, never followed. Directories are listed and files lstat-ed
+// synchronously: from the page cache each call costs microseconds, while a thread-pool
+// round trip per directory and the promises around it cost more than the calls on a
+// loaded machine. (`concurrency` is accepted for compatibility and unused.)
+export async function scanVault(root: string, { onProgress }: ScanOptions = {}): Promise<VaultScan> {
   const rules = await loadRules(root)
   const entries: ScopeEntry[] = []
   const skipped: SkippedEntry[] = []
-  const queue: string[] = ['']
-  let active = 0
-  let seen = 0
-
-  await new Promise<void>((resolve, reject) => {
-    let failed = false
-    const pump = (): void => {
-      if (failed) return
-      if (queue.length === 0 && active === 0) return resolve()
-      while (active < concurrency && queue.length > 0) {
-        const dir = queue.pop() as string
-        active++
-        readDir(dir)
-          .then(() => {
-            active--
-            pump()
-          })
-          .catch((err) => {
-            failed = true
-            reject(err)
-          })
-      }
+  for (const batch of walkScope(root, rules, skipped)) {
+    for (const e of batch) {
+      entries.push(e)
+      if (onProgress && entries.length % 1000 === 0) onProgress(entries.length)
     }
-    const readDir = async (dir: string): Promise<void> => {
-      const abs = dir === '' ? root : path.join(root, dir)
-      let names
-      try {
-        names = await readdir(abs, { withFileTypes: true })
-      } catch (err) {
-        if (dir === '') {
-          throw new AasError('AGENTS_ROOT_INVALID', `agents_root ${root} cannot be listed: ${describeFsError(err)}.`, {
-            hint: 'Check the permissions of the folder.',
-            data: { agentsRoot: root },
-            cause: err,
-          })
-        }
-        throw new AasError('IO_FAILED', `Cannot list ${dir}/: ${describeFsError(err)}.`, {
-          hint: `Fix the permissions of ${abs} (or exclude it in ${IGNORE_FILE}) and run again.`,
-          data: { path: dir },
+  }
+  sortByPath(entries)
+  onProgress?.(entries.length)
+  return { root, entries, units: entries.filter((e) => e.unitType !== null), skipped, rules }
+}
+
+// The walk of scanVault, one directory's files at a time and unsorted, for a caller
+// that works on files while the walk goes on (a snapshot reads them meanwhile).
+export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry[]): Generator<ScopeEntry[]> {
+  const stack: string[] = ['']
+  while (stack.length > 0) {
+    const dir = stack.pop() as string
+    const abs = dir === '' ? root : path.join(root, dir)
+    let names: Dirent[]
+    try {
+      names = readdirSync(abs, { withFileTypes: true })
+    } catch (err) {
+      if (dir === '') {
+        throw new AasError('AGENTS_ROOT_INVALID', `agents_root ${root} cannot be listed: ${describeFsError(err)}.`, {
+          hint: 'Check the permissions of the folder.',
+          data: { agentsRoot: root },
           cause: err,
         })
       }
-      for (const dirent of names) {
-        const rel = dir === '' ? dirent.name : `${dir}/${dirent.name}`
-        if (dirent.isDirectory()) {
-          if (!isDirOutOfScope(rel, rules)) queue.push(rel)
-          continue
-        }
-        if (!isFileInScope(rel, rules)) continue
-        if (!dirent.isFile() && !dirent.isSymbolicLink()) {
-          skipped.push({ path: rel, reason: 'not a regular file or symlink' })
-          continue
-        }
-        // lstat from the page cache costs microseconds; a thread-pool round trip per
-        // file costs far more on a loaded machine, so stat synchronously.
-        const st = lstatSync(path.join(root, rel))
-        const isLink = st.isSymbolicLink()
-        const mode: FileMode = isLink ? '120000' : st.mode & 0o100 ? '100755' : '100644'
-        entries.push({
-          path: rel,
-          mode,
-          size: st.size,
-          mtimeMs: st.mtimeMs,
-          ctimeMs: st.ctimeMs,
-          ino: st.ino,
-          dev: st.dev,
-          unitType: isLink ? null : unitTypeOf(rel),
-        })
-        seen++
-        if (onProgress && seen % 1000 === 0) onProgress(seen)
-      }
+      throw new AasError('IO_FAILED', `Cannot list ${dir}/: ${describeFsError(err)}.`, {
+        hint: `Fix the permissions of ${abs} (or exclude it in ${IGNORE_FILE}) and run again.`,
+        data: { path: dir },
+        cause: err,
+      })
     }
-    pump()
-  })
+    const prefix = dir === '' ? '' : `${dir}/`
+    const absPrefix = `${abs}${path.sep}`
+    const batch: ScopeEntry[] = []
+    for (const dirent of names) {
+      const rel = prefix + dirent.name
+      if (dirent.isDirectory()) {
+        if (!isDirOutOfScope(rel, rules)) stack.push(rel)
+        continue
+      }
+      if (!isFileInScope(rel, rules)) continue
+      if (!dirent.isFile() && !dirent.isSymbolicLink()) {
+        skipped.push({ path: rel, reason: 'not a regular file or symlink' })
+        continue
+      }
+      const st = lstatSync(absPrefix + dirent.name)
+      const isLink = st.isSymbolicLink()
+      const mode: FileMode = isLink ? '120000' : st.mode & 0o100 ? '100755' : '100644'
+      batch.push({
+        path: rel,
+        mode,
+        size: st.size,
+        mtimeMs: st.mtimeMs,
+        ctimeMs: st.ctimeMs,
+        ino: st.ino,
+        dev: st.dev,
+        unitType: isLink ? null : unitTypeOf(rel),
+      })
+    }
+    if (batch.length > 0) yield batch
+  }
+}
 
-  entries.sort((a, b) => comparePaths(a.path, b.path))
-  onProgress?.(seen)
-  return { root, entries, units: entries.filter((e) => e.unitType !== null), skipped, rules }
+// Sorts by path bytes (UTF-8), as git orders an index. Strings without surrogates or
+// characters from U+E000 up compare in UTF-16 code units exactly as in UTF-8 bytes, so
+// only other paths need their bytes.
+export function sortByPath<T extends { path: string }>(items: T[]): T[] {
+  if (!items.some((e) => /[\ud800-\uffff]/.test(e.path))) return items.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+  const keyed = items.map((e) => ({ e, key: Buffer.from(e.path) }))
+  keyed.sort((a, b) => Buffer.compare(a.key, b.key))
+  keyed.forEach((k, i) => (items[i] = k.e))
+  return items
 }
 
 // The bytes a snapshot records for an entry: file content, or a symlink's target.
@@ -162,6 +163,31 @@ export function readEntryBytesSync(root: string, entry: Pick<ScopeEntry, 'path' 
   const abs = path.join(root, entry.path)
   if (entry.mode === '120000') return readlinkSync(abs, { encoding: 'buffer' })
   return readRegularFileSync(abs)
+}
+
+// readEntryBytesSync into buf at off, without allocating: the length read, or -1 when
+// the entry has more than max bytes (nothing is written then; read it whole instead).
+export function readEntryIntoSync(root: string, entry: Pick<ScopeEntry, 'path' | 'mode'>, buf: Buffer, off: number, max: number): number {
+  const abs = path.join(root, entry.path)
+  if (entry.mode === '120000') {
+    const target = readlinkSync(abs, { encoding: 'buffer' })
+    return target.length > max ? -1 : target.copy(buf, off)
+  }
+  const fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK)
+  try {
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw Object.assign(new Error(`EINVAL: not a regular file, read '${abs}'`), { code: 'EINVAL', path: abs })
+    if (st.size > max) return -1
+    let got = 0
+    while (got < st.size) {
+      const n = readSync(fd, buf, off + got, st.size - got, null)
+      if (n === 0) break
+      got += n
+    }
+    return got
+  } finally {
+    closeSync(fd)
+  }
 }
 
 // A regular file's bytes, refusing (EINVAL) anything else found at the path.

@@ -1,0 +1,289 @@
+import { createHash } from 'node:crypto'
+import { chmod, lstat, lutimes, mkdir, readdir, readFile, rm, symlink, unlink, utimes, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { takeSnapshot } from '../../src/engine/snapshots.js'
+import { fastImportPath } from '../../src/git/cli-store.js'
+import { openStore } from '../../src/git/open-store.js'
+import type { BackendName, BlobInput, PreReadFile, Store } from '../../src/git/store.js'
+import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
+
+const OLD = new Date('2024-01-01T00:00:00Z')
+const NOW = new Date('2026-08-12T14:30:00Z')
+
+const blobId = (b: Buffer): string => createHash('sha1').update(`blob ${b.length}\0`).update(b).digest('hex')
+
+// Files whose names fast-import must receive quoted, plus the ordinary kinds.
+const FILES: Record<string, string> = {
+  'alice/memory/plain.md': 'plain\n',
+  'alice/memory/name with spaces.md': 'spaces\n',
+  'alice/memory/"quoted".md': 'quote\n',
+  'alice/memory/back\\slash.md': 'backslash\n',
+  'alice/memory/tab\there.md': 'tab\n',
+  'alice/wiki/new\nline.md': 'newline\n',
+  'alice/wiki/ünïcödé.md': 'unicode\n',
+  'alice/wiki/sub/deep.md': 'deep\n',
+  'bob/memory/b.md': 'bob\n',
+}
+
+async function writeFiles(root: string, files: Record<string, string>): Promise<void> {
+  for (const [p, text] of Object.entries(files)) {
+    await mkdir(path.dirname(path.join(root, p)), { recursive: true })
+    await writeFile(path.join(root, p), text)
+    await utimes(path.join(root, p), OLD, OLD)
+  }
+}
+
+async function readBack(store: Store, tree: string): Promise<Record<string, string>> {
+  const out: Record<string, string> = {}
+  for (const e of await store.listTree(tree)) out[`${e.mode} ${e.path}`] = (await store.readBlob(e.oid)).toString('utf8')
+  return out
+}
+
+// The tree of the same files hashed from scratch (no stat cache, no previous tree).
+async function freshTree(store: Store): Promise<string> {
+  await rm(path.join(store.location.stateDir, 'stat-cache.json'), { force: true })
+  return (await store.writeVaultTree()).tree
+}
+
+describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written together (%s)', (backend) => {
+  let v: TempVault
+  afterEach(async () => v?.cleanup())
+
+  it('when paths need quoting then the committed tree holds exactly the files and no temporary ref is left', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    await symlink('../memory/plain.md', path.join(v.root, 'alice/wiki/link.md'))
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'r1', now: NOW })
+    const back = await readBack(store, snap.commit)
+    const want: Record<string, string> = {}
+    for (const [p, text] of Object.entries(FILES)) want[`100644 ${p}`] = text
+    want['120000 alice/wiki/link.md'] = '../memory/plain.md'
+    expect(back).toEqual(want)
+    expect((await store.readCommit(snap.commit)).tree).toBe(snap.tree)
+    const refs = git(v.root, '--git-dir', store.location.gitDir, 'for-each-ref', '--format=%(refname)').trim().split('\n')
+    expect(refs).toEqual([`refs/aas/snapshots/${snap.name}`])
+    git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
+  })
+
+  it('when files are changed, added, deleted, turned into folders and made executable then a repeat commits the tree a full re-hash gives', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const a = await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    await writeFile(path.join(v.root, 'alice/memory/plain.md'), 'plain, edited\n')
+    await writeFile(path.join(v.root, 'alice/wiki/new\nline.md'), 'newline, edited\n')
+    await unlink(path.join(v.root, 'alice/memory/"quoted".md'))
+    await rm(path.join(v.root, 'alice/wiki/sub'), { recursive: true })
+    await writeFile(path.join(v.root, 'alice/wiki/sub'), 'now a file\n') // a folder became a file
+    await unlink(path.join(v.root, 'bob/memory/b.md'))
+    await mkdir(path.join(v.root, 'bob/memory/b.md'))
+    await writeFile(path.join(v.root, 'bob/memory/b.md/inner.md'), 'a file became a folder\n')
+    await chmod(path.join(v.root, 'alice/memory/name with spaces.md'), 0o755)
+    await writeFile(path.join(v.root, 'alice/memory/new "one".md'), 'new\n')
+    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    expect(b.parent).toBe(a.commit)
+    // only the changed files were read (the chmod-ed one too: its ctime moved)
+    expect(b.bytesHashed).toBe(['plain, edited\n', 'newline, edited\n', 'now a file\n', 'a file became a folder\n', 'new\n', 'spaces\n'].reduce((n, s) => n + Buffer.byteLength(s), 0))
+    const back = await readBack(store, b.commit)
+    expect(back['100644 alice/memory/plain.md']).toBe('plain, edited\n')
+    expect(back['100644 alice/wiki/new\nline.md']).toBe('newline, edited\n')
+    expect(back['100644 alice/wiki/sub']).toBe('now a file\n')
+    expect(back['100644 bob/memory/b.md/inner.md']).toBe('a file became a folder\n')
+    expect(back['100755 alice/memory/name with spaces.md']).toBe('spaces\n')
+    expect(back['100644 alice/memory/new "one".md']).toBe('new\n')
+    expect(Object.keys(back).some((k) => k.includes('"quoted"') || k.includes('sub/deep'))).toBe(false)
+    expect(await freshTree(store)).toBe(b.tree)
+    // the size added is the new bytes only, counted against the parent's tree
+    expect(b.bytesAdded).toBe(['plain, edited\n', 'newline, edited\n', 'now a file\n', 'a file became a folder\n', 'new\n'].reduce((n, s) => n + Buffer.byteLength(s), 0))
+    git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
+  })
+
+  it('when the parent snapshot is not the tree of the stat cache then the size added is counted against the parent', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    // a newer snapshot of other content becomes the parent (as an imported one would)
+    const other = await store.writeTree([{ path: 'x.md', mode: '100644', oid: await store.writeBlob(Buffer.from('other\n')) }])
+    const later = await store.writeCommit({ tree: other, parents: [], message: 'other', timestamp: Math.floor(NOW.getTime() / 1000) + 60 })
+    await store.updateRef('refs/aas/snapshots/other', later, null)
+    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    expect(b.parent).toBe(later)
+    expect(b.bytesAdded).toBe(Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0))
+  })
+
+  it('when the stat cache was written in version 1 (an array per file) then a repeat still reads only what changed', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    const file = path.join(store.location.stateDir, 'stat-cache.json')
+    const c = JSON.parse(await readFile(file, 'utf8'))
+    expect(c.version).toBe(2)
+    const mode: Record<string, string> = { f: '100644', x: '100755', l: '120000' }
+    const rows = c.paths.map((p: string, i: number) => [p, mode[c.modes[i]], c.sizes[i], c.mtimes[i], c.ctimes[i], c.inos[i], c.oids.slice(i * 40, i * 40 + 40), Number(c.trusted[i])])
+    await writeFile(file, JSON.stringify({ version: 1, tree: c.tree, trees: c.trees, rows }))
+    await writeFile(path.join(v.root, 'bob/memory/b.md'), 'bob, edited\n')
+    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    expect(b.bytesHashed).toBe(Buffer.byteLength('bob, edited\n'))
+    expect((await readBack(store, b.commit))['100644 bob/memory/b.md']).toBe('bob, edited\n')
+    expect(await freshTree(store)).toBe(b.tree)
+  })
+
+  it('when the vault is empty then the snapshot is the empty tree', async () => {
+    v = await makeVault(null)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'e', now: NOW })
+    expect(snap.tree).toBe('4b825dc642cb6eb9a060e54bf8d69288fbee4904')
+    expect(snap.files).toBe(0)
+  })
+})
+
+describe('snapshot commits agree across backends', () => {
+  it('when both backends snapshot the same files at the same time then the commit ids are identical', async () => {
+    const ids: string[] = []
+    for (const backend of ['cli', 'js'] as const) {
+      const v = await makeVault(null)
+      try {
+        await writeFiles(v.root, FILES)
+        const store = await openStore({ agentsRoot: v.root, backend })
+        const a = await takeSnapshot(store, { target: 2, from: 1, runId: 'same', now: NOW, engineVersion: '0.0.0' })
+        await writeFile(path.join(v.root, 'alice/memory/plain.md'), 'edited\n')
+        await utimes(path.join(v.root, 'alice/memory/plain.md'), OLD, new Date('2024-02-01T00:00:00Z'))
+        const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'same', now: NOW, engineVersion: '0.0.0' })
+        ids.push(`${a.commit} ${b.commit}`)
+      } finally {
+        await v.cleanup()
+      }
+    }
+    expect(ids[1]).toBe(ids[0])
+  })
+})
+
+describe('fastImportPath', () => {
+  it.each([
+    ['a/b.md', 'a/b.md'],
+    ['a/name with spaces.md', 'a/name with spaces.md'],
+    ['a/ünï.md', 'a/ünï.md'],
+    ['"lead', '"\\"lead"'],
+    ['a\\b', '"a\\\\b"'],
+    ['new\nline', '"new\\nline"'],
+    ['tab\tx', '"tab\\tx"'],
+    ['bell\u0007', '"bell\\007"'],
+  ])('when the path is %j then fast-import reads %s', (p, q) => {
+    expect(fastImportPath(p)).toBe(q)
+  })
+})
+
+describe.each<BackendName>(['cli', 'js'])('pre-read files (%s)', (backend) => {
+  let v: TempVault
+  afterEach(async () => v?.cleanup())
+
+  // What the caller read: the bytes it was given (which may differ from the disk, to
+  // see which of the two the snapshot recorded) with the file's stat at that time.
+  async function preReadOf(root: string, p: string, bytes: Buffer): Promise<PreReadFile> {
+    const st = await lstat(path.join(root, p))
+    return { bytes, oid: blobId(bytes), size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino }
+  }
+
+  it('when a pre-read file is unchanged and old then its bytes are used instead of a second read', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, { 'alice/memory/a.md': 'on disk\n', 'alice/memory/b.md': 'other\n' })
+    const store = await openStore({ agentsRoot: v.root, backend })
+    // same length as the disk bytes, so only the bytes tell which were recorded
+    const pre = new Map([['alice/memory/a.md', await preReadOf(v.root, 'alice/memory/a.md', Buffer.from('pre-read'))]])
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: pre })
+    const back = await readBack(store, snap.commit)
+    expect(back['100644 alice/memory/a.md']).toBe('pre-read')
+    expect(back['100644 alice/memory/b.md']).toBe('other\n')
+  })
+
+  it('when a file changed after it was pre-read (another size) then it is read again', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, { 'alice/memory/a.md': 'first\n' })
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const pre = new Map([['alice/memory/a.md', await preReadOf(v.root, 'alice/memory/a.md', Buffer.from('first\n'))]])
+    await writeFile(path.join(v.root, 'alice/memory/a.md'), 'second, longer\n')
+    await utimes(path.join(v.root, 'alice/memory/a.md'), OLD, OLD)
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: pre })
+    expect((await readBack(store, snap.commit))['100644 alice/memory/a.md']).toBe('second, longer\n')
+  })
+
+  it('when a file changed after it was pre-read (same size, another mtime) then it is read again', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, { 'alice/memory/a.md': 'AAAA\n' })
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const pre = await preReadOf(v.root, 'alice/memory/a.md', Buffer.from('AAAA\n'))
+    await writeFile(path.join(v.root, 'alice/memory/a.md'), 'BBBB\n')
+    await utimes(path.join(v.root, 'alice/memory/a.md'), OLD, new Date('2024-01-01T00:00:05Z'))
+    // the inode and ctime the caller saw, so only size and mtime could tell (size is equal)
+    const st = await lstat(path.join(v.root, 'alice/memory/a.md'))
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: new Map([['alice/memory/a.md', { ...pre, ctimeMs: st.ctimeMs, ino: st.ino }]]) })
+    expect((await readBack(store, snap.commit))['100644 alice/memory/a.md']).toBe('BBBB\n')
+  })
+
+  it('when a pre-read file was modified just before the snapshot then it is read again (racy mtime)', async () => {
+    v = await makeVault(null)
+    await mkdir(path.join(v.root, 'alice/memory'), { recursive: true })
+    await writeFile(path.join(v.root, 'alice/memory/a.md'), 'on disk\n') // mtime: now
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const pre = new Map([['alice/memory/a.md', await preReadOf(v.root, 'alice/memory/a.md', Buffer.from('pre-read'))]])
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: pre })
+    expect((await readBack(store, snap.commit))['100644 alice/memory/a.md']).toBe('on disk\n')
+  })
+
+  it('when a pre-read path is a symlink now then the link is recorded, not the bytes', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, { 'alice/memory/target.md': 'target\n' })
+    await symlink('target.md', path.join(v.root, 'alice/memory/a.md'))
+    await lutimes(path.join(v.root, 'alice/memory/a.md'), OLD, OLD)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    // the link's own stat and length: only its mode tells it is not a pre-read file
+    const pre = new Map([['alice/memory/a.md', await preReadOf(v.root, 'alice/memory/a.md', Buffer.from('pre-read!'))]])
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: pre })
+    expect((await readBack(store, snap.commit))['120000 alice/memory/a.md']).toBe('target.md')
+    expect(await readFile(path.join(v.root, 'alice/memory/target.md'), 'utf8')).toBe('target\n')
+  })
+})
+
+describe('packs written by the js backend', () => {
+  let v: TempVault
+  afterEach(async () => v?.cleanup())
+
+  it('when a snapshot has more files than are written loose then they go into one pack git finds sound and the cli backend reads', async () => {
+    v = await makeVault(null)
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 300; i++) files[`agent${i % 3}/memory/note_${i}.md`] = `note ${i}\n${'x'.repeat(i)}\n`
+    files['agent0/memory/dup_a.md'] = 'same\n'
+    files['agent1/memory/dup_b.md'] = 'same\n'
+    await writeFiles(v.root, files)
+    const js = await openStore({ agentsRoot: v.root, backend: 'js' })
+    const snap = await takeSnapshot(js, { target: 2, from: 1, runId: 'p', now: NOW })
+    const packDir = path.join(js.location.gitDir, 'objects', 'pack')
+    const names = await readdir(packDir)
+    expect(names.filter((n) => n.endsWith('.pack'))).toHaveLength(1)
+    expect(names.filter((n) => n.startsWith('tmp_'))).toEqual([])
+    git(v.root, '--git-dir', js.location.gitDir, 'fsck', '--strict', '--no-dangling')
+    const cli = await openStore({ agentsRoot: v.root, backend: 'cli' })
+    const want: Record<string, string> = {}
+    for (const [p, text] of Object.entries(files)) want[`100644 ${p}`] = text
+    expect(await readBack(cli, snap.commit)).toEqual(want)
+    expect(await readBack(js, snap.commit)).toEqual(want)
+  })
+
+  it('when a file changes while blobs are being packed then nothing is left behind', async () => {
+    v = await makeVault(null)
+    const js = await openStore({ agentsRoot: v.root, backend: 'js' })
+    const big = path.join(v.root, 'big.bin')
+    await writeFile(big, Buffer.alloc(1000, 1))
+    async function* src(): AsyncGenerator<BlobInput> {
+      for (let i = 0; i < 100; i++) yield Buffer.from(`blob ${i}\n`)
+      yield { path: big, size: 999 } // not the size on disk: CONCURRENT_CHANGE
+    }
+    await expect(js.writeBlobs(src())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE' })
+    const names = await readdir(path.join(js.location.gitDir, 'objects', 'pack')).catch(() => [])
+    expect(names).toEqual([])
+  })
+})
