@@ -1,6 +1,6 @@
 import { AasError } from '../errors.js'
 import { openStore } from '../git/open-store.js'
-import type { BackendName, FileChange, Store, TreeEntry } from '../git/store.js'
+import type { BackendName, FileChange, PreReadFile, Store, TreeEntry } from '../git/store.js'
 import type { ApplyResult, UnitApplyResult, UnitInput } from '../migrations/apply.js'
 import type { ScriptFile } from '../migrations/discover.js'
 import { discoverScripts } from '../migrations/discover.js'
@@ -217,11 +217,15 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           if (!got.ok) return fail(got.result.errors)
           const parsed = new Map(texts.map((t, i) => [t.unitId, got.readings[i] as UnitReading]))
           const preRead = new Map<string, UnitContent>()
+          // The snapshot takes a unit's bytes from here when its stat has not changed since
+          // the scan before this read (and is not racy): one read of each unit, not two.
+          const forSnapshot = new Map<string, PreReadFile>()
           const inventory = summarize(
             read.units.map(({ entry, read: r }) => {
               if (!r.ok) return { entry, reading: r.reading }
               const reading = undecodable.get(entry.path) ?? parsed.get(entry.path) ?? readUnitVersion(r.bytes)
               preRead.set(entry.path, { oid: r.oid, bytes: r.bytes, reading })
+              if (r.bytes.length === entry.size) forSnapshot.set(entry.path, { bytes: r.bytes, oid: r.oid, size: entry.size, mtimeMs: entry.mtimeMs, ctimeMs: entry.ctimeMs, ino: entry.ino })
               return { entry, reading }
             }),
           )
@@ -246,7 +250,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           try {
             // The snapshot: its name is announced before any live byte can change.
             session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
-            snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
+            snap = await takeSnapshot(store, { target, from: live.inventory.vaultVersion, runId, now: now(), preRead: forSnapshot, onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
             result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
             session.emit({ type: 'snapshot', name: snap.name, ref: snap.ref, commit: snap.commit, files: snap.files })
             // From here on, everything reads the snapshot, not the live files.
@@ -298,8 +302,6 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           inputs.length = 0
           applied.units.length = 0
           changedUnits.length = 0
-          const tree = await store.writeTreeWithChanges(snap.tree, fileChanges)
-          fileChanges.length = 0
           const message = `${dryRun ? 'Preview of' : 'Migrate'} v${inv.vaultVersion} -> v${target}\n\n${trailers({
             'Aas-Run-Id': runId,
             'Aas-From': inv.vaultVersion,
@@ -309,7 +311,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
             'Aas-Units-Touched': result.touched,
             'Aas-Engine-Version': ENGINE_VERSION,
           })}\n`
-          const commit = await store.writeCommit({ tree, parents: [snap.commit], message, timestamp: Math.floor(now().getTime() / 1000) })
+          // Blobs, trees and commit in one pass, on the snapshot's tree as the scan knew it.
+          const { commit } = await store.writeCommitWithChanges({ tree: snap.tree, entries: snap.entries, trees: snap.trees }, fileChanges, { parents: [snap.commit], message, timestamp: Math.floor(now().getTime() / 1000) })
+          fileChanges.length = 0
           const ref = (dryRun ? PENDING_REF_PREFIX : RUN_REF_PREFIX) + runId
           await store.updateRef(ref, commit, null)
           result.result = { ref, commit }

@@ -40,6 +40,8 @@ export interface TakeSnapshotResult {
   bytesAdded: number
   bytesHashed: number
   parent: string | null
+  entries: TreeEntry[] // every file of the snapshot's tree, sorted by path
+  trees: ReadonlySet<string> // the ids of its tree and of every tree below it
 }
 
 const NAME_RE = /^(\d{4})-(\d{2})-(\d{2})T(\d{2})(\d{2})(\d{2})_pre_v(\d+)_migration(?:-\d+)?$/
@@ -249,7 +251,7 @@ export async function takeSnapshot(
   })
   const { name, ref } = await allocateRef(store, base, res.commit)
   const parentOid = (parent as RefCommit | null)?.oid ?? null
-  return { name, ref, commit: res.commit, tree: res.tree, files: res.files, bytesAdded, bytesHashed: res.bytesHashed, parent: parentOid }
+  return { name, ref, commit: res.commit, tree: res.tree, files: res.files, bytesAdded, bytesHashed: res.bytesHashed, parent: parentOid, entries: res.entries, trees: res.trees }
 }
 
 export interface ExportResult {

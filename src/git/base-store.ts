@@ -5,6 +5,7 @@ import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, sortEntries, type Raw
 import { storeFailed } from './run-git.js'
 import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
 import {
+  type BaseTree,
   BIG_BLOB_BYTES,
   type BackendName,
   type BlobDestination,
@@ -293,7 +294,41 @@ export abstract class BaseStore implements Store {
     const f = finished as ReturnType<BaseStore['finishVault']> | null
     if (!f) throw storeFailed(['fast-import'], 'the snapshot commit was written without its tree')
     await this.saveVault(job, f.tree, f.trees)
-    return { ...f.result, commit }
+    return { ...f.result, commit, entries: f.entries, trees: new Set(f.trees.map((t) => t.oid)) }
+  }
+
+  async writeCommitWithChanges(base: BaseTree, changes: FileChange[], commit: Omit<CommitInput, 'tree'>): Promise<{ tree: string; commit: string }> {
+    await this.ensureWritable()
+    const entries = base.entries ?? (base.tree === EMPTY_TREE ? [] : await this.listTree(base.tree))
+    const writes = changes.filter((c): c is Extract<FileChange, { content: Buffer }> => 'content' in c)
+    const removed = changes.filter((c) => 'delete' in c).map((c) => c.path)
+    async function* source(): AsyncGenerator<SnapshotBlob> {
+      for (const w of writes) yield { input: w.content, oid: null }
+    }
+    let tree: string | null = null
+    const oid = await this.writeSnapshotObjects(source(), async (oids) => {
+      if (oids.length !== writes.length) throw storeFailed(['fast-import'], `${oids.length} blob ids for ${writes.length} files`)
+      const map = new Map<string, TreeEntry>(entries.map((e) => [e.path, e]))
+      for (const p of removed) map.delete(p)
+      const changed: TreeEntry[] = writes.map((w, i) => ({ path: w.path, mode: w.mode, oid: oids[i] as string }))
+      for (const e of changed) map.set(e.path, e)
+      const all = sortByPath([...map.values()])
+      const built = buildTrees(all)
+      tree = built.root
+      const commitInput = { ...commit, tree: built.root }
+      const bytes = encodeCommit(commitInput)
+      return {
+        tree: built.root,
+        newTrees: built.trees.filter((t) => !base.trees?.has(t.oid)),
+        entries: all,
+        base: base.tree === EMPTY_TREE ? null : { tree: base.tree, removed, changed },
+        commitInput,
+        commit: bytes,
+        oid: hashObject('commit', bytes),
+      }
+    })
+    if (tree === null) throw storeFailed(['fast-import'], 'the commit was written without its tree')
+    return { tree, commit: oid }
   }
 
   // Writes the blobs of source in order, then the commit finish describes once it has

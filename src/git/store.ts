@@ -114,6 +114,15 @@ export interface WriteVaultCommitOptions extends WriteVaultTreeOptions {
 
 export interface VaultCommitResult extends SnapshotTreeResult {
   commit: string
+  entries: TreeEntry[] // every file of the tree, sorted by path
+  trees: ReadonlySet<string> // the ids of the tree and of every tree below it
+}
+
+// A tree already in the store, with what a caller knows of it (spares a listing).
+export interface BaseTree {
+  tree: string
+  entries?: readonly TreeEntry[] // every file of it
+  trees?: ReadonlySet<string> // the ids of it and of every tree below it
 }
 
 // A commit as listed with its ref: what choosing a snapshot's parent needs, in one call.
@@ -137,6 +146,9 @@ export interface Store {
   writeVaultCommit(opts: WriteVaultCommitOptions): Promise<VaultCommitResult>
   // A new tree: base with the given files written or deleted.
   writeTreeWithChanges(baseTree: string, changes: FileChange[]): Promise<string>
+  // The new blobs of changes and a commit of base with them, in one pass where the
+  // backend can; returns the commit and its tree.
+  writeCommitWithChanges(base: BaseTree, changes: FileChange[], commit: Omit<CommitInput, 'tree'>): Promise<{ tree: string; commit: string }>
   // A new tree from a flat list of vault-relative entries whose blobs exist.
   writeTree(entries: TreeEntry[]): Promise<string>
   // Many blobs in one pass (pulled lazily, ids returned in order). A BlobFileRef is

@@ -147,6 +147,31 @@ describe.each<BackendName>(['cli', 'js'])('store conformance (%s)', (backend) =>
     expect(await store.writeTreeWithChanges(EMPTY_TREE, [])).toBe(EMPTY_TREE)
   })
 
+  it('when a commit is written with changes in one pass then it equals the tree edit plus writeCommit, with or without the base listing', async () => {
+    v = await makeVault(null)
+    await writeTricky(v.root)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const snap = await store.writeVaultCommit({ commit: async () => ({ parents: [], message: 'base\n', timestamp: 1_700_000_000 }) })
+    const changes = [
+      { path: 'alice/empty.md', mode: '100755' as const, content: Buffer.from('now full') },
+      { path: 'alice/blob.bin', delete: true as const },
+      { path: 'bob/memory/new.md', mode: '100644' as const, content: Buffer.from('new') },
+      { path: 'zed dir/with "quotes"\tand tab.md', mode: '100644' as const, content: Buffer.from('quoted path') },
+    ]
+    const meta = { parents: [snap.commit], message: 'changed\n', timestamp: 1_700_000_100 }
+    const expectedTree = await store.writeTreeWithChanges(snap.tree, changes)
+    const expected = await store.writeCommit({ ...meta, tree: expectedTree })
+    const listed = await store.writeCommitWithChanges({ tree: snap.tree }, changes, meta)
+    const known = await store.writeCommitWithChanges({ tree: snap.tree, entries: snap.entries, trees: snap.trees }, changes, meta)
+    expect(listed).toEqual({ tree: expectedTree, commit: expected })
+    expect(known).toEqual({ tree: expectedTree, commit: expected })
+    expect((await store.readCommit(expected)).parents).toEqual([snap.commit])
+    const after = new Map((await store.listTree(expected)).map((e) => [e.path, e]))
+    expect(after.has('alice/blob.bin')).toBe(false)
+    expect((await store.readBlob(after.get('zed dir/with "quotes"\tand tab.md')!.oid)).toString()).toBe('quoted path')
+    expect((await store.readBlob(after.get('alice/empty.md')!.oid)).toString()).toBe('now full')
+  })
+
   it('when the vault is a sub-folder of a repository then trees are rooted at the vault', async () => {
     v = await makeVault('vault-v1', { git: true, subdir: 'notes/agents' })
     const store = await openStore({ agentsRoot: v.root, backend })
