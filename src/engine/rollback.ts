@@ -49,9 +49,10 @@ async function runOfSnapshot(store: Store, snapshotCommit: string): Promise<stri
 }
 
 // Paths where the live state differs from what the run wrote: someone changed them later.
-async function foreignPaths(store: Store, changedPaths: readonly string[], currentTree: string, runCommit: string): Promise<string[]> {
-  const index = (entries: TreeEntry[]): Map<string, string> => new Map(entries.map((e) => [e.path, `${e.mode} ${e.oid}`]))
-  const [current, run] = await Promise.all([store.listTree(currentTree), store.listTree(runCommit)].map(async (p) => index(await p)))
+async function foreignPaths(store: Store, changedPaths: readonly string[], currentEntries: readonly TreeEntry[], runCommit: string): Promise<string[]> {
+  const index = (entries: readonly TreeEntry[]): Map<string, string> => new Map(entries.map((e) => [e.path, `${e.mode} ${e.oid}`]))
+  const current = index(currentEntries)
+  const run = index(await store.listTree(runCommit))
   return changedPaths.filter((p) => current?.get(p) !== run?.get(p))
 }
 
@@ -116,7 +117,8 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       result.safety = { name: safety.name, ref: safety.ref, commit: safety.commit }
       session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
 
-      const diff = await store.diffTrees(safety.tree, snap.tree)
+      // The safety snapshot's files are known from its scan: only the target is listed.
+      const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
       result.changed = diff.map((c) => c.path)
       if (diff.length === 0) {
         result.ok = true
@@ -124,7 +126,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       }
       const runCommit = await runOfSnapshot(store, snap.commit)
       if (runCommit) {
-        result.foreign = await foreignPaths(store, result.changed, safety.tree, runCommit)
+        result.foreign = await foreignPaths(store, result.changed, safety.entries, runCommit)
         if (result.foreign.length > 0 && !force) {
           const shown = result.foreign.slice(0, 30)
           throw new AasError(

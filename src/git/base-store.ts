@@ -356,8 +356,9 @@ export abstract class BaseStore implements Store {
     return this.writeTree([...map.values()])
   }
 
-  async diffTrees(a: string, b: string): Promise<TreeChange[]> {
-    const [left, right] = await Promise.all([this.listTree(a), this.listTree(b)])
+  async diffTrees(a: string | BaseTree, b: string | BaseTree): Promise<TreeChange[]> {
+    const list = async (t: string | BaseTree): Promise<readonly TreeEntry[]> => (typeof t === 'string' ? this.listTree(t) : (t.entries ?? this.listTree(t.tree)))
+    const [left, right] = await Promise.all([list(a), list(b)])
     const l = new Map(left.map((e) => [e.path, e]))
     const out: TreeChange[] = []
     for (const n of right) {
@@ -368,7 +369,7 @@ export abstract class BaseStore implements Store {
         out.push({ path: n.path, status: 'modified', oldMode: o.mode, oldOid: o.oid, newMode: n.mode, newOid: n.oid })
     }
     for (const o of l.values()) out.push({ path: o.path, status: 'deleted', oldMode: o.mode, oldOid: o.oid })
-    return sortEntries(out)
+    return sortByPath(out)
   }
 }
 

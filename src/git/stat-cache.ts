@@ -39,18 +39,11 @@ interface CacheFileV2 {
   trusted: string
 }
 
-export interface StatCache {
-  tree: string | null
+// In memory: the file's columns (paths: the files of tree, with the stat they had when
+// hashed), its trees as a set, and each path's position in the columns.
+export interface StatCache extends Omit<CacheFileV2, 'version' | 'trees'> {
   trees: Set<string>
-  paths: string[] // the files of tree, with the stat they had when hashed
-  index: Map<string, number> // path -> position in the columns
-  modes: string
-  sizes: number[]
-  mtimes: number[]
-  ctimes: number[]
-  inos: number[]
-  oids: string
-  trusted: string
+  index: Map<string, number>
 }
 
 export function emptyStatCache(): StatCache {

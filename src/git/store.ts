@@ -165,7 +165,7 @@ export interface Store {
   // The size of each blob without reading its content (STORE_CORRUPT when one is missing).
   blobSizes(oids: string[]): Promise<Map<string, number>>
   writeBlob(content: Buffer): Promise<string>
-  diffTrees(a: string, b: string): Promise<TreeChange[]> // sorted by path
+  diffTrees(a: string | BaseTree, b: string | BaseTree): Promise<TreeChange[]> // sorted by path; a BaseTree with entries is not listed
 
   resolveRef(ref: string): Promise<string | null>
   // Compare-and-swap: expectedOld null means the ref must not exist. Throws AasError REF_MOVED.
