@@ -120,15 +120,28 @@ export async function takeInventory(
   root: string,
   { onProgress, keepContent = false }: ScanOptions & { onProgress?: (done: number) => void; keepContent?: boolean } = {},
 ): Promise<InventoryResult> {
-  const { scan, units } = await readUnits(root, onProgress ? { onProgress } : {})
+  const scan = await scanVault(root)
   const contents = keepContent ? new Map<string, UnitContent>() : undefined
-  const readings = units.map(({ entry, read }) => {
+  // One unit's bytes at a time (unless kept): the inventory of a large vault stays small.
+  const readings = scan.units.map((entry, i) => {
+    const read = readUnitSync(root, entry)
+    if (onProgress && (i + 1) % 1000 === 0) onProgress(i + 1)
     if (!read.ok) return { entry, reading: read.reading }
     const reading = readUnitVersion(read.bytes)
     contents?.set(entry.path, { oid: read.oid, bytes: read.bytes, reading })
     return { entry, reading }
   })
   return { scan, inventory: summarize(readings), ...(contents ? { contents } : {}) }
+}
+
+function readUnitSync(root: string, entry: ScopeEntry): UnitRead {
+  try {
+    const bytes = readRegularFileSync(path.join(root, entry.path))
+    return { ok: true, bytes, oid: blobOid(bytes) }
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException
+    return { ok: false, reading: { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } } }
+  }
 }
 
 export type UnitRead = { ok: true; bytes: Buffer; oid: string } | { ok: false; reading: Extract<UnitReading, { kind: 'unreadable' }> }
@@ -139,15 +152,7 @@ export async function readUnits(root: string, { onProgress }: { onProgress?: (do
   const units: Array<{ entry: ScopeEntry; read: UnitRead }> = new Array(scan.units.length)
   for (let i = 0; i < scan.units.length; i++) {
     const entry = scan.units[i] as ScopeEntry
-    let read: UnitRead
-    try {
-      const bytes = readRegularFileSync(path.join(root, entry.path))
-      read = { ok: true, bytes, oid: blobOid(bytes) }
-    } catch (err) {
-      const e = err as NodeJS.ErrnoException
-      read = { ok: false, reading: { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } } }
-    }
-    units[i] = { entry, read }
+    units[i] = { entry, read: readUnitSync(root, entry) }
     if (onProgress && (i + 1) % 1000 === 0) onProgress(i + 1)
   }
   return { scan, units }
