@@ -82,43 +82,28 @@ export interface TransactionResult {
 }
 
 // Blobs read in batches ahead of the writes (one `cat-file --batch` per chunk rather
-// than one git call per file): the next chunk is read while the current one is
-// written, so at most two chunks are in memory.
+// than one git call per file), holding at most one chunk in memory.
 // Blobs above BIG_BLOB_BYTES are left out of the batches and streamed by the write.
 export function prefetchingBlobSource(store: Store, oidsInOrder: readonly string[], { chunk = 2000 }: { chunk?: number } = {}): BlobSource {
   const position = new Map<string, number>()
   oidsInOrder.forEach((oid, i) => {
     if (!position.has(oid)) position.set(oid, i)
   })
+  let cache = new Map<string, Buffer>()
   let sizes: Map<string, number> | null = null
-  let cache: { start: number; blobs: Map<string, Buffer> } | null = null
-  // The chunk after the one being written, read meanwhile.
-  let ahead: { start: number; blobs: Promise<Map<string, Buffer>> } | null = null
-  const load = async (start: number): Promise<Map<string, Buffer>> => {
-    const known = sizes as Map<string, number>
-    const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))].filter((o) => (known.get(o) ?? 0) <= BIG_BLOB_BYTES)
-    const blobs = new Map<string, Buffer>()
-    for await (const { oid, content } of store.readBlobs(wanted)) blobs.set(oid, content)
-    return blobs
-  }
   return async (oid) => {
-    const hit = cache?.blobs.get(oid)
+    const hit = cache.get(oid)
     if (hit) return hit
     sizes ??= position.size > 0 ? await store.blobSizes([...position.keys()]) : new Map()
     const size = sizes.get(oid)
     if (size !== undefined && size > BIG_BLOB_BYTES) return { stream: true, oid, size }
-    const at = position.get(oid)
-    if (at === undefined) return store.readBlob(oid)
-    const next = ahead
-    ahead = null
-    cache = null // the chunk written so far can go
-    cache = next && at >= next.start && at < next.start + chunk ? { start: next.start, blobs: await next.blobs } : { start: at, blobs: await load(at) }
-    const following = cache.start + chunk
-    if (following < oidsInOrder.length) {
-      ahead = { start: following, blobs: load(following) }
-      ahead.blobs.catch(() => {}) // seen when awaited; unused if the phase stops first
-    }
-    const got = cache.blobs.get(oid)
+    const start = position.get(oid)
+    if (start === undefined) return store.readBlob(oid)
+    cache = new Map()
+    const known = sizes
+    const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))].filter((o) => (known.get(o) ?? 0) <= BIG_BLOB_BYTES)
+    for await (const { oid: o, content } of store.readBlobs(wanted)) cache.set(o, content)
+    const got = cache.get(oid)
     if (!got) throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`; the store may be damaged.', data: { oid } })
     return got
   }
