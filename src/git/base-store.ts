@@ -1,7 +1,7 @@
 import path from 'node:path'
 import { AasError } from '../errors.js'
 import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type ScopeEntry } from '../vault/walk.js'
-import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, sortEntries, type RawObject } from './git-objects.js'
+import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, type RawObject } from './git-objects.js'
 import { storeFailed } from './run-git.js'
 import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
 import {
