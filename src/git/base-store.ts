@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { AasError } from '../errors.js'
-import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type ScopeEntry } from '../vault/walk.js'
+import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type FileMode, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, type RawObject } from './git-objects.js'
 import { storeFailed } from './run-git.js'
 import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
@@ -297,17 +297,27 @@ export abstract class BaseStore implements Store {
     return { ...f.result, commit, entries: f.entries, trees: new Set(f.trees.map((t) => t.oid)) }
   }
 
-  async writeCommitWithChanges(base: BaseTree, changes: FileChange[], commit: Omit<CommitInput, 'tree'>): Promise<{ tree: string; commit: string }> {
+  async writeCommitWithChanges(given: BaseTree | Promise<BaseTree>, changes: Iterable<FileChange> | AsyncIterable<FileChange>, commit: Omit<CommitInput, 'tree'> | (() => Omit<CommitInput, 'tree'>)): Promise<{ tree: string; commit: string }> {
     await this.ensureWritable()
-    const entries = base.entries ?? (base.tree === EMPTY_TREE ? [] : await this.listTree(base.tree))
-    const writes = changes.filter((c): c is Extract<FileChange, { content: Buffer }> => 'content' in c)
-    const removed = changes.filter((c) => 'delete' in c).map((c) => c.path)
+    // A base still being made (a snapshot) is awaited only once every change was written.
+    void Promise.resolve(given).catch(() => undefined)
+    // Only paths and modes are kept: each content is piped and dropped.
+    const writes: Array<{ path: string; mode: FileMode }> = []
+    const removed: string[] = []
     async function* source(): AsyncGenerator<SnapshotBlob> {
-      for (const w of writes) yield { input: w.content, oid: null }
+      for await (const c of changes) {
+        if ('delete' in c) removed.push(c.path)
+        else {
+          writes.push({ path: c.path, mode: c.mode })
+          yield { input: c.content, oid: null }
+        }
+      }
     }
     let tree: string | null = null
     const oid = await this.writeSnapshotObjects(source(), async (oids) => {
       if (oids.length !== writes.length) throw storeFailed(['fast-import'], `${oids.length} blob ids for ${writes.length} files`)
+      const base = await given
+      const entries = base.entries ?? (base.tree === EMPTY_TREE ? [] : await this.listTree(base.tree))
       const map = new Map<string, TreeEntry>(entries.map((e) => [e.path, e]))
       for (const p of removed) map.delete(p)
       const changed: TreeEntry[] = writes.map((w, i) => ({ path: w.path, mode: w.mode, oid: oids[i] as string }))
@@ -315,7 +325,7 @@ export abstract class BaseStore implements Store {
       const all = sortByPath([...map.values()])
       const built = buildTrees(all)
       tree = built.root
-      const commitInput = { ...commit, tree: built.root }
+      const commitInput = { ...(typeof commit === 'function' ? commit() : commit), tree: built.root }
       const bytes = encodeCommit(commitInput)
       return {
         tree: built.root,

@@ -5,7 +5,7 @@ import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EMPTY_TREE } from '../../src/git/git-objects.js'
 import { openStore } from '../../src/git/open-store.js'
-import { BIG_BLOB_BYTES, type BackendName, type BlobInput, type Store } from '../../src/git/store.js'
+import { BIG_BLOB_BYTES, type BackendName, type BaseTree, type BlobInput, type FileChange, type Store } from '../../src/git/store.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 
 const OLD = new Date('2024-01-01T00:00:00Z')
@@ -163,8 +163,29 @@ describe.each<BackendName>(['cli', 'js'])('store conformance (%s)', (backend) =>
     const expected = await store.writeCommit({ ...meta, tree: expectedTree })
     const listed = await store.writeCommitWithChanges({ tree: snap.tree }, changes, meta)
     const known = await store.writeCommitWithChanges({ tree: snap.tree, entries: snap.entries, trees: snap.trees }, changes, meta)
+    // The same from a stream still being produced, a base given as a promise and the
+    // commit's fields asked for only at the end.
+    let asked = 0
+    let settle!: (b: BaseTree) => void
+    const later = new Promise<BaseTree>((resolve) => (settle = resolve))
+    async function* trickle(): AsyncGenerator<FileChange> {
+      for (const c of changes) {
+        await new Promise((resolve) => setTimeout(resolve, 5))
+        yield c
+      }
+      settle({ tree: snap.tree, entries: snap.entries, trees: snap.trees })
+    }
+    const streamed = await store.writeCommitWithChanges(later, trickle(), () => (asked++, meta))
     expect(listed).toEqual({ tree: expectedTree, commit: expected })
     expect(known).toEqual({ tree: expectedTree, commit: expected })
+    expect(streamed).toEqual({ tree: expectedTree, commit: expected })
+    expect(asked).toBe(1)
+    // A stream that fails writes no commit.
+    async function* broken(): AsyncGenerator<FileChange> {
+      yield changes[0] as FileChange
+      throw new Error('the chain failed')
+    }
+    await expect(store.writeCommitWithChanges({ tree: snap.tree }, broken(), meta)).rejects.toThrow()
     expect((await store.readCommit(expected)).parents).toEqual([snap.commit])
     const after = new Map((await store.listTree(expected)).map((e) => [e.path, e]))
     expect(after.has('alice/blob.bin')).toBe(false)
