@@ -12,7 +12,7 @@ import { parseArgs, type CliRequest } from './program.js'
 import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText, toAasError } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
-import { renderDryRun, renderMigrateSummary } from './render/migrate.js'
+import { renderMigrateSummary, writeDryRun } from './render/migrate.js'
 import { makePaint, type Paint } from './render/paint.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
@@ -99,7 +99,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
         return result.ok ? 0 : 1
       }
       if (action.dryRun) {
-        io.stdout(renderDryRun(result, { stat: action.stat, paint: paint.out }))
+        await writeDryRun(result, { stat: action.stat, paint: paint.out, write: io.stdout })
         io.stderr(renderMigrateSummary(result, paint.err))
       } else {
         io.stdout(renderMigrateSummary(result, paint.out))

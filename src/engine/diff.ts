@@ -258,7 +258,13 @@ function renderPair(out: Out, pair: FilePair, diff: PairDiff, fullIndex: boolean
 }
 
 // Sort like git: by path bytes; a type change keeps its deletion before its addition.
-function sortedFiles(files: DiffFile[]): DiffFile[] {
+// Files in the order the diff prints them (path bytes): render a long list in chunks of
+// this order and the chunks' output joins to the whole diff.
+export function sortDiffFiles(files: readonly DiffFile[]): DiffFile[] {
+  return sortedFiles(files)
+}
+
+function sortedFiles(files: readonly DiffFile[]): DiffFile[] {
   return [...files].sort((x, y) => Buffer.compare(Buffer.from(x.path), Buffer.from(y.path)))
 }
 
@@ -290,15 +296,17 @@ export interface DiffStatOptions {
   color?: boolean
 }
 
-interface StatEntry {
+export interface DiffStatEntry {
   name: string // quoted like git
   binary: boolean
   added: number // lines, or new size in bytes for binary files
   deleted: number
 }
 
-function statEntries(files: DiffFile[]): StatEntry[] {
-  const entries: StatEntry[] = []
+// Each file's line counts for --stat (computed per chunk of files, so contents can be
+// dropped before the whole stat is rendered by renderDiffStatEntries).
+export function diffStatEntries(files: DiffFile[]): DiffStatEntry[] {
+  const entries: DiffStatEntry[] = []
   for (const file of sortedFiles(files)) {
     const pairs = toPairs(file)
     if (pairs.length === 0) continue
@@ -321,7 +329,7 @@ function statEntries(files: DiffFile[]): StatEntry[] {
   return entries
 }
 
-function summarizeEntries(entries: StatEntry[]): DiffSummary {
+function summarizeEntries(entries: DiffStatEntry[]): DiffSummary {
   let insertions = 0
   let deletions = 0
   for (const entry of entries) {
@@ -334,7 +342,7 @@ function summarizeEntries(entries: StatEntry[]): DiffSummary {
 
 // Totals of `git diff --shortstat`: changed paths, added and removed lines (text files only).
 export function summarizeDiff(files: DiffFile[]): DiffSummary {
-  return summarizeEntries(statEntries(files))
+  return summarizeEntries(diffStatEntries(files))
 }
 
 export function formatSummaryLine({ files, insertions, deletions }: DiffSummary): string {
@@ -361,8 +369,11 @@ function displayWidth(name: string): number {
 }
 
 // `git diff --stat` (diff.c show_stats): name | count graph, scaled to `width` columns.
-export function renderDiffStat(files: DiffFile[], { width = 80, color = false }: DiffStatOptions = {}): string {
-  const entries = statEntries(files)
+export function renderDiffStat(files: DiffFile[], options: DiffStatOptions = {}): string {
+  return renderDiffStatEntries(diffStatEntries(files), options)
+}
+
+export function renderDiffStatEntries(entries: DiffStatEntry[], { width = 80, color = false }: DiffStatOptions = {}): string {
   let maxLen = 0
   let maxChange = 0
   let numberWidth = 0

@@ -4,28 +4,29 @@ import type { ScriptFile } from './discover.js'
 import { loadScripts, type LoadedMigration } from './load.js'
 import type { MigratableUnit } from './define.js'
 import { readingOfText, type UnitReading } from '../vault/inventory.js'
+import { PHASE } from './sandbox-phase.js'
 
-// The worker side of sandbox.ts: loads the chain's scripts and runs applyChain inside
-// this thread, recording in a shared counter which step and unit a script is running,
-// so the parent can name them when it has to terminate this thread.
+// The worker side of sandbox.ts: answers the pool's commands one at a time, in order:
+// `read` (the pre-flight: each unit's reading, no script loaded), `load` (the chain's
+// scripts) and `apply` (the chain and its validation over one batch of units). While a
+// script runs it records in a shared counter which step and unit it is on, so that the
+// parent can name them when it has to terminate this thread.
 
 export interface SandboxWorkerData {
-  scripts: ScriptFile[]
-  units: UnitInput[]
   dryRun: boolean
   validateVersion?: number // also validate every result at this version (in this thread)
   unitsReadable?: boolean // the engine has parsed every unit already (applyChain's unitsReadable)
-  preflight?: boolean // first report every unit's reading, then wait for a 'run' command with the scripts
-  progress: SharedArrayBuffer // Int32Array [phase, step, unit, beat]: phase 0 load, 1 apply, 3 validate, 2 done
+  progress: SharedArrayBuffer // Int32Array [phase, step, unit in batch, beat]: phase 0 load, 1 apply, 3 validate, 4 read, 2 idle
 }
+
+export type SandboxCommand = { type: 'read'; units: UnitInput[] } | { type: 'load'; scripts: ScriptFile[] } | { type: 'apply'; units: UnitInput[] }
 
 export type SandboxMessage =
   | { type: 'readings'; readings: UnitReading[] }
-  | { type: 'result'; result: SerializedApplyResult }
+  | { type: 'loaded' }
   | { type: 'load-errors'; errors: SerializedError[] }
+  | { type: 'result'; result: SerializedApplyResult }
   | { type: 'crash'; reason: string }
-
-export type SandboxCommand = { type: 'run'; scripts: ScriptFile[] }
 
 export interface SerializedError {
   code: string
@@ -40,13 +41,14 @@ export interface SerializedApplyResult extends Omit<ApplyResult, 'errors'> {
 
 const input = workerData as SandboxWorkerData
 const progress = new Int32Array(input.progress)
-const unitIndex = new Map(input.units.map((u, i) => [u.unitId, i]))
+let batchIndex = new Map<string, number>()
+let chain: { loaded: LoadedMigration[]; wrapped: LoadedMigration[] } | null = null
 
 // A script is running on this unit at this step from now on: publish it, then beat.
 function mark(step: number, unit: MigratableUnit): void {
-  Atomics.store(progress, 0, 1) // applying again after the previous unit's validation
+  Atomics.store(progress, 0, PHASE.apply) // applying again after the previous unit's validation
   Atomics.store(progress, 1, step)
-  Atomics.store(progress, 2, unitIndex.get(String(unit.unitId)) ?? -1)
+  Atomics.store(progress, 2, batchIndex.get(String(unit.unitId)) ?? -1)
   Atomics.add(progress, 3, 1)
 }
 
@@ -79,52 +81,64 @@ function serialize(err: { code: string; message: string; hint?: string | undefin
   return { code: String(err.code), message: String(err.message), ...(err.hint ? { hint: String(err.hint) } : {}), data }
 }
 
-// The pre-flight: every unit's reading, before any script is loaded into this thread.
-async function preflight(): Promise<ScriptFile[]> {
-  const readings = input.units.map((u, i) => {
-    if (i % 256 === 0) Atomics.add(progress, 3, 1)
-    return readingOfText(u.text)
-  })
-  const command = new Promise<SandboxCommand>((resolve) => parentPort?.once('message', resolve))
-  parentPort?.postMessage({ type: 'readings', readings } satisfies SandboxMessage)
-  return (await command).scripts
+function post(message: SandboxMessage): void {
+  parentPort?.postMessage(message)
 }
 
-async function main(): Promise<void> {
-  const scripts = input.preflight ? await preflight() : input.scripts
-  const loaded = await loadScripts(scripts)
-  if (loaded.errors.length > 0) {
-    parentPort?.postMessage({ type: 'load-errors', errors: loaded.errors.map(serialize) } satisfies SandboxMessage)
-    return
+async function handle(command: SandboxCommand): Promise<void> {
+  if (command.type === 'read') {
+    Atomics.store(progress, 0, PHASE.read)
+    const readings = command.units.map((u, i) => {
+      if (i % 256 === 0) Atomics.add(progress, 3, 1)
+      return readingOfText(u.text)
+    })
+    Atomics.store(progress, 0, PHASE.idle)
+    return post({ type: 'readings', readings })
   }
-  Atomics.store(progress, 0, 1)
+  if (command.type === 'load') {
+    Atomics.store(progress, 0, PHASE.load)
+    const loaded = await loadScripts(command.scripts)
+    Atomics.store(progress, 0, PHASE.idle)
+    if (loaded.errors.length > 0) return post({ type: 'load-errors', errors: loaded.errors.map(serialize) })
+    chain = { loaded: loaded.loaded, wrapped: loaded.loaded.map(wrap) }
+    return post({ type: 'loaded' })
+  }
+  if (!chain) throw new Error('a batch was sent before the scripts were loaded')
+  const units = command.units
+  batchIndex = new Map(units.map((u, i) => [u.unitId, i]))
+  Atomics.store(progress, 2, -1)
+  Atomics.store(progress, 0, PHASE.apply)
   const version = input.validateVersion
   const validate =
     version === undefined
       ? undefined
       : {
           version,
-          scripts: loaded.loaded,
+          scripts: chain.loaded,
           onUnit: (unitId: string) => {
-            Atomics.store(progress, 0, 3)
-            Atomics.store(progress, 2, unitIndex.get(unitId) ?? -1)
+            Atomics.store(progress, 0, PHASE.validate)
+            Atomics.store(progress, 2, batchIndex.get(unitId) ?? -1)
             Atomics.add(progress, 3, 1)
           },
         }
-  const result = await applyChain(loaded.loaded.map(wrap), input.units, { dryRun: input.dryRun, unitsReadable: input.unitsReadable === true, ...(validate ? { validate } : {}) })
-  Atomics.store(progress, 0, 2)
+  const result = await applyChain(chain.wrapped, units, { dryRun: input.dryRun, unitsReadable: input.unitsReadable === true, ...(validate ? { validate } : {}) })
+  Atomics.store(progress, 0, PHASE.idle)
   // The engine keeps the texts it sent: only texts that changed travel back.
-  const units = result.units.map((u) => ({ ...u, before: '', after: u.touched ? u.after : '' }))
-  const message: SandboxMessage = { type: 'result', result: { ...result, units, errors: result.errors.map(serialize) } }
-  parentPort?.postMessage(message)
+  const out = result.units.map((u) => ({ ...u, before: '', after: u.touched ? u.after : '' }))
+  post({ type: 'result', result: { ...result, units: out, errors: result.errors.map(serialize) } })
 }
 
-main().catch((err: unknown) => {
-  let reason: string
-  try {
-    reason = err instanceof Error ? `${err.name}: ${err.message}` : `a thrown ${typeof err}: ${String(err)}`
-  } catch {
-    reason = `a thrown ${typeof err} that cannot be described`
-  }
-  parentPort?.postMessage({ type: 'crash', reason } satisfies SandboxMessage)
+let queue: Promise<void> = Promise.resolve()
+parentPort?.on('message', (command: SandboxCommand) => {
+  queue = queue
+    .then(() => handle(command))
+    .catch((err: unknown) => {
+      let reason: string
+      try {
+        reason = err instanceof Error ? `${err.name}: ${err.message}` : `a thrown ${typeof err}: ${String(err)}`
+      } catch {
+        reason = `a thrown ${typeof err} that cannot be described`
+      }
+      post({ type: 'crash', reason })
+    })
 })

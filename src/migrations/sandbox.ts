@@ -10,6 +10,7 @@ import type { UnitReading } from '../vault/inventory.js'
 import type { UnitType } from '../vault/rules.js'
 import type { ApplyResult, UnitApplyResult, UnitInput, UnitStepResult } from './apply.js'
 import type { ScriptFile } from './discover.js'
+import { PHASE } from './sandbox-phase.js'
 import type { SandboxCommand, SandboxMessage, SandboxWorkerData, SerializedError } from './sandbox-worker.js'
 
 // Runs a migration chain contained: the scripts are loaded and applied in a
@@ -28,18 +29,10 @@ export interface SandboxOptions {
   validateVersion?: number // validate every result at this version inside the worker (ApplyResult.validation)
   unitsReadable?: boolean // every unit is known to parse (see applyChain)
   timeoutMs?: number // per unit and step (and for loading the scripts)
-  memoryMb?: number // the worker's old-generation heap limit
+  memoryMb?: number // each worker's old-generation heap limit
   workers?: number // how many workers share the units (default: see workerCount)
   signal?: AbortSignal // stops the worker(s): the result is then a failure
-  gate?: ChainGate // read every unit's version first and wait before loading any script
-}
-
-// A pre-flight inside the workers: each worker parses its units and reports their
-// readings before any script is loaded, then waits for `go`: the scripts of the chain
-// (the caller plans it from the readings), or null to stop without running one.
-export interface ChainGate {
-  onReadings(start: number, readings: UnitReading[]): void // start: index of the slice's first unit
-  go: Promise<readonly ScriptFile[] | null>
+  batchUnits?: number // runChainContained: units per batch (default BATCH_UNITS)
 }
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
@@ -51,6 +44,10 @@ const LOAD_ALLOWANCE_MS = 15_000
 // each, one worker does the whole chain sooner.
 export const MIN_UNITS_PER_WORKER = 2000
 const MAX_WORKERS = 4
+// Units travel to the workers in batches of this many, at most QUEUED_PER_WORKER batches
+// queued per worker: what the chain holds in flight does not grow with the vault.
+export const BATCH_UNITS = 256
+const QUEUED_PER_WORKER = 2
 
 // Sandbox limits from the environment (AAS_SCRIPT_TIMEOUT_MS, AAS_SCRIPT_MEMORY_MB,
 // AAS_SCRIPT_WORKERS), else defaults.
@@ -64,7 +61,7 @@ export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv): { timeoutMs: numbe
 // each with at least MIN_UNITS_PER_WORKER units; `requested` (AAS_SCRIPT_WORKERS) wins.
 export function workerCount(units: number, requested?: number): number {
   const n = requested ?? Math.min(availableParallelism(), MAX_WORKERS, Math.floor(units / MIN_UNITS_PER_WORKER))
-  return Math.max(1, Math.min(n, units))
+  return Math.max(1, Math.min(n, Math.max(units, 1)))
 }
 
 // The worker entry: the compiled .js next to this file, or (running from sources
@@ -81,82 +78,301 @@ function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   return new Worker(boot, { eval: true, workerData: data, resourceLimits })
 }
 
-// The chain over every unit, split into contiguous slices run by parallel workers (each
-// unit is migrated by exactly one worker, each worker loads the scripts itself), and the
-// slices' results merged back in unit order as if one worker had run them all.
-export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], options: SandboxOptions = {}): Promise<ApplyResult> {
-  const n = workerCount(units.length, options.workers)
-  if (n <= 1) return runInWorker(scripts, units, options)
-  const size = Math.ceil(units.length / n)
-  const slices = Array.from({ length: n }, (_, i) => units.slice(i * size, (i + 1) * size))
-  // A failure that ends the run whatever the other slices find stops them.
-  const stop = new AbortController()
-  const onAbort = (): void => stop.abort()
-  options.signal?.addEventListener('abort', onAbort, { once: true })
-  try {
-    const results = await Promise.all(
-      slices.map((slice, i) =>
-        runInWorker(scripts, slice, { ...options, signal: stop.signal, ...(options.gate ? { gate: sliceGate(options.gate, i * size) } : {}) }).then((r) => {
-          if (!r.ok && !r.failedStep) stop.abort()
-          return r
-        }),
-      ),
+type Outcome = { message: SandboxMessage } | { failure: AasError }
+
+interface Pending {
+  command: SandboxCommand['type']
+  units: readonly UnitInput[]
+  resolve: (outcome: Outcome) => void
+}
+
+interface Slot {
+  worker: Worker
+  view: Int32Array // the worker's progress: [phase, step, unit in batch, beat]
+  queue: Pending[] // sent, not yet answered, in order
+  answered: number
+  lastBeat: number
+  lastChange: number
+}
+
+type Where = { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' | 'read' }
+
+// Workers that keep the chain's scripts loaded and take units in batches: the pre-flight
+// parse (`read`, before any script is loaded), then `load` once and `apply` per batch.
+// A worker that hangs (no progress within timeoutMs), exhausts its heap, crashes or
+// exits fails its batch naming the script and unit, and stops the whole pool: every
+// other batch in flight or sent later gets an 'aborted' failure.
+export class ChainPool {
+  readonly size: number
+  private readonly slots: Slot[]
+  private readonly timeoutMs: number
+  private readonly memoryMb: number
+  private readonly validateVersion: number | undefined
+  private scripts: readonly ScriptFile[] = []
+  private stopped = false
+  private cancelledByCaller = false
+  private readonly watchdog: NodeJS.Timeout
+  private readonly signal: AbortSignal | undefined
+  private readonly onAbort = (): void => this.cancel()
+  private waiters: Array<() => void> = []
+
+  constructor(workers: number, { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal }: SandboxOptions = {}) {
+    this.size = Math.max(1, workers)
+    this.timeoutMs = timeoutMs
+    this.memoryMb = memoryMb
+    this.validateVersion = validateVersion
+    this.signal = signal
+    this.slots = Array.from({ length: this.size }, () => {
+      const progress = new SharedArrayBuffer(16)
+      const view = new Int32Array(progress)
+      Atomics.store(view, 0, PHASE.idle)
+      Atomics.store(view, 2, -1)
+      const data: SandboxWorkerData = { dryRun, unitsReadable, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
+      const slot: Slot = { worker: startWorker(data, memoryMb), view, queue: [], answered: 0, lastBeat: -1, lastChange: Date.now() }
+      this.attach(slot)
+      return slot
+    })
+    this.watchdog = setInterval(() => this.check(), Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))))
+    if (signal?.aborted) this.cancel()
+    else signal?.addEventListener('abort', this.onAbort, { once: true })
+  }
+
+  // Batches sent and not yet answered, over all workers.
+  get queued(): number {
+    return this.slots.reduce((n, s) => n + s.queue.length, 0)
+  }
+
+  // True once the pool stopped (a failure, cancel() or close()): nothing more runs.
+  get halted(): boolean {
+    return this.stopped
+  }
+
+  // True once the caller (or the signal) stopped the pool.
+  get cancelled(): boolean {
+    return this.cancelledByCaller
+  }
+
+  // Resolves when another batch may be sent without growing what is held in flight.
+  async room(): Promise<void> {
+    while (!this.stopped && this.queued >= this.size * QUEUED_PER_WORKER) await new Promise<void>((resolve) => this.waiters.push(resolve))
+  }
+
+  // Every unit's reading (the pre-flight parse), in order, or the failure that stopped the pool.
+  async read(units: readonly UnitInput[]): Promise<{ ok: true; readings: UnitReading[] } | { ok: false; result: ApplyResult }> {
+    const outcome = await this.send(this.pick(), { type: 'read', units: units as UnitInput[] }, units)
+    if ('failure' in outcome) return { ok: false, result: { ok: false, units: [], errors: [outcome.failure] } }
+    const m = outcome.message
+    if (m.type === 'readings' && Array.isArray(m.readings) && m.readings.length === units.length) return { ok: true, readings: m.readings }
+    return { ok: false, result: { ok: false, units: [], errors: [containedFailure({ script: 'the pre-flight parse', unit: null, step: null, phase: 'read' }, 'reported a malformed reading list', 'crash', this.timeoutMs)] } }
+  }
+
+  // Loads the chain's scripts into every worker: null when all loaded, else the failure.
+  async load(scripts: readonly ScriptFile[]): Promise<ApplyResult | null> {
+    this.scripts = scripts
+    const plain = scripts.map((s) => ({ ...s }))
+    const outcomes = await Promise.all(this.slots.map((slot) => this.send(slot, { type: 'load', scripts: plain }, [])))
+    const failures = outcomes.flatMap((o) => ('failure' in o ? [o.failure] : []))
+    const first = failures.find((f) => f.data.reason !== 'aborted') ?? failures[0]
+    if (first) return { ok: false, units: [], errors: [first] }
+    for (const o of outcomes) {
+      const m = (o as { message: SandboxMessage }).message
+      if (m.type === 'load-errors') return checkedResult({ ok: false, units: [], errors: m.errors }, [], scripts)
+      if (m.type !== 'loaded') return checkedResult(null, [], scripts)
+    }
+    return null
+  }
+
+  // The loaded chain (and the validation) over one batch of units.
+  async apply(units: readonly UnitInput[]): Promise<ApplyResult> {
+    const outcome = await this.send(this.pick(), { type: 'apply', units: units as UnitInput[] }, units)
+    if ('failure' in outcome) return { ok: false, units: [], errors: [outcome.failure] }
+    const m = outcome.message
+    return checkedResult(m.type === 'result' ? m.result : null, units, this.scripts, this.validateVersion)
+  }
+
+  // Stops every worker: whatever is in flight fails as 'aborted'.
+  cancel(): void {
+    this.cancelledByCaller = true
+    this.stop()
+  }
+
+  // Stops the workers after a failure that ends the run (see applyBatches).
+  abort(): void {
+    this.stop()
+  }
+
+  async close(): Promise<void> {
+    this.stop()
+    await Promise.all(this.slots.map((s) => s.worker.terminate().catch(() => undefined)))
+  }
+
+  private pick(): Slot {
+    let best = this.slots[0] as Slot
+    for (const s of this.slots) if (s.queue.length < best.queue.length) best = s
+    return best
+  }
+
+  private send(slot: Slot, command: SandboxCommand, units: readonly UnitInput[]): Promise<Outcome> {
+    if (this.stopped) return Promise.resolve({ failure: containedFailure(this.where(slot), 'was stopped before the chain finished', 'aborted', this.timeoutMs) })
+    return new Promise((resolve) => {
+      if (slot.queue.length === 0) slot.lastChange = Date.now()
+      slot.queue.push({ command: command.type, units, resolve })
+      slot.worker.postMessage(command)
+    })
+  }
+
+  private settle(slot: Slot, outcome: Outcome): void {
+    const head = slot.queue.shift()
+    slot.lastChange = Date.now()
+    head?.resolve(outcome)
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w()
+  }
+
+  private attach(slot: Slot): void {
+    slot.worker.on('message', (message: SandboxMessage) => {
+      slot.answered++
+      const head = slot.queue[0]
+      if (!head) return
+      const expected = { read: ['readings'], load: ['loaded', 'load-errors'], apply: ['result'] }[head.command]
+      if (message?.type === 'crash' || !expected.includes(message?.type)) {
+        const reason = message?.type === 'crash' ? String(message.reason) : 'an answer out of order'
+        return this.fail(slot, containedFailure(this.where(slot), `made the chain fail: ${reason}`, 'crash', this.timeoutMs))
+      }
+      this.settle(slot, { message })
+    })
+    slot.worker.on('error', (err: Error & { code?: string }) => {
+      const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
+      this.fail(slot, containedFailure(this.where(slot), oom ? `ran out of memory (worker heap limit ${this.memoryMb} MB)` : `crashed the script worker: ${safeText(err)}`, oom ? 'memory' : 'crash', this.timeoutMs))
+    })
+    slot.worker.on('exit', (code) => {
+      if (this.stopped) return
+      this.fail(slot, containedFailure(this.where(slot), `stopped the script worker (exit ${code}) before the chain finished, e.g. a promise that never settles or process.exit()`, 'exit', this.timeoutMs))
+    })
+  }
+
+  // The failure of the batch `slot` is running, then every other batch stopped.
+  private fail(slot: Slot, failure: AasError): void {
+    if (this.stopped) return
+    if (slot.queue.length > 0) this.settle(slot, { failure })
+    this.stop()
+  }
+
+  private stop(): void {
+    if (this.stopped) return
+    this.stopped = true
+    clearInterval(this.watchdog)
+    this.signal?.removeEventListener('abort', this.onAbort)
+    for (const slot of this.slots) {
+      while (slot.queue.length > 0) this.settle(slot, { failure: containedFailure(this.where(slot), 'was stopped before the chain finished', 'aborted', this.timeoutMs) })
+      void slot.worker.terminate().catch(() => undefined)
+    }
+    for (const w of this.waiters) w()
+    this.waiters = []
+  }
+
+  private check(): void {
+    const now = Date.now()
+    for (const slot of this.slots) {
+      const beat = Atomics.load(slot.view, 3)
+      if (slot.queue.length === 0 || beat !== slot.lastBeat) {
+        slot.lastBeat = beat
+        slot.lastChange = now
+        continue
+      }
+      // A worker's first answer includes its start-up; loading compiles the scripts.
+      const allowance = slot.answered === 0 || slot.queue[0]?.command === 'load' ? LOAD_ALLOWANCE_MS : 0
+      if (now - slot.lastChange >= this.timeoutMs + allowance) return this.fail(slot, containedFailure(this.where(slot), `did not return within ${this.timeoutMs} ms`, 'timeout', this.timeoutMs))
+    }
+  }
+
+  // Who was running when the worker had to stop: the step's script and the unit.
+  private where(slot: Slot): Where {
+    const all = this.scripts.map((x) => x.file).join(', ')
+    const head = slot.queue[0]
+    if (head?.command === 'read') return { script: 'the pre-flight parse', unit: null, step: null, phase: 'read' }
+    const phase = Atomics.load(slot.view, 0)
+    const u = head?.units[Atomics.load(slot.view, 2)]
+    if (head?.command === 'apply' && phase === PHASE.validate) {
+      const v = this.scripts.find((x) => x.to === this.validateVersion)
+      return { script: v?.file ?? all, unit: u?.unitId ?? null, step: 'validate', phase: 'apply' }
+    }
+    const s = this.scripts[Atomics.load(slot.view, 1)]
+    if (head?.command !== 'apply' || !s) return { script: all, unit: null, step: null, phase: 'load' }
+    return { script: s.file, unit: u?.unitId ?? null, step: `v${s.from} -> v${s.to}`, phase: 'apply' }
+  }
+}
+
+// The loaded chain over batches of units, at most a few batches in flight per worker:
+// onBatch gets each batch's checked result as it arrives (it may empty `result.units`
+// to keep nothing), and the results are merged in batch order as if one worker had
+// run every unit. A failure that ends the run whatever the other batches find (no
+// failing step: unreadable, timeout, crash) stops the pool.
+export async function applyBatches(
+  pool: ChainPool,
+  batches: Iterable<readonly UnitInput[]> | AsyncIterable<readonly UnitInput[]>,
+  onBatch?: (units: readonly UnitInput[], result: ApplyResult, index: number) => void | Promise<void>,
+): Promise<ApplyResult> {
+  const results: ApplyResult[] = []
+  const running: Array<Promise<void>> = []
+  let sent = 0
+  const run = (batch: readonly UnitInput[]): void => {
+    const k = sent++
+    running.push(
+      pool.apply(batch).then(async (r) => {
+        if (!r.ok && !r.failedStep) pool.abort()
+        results[k] = r
+        if (onBatch) await onBatch(batch, r, k)
+      }),
     )
-    return mergeResults(results, options.signal?.aborted === true)
+  }
+  try {
+    for await (const batch of batches) {
+      await pool.room()
+      if (pool.halted) break
+      run(batch)
+    }
+    // No unit at all: one empty batch still gives the validation's summary.
+    if (sent === 0) run([])
+  } catch (err) {
+    pool.abort()
+    await Promise.allSettled(running)
+    throw err
+  }
+  const settled = await Promise.allSettled(running)
+  const rejected = settled.find((s): s is PromiseRejectedResult => s.status === 'rejected')
+  if (rejected) {
+    pool.abort()
+    throw rejected.reason
+  }
+  return mergeResults(results, pool.cancelled)
+}
+
+// Consecutive slices of `size` units.
+export function* batchesOf<T>(units: readonly T[], size = BATCH_UNITS): Generator<T[]> {
+  for (let i = 0; i < units.length; i += size) yield units.slice(i, i + size)
+}
+
+// The chain over every unit, in batches shared by parallel workers (each unit is
+// migrated by exactly one worker, each worker loads the scripts itself), and the
+// results merged back in unit order as if one worker had run them all.
+export async function runChainContained(scripts: readonly ScriptFile[], units: readonly UnitInput[], options: SandboxOptions = {}): Promise<ApplyResult> {
+  const pool = new ChainPool(workerCount(units.length, options.workers), options)
+  try {
+    const failed = await pool.load(scripts)
+    if (failed) return failed
+    return await applyBatches(pool, batchesOf(units, options.batchUnits))
   } finally {
-    options.signal?.removeEventListener('abort', onAbort)
+    await pool.close()
   }
 }
 
-function sliceGate(gate: ChainGate, start: number): ChainGate {
-  return { onReadings: (_s, readings) => gate.onReadings(start, readings), go: gate.go }
-}
-
-export interface PreparedChain {
-  // Every unit's reading, in input order; or the failure that stopped a worker first.
-  readings: Promise<{ ok: true; readings: UnitReading[] } | { ok: false; result: ApplyResult }>
-  run(scripts: readonly ScriptFile[]): Promise<ApplyResult> // once, after readings
-  cancel(): Promise<void> // stop without running any script (or stop the running chain)
-}
-
-// The workers started and the units parsed in them before the chain is planned: the
-// caller plans from the readings, then runs (or cancels) the chain in the same workers.
-export function prepareChainContained(units: readonly UnitInput[], options: SandboxOptions = {}): PreparedChain {
-  let release!: (scripts: readonly ScriptFile[] | null) => void
-  const go = new Promise<readonly ScriptFile[] | null>((resolve) => (release = resolve))
-  const all: Array<UnitReading | undefined> = new Array(units.length)
-  let reported = 0
-  let gotAll!: (readings: UnitReading[]) => void
-  const readingsDone = new Promise<UnitReading[]>((resolve) => (gotAll = resolve))
-  const gate: ChainGate = {
-    onReadings: (start, readings) => {
-      readings.forEach((r, k) => (all[start + k] = r))
-      reported += readings.length
-      if (reported === units.length) gotAll(all as UnitReading[])
-    },
-    go,
-  }
-  if (units.length === 0) gotAll([])
-  const stop = new AbortController()
-  const result = runChainContained([], units, { ...options, gate, signal: stop.signal })
-  return {
-    readings: Promise.race([readingsDone.then((readings) => ({ ok: true as const, readings })), result.then((r) => ({ ok: false as const, result: r }))]),
-    run: (scripts) => {
-      release(scripts)
-      return result
-    },
-    cancel: async () => {
-      release(null)
-      stop.abort()
-      await result.catch(() => undefined)
-    },
-  }
-}
-
-// Slices' results as one: units and validation failures in order; on failure the errors
+// Batches' results as one: units and validation failures in order; on failure the errors
 // applyChain would have reported over all units: unreadable units first, then a failure
 // that stopped a worker (load errors, timeout, crash), then every error of the earliest
-// failing step (a slice that failed later ran that step on all its units without error).
+// failing step (a batch that failed later ran that step on all its units without error).
+// A failed run carries no units: which units a step reached depends on the batching.
 function mergeResults(results: ApplyResult[], aborted: boolean): ApplyResult {
   if (results.every((r) => r.ok)) {
     const units = results.flatMap((r) => r.units)
@@ -164,97 +380,18 @@ function mergeResults(results: ApplyResult[], aborted: boolean): ApplyResult {
     const first = validations[0]
     if (!first) return { ok: true, units, errors: [] }
     const failures = validations.flatMap((v) => v?.failures ?? [])
-    return { ok: true, units, errors: [], validation: { ...first, ok: failures.length === 0, checked: units.length, failures } }
+    const checked = validations.reduce((n, v) => n + (v?.checked ?? 0), 0)
+    return { ok: true, units, errors: [], validation: { ...first, ok: failures.length === 0, checked, failures } }
   }
   const failed = results.filter((r) => !r.ok)
   const unreadable = failed.filter((r) => r.errors.length > 0 && r.errors.every((e) => e.code === 'UNIT_UNREADABLE'))
   if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable.flatMap((r) => r.errors) }
-  // Not the stop of a slice stopped because another failed: the failure that stopped it.
+  // Not the stop of a batch stopped because another failed: the failure that stopped it.
   const fatal = failed.find((r) => !r.failedStep && !r.errors.some((e) => e.data.reason === 'aborted')) ?? (aborted ? failed.find((r) => !r.failedStep) : undefined)
   if (fatal) return fatal
   const earliest = Math.min(...failed.map((r) => (r.failedStep as { from: number }).from))
   const atEarliest = failed.filter((r) => r.failedStep?.from === earliest)
-  return { ok: false, units: results.flatMap((r) => r.units), errors: atEarliest.flatMap((r) => r.errors), failedStep: atEarliest[0]?.failedStep as NonNullable<ApplyResult['failedStep']> }
-}
-
-async function runInWorker(given: readonly ScriptFile[], units: readonly UnitInput[], { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal, gate }: SandboxOptions = {}): Promise<ApplyResult> {
-  // With a gate, the scripts are known only at its go.
-  let scripts = given
-  const progress = new SharedArrayBuffer(16)
-  const view = new Int32Array(progress)
-  Atomics.store(view, 2, -1)
-  const data: SandboxWorkerData = { scripts: scripts.map((s) => ({ ...s })), units: units.map((u) => ({ ...u })), dryRun, unitsReadable, preflight: gate !== undefined, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
-  const worker = startWorker(data, memoryMb)
-
-  // Who was running when the worker had to stop: the step's script and the unit.
-  const where = (): { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' } => {
-    const phaseCode = Atomics.load(view, 0)
-    const phase = phaseCode === 0 ? 'load' : 'apply'
-    const s = scripts[Atomics.load(view, 1)]
-    const u = units[Atomics.load(view, 2)]
-    if (phaseCode === 3) {
-      const v = scripts.find((x) => x.to === validateVersion)
-      return { script: v?.file ?? scripts.map((x) => x.file).join(', '), unit: u?.unitId ?? null, step: 'validate', phase: 'apply' }
-    }
-    if (phase === 'load' || !s) return { script: scripts.map((x) => x.file).join(', '), unit: null, step: null, phase: 'load' }
-    return { script: s.file, unit: u?.unitId ?? null, step: `v${s.from} -> v${s.to}`, phase }
-  }
-
-  const outcome = await new Promise<{ message: SandboxMessage } | { failure: AasError }>((resolve) => {
-    let settled = false
-    let lastBeat = -1
-    let lastChange = Date.now()
-    const onAbort = (): void => finish({ failure: containedFailure(where(), 'was stopped before the chain finished', 'aborted', timeoutMs) })
-    const finish = (v: { message: SandboxMessage } | { failure: AasError }): void => {
-      if (settled) return
-      settled = true
-      clearInterval(watchdog)
-      signal?.removeEventListener('abort', onAbort)
-      void worker.terminate()
-      resolve(v)
-    }
-    let waiting = false // readings reported, the gate not yet open: no script is running
-    const watchdog = setInterval(() => {
-      const beat = Atomics.load(view, 3)
-      if (waiting) lastChange = Date.now()
-      else if (beat !== lastBeat) {
-        lastBeat = beat
-        lastChange = Date.now()
-      } else if (Date.now() - lastChange >= timeoutMs + (Atomics.load(view, 0) === 0 ? LOAD_ALLOWANCE_MS : 0)) {
-        finish({ failure: containedFailure(where(), `did not return within ${timeoutMs} ms`, 'timeout', timeoutMs) })
-      }
-    }, Math.max(10, Math.min(250, Math.floor(timeoutMs / 4))))
-    if (signal?.aborted) onAbort()
-    else signal?.addEventListener('abort', onAbort, { once: true })
-    worker.on('message', (message: SandboxMessage) => {
-      if (message.type !== 'readings') return finish({ message })
-      if (!gate || !Array.isArray(message.readings) || message.readings.length !== units.length) return finish({ message: { type: 'crash', reason: 'the pre-flight reported a malformed reading list' } })
-      waiting = true
-      gate.onReadings(0, message.readings)
-      void gate.go.then((chosen) => {
-        if (settled) return
-        if (chosen === null) return onAbort()
-        scripts = chosen
-        waiting = false
-        lastChange = Date.now()
-        worker.postMessage({ type: 'run', scripts: chosen.map((s) => ({ ...s })) } satisfies SandboxCommand)
-      })
-    })
-    worker.on('error', (err: Error & { code?: string }) => {
-      const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-      finish({ failure: containedFailure(where(), oom ? `ran out of memory (worker heap limit ${memoryMb} MB)` : `crashed the script worker: ${safeText(err)}`, oom ? 'memory' : 'crash', timeoutMs) })
-    })
-    worker.on('exit', (code) => {
-      finish({ failure: containedFailure(where(), `stopped the script worker (exit ${code}) before the chain finished, e.g. a promise that never settles or process.exit()`, 'exit', timeoutMs) })
-    })
-  })
-
-  if ('failure' in outcome) return { ok: false, units: [], errors: [outcome.failure] }
-  const { message } = outcome
-  if (message.type === 'load-errors') return checkedResult({ ok: false, units: [], errors: message.errors }, units, scripts)
-  if (message.type === 'crash') return { ok: false, units: [], errors: [containedFailure(where(), `made the chain fail: ${message.reason}`, 'crash', timeoutMs)] }
-  if (message.type !== 'result') return checkedResult(null, units, scripts, validateVersion)
-  return checkedResult(message.result, units, scripts, validateVersion)
+  return { ok: false, units: [], errors: atEarliest.flatMap((r) => r.errors), failedStep: atEarliest[0]?.failedStep as NonNullable<ApplyResult['failedStep']> }
 }
 
 // Trust nothing from the worker but texts and step statuses, checked against the inputs.
@@ -319,8 +456,8 @@ function revive(e: SerializedError): AasError {
   return new AasError(code, String(e.message), { ...(e.hint ? { hint: e.hint } : {}), data: e.data ?? {} })
 }
 
-function containedFailure(at: { script: string; unit: string | null; step: string | null; phase: 'load' | 'apply' }, reason: string, kind: 'timeout' | 'memory' | 'crash' | 'exit' | 'aborted', timeoutMs: number): AasError {
-  const subject = at.phase === 'load' ? `Loading ${at.script}` : `${at.script}${at.unit ? ` on ${at.unit}` : ''}${at.step ? ` (step ${at.step})` : ''}`
+function containedFailure(at: Where, reason: string, kind: 'timeout' | 'memory' | 'crash' | 'exit' | 'aborted', timeoutMs: number): AasError {
+  const subject = at.phase === 'read' ? 'The pre-flight parse of the units' : at.phase === 'load' ? `Loading ${at.script}` : `${at.script}${at.unit ? ` on ${at.unit}` : ''}${at.step ? ` (step ${at.step})` : ''}`
   const hint =
     kind === 'timeout'
       ? `Fix the loop or unsettled promise in ${at.script}; if the unit really needs longer, raise AAS_SCRIPT_TIMEOUT_MS (now ${timeoutMs}). Nothing was written.`

@@ -124,7 +124,7 @@ export async function takeInventory(
   const contents = keepContent ? new Map<string, UnitContent>() : undefined
   // One unit's bytes at a time (unless kept): the inventory of a large vault stays small.
   const readings = scan.units.map((entry, i) => {
-    const read = readUnitSync(root, entry)
+    const read = readUnit(root, entry)
     if (onProgress && (i + 1) % 1000 === 0) onProgress(i + 1)
     if (!read.ok) return { entry, reading: read.reading }
     const reading = readUnitVersion(read.bytes)
@@ -134,7 +134,8 @@ export async function takeInventory(
   return { scan, inventory: summarize(readings), ...(contents ? { contents } : {}) }
 }
 
-function readUnitSync(root: string, entry: ScopeEntry): UnitRead {
+// One unit's bytes and blob id, not parsed (a file that cannot be read is unreadable).
+export function readUnit(root: string, entry: Pick<ScopeEntry, 'path'>): UnitRead {
   try {
     const bytes = readRegularFileSync(path.join(root, entry.path))
     return { ok: true, bytes, oid: blobOid(bytes) }
@@ -145,18 +146,6 @@ function readUnitSync(root: string, entry: ScopeEntry): UnitRead {
 }
 
 export type UnitRead = { ok: true; bytes: Buffer; oid: string } | { ok: false; reading: Extract<UnitReading, { kind: 'unreadable' }> }
-
-// Every unit's bytes and blob id, not parsed (a file that cannot be read is unreadable).
-export async function readUnits(root: string, { onProgress }: { onProgress?: (done: number) => void } = {}): Promise<{ scan: VaultScan; units: Array<{ entry: ScopeEntry; read: UnitRead }> }> {
-  const scan = await scanVault(root)
-  const units: Array<{ entry: ScopeEntry; read: UnitRead }> = new Array(scan.units.length)
-  for (let i = 0; i < scan.units.length; i++) {
-    const entry = scan.units[i] as ScopeEntry
-    units[i] = { entry, read: readUnitSync(root, entry) }
-    if (onProgress && (i + 1) % 1000 === 0) onProgress(i + 1)
-  }
-  return { scan, units }
-}
 
 // git's blob id of bytes (sha1 of `blob <len>\0<bytes>`).
 function blobOid(bytes: Buffer): string {

@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../../src/engine/migrate.js'
 import type { ApplyResult, UnitInput } from '../../src/migrations/apply.js'
 import type { ScriptFile } from '../../src/migrations/discover.js'
-import { MIN_UNITS_PER_WORKER, prepareChainContained, runChainContained, workerCount } from '../../src/migrations/sandbox.js'
+import { applyBatches, batchesOf, ChainPool, MIN_UNITS_PER_WORKER, runChainContained, workerCount } from '../../src/migrations/sandbox.js'
 import { readingOfText } from '../../src/vault/inventory.js'
 import { makeVault } from '../helpers/make-vault.js'
 
@@ -67,11 +67,12 @@ function units(n: number, special: Record<number, { body?: string; extra?: strin
   })
 }
 
-// What must agree between runs: everything but error objects' identity.
+// What must agree between runs: everything but error objects' identity (a failed run's
+// units are not compared: one worker's reach the failing unit, merged batches carry none).
 function shape(r: ApplyResult): unknown {
   return {
     ok: r.ok,
-    units: r.units.map((u) => [u.unitId, u.after, u.touched, u.changes, u.steps.map((s) => s.status)]),
+    units: (r.ok ? r.units : []).map((u) => [u.unitId, u.after, u.touched, u.changes, u.steps.map((s) => s.status)]),
     errors: r.errors.map((e) => [e.code, e.message]),
     failedStep: r.failedStep ?? null,
     validation: r.validation ?? null,
@@ -80,11 +81,12 @@ function shape(r: ApplyResult): unknown {
 
 async function both(input: UnitInput[], workers: number): Promise<{ one: ApplyResult; many: ApplyResult }> {
   const opts = { validateVersion: 3, unitsReadable: true, timeoutMs: 20_000 }
-  const [one, many] = await Promise.all([runChainContained(scripts, input, { ...opts, workers: 1 }), runChainContained(scripts, input, { ...opts, workers })])
+  // One worker, one batch; against several workers sharing batches of 2 units.
+  const [one, many] = await Promise.all([runChainContained(scripts, input, { ...opts, workers: 1 }), runChainContained(scripts, input, { ...opts, workers, batchUnits: 2 })])
   return { one, many }
 }
 
-describe('runChainContained over parallel workers', () => {
+describe('runChainContained over parallel workers and batches', () => {
   it('when the chain succeeds then 2 and 3 workers return the texts, order and validation of one worker', async () => {
     const input = units(10, { 1: { extra: 'bad: true\n' }, 8: { extra: 'bad: true\n' } })
     for (const workers of [2, 3]) {
@@ -115,7 +117,7 @@ describe('runChainContained over parallel workers', () => {
 
   it('when a script hangs in one slice then the run stops naming that script and unit, and the other slices are stopped', async () => {
     const input = units(6, { 4: { body: 'HANG' } })
-    const r = await runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 1000, workers: 2 })
+    const r = await runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 1000, workers: 2, batchUnits: 2 })
     expect(r.ok).toBe(false)
     expect(r.errors).toHaveLength(1)
     expect(r.errors[0]!.data).toMatchObject({ script: '_migrations/v1_to_v2.mjs', unit: input[4]!.unitId, reason: 'timeout' })
@@ -124,7 +126,7 @@ describe('runChainContained over parallel workers', () => {
   it('when the caller aborts then every worker stops and the result is a failure saying so', async () => {
     const input = units(4, { 0: { body: 'HANG' }, 3: { body: 'HANG' } })
     const stop = new AbortController()
-    const pending = runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 60_000, workers: 2, signal: stop.signal })
+    const pending = runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 60_000, workers: 2, batchUnits: 2, signal: stop.signal })
     setTimeout(() => stop.abort(), 300)
     const r = await pending
     expect(r.ok).toBe(false)
@@ -139,49 +141,107 @@ describe('runChainContained over parallel workers', () => {
   })
 })
 
-describe('prepareChainContained: the pre-flight parse in the workers', () => {
-  it('reports every unit\'s reading in input order, then runs the chain it is given as runChainContained would', async () => {
+describe('ChainPool: the pre-flight parse, then the chain, in the same workers', () => {
+  it('reports every unit\'s reading in order, then runs the chain it is given as runChainContained would', async () => {
     const input = units(7, { 2: { raw: '---\nname: no version\n---\nx\n' }, 5: { raw: '---\nname: [unclosed\n---\nx\n' } })
-    const prepared = prepareChainContained(input, { validateVersion: 3, unitsReadable: true, workers: 3 })
-    const got = await prepared.readings
-    expect(got.ok).toBe(true)
-    if (!got.ok) return
-    expect(got.readings).toEqual(input.map((u) => readingOfText(u.text)))
-    expect(got.readings[2]).toEqual({ kind: 'unversioned' })
-    expect(got.readings[5]!.kind).toBe('unreadable')
-    const readable = units(7)
-    const again = prepareChainContained(readable, { validateVersion: 3, unitsReadable: true, workers: 3 })
-    expect((await again.readings).ok).toBe(true)
-    const ran = await again.run(scripts)
-    const direct = await runChainContained(scripts, readable, { validateVersion: 3, unitsReadable: true, workers: 1 })
-    expect(ran.ok).toBe(true)
-    expect(shape(ran)).toEqual(shape(direct))
-    await prepared.cancel()
+    const pool = new ChainPool(3, { validateVersion: 3, unitsReadable: true })
+    try {
+      const got = await Promise.all([...batchesOf(input, 2)].map((b) => pool.read(b)))
+      expect(got.every((g) => g.ok)).toBe(true)
+      const readings = got.flatMap((g) => (g.ok ? g.readings : []))
+      expect(readings).toEqual(input.map((u) => readingOfText(u.text)))
+      expect(readings[2]).toEqual({ kind: 'unversioned' })
+      expect(readings[5]!.kind).toBe('unreadable')
+      const readable = units(7, { 3: { extra: 'bad: true\n' } })
+      expect(await pool.load(scripts)).toBeNull()
+      const seen: number[] = []
+      const ran = await applyBatches(pool, batchesOf(readable, 2), (batch, r, k) => {
+        expect(r.units.map((u) => u.unitId)).toEqual(batch.map((u) => u.unitId))
+        seen.push(k)
+      })
+      const direct = await runChainContained(scripts, readable, { validateVersion: 3, unitsReadable: true, workers: 1 })
+      expect(ran.ok).toBe(true)
+      expect(shape(ran)).toEqual(shape(direct))
+      expect(seen.sort()).toEqual([0, 1, 2, 3])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('when batches come from a slow source then at most two per worker are in flight, and a batch emptied by its callback is not kept', async () => {
+    const input = units(40)
+    const pool = new ChainPool(2, { validateVersion: 3, unitsReadable: true })
+    let most = 0
+    async function* source(): AsyncGenerator<UnitInput[]> {
+      for (const b of batchesOf(input, 2)) {
+        most = Math.max(most, pool.queued)
+        yield b
+      }
+    }
+    try {
+      expect(await pool.load(scripts)).toBeNull()
+      let touched = 0
+      const r = await applyBatches(pool, source(), (_batch, res) => {
+        touched += res.units.filter((u) => u.touched).length
+        res.units.length = 0
+      })
+      expect(r.ok).toBe(true)
+      expect(r.units).toEqual([])
+      expect(touched).toBe(40)
+      expect(r.validation?.checked).toBe(40)
+      expect(most).toBeLessThanOrEqual(4)
+      expect(most).toBeGreaterThan(0)
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('when the source throws then the pool stops and the error reaches the caller', async () => {
+    const pool = new ChainPool(1, { validateVersion: 3, unitsReadable: true })
+    async function* source(): AsyncGenerator<UnitInput[]> {
+      yield units(2)
+      throw new Error('the vault changed under the chain')
+    }
+    try {
+      expect(await pool.load(scripts)).toBeNull()
+      await expect(applyBatches(pool, source())).rejects.toThrow('the vault changed under the chain')
+      expect(pool.halted).toBe(true)
+    } finally {
+      await pool.close()
+    }
   })
 
   it('when cancelled after the readings then no script is ever loaded and the workers stop', async () => {
     const marker = path.join(dir, 'loaded.txt')
     const loud: ScriptFile = { file: '_migrations/v1_to_v2.mjs', path: path.join(dir, 'loud.mjs'), from: 1, to: 2, ext: 'mjs' }
     await writeFile(loud.path, `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker)}, 'loaded')\nexport default { from: 1, to: 2, appliesTo: () => false, migrate: () => false }\n`)
-    const prepared = prepareChainContained(units(4), { validateVersion: 2, unitsReadable: true, workers: 2 })
-    expect((await prepared.readings).ok).toBe(true)
-    await prepared.cancel()
-    const after = await prepared.run([loud])
-    expect(after.ok).toBe(false)
-    expect(after.errors[0]!.data.reason).toBe('aborted')
-    await expect(access(marker)).rejects.toThrow()
+    const pool = new ChainPool(2, { validateVersion: 2, unitsReadable: true })
+    try {
+      expect((await pool.read(units(4))).ok).toBe(true)
+      pool.cancel()
+      const after = await pool.load([loud])
+      expect(after?.ok).toBe(false)
+      expect(after?.errors[0]!.data.reason).toBe('aborted')
+      await new Promise((resolve) => setTimeout(resolve, 200))
+      await expect(access(marker)).rejects.toThrow()
+    } finally {
+      await pool.close()
+    }
   })
 })
 
 describe('--to starts the chain before the snapshot', () => {
-  it('when a unit changes between the pre-flight and the snapshot then the chain runs again on the snapshot bytes', async () => {
+  it.each([
+    ['the pre-flight kept every unit', '32'],
+    ['the chain reads every unit again', '0'],
+  ])('when a unit changes between the pre-flight and the snapshot (%s) then the chain runs again on the snapshot bytes', async (_label, buffer) => {
     const v = await makeVault('vault-v1', { migrations: 'v1_to_v2.mjs' })
     try {
       const unit = path.join(v.root, 'caldwell', 'memory', 'user_household.md')
       const r = await migrate({
         agentsRoot: v.root,
         target: 2,
-        env: { AAS_SCRIPT_WORKERS: '2' },
+        env: { AAS_SCRIPT_WORKERS: '2', AAS_BUFFER_MB: buffer },
         onEvent: (e) => {
           // The chain is already running on the pre-flight's text of this unit.
           if (e.type === 'phase' && e.phase === 'snapshot') appendFileSync(unit, 'Appended between pre-flight and snapshot.\n')
@@ -192,6 +252,30 @@ describe('--to starts the chain before the snapshot', () => {
       const text = await readFile(unit, 'utf8')
       expect(text).toContain('schema_version: 2')
       expect(text.endsWith('Appended between pre-flight and snapshot.\n')).toBe(true)
+    } finally {
+      await v.cleanup()
+    }
+  })
+
+  it('when a unit the chain has not read yet changes after the snapshot then nothing is written and the change is kept', async () => {
+    const v = await makeVault('vault-v1', { migrations: 'v1_to_v2.mjs' })
+    try {
+      const unit = path.join(v.root, 'caldwell', 'memory', 'user_household.md')
+      const before = await readFile(unit, 'utf8')
+      const r = await migrate({
+        agentsRoot: v.root,
+        target: 2,
+        env: { AAS_BUFFER_MB: '0', AAS_SCRIPT_TIMEOUT_MS: '60000' },
+        onEvent: (e) => {
+          // Whether or not the chain already read this unit again, the result is the
+          // snapshot's, and the fast-forward must not overwrite the append.
+          if (e.type === 'snapshot') appendFileSync(unit, 'Appended after the snapshot.\n')
+        },
+      })
+      expect(r.ok).toBe(false)
+      expect(r.applied).toBe(false)
+      expect(r.error?.code).toBe('CONCURRENT_CHANGE')
+      expect(await readFile(unit, 'utf8')).toBe(`${before}Appended after the snapshot.\n`)
     } finally {
       await v.cleanup()
     }

@@ -1,5 +1,7 @@
 import type { MigrateResult } from '../../engine/migrate.js'
-import { renderDiffStat, renderUnifiedDiff } from '../../engine/diff.js'
+import { diffStatEntries, renderDiffStatEntries, renderUnifiedDiff, sortDiffFiles, type DiffStatEntry } from '../../engine/diff.js'
+import { diffNeedsStore, withDiffContents } from '../../engine/diff-contents.js'
+import { openStore } from '../../git/open-store.js'
 import { formatFailures, type ValidationResult } from '../../schema/validate.js'
 import type { Paint } from './paint.js'
 
@@ -10,11 +12,19 @@ export function renderValidation(v: ValidationResult | null, paint: Paint): stri
   return `${paint.error(`validation: ${v.failures.length} of ${v.checked} units invalid at v${v.version}`)} (${v.note}):\n${lines.map((l) => `  ${l}`).join('\n')}\n`
 }
 
-// The dry run's stdout: the diff (or --stat), then what was checked and where the preview is.
-export function renderDryRun(r: MigrateResult, { stat, paint }: { stat: boolean; paint: Paint }): string {
-  let out = ''
-  if (r.diff.length > 0) out += stat ? renderDiffStat(r.diff, { color: paint.enabled }) : renderUnifiedDiff(r.diff, { color: paint.enabled })
-  return out
+// The dry run's stdout: the diff (or --stat), written a chunk of files at a time; the
+// bytes a large run did not keep are read back from the store (the preview commit).
+export async function writeDryRun(r: MigrateResult, { stat, paint, write }: { stat: boolean; paint: Paint; write: (text: string) => void }): Promise<void> {
+  if (r.diff.length === 0) return
+  const files = sortDiffFiles(r.diff)
+  const chunks = diffNeedsStore(files) ? withDiffContents(await openStore({ agentsRoot: r.agentsRoot, create: false }), files) : [files]
+  if (!stat) {
+    for await (const chunk of chunks) write(renderUnifiedDiff(chunk, { color: paint.enabled }))
+    return
+  }
+  const entries: DiffStatEntry[] = []
+  for await (const chunk of chunks) entries.push(...diffStatEntries(chunk))
+  write(renderDiffStatEntries(entries, { color: paint.enabled }))
 }
 
 // The summary that follows a dry run or a real run (stderr for a dry run, so stdout stays a patch).
