@@ -86,7 +86,8 @@ export async function scanVault(root: string, { onProgress }: ScanOptions = {}):
 
 // The walk of scanVault, one directory's files at a time and unsorted, for a caller
 // that works on files while the walk goes on (a snapshot reads them meanwhile).
-export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry[]): Generator<ScopeEntry[]> {
+// units: false leaves every unitType null (a snapshot does not need them).
+export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry[], { units = true }: { units?: boolean } = {}): Generator<ScopeEntry[]> {
   const stack: string[] = ['']
   while (stack.length > 0) {
     const dir = stack.pop() as string
@@ -133,7 +134,7 @@ export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry
         ctimeMs: st.ctimeMs,
         ino: st.ino,
         dev: st.dev,
-        unitType: isLink ? null : unitTypeOf(rel),
+        unitType: isLink || !units ? null : unitTypeOf(rel),
       })
     }
     if (batch.length > 0) yield batch
