@@ -262,25 +262,30 @@ export abstract class BaseStore implements Store {
     const { root: tree, trees } = buildSortedTrees(entries) ?? buildTrees(entries)
     const blobSizes = new Map<string, number>()
     job.entries.forEach((e, i) => blobSizes.set(job.oids[i] as string, e.size))
-    let previous: SnapshotTreeResult['previous'] = null
-    if (job.cache.tree !== null) {
-      const blobs = new Set<string>()
-      const hex = job.cache.oids.toString('hex')
-      for (let i = 0; i < hex.length; i += 40) blobs.add(hex.slice(i, i + 40))
-      previous = { tree: job.cache.tree, blobs }
-    }
     // Against the stat cache's tree: the files that differ (only a file that was read can),
     // and the paths gone since.
     const changed: TreeEntry[] = []
-    const seen = new Uint8Array(job.cache.paths.length)
+    const seen = new Uint8Array(job.cache.paths.length) // 1: matched, 2: matched with the cache's id
     for (let i = 0; i < entries.length; i++) {
       const row = job.rows[i] as number
-      if (row >= 0) seen[row] = 1
       const e = entries[i] as TreeEntry
-      if ((sorted[i] as { read: boolean }).read && (row < 0 || cacheMode(job.cache, row) !== e.mode || cacheOid(job.cache, row) !== e.oid)) changed.push(e)
+      if (!(sorted[i] as { read: boolean }).read) {
+        if (row >= 0) seen[row] = 2
+      } else {
+        if (row >= 0) seen[row] = 1
+        if (row < 0 || cacheMode(job.cache, row) !== e.mode || cacheOid(job.cache, row) !== e.oid) changed.push(e)
+      }
     }
     const removed: string[] = []
     for (let row = 0; row < seen.length; row++) if (seen[row] === 0) removed.push(job.cache.paths[row] as string)
+    // The blob ids of the cache's tree: a file not read has its row's id already.
+    let previous: SnapshotTreeResult['previous'] = null
+    if (job.cache.tree !== null) {
+      const blobs = new Set<string>()
+      for (let i = 0; i < entries.length; i++) if ((job.rows[i] as number) >= 0 && !(sorted[i] as { read: boolean }).read) blobs.add((entries[i] as TreeEntry).oid)
+      for (let row = 0; row < seen.length; row++) if (seen[row] !== 2) blobs.add(cacheOid(job.cache, row))
+      previous = { tree: job.cache.tree, blobs }
+    }
     return { entries, tree, trees, changed, removed, result: { tree, files: entries.length, bytesHashed: job.bytesHashed, blobSizes, previous } }
   }
 
