@@ -1,6 +1,7 @@
+import { lstatSync } from 'node:fs'
 import path from 'node:path'
 import { AasError } from '../errors.js'
-import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type ScopeEntry } from '../vault/walk.js'
+import { fillStat, lacksStat, loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, type RawObject } from './git-objects.js'
 import { storeFailed } from './run-git.js'
 import { cachedOidAt, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
@@ -32,7 +33,7 @@ import {
 // already knows it.
 export type SnapshotBlob =
   | { input: BlobInput; oid: string | null }
-  | { input: null; oid: null; read: () => Buffer; readInto: (buf: Buffer, off: number, max: number) => number }
+  | { input: null; oid: null; read: () => BlobInput; readInto: (buf: Buffer, off: number, max: number) => number }
 
 // The blob's bytes, reading the file when it is not in hand.
 export function snapshotBlobInput(b: SnapshotBlob): BlobInput {
@@ -204,8 +205,12 @@ export abstract class BaseStore implements Store {
     // backend, so it is never in memory whole. A pre-read file whose stat is the scan's
     // (and not racy) is not read again. Progress counts files walked; the total is
     // known (and reported) once the walk is done.
+    // A file with no stat-cache row and nothing pre-read is read in any case: the walk
+    // does not lstat it, the fstat of the read supplies its stat (taken before its
+    // bytes are read, as the lstat was). A cold snapshot saves a system call per file.
+    const statFile = (rel: string): boolean => cache.index.has(rel) || preRead?.has(rel) === true
     async function* contents(): AsyncGenerator<SnapshotBlob> {
-      for (const batch of walkScope(root, rules, [], { units: false })) {
+      for (const batch of walkScope(root, rules, [], { units: false, statFile })) {
         for (const e of batch) {
           const i = job.entries.push(e) - 1
           if (onProgress && job.entries.length % 500 === 0) onProgress(job.entries.length, 0)
@@ -226,12 +231,17 @@ export abstract class BaseStore implements Store {
               input: null,
               oid: null,
               read: () => {
+                if (lacksStat(e)) fillStat(e, lstatSync(path.join(root, e.path)))
+                if (e.size > BIG_BLOB_BYTES) {
+                  job.bytesHashed += e.size
+                  return { path: path.join(root, e.path), size: e.size }
+                }
                 const b = readEntryBytesSync(root, e)
                 job.bytesHashed += b.length
                 return b
               },
               readInto: (buf, off, max) => {
-                const n = readEntryIntoSync(root, e, buf, off, max)
+                const n = readEntryIntoSync(root, e, buf, off, max, lacksStat(e) ? (st) => fillStat(e, st) : undefined)
                 if (n >= 0) job.bytesHashed += n
                 return n
               },
@@ -250,6 +260,8 @@ export abstract class BaseStore implements Store {
   // source gave, in order), and what the stat cache will record.
   private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; changed: TreeEntry[]; removed: string[]; result: SnapshotTreeResult } {
     if (hashed.length !== job.todo.length) throw storeFailed(['fast-import'], `${hashed.length} blob ids for ${job.todo.length} files`)
+    const unread = job.entries.find(lacksStat)
+    if (unread) throw storeFailed(['fast-import'], `${unread.path} was never read`)
     hashed.forEach((oid, k) => (job.oids[job.todo[k] as number] = oid))
     const read = new Uint8Array(job.entries.length)
     for (const k of job.todo) read[k] = 1

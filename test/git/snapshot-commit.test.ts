@@ -147,6 +147,28 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     expect(await freshTree(store)).toBe(b.tree)
   })
 
+  it('when a cold snapshot takes each file stat from its read then a repeat with nothing changed reads nothing and an executable stays executable', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    await chmod(path.join(v.root, 'bob/memory/b.md'), 0o755)
+    await symlink('../memory/plain.md', path.join(v.root, 'alice/wiki/link.md'))
+    await lutimes(path.join(v.root, 'alice/wiki/link.md'), OLD, OLD)
+    await utimes(path.join(v.root, 'bob/memory/b.md'), OLD, OLD)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const a = await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    expect(a.bytesHashed).toBe(Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0) + Buffer.byteLength('../memory/plain.md'))
+    expect(a.entries.find((e) => e.path === 'bob/memory/b.md')?.mode).toBe('100755')
+    const c = await loadStatCache(store.location.stateDir)
+    const n = c.paths.length
+    const i = c.paths.indexOf('alice/memory/plain.md')
+    const st = await lstat(path.join(v.root, 'alice/memory/plain.md'))
+    expect([c.nums[i], c.nums[n + i], c.nums[2 * n + i], c.nums[3 * n + i]]).toEqual([st.size, st.mtimeMs, st.ctimeMs, st.ino])
+    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    expect(b.bytesHashed).toBe(0)
+    expect(b.tree).toBe(a.tree)
+    expect(await freshTree(store)).toBe(a.tree)
+  })
+
   it('when the stat cache file is damaged or cut short then every file is read again and the tree is the same', async () => {
     v = await makeVault(null)
     await writeFiles(v.root, FILES)
