@@ -35,6 +35,9 @@ export type SnapshotBlob =
   | { input: BlobInput; oid: string | null }
   | { input: null; oid: null; read: () => BlobInput; readInto: (buf: Buffer, off: number, max: number) => number }
 
+// What a backend's snapshot pass pulls blobs from: a vault walk is synchronous.
+export type SnapshotBlobSource = Iterable<SnapshotBlob> | AsyncIterable<SnapshotBlob>
+
 // The blob's bytes, reading the file when it is not in hand.
 export function snapshotBlobInput(b: SnapshotBlob): BlobInput {
   return b.input ?? b.read()
@@ -60,10 +63,10 @@ interface VaultJob {
   cache: StatCache
   scanStartedMs: number
   bytesHashed: number
-  source: AsyncGenerator<SnapshotBlob>
+  source: Generator<SnapshotBlob>
 }
 
-async function* emptySource(): AsyncGenerator<SnapshotBlob> {}
+function* emptySource(): Generator<SnapshotBlob> {}
 
 interface OpenTree {
   prefix: string // 'a/b/' ('' for the root)
@@ -209,7 +212,7 @@ export abstract class BaseStore implements Store {
     // does not lstat it, the fstat of the read supplies its stat (taken before its
     // bytes are read, as the lstat was). A cold snapshot saves a system call per file.
     const statFile = (rel: string): boolean => cache.index.has(rel) || preRead?.has(rel) === true
-    async function* contents(): AsyncGenerator<SnapshotBlob> {
+    function* contents(): Generator<SnapshotBlob> {
       for (const batch of walkScope(root, rules, [], { units: false, statFile })) {
         for (const e of batch) {
           const i = job.entries.push(e) - 1
@@ -394,7 +397,7 @@ export abstract class BaseStore implements Store {
 
   // Writes the blobs of source in order, then the commit finish describes once it has
   // their ids (in order); resolves to the commit's id. Sets no ref.
-  protected abstract writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string>
+  protected abstract writeSnapshotObjects(source: SnapshotBlobSource, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string>
 
   async writeTree(entries: TreeEntry[]): Promise<string> {
     await this.ensureWritable()
