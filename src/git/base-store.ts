@@ -1,9 +1,10 @@
+import { lstatSync } from 'node:fs'
 import path from 'node:path'
 import { AasError } from '../errors.js'
-import { loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type FileMode, type ScopeEntry } from '../vault/walk.js'
+import { fillStat, lacksStat, loadRules, readEntryBytesSync, readEntryIntoSync, sortByPath, walkScope, type FileMode, type ScopeEntry } from '../vault/walk.js'
 import { buildTrees, EMPTY_TREE, encodeCommit, hashObject, type RawObject } from './git-objects.js'
 import { storeFailed } from './run-git.js'
-import { cachedOid, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
+import { cachedOidAt, cacheMode, cacheOid, emptyStatCache, isRacy, loadStatCache, saveStatCache, type StatCache } from './stat-cache.js'
 import {
   type BaseTree,
   BIG_BLOB_BYTES,
@@ -32,7 +33,10 @@ import {
 // already knows it.
 export type SnapshotBlob =
   | { input: BlobInput; oid: string | null }
-  | { input: null; oid: null; read: () => Buffer; readInto: (buf: Buffer, off: number, max: number) => number }
+  | { input: null; oid: null; read: () => BlobInput; readInto: (buf: Buffer, off: number, max: number) => number }
+
+// What a backend's snapshot pass pulls blobs from: a vault walk is synchronous.
+export type SnapshotBlobSource = Iterable<SnapshotBlob> | AsyncIterable<SnapshotBlob>
 
 // The blob's bytes, reading the file when it is not in hand.
 export function snapshotBlobInput(b: SnapshotBlob): BlobInput {
@@ -54,21 +58,27 @@ export interface SnapshotCommitPlan {
 interface VaultJob {
   entries: ScopeEntry[]
   oids: Array<string | null> // per entry; null until hashed
+  rows: number[] // per entry: its row in the stat cache, or -1
   todo: number[] // entries to read
   cache: StatCache
   scanStartedMs: number
   bytesHashed: number
-  source: AsyncGenerator<SnapshotBlob>
+  source: Generator<SnapshotBlob>
 }
 
-async function* emptySource(): AsyncGenerator<SnapshotBlob> {}
+function* emptySource(): Generator<SnapshotBlob> {}
 
 interface OpenTree {
   prefix: string // 'a/b/' ('' for the root)
   name: string
-  items: Array<{ head: string; oid: string }> // `${mode} ${name}`, in tree order
+  heads: string[] // `${mode} ${name}` of each item, in tree order
+  oids: string[] // the id of each item
   files: Set<string> // names of its files, to tell a file and a folder of one name
 }
+
+// Paths buildSortedTrees leaves to buildTrees: characters whose UTF-16 order is not
+// their UTF-8 order, and empty components.
+const UNUSUAL_PATH = /[\ud800-\uffff]|^\/|\/$|\/\//
 
 // Every tree of entries already sorted by path bytes (a scan's order), in one pass:
 // siblings then arrive in git's tree order (a folder sorts as its name plus '/', just
@@ -76,42 +86,63 @@ interface OpenTree {
 // the root last. Null when the input is not in that order (the caller then sorts).
 export function buildSortedTrees(entries: readonly TreeEntry[]): { root: string; trees: RawObject[] } | null {
   const trees: RawObject[] = []
-  const stack: OpenTree[] = [{ prefix: '', name: '', items: [], files: new Set() }]
+  const open = (prefix: string, name: string): OpenTree => ({ prefix, name, heads: [], oids: [], files: new Set() })
+  const stack: OpenTree[] = [open('', '')]
+  // Tree contents are assembled in one reused buffer, then copied out at their size.
+  let scratch = Buffer.allocUnsafe(1 << 16)
   const close = (): void => {
     const t = stack.pop() as OpenTree
-    let len = 0
-    for (const it of t.items) len += Buffer.byteLength(it.head) + 21
-    const content = Buffer.allocUnsafe(len)
     let off = 0
-    for (const it of t.items) {
-      off += content.write(it.head, off, 'utf8')
-      content[off++] = 0
-      off += content.write(it.oid, off, 'hex')
+    for (let k = 0; k < t.heads.length; k++) {
+      const head = t.heads[k] as string
+      // a UTF-8 character takes at most 3 bytes per UTF-16 unit (no surrogates here)
+      if (off + head.length * 3 + 21 > scratch.length) {
+        const bigger = Buffer.allocUnsafe(Math.max(scratch.length * 2, off + head.length * 3 + 21))
+        scratch.copy(bigger, 0, 0, off)
+        scratch = bigger
+      }
+      off += scratch.write(head, off, 'utf8')
+      scratch[off++] = 0
+      off += scratch.write(t.oids[k] as string, off, 'hex')
     }
+    const content = Buffer.from(scratch.subarray(0, off))
     const oid = hashObject('tree', content)
     trees.push({ oid, content })
     const parent = stack[stack.length - 1]
-    if (parent) parent.items.push({ head: `40000 ${t.name}`, oid })
+    if (parent) {
+      parent.heads.push(`40000 ${t.name}`)
+      parent.oids.push(oid)
+    }
   }
   let last: string | null = null
+  let top = stack[0] as OpenTree
   for (const e of entries) {
-    if (last !== null && !(last < e.path)) return null
-    if (/[\ud800-\uffff]/.test(e.path) || e.path.startsWith('/') || e.path.endsWith('/') || e.path.includes('//')) return null
-    last = e.path
-    while (!e.path.startsWith((stack[stack.length - 1] as OpenTree).prefix)) close()
-    const top = stack[stack.length - 1] as OpenTree
-    const rest = e.path.slice(top.prefix.length).split('/')
-    const leaf = rest.pop() as string
-    let prefix = top.prefix
-    for (const name of rest) {
-      // a file and a folder of one name: leave the refusal to buildTrees
-      if (name === '' || (stack[stack.length - 1] as OpenTree).files.has(name)) return null
-      prefix += `${name}/`
-      stack.push({ prefix, name, items: [], files: new Set() })
+    const p = e.path
+    if (last !== null && !(last < p)) return null
+    if (UNUSUAL_PATH.test(p)) return null
+    last = p
+    const slash = p.lastIndexOf('/')
+    let leaf: string
+    if (slash + 1 === top.prefix.length && p.startsWith(top.prefix)) {
+      leaf = slash < 0 ? p : p.slice(slash + 1) // in the folder of the previous file: the usual case
+    } else {
+      while (!p.startsWith(top.prefix)) {
+        close()
+        top = stack[stack.length - 1] as OpenTree
+      }
+      const rest = p.slice(top.prefix.length).split('/')
+      leaf = rest.pop() as string
+      let prefix = top.prefix
+      for (const name of rest) {
+        // a file and a folder of one name: leave the refusal to buildTrees
+        if (name === '' || top.files.has(name)) return null
+        prefix += `${name}/`
+        stack.push((top = open(prefix, name)))
+      }
     }
-    const cur = stack[stack.length - 1] as OpenTree
-    cur.items.push({ head: `${e.mode} ${leaf}`, oid: e.oid })
-    cur.files.add(leaf)
+    top.heads.push(`${e.mode} ${leaf}`)
+    top.oids.push(e.oid)
+    top.files.add(leaf)
   }
   while (stack.length > 0) close()
   const root = trees[trees.length - 1] as RawObject
@@ -171,19 +202,25 @@ export abstract class BaseStore implements Store {
     if (cache.tree !== null && !(await this.hasObject(cache.tree))) cache = emptyStatCache()
     const root = this.agentsRoot
     const rules = await loadRules(root)
-    const job: VaultJob = { entries: [], oids: [], todo: [], cache, scanStartedMs, bytesHashed: 0, source: emptySource() }
+    const job: VaultJob = { entries: [], oids: [], rows: [], todo: [], cache, scanStartedMs, bytesHashed: 0, source: emptySource() }
     // Synchronous reads (see readEntryBytesSync), handed to the backend one at a time;
     // a file above BIG_BLOB_BYTES is handed over as a reference and streamed by the
     // backend, so it is never in memory whole. A pre-read file whose stat is the scan's
     // (and not racy) is not read again. Progress counts files walked; the total is
     // known (and reported) once the walk is done.
-    async function* contents(): AsyncGenerator<SnapshotBlob> {
-      for (const batch of walkScope(root, rules, [])) {
+    // A file with no stat-cache row and nothing pre-read is read in any case: the walk
+    // does not lstat it, the fstat of the read supplies its stat (taken before its
+    // bytes are read, as the lstat was). A cold snapshot saves a system call per file.
+    const statFile = (rel: string): boolean => cache.index.has(rel) || preRead?.has(rel) === true
+    function* contents(): Generator<SnapshotBlob> {
+      for (const batch of walkScope(root, rules, [], { units: false, statFile })) {
         for (const e of batch) {
           const i = job.entries.push(e) - 1
           if (onProgress && job.entries.length % 500 === 0) onProgress(job.entries.length, 0)
-          const known = cachedOid(cache, e)
+          const row = cache.index.get(e.path) ?? -1
+          const known = row < 0 ? null : cachedOidAt(cache, row, e)
           job.oids.push(known)
+          job.rows.push(row)
           if (known !== null) continue
           job.todo.push(i)
           const pre = e.mode === '120000' ? undefined : preRead?.get(e.path)
@@ -197,12 +234,17 @@ export abstract class BaseStore implements Store {
               input: null,
               oid: null,
               read: () => {
+                if (lacksStat(e)) fillStat(e, lstatSync(path.join(root, e.path)))
+                if (e.size > BIG_BLOB_BYTES) {
+                  job.bytesHashed += e.size
+                  return { path: path.join(root, e.path), size: e.size }
+                }
                 const b = readEntryBytesSync(root, e)
                 job.bytesHashed += b.length
                 return b
               },
               readInto: (buf, off, max) => {
-                const n = readEntryIntoSync(root, e, buf, off, max)
+                const n = readEntryIntoSync(root, e, buf, off, max, lacksStat(e) ? (st) => fillStat(e, st) : undefined)
                 if (n >= 0) job.bytesHashed += n
                 return n
               },
@@ -219,24 +261,47 @@ export abstract class BaseStore implements Store {
 
   // The tree of the job once every blob id is known (hashed: the ids of the blobs the
   // source gave, in order), and what the stat cache will record.
-  private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; result: SnapshotTreeResult } {
+  private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; changed: TreeEntry[]; removed: string[]; result: SnapshotTreeResult } {
     if (hashed.length !== job.todo.length) throw storeFailed(['fast-import'], `${hashed.length} blob ids for ${job.todo.length} files`)
+    const unread = job.entries.find(lacksStat)
+    if (unread) throw storeFailed(['fast-import'], `${unread.path} was never read`)
     hashed.forEach((oid, k) => (job.oids[job.todo[k] as number] = oid))
-    const sorted = sortByPath(job.entries.map((e, i) => ({ path: e.path, e, oid: job.oids[i] as string })))
+    const read = new Uint8Array(job.entries.length)
+    for (const k of job.todo) read[k] = 1
+    const sorted = sortByPath(job.entries.map((e, i) => ({ path: e.path, e, oid: job.oids[i] as string, row: job.rows[i] as number, read: read[i] === 1 })))
     job.entries = sorted.map((s) => s.e)
     job.oids = sorted.map((s) => s.oid)
+    job.rows = sorted.map((s) => s.row)
     job.todo = []
     const entries: TreeEntry[] = sorted.map(({ e, oid }) => ({ path: e.path, mode: e.mode, oid }))
     const { root: tree, trees } = buildSortedTrees(entries) ?? buildTrees(entries)
     const blobSizes = new Map<string, number>()
     job.entries.forEach((e, i) => blobSizes.set(job.oids[i] as string, e.size))
+    // Against the stat cache's tree: the files that differ (only a file that was read can),
+    // and the paths gone since.
+    const changed: TreeEntry[] = []
+    const seen = new Uint8Array(job.cache.paths.length) // 1: matched, 2: matched with the cache's id
+    for (let i = 0; i < entries.length; i++) {
+      const row = job.rows[i] as number
+      const e = entries[i] as TreeEntry
+      if (!(sorted[i] as { read: boolean }).read) {
+        if (row >= 0) seen[row] = 2
+      } else {
+        if (row >= 0) seen[row] = 1
+        if (row < 0 || cacheMode(job.cache, row) !== e.mode || cacheOid(job.cache, row) !== e.oid) changed.push(e)
+      }
+    }
+    const removed: string[] = []
+    for (let row = 0; row < seen.length; row++) if (seen[row] === 0) removed.push(job.cache.paths[row] as string)
+    // The blob ids of the cache's tree: a file not read has its row's id already.
     let previous: SnapshotTreeResult['previous'] = null
     if (job.cache.tree !== null) {
       const blobs = new Set<string>()
-      for (let i = 0; i < job.cache.paths.length; i++) blobs.add(cacheOid(job.cache, i))
+      for (let i = 0; i < entries.length; i++) if ((job.rows[i] as number) >= 0 && !(sorted[i] as { read: boolean }).read) blobs.add((entries[i] as TreeEntry).oid)
+      for (let row = 0; row < seen.length; row++) if (seen[row] !== 2) blobs.add(cacheOid(job.cache, row))
       previous = { tree: job.cache.tree, blobs }
     }
-    return { entries, tree, trees, result: { tree, files: entries.length, bytesHashed: job.bytesHashed, blobSizes, previous } }
+    return { entries, tree, trees, changed, removed, result: { tree, files: entries.length, bytesHashed: job.bytesHashed, blobSizes, previous } }
   }
 
   private async saveVault(job: VaultJob, tree: string, trees: RawObject[]): Promise<void> {
@@ -261,26 +326,21 @@ export abstract class BaseStore implements Store {
   async writeVaultCommit(opts: WriteVaultCommitOptions): Promise<VaultCommitResult> {
     const job = await this.prepareVault(opts)
     let finished: ReturnType<BaseStore['finishVault']> | null = null
-    const commit = await this.writeSnapshotObjects(job.source, async (hashed) => {
+    let saving: Promise<void> | null = null
+    let commit: string
+    try {
+      commit = await this.writeSnapshotObjects(job.source, async (hashed) => {
       const f = (finished = this.finishVault(job, hashed))
       opts.onProgress?.(f.result.files, f.result.files)
       const input = { ...(await opts.commit(f.result)), tree: f.tree }
       const bytes = encodeCommit(input)
       // Against the tree of the stat cache (which exists, see prepareVault): what changed.
-      let base: SnapshotCommitPlan['base'] = null
-      if (job.cache.tree !== null && job.cache.tree !== EMPTY_TREE) {
-        const cache = job.cache
-        const seen = new Uint8Array(cache.paths.length)
-        const changed: TreeEntry[] = []
-        for (const e of f.entries) {
-          const i = cache.index.get(e.path)
-          if (i !== undefined) seen[i] = 1
-          if (i === undefined || cacheMode(cache, i) !== e.mode || cacheOid(cache, i) !== e.oid) changed.push(e)
-        }
-        const removed: string[] = []
-        cache.paths.forEach((p, i) => seen[i] === 0 && removed.push(p))
-        base = { tree: job.cache.tree, removed, changed }
-      }
+      const base: SnapshotCommitPlan['base'] = job.cache.tree !== null && job.cache.tree !== EMPTY_TREE ? { tree: job.cache.tree, removed: f.removed, changed: f.changed } : null
+      // The stat cache is written while the backend writes the trees and the commit: it
+      // is trusted next time only if its tree exists then (see prepareVault), so a
+      // snapshot that fails from here on leaves a cache that is ignored, never a wrong one.
+      saving = this.saveVault(job, f.tree, f.trees)
+      saving.catch(() => {})
       return {
         tree: f.tree,
         newTrees: f.trees.filter((t) => !job.cache.trees.has(t.oid)),
@@ -290,10 +350,14 @@ export abstract class BaseStore implements Store {
         commit: bytes,
         oid: hashObject('commit', bytes),
       }
-    })
+      })
+    } catch (err) {
+      await (saving as Promise<void> | null)?.catch(() => {})
+      throw err
+    }
     const f = finished as ReturnType<BaseStore['finishVault']> | null
-    if (!f) throw storeFailed(['fast-import'], 'the snapshot commit was written without its tree')
-    await this.saveVault(job, f.tree, f.trees)
+    if (!f || !saving) throw storeFailed(['fast-import'], 'the snapshot commit was written without its tree')
+    await saving
     return { ...f.result, commit, entries: f.entries, trees: new Set(f.trees.map((t) => t.oid)) }
   }
 
@@ -343,7 +407,7 @@ export abstract class BaseStore implements Store {
 
   // Writes the blobs of source in order, then the commit finish describes once it has
   // their ids (in order); resolves to the commit's id. Sets no ref.
-  protected abstract writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string>
+  protected abstract writeSnapshotObjects(source: SnapshotBlobSource, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string>
 
   async writeTree(entries: TreeEntry[]): Promise<string> {
     await this.ensureWritable()
@@ -408,3 +472,4 @@ export function refMoved(ref: string, expected: string | null, actual: string | 
 }
 
 export const ZERO_OID = '0000000000000000000000000000000000000000'
+

@@ -4,7 +4,7 @@ import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { SimpleGit } from 'simple-git'
 import { AasError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, ZERO_OID, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
+import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, ZERO_OID, type SnapshotBlob, type SnapshotBlobSource, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
 import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
@@ -103,11 +103,13 @@ export class CliStore extends BaseStore {
   // fast-import writing into a single pack (loose objects below fastimport.unpackLimit).
   private spawnFastImport(extra: string[]): ReturnType<typeof spawnGit> {
     const env = { ...this.env(), MALLOC_TOP_PAD_: '268435456' }
-    // bigFileThreshold=1 streams every blob (no delta search against the previous one)
-    // and compression level 1: together half the time of the defaults for small notes.
+    // pack.depth=0: no delta search against the previous blob; compression level 1:
+    // together half the time of the defaults for small notes. Blobs up to
+    // BIG_BLOB_BYTES are taken in one piece (for 10,000 notes 9% less CPU than
+    // streaming each, bigFileThreshold=1), bigger ones are streamed, never held whole.
     // unpackLimit=0 keeps even a small import as a pack: no unpack-objects pass, and a
     // big blob is never a loose object, which git maps into memory whole to read.
-    const tuning = ['-c', 'core.bigFileThreshold=1', '-c', 'pack.compression=1', '-c', 'fastimport.unpackLimit=0']
+    const tuning = ['-c', 'pack.depth=0', '-c', `core.bigFileThreshold=${BIG_BLOB_BYTES}`, '-c', 'pack.compression=1', '-c', 'fastimport.unpackLimit=0']
     return spawnGit([...safeConfigArgs(), ...tuning, 'fast-import', '--quiet', '--done', ...extra], { env, cwd: this.location.gitDir })
   }
 
@@ -117,7 +119,8 @@ export class CliStore extends BaseStore {
   // through one while the next is filled; a buffer comes back once git has taken it. A
   // blob of BATCH_BYTES or more is written on its own and a file reference is piped from
   // disk in chunks. onBlob sees every blob's bytes (or chunks) in order when given.
-  private async pipeBlobs(fi: ReturnType<typeof spawnGit>, source: AsyncIterable<SnapshotBlob>, onBlob?: BlobObserver): Promise<number> {
+  // A synchronous source (a vault walk) is pulled without a promise per blob.
+  private async pipeBlobs(fi: ReturnType<typeof spawnGit>, source: SnapshotBlobSource, onBlob?: BlobObserver): Promise<number> {
     const stdin = fi.child.stdin
     const free: Buffer[] = []
     let made = 0
@@ -155,65 +158,82 @@ export class CliStore extends BaseStore {
     }
     const header = (n: number, size: number): string => `blob\nmark :${n}\ndata ${size}\n`
     let n = 0
-    for await (const v of source) {
-      n++
-      if (v.input === null) {
-        // Read straight into the buffer after a header announcing the scan's size; a
-        // file that is too big for what is left goes into a fresh buffer, a file too big
-        // for any is read whole.
-        let got = -1
-        for (let attempt = 0; attempt < 2 && got < 0; attempt++) {
-          if (attempt === 1) await flush()
-          const room = BATCH_BYTES - used - HEADER_ROOM - 1
-          if (room >= 0) got = v.readInto(slab, used + HEADER_ROOM, room)
+    const syncIt = Symbol.iterator in source ? (source as Iterable<SnapshotBlob>)[Symbol.iterator]() : null
+    const asyncIt = syncIt ? null : (source as AsyncIterable<SnapshotBlob>)[Symbol.asyncIterator]()
+    let finished = false
+    try {
+      for (;;) {
+        const r = syncIt ? syncIt.next() : await (asyncIt as AsyncIterator<SnapshotBlob>).next()
+        if (r.done) {
+          finished = true
+          break
         }
-        if (got >= 0) {
-          const h = header(n, got)
-          const at = used + HEADER_ROOM
-          used += slab.write(h, used, 'latin1')
-          slab.copyWithin(used, at, at + got)
-          const bytes = slab.subarray(used, used + got)
-          used += got
-          slab[used++] = 0x0a
-          onBlob?.start(n, got)
-          onBlob?.data(bytes)
+        const v = r.value
+        n++
+        if (v.input === null) {
+          // Read straight into the buffer after a header announcing the scan's size; a
+          // file that is too big for what is left goes into a fresh buffer, a file too big
+          // for any is read whole.
+          let got = -1
+          for (let attempt = 0; attempt < 2 && got < 0; attempt++) {
+            if (attempt === 1) await flush()
+            const room = BATCH_BYTES - used - HEADER_ROOM - 1
+            if (room >= 0) got = v.readInto(slab, used + HEADER_ROOM, room)
+          }
+          if (got >= 0) {
+            const h = header(n, got)
+            const at = used + HEADER_ROOM
+            used += slab.write(h, used, 'latin1')
+            slab.copyWithin(used, at, at + got)
+            const bytes = slab.subarray(used, used + got)
+            used += got
+            slab[used++] = 0x0a
+            onBlob?.start(n, got, v.oid)
+            onBlob?.data(bytes)
+            onBlob?.end(n)
+            if (used >= BATCH_BYTES - HEADER_ROOM - 1) await flush()
+            continue
+          }
+        }
+        const input = snapshotBlobInput(v)
+        if (isBlobFileRef(input)) {
+          // Opened before `data <size>` is sent: a size changed since the scan fails here.
+          const file = await openFileRef(input)
+          try {
+            await flush()
+            await fi.write(header(n, input.size))
+            onBlob?.start(n, input.size, v.oid)
+            for await (const chunk of file.chunks()) {
+              onBlob?.data(chunk)
+              await fi.write(chunk)
+            }
+            await fi.write(NEWLINE)
+          } finally {
+            await file.close()
+          }
           onBlob?.end(n)
-          if (used >= BATCH_BYTES - HEADER_ROOM - 1) await flush()
-          continue
+        } else {
+          const h = header(n, input.length)
+          if (used + h.length + input.length + 1 > BATCH_BYTES) await flush()
+          if (h.length + input.length + 1 > BATCH_BYTES) {
+            await fi.write(h)
+            await fi.write(input)
+            await fi.write(NEWLINE)
+          } else {
+            used += slab.write(h, used, 'latin1')
+            used += input.copy(slab, used)
+            slab[used++] = 0x0a
+          }
+          onBlob?.start(n, input.length, v.oid)
+          onBlob?.data(input)
+          onBlob?.end(n)
         }
       }
-      const input = snapshotBlobInput(v)
-      if (isBlobFileRef(input)) {
-        // Opened before `data <size>` is sent: a size changed since the scan fails here.
-        const file = await openFileRef(input)
-        try {
-          await flush()
-          await fi.write(header(n, input.size))
-          onBlob?.start(n, input.size)
-          for await (const chunk of file.chunks()) {
-            onBlob?.data(chunk)
-            await fi.write(chunk)
-          }
-          await fi.write(NEWLINE)
-        } finally {
-          await file.close()
-        }
-        onBlob?.end(n)
-      } else {
-        const h = header(n, input.length)
-        if (used + h.length + input.length + 1 > BATCH_BYTES) await flush()
-        if (h.length + input.length + 1 > BATCH_BYTES) {
-          await fi.write(h)
-          await fi.write(input)
-          await fi.write(NEWLINE)
-        } else {
-          used += slab.write(h, used, 'latin1')
-          used += input.copy(slab, used)
-          slab[used++] = 0x0a
-        }
-        onBlob?.start(n, input.length)
-        onBlob?.data(input)
-        onBlob?.end(n)
+    } finally {
+      // like a for-of left early: let the source clean up
+      if (!finished) {
+        if (syncIt) syncIt.return?.()
+        else await asyncIt?.return?.()
       }
     }
     await flush()
@@ -258,35 +278,30 @@ export class CliStore extends BaseStore {
   // The ids of the blobs are computed here as they are piped (the commit message needs
   // them before git is done); the commit id git reports must be the one computed here
   // from those ids, which proves every blob and tree id.
-  protected async writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
+  protected async writeSnapshotObjects(source: SnapshotBlobSource, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
     await this.ensureWritable()
     const fi = this.spawnFastImport([])
     const out: Buffer[] = []
     fi.child.stdout.on('data', (b: Buffer) => out.push(b))
     const oids: string[] = []
-    const known: Array<string | null> = []
-    async function* inputs(): AsyncGenerator<SnapshotBlob> {
-      for await (const b of source) {
-        known.push(b.oid)
-        yield b
-      }
-    }
     // Every blob's id, hashed from the bytes piped (a caller's id is taken as given:
     // the commit id check below catches a wrong one).
     let hash: Hash | null = null
+    let given: string | null = null
     const onBlob: BlobObserver = {
-      start(n, size) {
-        hash = known[n - 1] ? null : createHash('sha1').update(`blob ${size}\0`)
+      start(_n, size, known) {
+        given = known
+        hash = known ? null : createHash('sha1').update(`blob ${size}\0`)
       },
       data(chunk) {
         hash?.update(chunk)
       },
-      end(n) {
-        oids.push(hash ? hash.digest('hex') : (known[n - 1] as string))
+      end() {
+        oids.push(hash ? hash.digest('hex') : (given as string))
       },
     }
     try {
-      const n = await this.pipeBlobs(fi, inputs(), onBlob)
+      const n = await this.pipeBlobs(fi, source, onBlob)
       if (oids.length !== n) throw storeFailed(['fast-import'], `hashed ${oids.length} of ${n} blobs`)
       const plan = await finish(oids)
       const marks = new Map<string, number>()
@@ -604,7 +619,7 @@ export class CliStore extends BaseStore {
 }
 
 interface BlobObserver {
-  start(n: number, size: number): void
+  start(n: number, size: number, known: string | null): void // known: the id the source gave
   data(chunk: Buffer): void
   end(n: number): void
 }

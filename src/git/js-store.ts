@@ -7,7 +7,7 @@ import { promisify } from 'node:util'
 import { constants as zlibConstants, crc32, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
 import git from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, type SnapshotBlob, type SnapshotCommitPlan } from './base-store.js'
+import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, type SnapshotBlobSource, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_CHUNK_BYTES } from './blob-file.js'
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
@@ -290,7 +290,7 @@ export class JsStore extends BaseStore {
     return oid
   }
 
-  protected async writeSnapshotObjects(source: AsyncIterable<SnapshotBlob>, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
+  protected async writeSnapshotObjects(source: SnapshotBlobSource, finish: (oids: string[]) => Promise<SnapshotCommitPlan>): Promise<string> {
     async function* inputs(): AsyncGenerator<BlobInput> {
       for await (const b of source) yield snapshotBlobInput(b)
     }

@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { FileMode, ScopeEntry } from '../vault/walk.js'
@@ -6,7 +6,10 @@ import type { FileMode, ScopeEntry } from '../vault/walk.js'
 // The store's memory of what it hashed last time, so a repeat snapshot reads only
 // files whose stat changed. Kept under <gitDir>/aas/, shared by both backends (same ids).
 
-export const STAT_CACHE_FILE = 'stat-cache.json'
+// Version 3, binary (see encode below). Versions 1 and 2 were JSON in LEGACY_STAT_CACHE_FILE
+// and are still read when no version 3 file exists.
+export const STAT_CACHE_FILE = 'stat-cache.bin'
+export const LEGACY_STAT_CACHE_FILE = 'stat-cache.json'
 // Files modified this close to (or after) the start of a scan may change again within
 // the clock's granularity without a visible stat change: never trust them next time.
 const RACY_MS = 2000
@@ -19,13 +22,44 @@ export function isRacy(mtimeMs: number, scanStartedMs: number): boolean {
 
 type Row = [path: string, mode: FileMode, size: number, mtimeMs: number, ctimeMs: number, ino: number, oid: string, trusted: 0 | 1]
 
-const MODE_CODE: Record<FileMode, string> = { '100644': 'f', '100755': 'x', '120000': 'l' }
-const CODE_MODE: Record<string, FileMode> = { f: '100644', x: '100755', l: '120000' }
+const MODE_CODE: Record<FileMode, number> = { '100644': 0x66, '100755': 0x78, '120000': 0x6c } // 'f', 'x', 'l'
+const CODE_MODE: Record<number, FileMode> = { 0x66: '100644', 0x78: '100755', 0x6c: '120000' }
+const TRUSTED = 0x31 // '1'
 
-// The cache file (version 2) is columnar: a list of paths, one list per number, the
-// ids as one hex string and modes and trust as one character each. Parsing and writing
-// it allocate a few arrays instead of an array per file (version 1 is still read).
-interface CacheFileV2 {
+// In memory: column per field (paths: the files of tree, with the stat they had when
+// hashed), its trees as a set, and each path's position in the columns. The numbers
+// sit in one Float64Array (sizes, mtimes, ctimes, inos: n each), the ids as raw bytes:
+// loading a cache of 10,000 files allocates a few arrays, not objects per file.
+export interface StatCache {
+  tree: string | null
+  trees: Set<string>
+  paths: string[]
+  index: Map<string, number>
+  modes: Uint8Array // MODE_CODE per file
+  nums: Float64Array // [sizes | mtimes | ctimes | inos]
+  oids: Buffer // 20 bytes per file
+  trusted: Uint8Array // TRUSTED or not, per file
+}
+
+export function emptyStatCache(): StatCache {
+  return { tree: null, trees: new Set(), paths: [], index: new Map(), modes: new Uint8Array(0), nums: new Float64Array(0), oids: Buffer.alloc(0), trusted: new Uint8Array(0) }
+}
+
+export function cacheOid(cache: StatCache, i: number): string {
+  return cache.oids.toString('hex', i * 20, i * 20 + 20)
+}
+
+export function cacheMode(cache: StatCache, i: number): FileMode | undefined {
+  return CODE_MODE[cache.modes[i] ?? 0]
+}
+
+function indexOf(paths: string[]): Map<string, number> {
+  const index = new Map<string, number>()
+  for (let i = 0; i < paths.length; i++) index.set(paths[i] as string, i)
+  return index
+}
+
+interface JsonV2 {
   version: 2
   tree: string | null
   trees: string[]
@@ -39,105 +73,163 @@ interface CacheFileV2 {
   trusted: string
 }
 
-// In memory: the file's columns (paths: the files of tree, with the stat they had when
-// hashed), its trees as a set, and each path's position in the columns.
-export interface StatCache extends Omit<CacheFileV2, 'version' | 'trees'> {
-  trees: Set<string>
-  index: Map<string, number>
-}
-
-export function emptyStatCache(): StatCache {
-  return { tree: null, trees: new Set(), paths: [], index: new Map(), modes: '', sizes: [], mtimes: [], ctimes: [], inos: [], oids: '', trusted: '' }
-}
-
-export function cacheOid(cache: StatCache, i: number): string {
-  return cache.oids.slice(i * 40, i * 40 + 40)
-}
-
-export function cacheMode(cache: StatCache, i: number): FileMode | undefined {
-  return CODE_MODE[cache.modes[i] ?? '']
-}
-
-function fromV2(d: CacheFileV2): StatCache | null {
-  const n = d.paths.length
+function fromColumns(d: Omit<JsonV2, 'version'>): StatCache | null {
+  const n = Array.isArray(d.paths) ? d.paths.length : -1
   const ok =
-    Array.isArray(d.paths) &&
+    n >= 0 &&
     [d.sizes, d.mtimes, d.ctimes, d.inos].every((a) => Array.isArray(a) && a.length === n) &&
     typeof d.modes === 'string' && d.modes.length === n &&
     typeof d.trusted === 'string' && d.trusted.length === n &&
-    typeof d.oids === 'string' && d.oids.length === n * 40
+    typeof d.oids === 'string' && d.oids.length === n * 40 && /^[0-9a-f]*$/.test(d.oids)
   if (!ok) return null
-  const index = new Map<string, number>()
-  d.paths.forEach((p, i) => index.set(p, i))
-  return { tree: d.tree, trees: new Set(d.trees), paths: d.paths, index, modes: d.modes, sizes: d.sizes, mtimes: d.mtimes, ctimes: d.ctimes, inos: d.inos, oids: d.oids, trusted: d.trusted }
+  const nums = new Float64Array(4 * n)
+  nums.set(d.sizes, 0)
+  nums.set(d.mtimes, n)
+  nums.set(d.ctimes, 2 * n)
+  nums.set(d.inos, 3 * n)
+  return {
+    tree: d.tree,
+    trees: new Set(d.trees),
+    paths: d.paths,
+    index: indexOf(d.paths),
+    modes: Buffer.from(d.modes, 'latin1'),
+    nums,
+    oids: Buffer.from(d.oids, 'hex'),
+    trusted: Buffer.from(d.trusted, 'latin1'),
+  }
 }
 
-function fromV1(rows: Row[], tree: string | null, trees: string[]): StatCache {
-  return fromV2({
-    version: 2,
-    tree,
-    trees,
+function fromJson(text: string): StatCache | null {
+  const data = JSON.parse(text) as { version: number; tree: string | null; trees: string[]; rows?: Row[] }
+  if (data.version === 2) return fromColumns(data as unknown as JsonV2)
+  if (data.version !== 1 || !Array.isArray(data.rows)) return null
+  const rows = data.rows
+  const code = (m: FileMode): string => String.fromCharCode(MODE_CODE[m] ?? 0)
+  return fromColumns({
+    tree: data.tree,
+    trees: data.trees,
     paths: rows.map((r) => r[0]),
-    modes: rows.map((r) => MODE_CODE[r[1]]).join(''),
+    modes: rows.map((r) => code(r[1])).join(''),
     sizes: rows.map((r) => r[2]),
     mtimes: rows.map((r) => r[3]),
     ctimes: rows.map((r) => r[4]),
     inos: rows.map((r) => r[5]),
     oids: rows.map((r) => r[6]).join(''),
     trusted: rows.map((r) => (r[7] === 1 ? '1' : '0')).join(''),
-  }) as StatCache
+  })
+}
+
+// The version 3 file, little-endian:
+//   magic "AASSTAT\x03" | u32 n | u32 metaLen | u32 pathsLen | u32 0
+//   meta (JSON {tree, trees}) | paths (UTF-8, each ended by NUL) | zero padding to 8
+//   f64 × 4n (sizes, mtimes, ctimes, inos) | oids (20n bytes) | modes (n) | trusted (n)
+//   SHA-1 of everything before (20 bytes)
+const MAGIC = Buffer.from('AASSTAT\x03', 'latin1')
+const HEAD = 24
+
+function decode(buf: Buffer): StatCache | null {
+  if (buf.length < HEAD + 20 || !buf.subarray(0, 8).equals(MAGIC)) return null
+  const body = buf.subarray(0, buf.length - 20)
+  if (!createHash('sha1').update(body).digest().equals(buf.subarray(buf.length - 20))) return null
+  const n = buf.readUInt32LE(8)
+  const metaLen = buf.readUInt32LE(12)
+  const pathsLen = buf.readUInt32LE(16)
+  let off = HEAD
+  const meta = JSON.parse(buf.toString('utf8', off, off + metaLen)) as { tree: string | null; trees: string[] }
+  off += metaLen
+  const paths = n === 0 ? [] : buf.toString('utf8', off, off + pathsLen - 1).split('\0')
+  off += pathsLen
+  off += (8 - (off % 8)) % 8
+  if (paths.length !== n || body.length !== off + 32 * n + 22 * n) return null
+  // The numbers are copied out (8-byte aligned), so the columns never depend on how
+  // the file's buffer happens to be aligned.
+  const nums = new Float64Array(4 * n)
+  new Uint8Array(nums.buffer).set(buf.subarray(off, off + 32 * n))
+  off += 32 * n
+  const oids = buf.subarray(off, off + 20 * n)
+  off += 20 * n
+  const modes = buf.subarray(off, off + n)
+  const trusted = buf.subarray(off + n, off + 2 * n)
+  return { tree: meta.tree, trees: new Set(meta.trees), paths, index: indexOf(paths), modes, nums, oids, trusted }
 }
 
 export async function loadStatCache(stateDir: string): Promise<StatCache> {
-  let text: string
   try {
-    text = await readFile(path.join(stateDir, STAT_CACHE_FILE), 'utf8')
-  } catch {
-    return emptyStatCache()
+    return decode(await readFile(path.join(stateDir, STAT_CACHE_FILE))) ?? emptyStatCache()
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') return emptyStatCache() // a damaged cache only costs a full re-hash
   }
   try {
-    const data = JSON.parse(text) as { version: number; tree: string | null; trees: string[]; rows?: Row[] }
-    if (data.version === 2) return fromV2(data as unknown as CacheFileV2) ?? emptyStatCache()
-    if (data.version !== 1 || !Array.isArray(data.rows)) return emptyStatCache()
-    return fromV1(data.rows, data.tree, data.trees)
+    return fromJson(await readFile(path.join(stateDir, LEGACY_STAT_CACHE_FILE), 'utf8')) ?? emptyStatCache()
   } catch {
-    return emptyStatCache() // a damaged cache only costs a full re-hash
+    return emptyStatCache()
   }
 }
 
 // The oid recorded for an entry, when its stat proves the bytes are unchanged.
 export function cachedOid(cache: StatCache, e: ScopeEntry): string | null {
   const i = cache.index.get(e.path)
-  if (i === undefined || cache.trusted[i] !== '1') return null
-  if (cache.modes[i] !== MODE_CODE[e.mode] || cache.sizes[i] !== e.size || cache.mtimes[i] !== e.mtimeMs || cache.ctimes[i] !== e.ctimeMs || cache.inos[i] !== e.ino) return null
+  return i === undefined ? null : cachedOidAt(cache, i, e)
+}
+
+// cachedOid for the row i already known to be e's path.
+export function cachedOidAt(cache: StatCache, i: number, e: Pick<ScopeEntry, 'mode' | 'size' | 'mtimeMs' | 'ctimeMs' | 'ino'>): string | null {
+  const n = cache.paths.length
+  const { nums } = cache
+  if (cache.trusted[i] !== TRUSTED || cache.modes[i] !== MODE_CODE[e.mode]) return null
+  if (nums[i] !== e.size || nums[n + i] !== e.mtimeMs || nums[2 * n + i] !== e.ctimeMs || nums[3 * n + i] !== e.ino) return null
   return cacheOid(cache, i)
+}
+
+function encode(tree: string, trees: Iterable<string>, entries: ArrayLike<{ e: ScopeEntry; oid: string }>, scanStartedMs: number): Buffer {
+  const n = entries.length
+  const meta = Buffer.from(JSON.stringify({ tree, trees: [...trees] }))
+  let pathsLen = 0
+  for (let i = 0; i < n; i++) pathsLen += Buffer.byteLength((entries[i] as { e: ScopeEntry }).e.path) + 1
+  let off = HEAD + meta.length + pathsLen
+  const numsAt = off + ((8 - (off % 8)) % 8)
+  const total = numsAt + 32 * n + 22 * n + 20
+  const buf = Buffer.alloc(total)
+  MAGIC.copy(buf, 0)
+  buf.writeUInt32LE(n, 8)
+  buf.writeUInt32LE(meta.length, 12)
+  buf.writeUInt32LE(pathsLen, 16)
+  meta.copy(buf, HEAD)
+  off = HEAD + meta.length
+  const oidsAt = numsAt + 32 * n
+  const modesAt = oidsAt + 20 * n
+  const trustedAt = modesAt + n
+  for (let i = 0; i < n; i++) {
+    const { e, oid } = entries[i] as { e: ScopeEntry; oid: string }
+    off += buf.write(e.path, off, 'utf8')
+    buf[off++] = 0
+    buf.writeDoubleLE(e.size, numsAt + 8 * i)
+    buf.writeDoubleLE(e.mtimeMs, numsAt + 8 * (n + i))
+    buf.writeDoubleLE(e.ctimeMs, numsAt + 8 * (2 * n + i))
+    buf.writeDoubleLE(e.ino, numsAt + 8 * (3 * n + i))
+    if (buf.write(oid, oidsAt + 20 * i, 20, 'hex') !== 20) throw new Error(`not an object id: ${oid}`)
+    buf[modesAt + i] = MODE_CODE[e.mode]
+    buf[trustedAt + i] = isRacy(e.mtimeMs, scanStartedMs) ? 0x30 : TRUSTED
+  }
+  createHash('sha1').update(buf.subarray(0, total - 20)).digest().copy(buf, total - 20)
+  return buf
 }
 
 export async function saveStatCache(
   stateDir: string,
-  { tree, trees, entries, scanStartedMs }: { tree: string; trees: Iterable<string>; entries: Array<{ e: ScopeEntry; oid: string }>; scanStartedMs: number },
+  { tree, trees, entries, scanStartedMs }: { tree: string; trees: Iterable<string>; entries: ArrayLike<{ e: ScopeEntry; oid: string }>; scanStartedMs: number },
 ): Promise<void> {
-  const data: CacheFileV2 = {
-    version: 2,
-    tree,
-    trees: [...trees],
-    paths: entries.map(({ e }) => e.path),
-    modes: entries.map(({ e }) => MODE_CODE[e.mode]).join(''),
-    sizes: entries.map(({ e }) => e.size),
-    mtimes: entries.map(({ e }) => e.mtimeMs),
-    ctimes: entries.map(({ e }) => e.ctimeMs),
-    inos: entries.map(({ e }) => e.ino),
-    oids: entries.map(({ oid }) => oid).join(''),
-    trusted: entries.map(({ e }) => (isRacy(e.mtimeMs, scanStartedMs) ? '0' : '1')).join(''),
-  }
+  const data = encode(tree, trees, entries, scanStartedMs)
   await mkdir(stateDir, { recursive: true })
   const file = path.join(stateDir, STAT_CACHE_FILE)
   const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
   try {
-    await writeFile(tmp, JSON.stringify(data))
+    await writeFile(tmp, data)
     await rename(tmp, file)
   } catch (err) {
     await rm(tmp, { force: true })
     throw err
   }
+  // A cache of an earlier version would only be read if this one went missing.
+  await rm(path.join(stateDir, LEGACY_STAT_CACHE_FILE), { force: true })
 }

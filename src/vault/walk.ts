@@ -1,4 +1,4 @@
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent } from 'node:fs'
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, type Dirent, type Stats } from 'node:fs'
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
@@ -86,7 +86,16 @@ export async function scanVault(root: string, { onProgress }: ScanOptions = {}):
 
 // The walk of scanVault, one directory's files at a time and unsorted, for a caller
 // that works on files while the walk goes on (a snapshot reads them meanwhile).
-export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry[]): Generator<ScopeEntry[]> {
+// units: false leaves every unitType null (a snapshot does not need them).
+// statFile: when it returns false for a regular file, the file is not lstat-ed: its
+// size, times, inode and device are NaN and its mode 100644 until the caller fills them
+// in (see fillStat), e.g. from the fstat of the read it does anyway.
+export function* walkScope(
+  root: string,
+  rules: PathRules,
+  skipped: SkippedEntry[],
+  { units = true, statFile }: { units?: boolean; statFile?: (rel: string) => boolean } = {},
+): Generator<ScopeEntry[]> {
   const stack: string[] = ['']
   while (stack.length > 0) {
     const dir = stack.pop() as string
@@ -122,6 +131,10 @@ export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry
         skipped.push({ path: rel, reason: 'not a regular file or symlink' })
         continue
       }
+      if (statFile && dirent.isFile() && !statFile(rel)) {
+        batch.push({ path: rel, mode: '100644', size: NaN, mtimeMs: NaN, ctimeMs: NaN, ino: NaN, dev: NaN, unitType: units ? unitTypeOf(rel) : null })
+        continue
+      }
       const st = lstatSync(absPrefix + dirent.name)
       const isLink = st.isSymbolicLink()
       const mode: FileMode = isLink ? '120000' : st.mode & 0o100 ? '100755' : '100644'
@@ -133,7 +146,7 @@ export function* walkScope(root: string, rules: PathRules, skipped: SkippedEntry
         ctimeMs: st.ctimeMs,
         ino: st.ino,
         dev: st.dev,
-        unitType: isLink ? null : unitTypeOf(rel),
+        unitType: isLink || !units ? null : unitTypeOf(rel),
       })
     }
     if (batch.length > 0) yield batch
@@ -165,9 +178,25 @@ export function readEntryBytesSync(root: string, entry: Pick<ScopeEntry, 'path' 
   return readRegularFileSync(abs)
 }
 
+// Whether an entry of walkScope still lacks its stat (see statFile there).
+export function lacksStat(e: ScopeEntry): boolean {
+  return Number.isNaN(e.size)
+}
+
+// The stat fields of a regular file's entry, from an (f)stat of it.
+export function fillStat(e: ScopeEntry, st: Stats): void {
+  e.mode = st.mode & 0o100 ? '100755' : '100644'
+  e.size = st.size
+  e.mtimeMs = st.mtimeMs
+  e.ctimeMs = st.ctimeMs
+  e.ino = st.ino
+  e.dev = st.dev
+}
+
 // readEntryBytesSync into buf at off, without allocating: the length read, or -1 when
 // the entry has more than max bytes (nothing is written then; read it whole instead).
-export function readEntryIntoSync(root: string, entry: Pick<ScopeEntry, 'path' | 'mode'>, buf: Buffer, off: number, max: number): number {
+// onStat sees the fstat of the regular file opened, before it is read.
+export function readEntryIntoSync(root: string, entry: Pick<ScopeEntry, 'path' | 'mode'>, buf: Buffer, off: number, max: number, onStat?: (st: Stats) => void): number {
   const abs = path.join(root, entry.path)
   if (entry.mode === '120000') {
     const target = readlinkSync(abs, { encoding: 'buffer' })
@@ -177,6 +206,7 @@ export function readEntryIntoSync(root: string, entry: Pick<ScopeEntry, 'path' |
   try {
     const st = fstatSync(fd)
     if (!st.isFile()) throw Object.assign(new Error(`EINVAL: not a regular file, read '${abs}'`), { code: 'EINVAL', path: abs })
+    onStat?.(st)
     if (st.size > max) return -1
     let got = 0
     while (got < st.size) {

@@ -3,9 +3,12 @@ import { chmod, lstat, lutimes, mkdir, readdir, readFile, rm, symlink, unlink, u
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { takeSnapshot } from '../../src/engine/snapshots.js'
+import { buildSortedTrees } from '../../src/git/base-store.js'
 import { fastImportPath } from '../../src/git/cli-store.js'
+import { buildTrees } from '../../src/git/git-objects.js'
 import { openStore } from '../../src/git/open-store.js'
-import type { BackendName, BlobInput, PreReadFile, Store } from '../../src/git/store.js'
+import { LEGACY_STAT_CACHE_FILE, loadStatCache, STAT_CACHE_FILE } from '../../src/git/stat-cache.js'
+import type { BackendName, BlobInput, PreReadFile, Store, TreeEntry } from '../../src/git/store.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 
 const OLD = new Date('2024-01-01T00:00:00Z')
@@ -42,7 +45,8 @@ async function readBack(store: Store, tree: string): Promise<Record<string, stri
 
 // The tree of the same files hashed from scratch (no stat cache, no previous tree).
 async function freshTree(store: Store): Promise<string> {
-  await rm(path.join(store.location.stateDir, 'stat-cache.json'), { force: true })
+  await rm(path.join(store.location.stateDir, STAT_CACHE_FILE), { force: true })
+  await rm(path.join(store.location.stateDir, LEGACY_STAT_CACHE_FILE), { force: true })
   return (await store.writeVaultTree()).tree
 }
 
@@ -114,22 +118,76 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     expect(b.bytesAdded).toBe(Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0))
   })
 
-  it('when the stat cache was written in version 1 (an array per file) then a repeat still reads only what changed', async () => {
+  it.each([1, 2])('when the stat cache was written as JSON (version %i) then a repeat still reads only what changed, and the cache is rewritten in version 3', async (version) => {
     v = await makeVault(null)
     await writeFiles(v.root, FILES)
     const store = await openStore({ agentsRoot: v.root, backend })
     await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
-    const file = path.join(store.location.stateDir, 'stat-cache.json')
-    const c = JSON.parse(await readFile(file, 'utf8'))
-    expect(c.version).toBe(2)
+    const bin = path.join(store.location.stateDir, STAT_CACHE_FILE)
+    const json = path.join(store.location.stateDir, LEGACY_STAT_CACHE_FILE)
+    const c = await loadStatCache(store.location.stateDir)
+    expect(c.paths.length).toBe(Object.keys(FILES).length)
+    const n = c.paths.length
+    const col = (k: number) => Array.from(c.nums.subarray(k * n, (k + 1) * n))
+    const modes = Buffer.from(c.modes).toString('latin1')
+    const trusted = Buffer.from(c.trusted).toString('latin1')
+    const oids = c.oids.toString('hex')
     const mode: Record<string, string> = { f: '100644', x: '100755', l: '120000' }
-    const rows = c.paths.map((p: string, i: number) => [p, mode[c.modes[i]], c.sizes[i], c.mtimes[i], c.ctimes[i], c.inos[i], c.oids.slice(i * 40, i * 40 + 40), Number(c.trusted[i])])
-    await writeFile(file, JSON.stringify({ version: 1, tree: c.tree, trees: c.trees, rows }))
+    const data =
+      version === 2
+        ? { version: 2, tree: c.tree, trees: [...c.trees], paths: c.paths, modes, sizes: col(0), mtimes: col(1), ctimes: col(2), inos: col(3), oids, trusted }
+        : { version: 1, tree: c.tree, trees: [...c.trees], rows: c.paths.map((p, i) => [p, mode[modes[i] as string], col(0)[i], col(1)[i], col(2)[i], col(3)[i], oids.slice(i * 40, i * 40 + 40), Number(trusted[i])]) }
+    await rm(bin)
+    await writeFile(json, JSON.stringify(data))
     await writeFile(path.join(v.root, 'bob/memory/b.md'), 'bob, edited\n')
     const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
     expect(b.bytesHashed).toBe(Buffer.byteLength('bob, edited\n'))
     expect((await readBack(store, b.commit))['100644 bob/memory/b.md']).toBe('bob, edited\n')
+    expect((await readdir(store.location.stateDir)).filter((f) => f.startsWith('stat-cache'))).toEqual([STAT_CACHE_FILE])
     expect(await freshTree(store)).toBe(b.tree)
+  })
+
+  it('when a cold snapshot takes each file stat from its read then a repeat with nothing changed reads nothing and an executable stays executable', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    await chmod(path.join(v.root, 'bob/memory/b.md'), 0o755)
+    await symlink('../memory/plain.md', path.join(v.root, 'alice/wiki/link.md'))
+    await lutimes(path.join(v.root, 'alice/wiki/link.md'), OLD, OLD)
+    await utimes(path.join(v.root, 'bob/memory/b.md'), OLD, OLD)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const a = await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    expect(a.bytesHashed).toBe(Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0) + Buffer.byteLength('../memory/plain.md'))
+    expect(a.entries.find((e) => e.path === 'bob/memory/b.md')?.mode).toBe('100755')
+    const c = await loadStatCache(store.location.stateDir)
+    const n = c.paths.length
+    const i = c.paths.indexOf('alice/memory/plain.md')
+    const st = await lstat(path.join(v.root, 'alice/memory/plain.md'))
+    expect([c.nums[i], c.nums[n + i], c.nums[2 * n + i], c.nums[3 * n + i]]).toEqual([st.size, st.mtimeMs, st.ctimeMs, st.ino])
+    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    expect(b.bytesHashed).toBe(0)
+    expect(b.tree).toBe(a.tree)
+    expect(await freshTree(store)).toBe(a.tree)
+  })
+
+  it('when the stat cache file is damaged or cut short then every file is read again and the tree is the same', async () => {
+    v = await makeVault(null)
+    await writeFiles(v.root, FILES)
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const a = await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+    const bin = path.join(store.location.stateDir, STAT_CACHE_FILE)
+    const all = Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0)
+    const good = await readFile(bin)
+    const flipped = Buffer.from(good)
+    const mid = Math.floor(flipped.length / 2)
+    flipped.writeUInt8(flipped.readUInt8(mid) ^ 1, mid)
+    for (const damaged of [flipped, good.subarray(0, good.length - 7), Buffer.from('not a cache')]) {
+      await writeFile(bin, damaged)
+      const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+      expect(b.bytesHashed).toBe(all)
+      expect(b.tree).toBe(a.tree)
+    }
+    // and the cache written meanwhile is whole again: nothing is read
+    expect((await takeSnapshot(store, { target: 2, from: 1, runId: 'c', now: NOW })).bytesHashed).toBe(0)
   })
 
   it('when the vault is empty then the snapshot is the empty tree', async () => {
@@ -285,5 +343,32 @@ describe('packs written by the js backend', () => {
     await expect(js.writeBlobs(src())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE' })
     const names = await readdir(path.join(js.location.gitDir, 'objects', 'pack')).catch(() => [])
     expect(names).toEqual([])
+  })
+})
+
+describe('buildSortedTrees', () => {
+  const oid = (i: number): string => createHash('sha1').update(String(i)).digest('hex')
+  const sorted = (paths: string[]): TreeEntry[] =>
+    paths
+      .map((p, i) => ({ path: p, mode: (i % 3 === 0 ? '100755' : i % 3 === 1 ? '100644' : '120000') as TreeEntry['mode'], oid: oid(i) }))
+      .sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
+
+  it('when paths go in and out of folders in byte order then every tree equals the one buildTrees makes', () => {
+    const paths = ['a', 'a!x', 'a.md', 'a0/x', 'b/c/d/e.md', 'b/c/d.md', 'b/c.md', 'b/c/f', 'b-c/g', 'b/cc/h', 'z', 'y/x/w/v/u.md', 'y/x/w.md', 'y/x0.md', 'ü/ö.md', 'name with spaces/f.md', 'tab\there/n\nl.md']
+    for (let k = 0; k < 40; k++) paths.push(`d${k % 7}/sub${k % 3}/f${k}.md`)
+    const entries = sorted(paths)
+    const got = buildSortedTrees(entries)
+    const want = buildTrees(entries)
+    expect(got?.root).toBe(want.root)
+    expect(got?.trees.map((t) => t.oid).sort()).toEqual(want.trees.map((t) => t.oid).sort())
+    for (const t of got?.trees ?? []) expect(want.trees.find((w) => w.oid === t.oid)?.content.equals(t.content)).toBe(true)
+  })
+
+  it('when the input is not sorted, has a file and a folder of one name, or unusual paths then it leaves them to buildTrees', () => {
+    expect(buildSortedTrees(sorted(['b', 'a']).reverse())).toBeNull()
+    expect(buildSortedTrees(sorted(['a', 'a/b']))).toBeNull()
+    expect(buildSortedTrees(sorted(['a//b']))).toBeNull()
+    expect(buildSortedTrees(sorted(['emoji/\u{1F600}.md']))).toBeNull()
+    expect(buildSortedTrees([])?.root).toBe(buildTrees([]).root)
   })
 })

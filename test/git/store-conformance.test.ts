@@ -5,6 +5,7 @@ import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { EMPTY_TREE } from '../../src/git/git-objects.js'
 import { openStore } from '../../src/git/open-store.js'
+import { STAT_CACHE_FILE } from '../../src/git/stat-cache.js'
 import { BIG_BLOB_BYTES, type BackendName, type BaseTree, type BlobInput, type FileChange, type Store } from '../../src/git/store.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 
@@ -218,7 +219,7 @@ describe('store backends agree', () => {
       const js = await openStore({ agentsRoot: v.root, backend: 'js' })
       await rm(path.join(cli.location.stateDir), { recursive: true, force: true })
       const a = await js.writeVaultTree()
-      await rm(path.join(cli.location.stateDir, 'stat-cache.json'), { force: true })
+      await rm(path.join(cli.location.stateDir, STAT_CACHE_FILE), { force: true })
       const b = await cli.writeVaultTree()
       expect(b.tree).toBe(a.tree)
       const commit = await js.writeCommit({ tree: a.tree, parents: [], message: 'm', timestamp: 5 })
@@ -384,7 +385,7 @@ describe('big files: backends agree', () => {
       const cli = await openStore({ agentsRoot: v.root, backend: 'cli' })
       const js = await openStore({ agentsRoot: v.root, backend: 'js' })
       const a = await js.writeVaultTree()
-      await rm(path.join(cli.location.stateDir, 'stat-cache.json'), { force: true })
+      await rm(path.join(cli.location.stateDir, STAT_CACHE_FILE), { force: true })
       await rm(path.join(cli.location.gitDir, 'objects'), { recursive: true, force: true })
       await mkdir(path.join(cli.location.gitDir, 'objects'))
       const b = await cli.writeVaultTree()
