@@ -167,7 +167,16 @@ export abstract class BaseStore implements Store {
   }
 
   // Creates the embedded store on first write (or refuses when opened read-only).
-  protected abstract ensureWritable(): Promise<void>
+  // The store exists (an embedded one is created on first write) and can be written.
+  // Calls made while one is in flight share it: a run that starts writing a result while
+  // its snapshot creates the store must not create it twice.
+  private writable: Promise<void> | null = null
+  protected ensureWritable(): Promise<void> {
+    this.writable ??= this.makeWritable().finally(() => (this.writable = null))
+    return this.writable
+  }
+
+  protected abstract makeWritable(): Promise<void>
   // Writes blobs in order, returning their ids in order; pulls the source lazily.
   abstract writeBlobs(source: AsyncIterable<BlobInput>): Promise<string[]>
   protected abstract writeRawTrees(trees: RawObject[]): Promise<void>

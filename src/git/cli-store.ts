@@ -92,7 +92,7 @@ export class CliStore extends BaseStore {
     }
   }
 
-  protected async ensureWritable(): Promise<void> {
+  protected async makeWritable(): Promise<void> {
     if (this.location.kind === 'embedded' && !(await this.exists())) {
       if (!this.create) throw noStore(this.location.gitDir)
       await initEmbeddedStore(this.location.gitDir)

@@ -42,7 +42,7 @@ export class JsStore extends BaseStore {
     }
   }
 
-  protected async ensureWritable(): Promise<void> {
+  protected async makeWritable(): Promise<void> {
     if (this.location.kind === 'embedded' && !(await this.exists())) {
       if (!this.create) throw noStore(this.gitDir)
       await initEmbeddedStore(this.gitDir)

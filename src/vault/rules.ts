@@ -32,6 +32,8 @@ export function isDirOutOfScope(rel: string, rules: PathRules): boolean {
   if (name === '.git') return true
   if (TOOL_DIRS.has(name)) return true
   if (rel === EMBEDDED_STORE_DIR || rel === LEGACY_SNAPSHOTS_DIR) return true
+  // The store being created (locate.ts initEmbeddedStore: built aside, then renamed in).
+  if (rel.startsWith(`${EMBEDDED_STORE_DIR}.`) && rel.endsWith('.tmp')) return true
   return ignored(rules, rel, true)
 }
 

@@ -194,6 +194,24 @@ describe.each<BackendName>(['cli', 'js'])('store conformance (%s)', (backend) =>
     expect((await store.readBlob(after.get('alice/empty.md')!.oid)).toString()).toBe('now full')
   })
 
+  it('when a result starts being written while the first snapshot creates the store then the store is created once and nothing of it is snapshotted', async () => {
+    v = await makeVault('vault-v1')
+    const store = await openStore({ agentsRoot: v.root, backend })
+    // Two creations at once must be one.
+    const inner = store as unknown as { makeWritable(): Promise<void> }
+    const make = inner.makeWritable.bind(store)
+    let running = 0
+    let most = 0
+    inner.makeWritable = () => {
+      most = Math.max(most, ++running)
+      return make().finally(() => running--)
+    }
+    const [, snap] = await Promise.all([store.writeBlob(Buffer.from('racing\n')), store.writeVaultCommit({ commit: async () => ({ parents: [], message: 'first\n', timestamp: 1_700_000_000 }) })])
+    expect(most).toBe(1)
+    expect(snap.entries.filter((e) => e.path.startsWith('_migrations/aas.git'))).toEqual([])
+    expect((await readdir(path.join(v.root, '_migrations'))).filter((n) => n.startsWith('aas.git'))).toEqual(['aas.git'])
+  })
+
   it('when the vault is a sub-folder of a repository then trees are rooted at the vault', async () => {
     v = await makeVault('vault-v1', { git: true, subdir: 'notes/agents' })
     const store = await openStore({ agentsRoot: v.root, backend })

@@ -75,11 +75,12 @@ describe('unit enumeration (SPEC §1)', () => {
 })
 
 describe('snapshot scope (SPEC §1)', () => {
-  it('excludes .git, the store, lock files, run logs, legacy tarballs, tool folders and the audit log', async () => {
+  it('excludes .git, the store (and one being created), lock files, run logs, legacy tarballs, tool folders and the audit log', async () => {
     const files = [
       '.git/HEAD',
       'sub/.git',
       '_migrations/aas.git/HEAD',
+      '_migrations/aas.git.c84f5e0108e1.tmp/info/exclude',
       '_migrations/snapshots/2026-01-01T000000_pre_v2_migration.tar.gz',
       '_migrations/migration.jsonl',
       '.migration.lock',
@@ -93,6 +94,7 @@ describe('snapshot scope (SPEC §1)', () => {
     ]
     const kept = [
       '.obsidian/app.json',
+      '_migrations/aas.git.notes.md',
       '_migrations/v1_to_v2.mjs',
       'caldwell/log/notes.md',
       'caldwell/logbook.jsonl',
