@@ -346,7 +346,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
               out.diffs[k] = changed.map(({ c }, j) => {
                 const content = after[j] as Buffer
                 const oid = hashBlob(content)
-                out.queue.push({ path: c.unitId, mode: c.mode, content })
+                out.queue.push({ path: c.unitId, mode: c.mode, content, oid })
                 if (keep) out.after.set(oid, content)
                 return { path: c.unitId, oldMode: c.mode, newMode: c.mode, oldOid: c.oid, newOid: oid, oldContent: before?.[j] ?? null, newContent: before ? content : null }
               })

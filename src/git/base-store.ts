@@ -382,7 +382,7 @@ export abstract class BaseStore implements Store {
         if ('delete' in c) removed.push(c.path)
         else {
           writes.push({ path: c.path, mode: c.mode })
-          yield { input: c.content, oid: null }
+          yield { input: c.content, oid: c.oid ?? null }
         }
       }
     }

@@ -43,7 +43,7 @@ export interface CommitInput {
 }
 
 export type FileChange =
-  | { path: string; mode: FileMode; content: Buffer }
+  | { path: string; mode: FileMode; content: Buffer; oid?: string } // oid: the content's blob id, when the caller has it (not hashed again)
   | { path: string; delete: true }
 
 export interface RefEntry {
