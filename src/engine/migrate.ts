@@ -63,7 +63,7 @@ export interface MigrateResult {
 // diff) each up to this much; beyond it they are read again, from the vault (checked
 // against the blob id) or from the store. A run's memory then does not grow with the
 // vault's bytes. AAS_BUFFER_MB sets it.
-export const DEFAULT_BUFFER_MB = 32
+export const DEFAULT_BUFFER_MB = 8
 
 function bufferBytesFromEnv(env: NodeJS.ProcessEnv): number {
   const v = env.AAS_BUFFER_MB?.trim()
@@ -373,6 +373,9 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           }
           const earlyOut = newOutput()
           const earlySteps = prePlan.steps.map((s) => s.script)
+          // While the snapshot is taken, one core is left to it (the reads here and git
+          // fast-import): one worker fewer runs the chain, and the idle one stays small.
+          preflightPool.use(preflightPool.size - 1)
           const earlyRun = (async (): Promise<ApplyResult> => (await preflightPool.load(earlySteps)) ?? applyBatches(preflightPool, fromVault(early), collect(earlyOut)))()
           earlyRun.catch(() => undefined)
           // The result commit is written as the chain goes (blobs first, on the snapshot's
@@ -421,6 +424,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
             throw err
           }
           setBase({ tree: snap.tree, entries: snap.entries, trees: snap.trees })
+          preflightPool.use(preflightPool.size)
 
           // From here on, everything reads the snapshot, not the live files: its units, with
           // the pre-flight's reading where the blob is the same, else read from the store.

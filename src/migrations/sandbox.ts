@@ -17,7 +17,7 @@ import type { SandboxCommand, SandboxMessage, SandboxWorkerData, SerializedError
 // worker thread (sandbox-worker) that the engine can terminate. A script that
 // never returns is stopped after `timeoutMs` on one unit (default 30 s,
 // AAS_SCRIPT_TIMEOUT_MS), one that exhausts memory hits the worker's heap limit
-// (default 2048 MB, AAS_SCRIPT_MEMORY_MB); either fails the run naming the script,
+// (default 512 MB, AAS_SCRIPT_MEMORY_MB); either fails the run naming the script,
 // the unit and the reason. The worker only returns texts: the unit ids, unit types
 // and `before` texts of the result are the engine's own, never the worker's, so
 // nothing a script does can point a write at another path. (A script can still
@@ -36,7 +36,12 @@ export interface SandboxOptions {
 }
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
-export const DEFAULT_SCRIPT_MEMORY_MB = 2048
+// V8 sizes a heap's first collections from its limit: a worker allowed 2 GB grew to
+// about 45 MB on a batch that keeps 10 MB alive, one allowed 512 MB to about 30 MB.
+export const DEFAULT_SCRIPT_MEMORY_MB = 512
+// The young generation, where a batch's short-lived texts are made and collected: 6 MB
+// held the chain's speed and kept each busy worker about 12 MB smaller than 16 MB did.
+const YOUNG_GENERATION_MB = 6
 // Starting a worker and compiling .ts scripts takes seconds on a busy machine: loading gets this on top.
 const LOAD_ALLOWANCE_MS = 15_000
 
@@ -68,7 +73,7 @@ export function workerCount(units: number, requested?: number): number {
 // under tsx/vitest) the .ts file loaded through tsx.
 function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   const js = new URL('./sandbox-worker.js', import.meta.url)
-  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: Math.min(16, Math.max(8, Math.floor(memoryMb / 16))) }
+  const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }
   if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData: data, resourceLimits, stdout: false, stderr: false })
   const ts = new URL('./sandbox-worker.ts', import.meta.url).href
   // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
@@ -115,9 +120,11 @@ export class ChainPool {
   private readonly signal: AbortSignal | undefined
   private readonly onAbort = (): void => this.cancel()
   private waiters: Array<() => void> = []
+  private active: number // how many workers take batches (see use())
 
   constructor(workers: number, { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal }: SandboxOptions = {}) {
     this.size = Math.max(1, workers)
+    this.active = this.size
     this.timeoutMs = timeoutMs
     this.memoryMb = memoryMb
     this.validateVersion = validateVersion
@@ -152,9 +159,16 @@ export class ChainPool {
     return this.cancelledByCaller
   }
 
+  // Batches go only to the first n workers from now on (1..size): the others stay idle,
+  // and an idle worker's heap stays small. use(size) gives every worker batches again.
+  use(n: number): void {
+    this.active = Math.max(1, Math.min(this.size, Math.floor(n)))
+    this.wake()
+  }
+
   // Resolves when another batch may be sent without growing what is held in flight.
   async room(): Promise<void> {
-    while (!this.stopped && this.queued >= this.size * QUEUED_PER_WORKER) await new Promise<void>((resolve) => this.waiters.push(resolve))
+    while (!this.stopped && this.activeQueued() >= this.active * QUEUED_PER_WORKER) await new Promise<void>((resolve) => this.waiters.push(resolve))
   }
 
   // Every unit's reading (the pre-flight parse), in order, or the failure that stopped the pool.
@@ -206,10 +220,25 @@ export class ChainPool {
     await Promise.all(this.slots.map((s) => s.worker.terminate().catch(() => undefined)))
   }
 
+  private activeQueued(): number {
+    let n = 0
+    for (let i = 0; i < this.active; i++) n += (this.slots[i] as Slot).queue.length
+    return n
+  }
+
   private pick(): Slot {
     let best = this.slots[0] as Slot
-    for (const s of this.slots) if (s.queue.length < best.queue.length) best = s
+    for (let i = 1; i < this.active; i++) {
+      const s = this.slots[i] as Slot
+      if (s.queue.length < best.queue.length) best = s
+    }
     return best
+  }
+
+  private wake(): void {
+    const waiters = this.waiters
+    this.waiters = []
+    for (const w of waiters) w()
   }
 
   private send(slot: Slot, command: SandboxCommand, units: readonly UnitInput[]): Promise<Outcome> {
@@ -225,9 +254,7 @@ export class ChainPool {
     const head = slot.queue.shift()
     slot.lastChange = Date.now()
     head?.resolve(outcome)
-    const waiters = this.waiters
-    this.waiters = []
-    for (const w of waiters) w()
+    this.wake()
   }
 
   private attach(slot: Slot): void {

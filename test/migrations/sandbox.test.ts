@@ -196,6 +196,39 @@ describe('ChainPool: the pre-flight parse, then the chain, in the same workers',
     }
   })
 
+  it('when the pool is told to use one worker then only that worker gets batches until it is told to use all again', async () => {
+    const tagger: ScriptFile = { file: '_migrations/v1_to_v2.mjs', path: path.join(dir, 'tagger.mjs'), from: 1, to: 2, ext: 'mjs' }
+    await writeFile(
+      tagger.path,
+      `import { threadId } from 'node:worker_threads'\nexport default { from: 1, to: 2, appliesTo: () => true, migrate(unit) { const m = unit.readFrontmatter(); m.schema_version = 2; m.thread = threadId; unit.writeFrontmatter(m); return { changes: ['tag'] } } }\n`,
+    )
+    const input = units(24)
+    const pool = new ChainPool(2, { unitsReadable: true })
+    const threads = (r: ApplyResult): Set<string> => new Set(r.units.map((u) => /thread: (\d+)/.exec(u.after)?.[1] ?? 'none'))
+    let most = 0
+    async function* source(): AsyncGenerator<UnitInput[]> {
+      for (const b of batchesOf(input, 2)) {
+        most = Math.max(most, pool.queued)
+        yield b
+      }
+    }
+    try {
+      expect(await pool.load([tagger])).toBeNull()
+      pool.use(1)
+      const one = await applyBatches(pool, source())
+      expect(one.ok).toBe(true)
+      expect(threads(one).size).toBe(1)
+      expect(most).toBeLessThanOrEqual(2)
+      pool.use(2)
+      const both = await applyBatches(pool, batchesOf(input, 1))
+      expect(both.ok).toBe(true)
+      expect(threads(both).size).toBe(2)
+      expect(threads(both)).toContain([...threads(one)][0])
+    } finally {
+      await pool.close()
+    }
+  })
+
   it('when the source throws then the pool stops and the error reaches the caller', async () => {
     const pool = new ChainPool(1, { validateVersion: 3, unitsReadable: true })
     async function* source(): AsyncGenerator<UnitInput[]> {
