@@ -1,4 +1,4 @@
-import ignore, { type Ignore } from 'ignore'
+import type { Ignore } from 'ignore'
 
 // The path rules of SPEC §1, as pure functions of a vault-relative POSIX path.
 // The walker and the store both use them, so the unit set and the snapshot
@@ -17,8 +17,12 @@ export interface PathRules {
   ignore: Ignore | null
 }
 
-export function makeRules(ignoreText: string | null): PathRules {
-  return { ignore: ignoreText === null ? null : ignore().add(ignoreText) }
+// The gitignore matcher is loaded only for a vault that has an ignore file: most have
+// none, and loading it took 20 to 50 ms of a 10,000-note snapshot of about 1.1 s.
+export async function makeRules(ignoreText: string | null): Promise<PathRules> {
+  if (ignoreText === null) return { ignore: null }
+  const { default: ignore } = await import('ignore')
+  return { ignore: ignore().add(ignoreText) }
 }
 
 function ignored(rules: PathRules, rel: string, isDir: boolean): boolean {

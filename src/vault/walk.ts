@@ -50,7 +50,7 @@ export async function loadRules(root: string): Promise<PathRules> {
     }
   }
   try {
-    return makeRules(text)
+    return await makeRules(text)
   } catch (err) {
     throw new AasError('IGNORE_INVALID', `${IGNORE_FILE} is not valid gitignore syntax: ${(err as Error).message}`, {
       hint: `Fix the pattern in ${path.join(root, IGNORE_FILE)}.`,
