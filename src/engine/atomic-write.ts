@@ -1,6 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { appendFileSync, closeSync, constants, existsSync, readFileSync, readSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
+import { appendFileSync, chmodSync, closeSync, constants, existsSync, readFileSync, readSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
 import { link, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
@@ -230,10 +230,12 @@ function startsWithOurs(bytes: Buffer, ours: OwnBytes): boolean {
   return createHash('sha1').update(`blob ${ours.length}\0`).update(bytes.subarray(0, ours.length)).digest('hex') === ours.oid
 }
 
+// `perm`: the permission bits to give a file instead of its git mode's 0o644 / 0o755
+// (the bits of the file it replaces: see keptPermissions in transaction.ts).
 export type PlacedContent =
-  | { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'> }
+  | { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'>; perm?: number }
   | { kind: 'symlink'; target: Buffer }
-  | { kind: 'prepared'; temp: string } // a temp file from prepareTempSync, already filled (big blobs)
+  | { kind: 'prepared'; temp: string; perm?: number } // a temp file from prepareTempSync, already filled (big blobs)
 
 // The parents of absPath made ready (checked, created) and the path of its temp file,
 // free for a caller that fills it itself (a big blob streamed from the store) and then
@@ -253,8 +255,10 @@ export function placeNewSync(absPath: string, what: PlacedContent, { within, run
   const createdDirs = prepareParentsSync(target, within, true, verified)
   const temp = what.kind === 'prepared' ? what.temp : path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
   try {
-    if (what.kind === 'file') writeTempSync(temp, what.content, modeBits(what.mode))
-    else if (what.kind === 'symlink') {
+    if (what.kind === 'file') writeTempSync(temp, what.content, what.perm ?? modeBits(what.mode))
+    else if (what.kind === 'prepared') {
+      if (what.perm !== undefined) chmodSync(temp, what.perm)
+    } else if (what.kind === 'symlink') {
       unlinkQuiet(temp)
       symlinkSync(what.target, temp)
     }

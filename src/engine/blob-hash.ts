@@ -12,6 +12,7 @@ const HASH_CHUNK_BYTES = 1 << 20
 export interface LiveEntry {
   mode: FileMode
   oid: string
+  perm?: number // a regular file's permission bits (st_mode & 0o777), where they were read
 }
 
 // sha1 of `blob <len>\0<bytes>`: git's object id for these bytes.
@@ -65,7 +66,7 @@ export function hashLiveEntrySync(absPath: string): LiveEntry | null {
     const st = fstatSync(fd)
     if (!st.isFile()) throw notFileOrLink(absPath)
     const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
-    return { mode, oid: st.size > BIG_BLOB_BYTES ? hashInChunksSync(fd, st.size, absPath) : hashBlob(readToEnd(fd, st.size, absPath)) }
+    return { mode, oid: st.size > BIG_BLOB_BYTES ? hashInChunksSync(fd, st.size, absPath) : hashBlob(readToEnd(fd, st.size, absPath)), perm: st.mode & 0o777 }
   } finally {
     closeSync(fd)
   }

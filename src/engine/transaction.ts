@@ -244,20 +244,27 @@ async function writeClaimed(store: Store, c: JournalChange, blobs: BlobSource, r
 
 async function claimAndPlace(root: string, abs: string, c: JournalChange, content: BlobContent | null, prepared: string | null, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
   let claim: string | null = null
+  let perm: number | undefined
   if (c.oldOid !== null) {
     claim = claimFileSync(abs, { within: root, runId, verified })
     if (claim === null) return 'moved'
     faultPoint('mid-claim', n)
-    if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
+    const live = hashLiveEntrySync(claim)
+    if (!sameState(live, c.oldOid, c.oldMode)) {
       restoreClaimSync(claim, abs)
       return 'moved'
     }
+    perm = keptPermissions(live, c.newMode)
   } else if (hashLiveEntrySync(abs) !== null) {
     return 'moved'
   }
   if (content !== null && c.newMode !== null) {
     const what: PlacedContent =
-      prepared !== null ? { kind: 'prepared', temp: prepared } : c.newMode === '120000' ? { kind: 'symlink', target: content as Buffer } : { kind: 'file', content: content as Buffer, mode: c.newMode }
+      prepared !== null
+        ? { kind: 'prepared', temp: prepared, ...(perm === undefined ? {} : { perm }) }
+        : c.newMode === '120000'
+          ? { kind: 'symlink', target: content as Buffer }
+          : { kind: 'file', content: content as Buffer, mode: c.newMode, ...(perm === undefined ? {} : { perm }) }
     const placed = placeNewSync(abs, what, { within: root, runId, verified })
     for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
     if (!placed.placed) {
@@ -283,6 +290,15 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
     }
   }
   return 'written'
+}
+
+// A file replaced by a file of the same git mode keeps its permission bits: git records
+// only 100644 or 100755, and a vault's notes are often group-writable (0o664) so that
+// agents running as other users can write them. Only a change of the executable bit
+// (git's mode) gives the file its mode's default bits.
+function keptPermissions(live: LiveEntry | null, newMode: FileMode | null): number | undefined {
+  if (live?.perm === undefined || newMode === null || newMode === '120000' || live.mode !== newMode) return undefined
+  return live.perm
 }
 
 // Directories a removal left empty go, as git does. rmdir(2) fails on a directory a

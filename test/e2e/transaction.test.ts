@@ -70,6 +70,30 @@ describe.each([
   })
 })
 
+describe('permission bits', () => {
+  it('when notes are group-writable or private then --to and --rollback keep their bits, and the bits of every other file', async () => {
+    const v = await makeVault('vault-v1')
+    vaults.push(v)
+    const root = v.root
+    const shared = 'scout/memory/feedback_citation_style.md'
+    const own = 'scout/memory/reference_2026_arxiv_feeds.md'
+    await chmod(path.join(root, shared), 0o664)
+    await chmod(path.join(root, own), 0o600)
+    const bits = async (rel: string): Promise<string> => ((await stat(path.join(root, rel))).mode & 0o777).toString(8)
+    const pre = await captureTree(root, { exclude: notEngine })
+
+    const run = await cli(['--agents-root', root, '--to', 'v2', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    const doc = JSON.parse(run.stdout)
+    expect(doc.result.changed).toEqual(expect.arrayContaining([shared, own]))
+    expect([await bits(shared), await bits(own)]).toEqual(['664', '600'])
+
+    const back = await cli(['--agents-root', root, '--rollback', doc.result.snapshot.name])
+    expect(back.code, back.stderr).toBe(0)
+    expect(await captureTree(root, { exclude: notEngine })).toEqual(pre)
+  })
+})
+
 describe('refusals leave the vault byte-identical', () => {
   it('when validation fails then every invalid unit is listed as path: field: message and nothing changes', async () => {
     const v = await makeVault('vault-v1')

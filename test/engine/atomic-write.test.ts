@@ -6,6 +6,8 @@ import {
   findTempFiles,
   fsyncAll,
   isTempFileName,
+  placeNewSync,
+  prepareTempSync,
   removeFile,
   removeTempFiles,
   replaceWithSymlink,
@@ -33,6 +35,21 @@ describe('atomic writes', () => {
   })
   afterEach(async () => {
     await rm(base, { recursive: true, force: true })
+  })
+
+  it('when a file or a prepared temp is placed with permission bits then it gets those bits instead of its mode, and no temp remains', async () => {
+    const dir = path.join(root, 'alice', 'memory')
+    const placed = placeNewSync(path.join(dir, 'shared.md'), { kind: 'file', content: Buffer.from('shared\n'), mode: '100644', perm: 0o664 }, { within: root, runId: 'r1' })
+    expect(placed.placed).toBe(true)
+    const t = prepareTempSync(path.join(dir, 'big.md'), { within: root, runId: 'r1' })
+    await writeFile(t.temp, 'big\n', { mode: 0o644 })
+    expect(placeNewSync(path.join(dir, 'big.md'), { kind: 'prepared', temp: t.temp, perm: 0o600 }, { within: root, runId: 'r1' }).placed).toBe(true)
+    const plain = placeNewSync(path.join(dir, 'plain.md'), { kind: 'file', content: Buffer.from('plain\n'), mode: '100644' }, { within: root, runId: 'r1' })
+    expect(plain.placed).toBe(true)
+    const bits = async (name: string): Promise<number> => (await stat(path.join(dir, name))).mode & 0o777
+    expect([await bits('shared.md'), await bits('big.md'), await bits('plain.md')]).toEqual([0o664, 0o600, 0o644])
+    expect(await readFile(path.join(dir, 'big.md'), 'utf8')).toBe('big\n')
+    expect((await readdir(dir)).sort()).toEqual(['big.md', 'plain.md', 'shared.md'])
   })
 
   it('when writing a file then the bytes land with the requested mode, whatever the umask, and no temp remains', async () => {
