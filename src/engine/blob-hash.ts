@@ -12,7 +12,6 @@ const HASH_CHUNK_BYTES = 1 << 20
 export interface LiveEntry {
   mode: FileMode
   oid: string
-  perm?: number // a regular file's permission bits (st_mode & 0o777), where they were read
 }
 
 // sha1 of `blob <len>\0<bytes>`: git's object id for these bytes.
@@ -51,7 +50,8 @@ export async function hashLiveEntry(absPath: string): Promise<LiveEntry | null> 
 // files one after another, where a promise round trip per system call costs more than
 // the call. Four calls for a file: open (O_NOFOLLOW: a symlink fails with ELOOP and is
 // read as one; O_NONBLOCK: a planted FIFO cannot hang it), fstat, read, close.
-export function hashLiveEntrySync(absPath: string): LiveEntry | null {
+// `seen.perm` gets a regular file's permission bits (st_mode & 0o777).
+export function hashLiveEntrySync(absPath: string, seen?: { perm?: number }): LiveEntry | null {
   let fd: number
   try {
     fd = openSync(absPath, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
@@ -66,7 +66,8 @@ export function hashLiveEntrySync(absPath: string): LiveEntry | null {
     const st = fstatSync(fd)
     if (!st.isFile()) throw notFileOrLink(absPath)
     const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
-    return { mode, oid: st.size > BIG_BLOB_BYTES ? hashInChunksSync(fd, st.size, absPath) : hashBlob(readToEnd(fd, st.size, absPath)), perm: st.mode & 0o777 }
+    if (seen) seen.perm = st.mode & 0o777
+    return { mode, oid: st.size > BIG_BLOB_BYTES ? hashInChunksSync(fd, st.size, absPath) : hashBlob(readToEnd(fd, st.size, absPath)) }
   } finally {
     closeSync(fd)
   }

@@ -249,12 +249,13 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
     claim = claimFileSync(abs, { within: root, runId, verified })
     if (claim === null) return 'moved'
     faultPoint('mid-claim', n)
-    const live = hashLiveEntrySync(claim)
+    const seen: { perm?: number } = {}
+    const live = hashLiveEntrySync(claim, seen)
     if (!sameState(live, c.oldOid, c.oldMode)) {
       restoreClaimSync(claim, abs)
       return 'moved'
     }
-    perm = keptPermissions(live, c.newMode)
+    perm = keptPermissions(live, seen.perm, c.newMode)
   } else if (hashLiveEntrySync(abs) !== null) {
     return 'moved'
   }
@@ -296,9 +297,9 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
 // only 100644 or 100755, and a vault's notes are often group-writable (0o664) so that
 // agents running as other users can write them. Only a change of the executable bit
 // (git's mode) gives the file its mode's default bits.
-function keptPermissions(live: LiveEntry | null, newMode: FileMode | null): number | undefined {
-  if (live?.perm === undefined || newMode === null || newMode === '120000' || live.mode !== newMode) return undefined
-  return live.perm
+function keptPermissions(live: LiveEntry | null, perm: number | undefined, newMode: FileMode | null): number | undefined {
+  if (perm === undefined || live === null || newMode === null || newMode === '120000' || live.mode !== newMode) return undefined
+  return perm
 }
 
 // Directories a removal left empty go, as git does. rmdir(2) fails on a directory a
