@@ -67,6 +67,21 @@ function units(n: number, special: Record<number, { body?: string; extra?: strin
   })
 }
 
+// Batches of two units, pulled slowly: `most` is the largest number of batches the pool
+// had in flight when the next one was asked for.
+function watchedBatches(pool: ChainPool, input: UnitInput[]): { most: number; source: () => AsyncGenerator<UnitInput[]> } {
+  const watched = {
+    most: 0,
+    async *source(): AsyncGenerator<UnitInput[]> {
+      for (const b of batchesOf(input, 2)) {
+        watched.most = Math.max(watched.most, pool.queued)
+        yield b
+      }
+    },
+  }
+  return watched
+}
+
 // What must agree between runs: everything but error objects' identity (a failed run's
 // units are not compared: one worker's reach the failing unit, merged batches carry none).
 function shape(r: ApplyResult): unknown {
@@ -171,17 +186,11 @@ describe('ChainPool: the pre-flight parse, then the chain, in the same workers',
   it('when batches come from a slow source then at most two per worker are in flight, and a batch emptied by its callback is not kept', async () => {
     const input = units(40)
     const pool = new ChainPool(2, { validateVersion: 3, unitsReadable: true })
-    let most = 0
-    async function* source(): AsyncGenerator<UnitInput[]> {
-      for (const b of batchesOf(input, 2)) {
-        most = Math.max(most, pool.queued)
-        yield b
-      }
-    }
+    const watched = watchedBatches(pool, input)
     try {
       expect(await pool.load(scripts)).toBeNull()
       let touched = 0
-      const r = await applyBatches(pool, source(), (_batch, res) => {
+      const r = await applyBatches(pool, watched.source(), (_batch, res) => {
         touched += res.units.filter((u) => u.touched).length
         res.units.length = 0
       })
@@ -189,8 +198,8 @@ describe('ChainPool: the pre-flight parse, then the chain, in the same workers',
       expect(r.units).toEqual([])
       expect(touched).toBe(40)
       expect(r.validation?.checked).toBe(40)
-      expect(most).toBeLessThanOrEqual(4)
-      expect(most).toBeGreaterThan(0)
+      expect(watched.most).toBeLessThanOrEqual(4)
+      expect(watched.most).toBeGreaterThan(0)
     } finally {
       await pool.close()
     }
@@ -205,20 +214,14 @@ describe('ChainPool: the pre-flight parse, then the chain, in the same workers',
     const input = units(24)
     const pool = new ChainPool(2, { unitsReadable: true })
     const threads = (r: ApplyResult): Set<string> => new Set(r.units.map((u) => /thread: (\d+)/.exec(u.after)?.[1] ?? 'none'))
-    let most = 0
-    async function* source(): AsyncGenerator<UnitInput[]> {
-      for (const b of batchesOf(input, 2)) {
-        most = Math.max(most, pool.queued)
-        yield b
-      }
-    }
+    const watched = watchedBatches(pool, input)
     try {
       expect(await pool.load([tagger])).toBeNull()
       pool.use(1)
-      const one = await applyBatches(pool, source())
+      const one = await applyBatches(pool, watched.source())
       expect(one.ok).toBe(true)
       expect(threads(one).size).toBe(1)
-      expect(most).toBeLessThanOrEqual(2)
+      expect(watched.most).toBeLessThanOrEqual(2)
       pool.use(2)
       const both = await applyBatches(pool, batchesOf(input, 1))
       expect(both.ok).toBe(true)
