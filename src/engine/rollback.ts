@@ -4,10 +4,11 @@ import type { BackendName, Store, TreeEntry } from '../git/store.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { RUN_REF_PREFIX } from './migrate.js'
 import { newRunId } from './run-id.js'
-import { withWriteSession, type EngineEvent } from './session.js'
+import { withWriteSession, type EngineEvent, type WriteSession } from './session.js'
 import { importSnapshot, resolveSnapshotName, takeSnapshot, type Snapshot } from './snapshots.js'
 import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
 import { unitTypeOf } from '../vault/rules.js'
+import type { JournalChange } from './journal.js'
 import { journalChangesOf, prefetchingBlobSource, runTransaction } from './transaction.js'
 
 export interface RollbackOptions {
@@ -54,6 +55,43 @@ async function foreignPaths(store: Store, changedPaths: readonly string[], curre
   const current = index(currentEntries)
   const run = index(await store.listTree(runCommit))
   return changedPaths.filter((p) => current?.get(p) !== run?.get(p))
+}
+
+// The safety snapshot of the current state, then the changes that restore `snap`, with
+// result.safety, .changed and .foreign set (also when the foreign check refuses). In a
+// call of its own so that the snapshot's entries and the tree diff (a vault's worth each)
+// are dropped before the transaction runs: held through it, they made a 100,000-unit
+// rollback's peak grow faster than the vault.
+async function safetyAndChanges(
+  store: Store,
+  snap: Snapshot & { commit: string; tree: string },
+  { runId, now, force, session, result }: { runId: string; now: () => Date; force: boolean; session: WriteSession; result: RollbackResult },
+): Promise<JournalChange[]> {
+  session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+  const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId, now: now(), label: 'pre_rollback', onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
+  result.safety = { name: safety.name, ref: safety.ref, commit: safety.commit }
+  session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
+
+  // The safety snapshot's files are known from its scan: only the target is listed.
+  const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
+  result.changed = diff.map((c) => c.path)
+  if (diff.length === 0) return []
+  const runCommit = await runOfSnapshot(store, snap.commit)
+  if (runCommit) {
+    result.foreign = await foreignPaths(store, result.changed, safety.entries, runCommit)
+    if (result.foreign.length > 0 && !force) {
+      const shown = result.foreign.slice(0, 30)
+      throw new AasError(
+        'ROLLBACK_FOREIGN_CHANGES',
+        `${result.foreign.length} path${result.foreign.length === 1 ? ' was' : 's were'} changed after the migration that took ${snap.name}, not by it; a rollback would discard that work:\n  ${shown.join('\n  ')}${result.foreign.length > shown.length ? '\n  …' : ''}`,
+        {
+          hint: `Keep copies of these files if they matter, then run again with --force (the current state stays reachable as the safety snapshot ${safety.name}).`,
+          data: { snapshot: snap.name, paths: result.foreign, safetySnapshot: safety.name },
+        },
+      )
+    }
+  }
+  return journalChangesOf(diff)
 }
 
 // `--rollback SNAPSHOT` (SPEC §4): a safety snapshot of the current state first, then the
@@ -112,34 +150,12 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       if (!snap.commit || !snap.ref || !snap.tree) throw new AasError('SNAPSHOT_NOT_FOUND', `Snapshot ${snap.name} has no commit.`, { data: { name: snap.name } })
       result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
 
-      session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
-      const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId, now: now(), label: 'pre_rollback', onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
-      result.safety = { name: safety.name, ref: safety.ref, commit: safety.commit }
-      session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
-
-      // The safety snapshot's files are known from its scan: only the target is listed.
-      const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
-      result.changed = diff.map((c) => c.path)
-      if (diff.length === 0) {
+      const changes = await safetyAndChanges(store, snap as Snapshot & { commit: string; tree: string }, { runId, now, force, session, result })
+      if (changes.length === 0) {
         result.ok = true
         return result
       }
-      const runCommit = await runOfSnapshot(store, snap.commit)
-      if (runCommit) {
-        result.foreign = await foreignPaths(store, result.changed, safety.entries, runCommit)
-        if (result.foreign.length > 0 && !force) {
-          const shown = result.foreign.slice(0, 30)
-          throw new AasError(
-            'ROLLBACK_FOREIGN_CHANGES',
-            `${result.foreign.length} path${result.foreign.length === 1 ? ' was' : 's were'} changed after the migration that took ${snap.name}, not by it; a rollback would discard that work:\n  ${shown.join('\n  ')}${result.foreign.length > shown.length ? '\n  …' : ''}`,
-            {
-              hint: `Keep copies of these files if they matter, then run again with --force (the current state stays reachable as the safety snapshot ${safety.name}).`,
-              data: { snapshot: snap.name, paths: result.foreign, safetySnapshot: safety.name },
-            },
-          )
-        }
-      }
-      const changes = journalChangesOf(diff)
+      const safety = result.safety as NonNullable<RollbackResult['safety']>
       const unitChanges = changes.filter((c) => unitTypeOf(c.path) !== null)
       const commitPlan = options.commit && unitChanges.length > 0 ? await prepareBranchCommit(store, unitChanges) : null
       await session.withAgentLocks(result.changed, async () => {

@@ -175,15 +175,20 @@ async function makeDurable(touched: Touched): Promise<void> {
   await fsyncAll({ files: touched.files, dirs: touched.dirs })
 }
 
+// The early refusal of paths changed since the snapshot: stat first (the claim of each
+// path checks its bytes again). A call of its own, so that the live states and the stat
+// cache (a vault's worth each) are dropped before the writes.
+async function refuseMoved(root: string, stateDir: string, changes: readonly JournalChange[], kind: Journal['kind']): Promise<void> {
+  const before = await readLiveStates(root, changes, await loadStatCache(stateDir))
+  const moved = changes.filter((c) => !sameState(before.get(c.path) ?? null, c.oldOid, c.oldMode)).map((c) => c.path)
+  if (moved.length > 0) throw concurrentChange(moved, kind === 'migrate' ? 'migration' : 'rollback')
+}
+
 export async function runTransaction(input: TransactionInput): Promise<TransactionResult> {
   const { store, runId, changes, blobs, faultName } = input
   const root = store.agentsRoot
   const stateDir = store.location.stateDir
-  // The early refusal of paths changed since the snapshot: stat first (the claim of each
-  // path checks its bytes again).
-  const before = await readLiveStates(root, changes, await loadStatCache(stateDir))
-  const moved = changes.filter((c) => !sameState(before.get(c.path) ?? null, c.oldOid, c.oldMode)).map((c) => c.path)
-  if (moved.length > 0) throw concurrentChange(moved, input.kind === 'migrate' ? 'migration' : 'rollback')
+  await refuseMoved(root, stateDir, changes, input.kind)
 
   const journal = await writeJournal(stateDir, { runId, kind: input.kind, agentsRoot: root, from: input.from, to: input.to, changes, startedAt: new Date().toISOString() })
   faultPoint('after-journal')
