@@ -3,6 +3,7 @@ import { openStore } from '../git/open-store.js'
 import type { BackendName, Store, TreeEntry } from '../git/store.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { RUN_REF_PREFIX } from './migrate.js'
+import { collectGarbage } from './collect.js'
 import { newRunId } from './run-id.js'
 import { withWriteSession, type EngineEvent, type WriteSession } from './session.js'
 import { importSnapshot, resolveSnapshotName, takeSnapshot, type Snapshot } from './snapshots.js'
@@ -151,6 +152,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
       result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
 
       const changes = await safetyAndChanges(store, snap as Snapshot & { commit: string; tree: string }, { runId, now, force, session, result })
+      collectGarbage() // the safety snapshot's reads and trees, the tree diff
       if (changes.length === 0) {
         result.ok = true
         return result

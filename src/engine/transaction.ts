@@ -24,6 +24,7 @@ import {
 import { writeBlobToTemp } from './blob-stream.js'
 import { BIG_BLOB_BYTES } from '../git/store.js'
 import { hashLiveEntrySync, type LiveEntry } from './blob-hash.js'
+import { collectGarbage } from './collect.js'
 import { faultPoint } from './faults.js'
 import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal, writeJournal, type Journal, type JournalChange } from './journal.js'
 
@@ -189,8 +190,8 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   const root = store.agentsRoot
   const stateDir = store.location.stateDir
   await refuseMoved(root, stateDir, changes, input.kind)
-
   const journal = await writeJournal(stateDir, { runId, kind: input.kind, agentsRoot: root, from: input.from, to: input.to, changes, startedAt: new Date().toISOString() })
+  collectGarbage() // the live-state check and the journal's text
   faultPoint('after-journal')
   const touched = newTouched()
   const verified: VerifiedDirs = new Set()
