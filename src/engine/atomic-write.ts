@@ -231,11 +231,11 @@ function startsWithOurs(bytes: Buffer, ours: OwnBytes): boolean {
 }
 
 // `perm`: the permission bits to give a file instead of its git mode's 0o644 / 0o755
-// (the bits of the file it replaces: see keptPermissions in transaction.ts).
+// (the bits of the file it replaces: see claimAndPlace in transaction.ts).
 export type PlacedContent =
-  | { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'>; perm?: number }
+  | { kind: 'file'; content: Buffer; mode: Exclude<FileMode, '120000'>; perm?: number | undefined }
   | { kind: 'symlink'; target: Buffer }
-  | { kind: 'prepared'; temp: string; perm?: number } // a temp file from prepareTempSync, already filled (big blobs)
+  | { kind: 'prepared'; temp: string; perm?: number | undefined } // a temp file from prepareTempSync, already filled (big blobs)
 
 // The parents of absPath made ready (checked, created) and the path of its temp file,
 // free for a caller that fills it itself (a big blob streamed from the store) and then

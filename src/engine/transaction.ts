@@ -250,6 +250,10 @@ async function writeClaimed(store: Store, c: JournalChange, blobs: BlobSource, r
 
 async function claimAndPlace(root: string, abs: string, c: JournalChange, content: BlobContent | null, prepared: string | null, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
   let claim: string | null = null
+  // A file replaced by one of the same git mode keeps its permission bits: git records
+  // only 100644 or 100755, and a vault's notes are often group-writable (0o664) so that
+  // agents running as other users can write them. A new file, or a change of the
+  // executable bit, gets the mode's default bits.
   let perm: number | undefined
   if (c.oldOid !== null) {
     claim = claimFileSync(abs, { within: root, runId, verified })
@@ -261,17 +265,14 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
       restoreClaimSync(claim, abs)
       return 'moved'
     }
-    perm = keptPermissions(live, seen.perm, c.newMode)
+    // Same git mode: the file keeps its bits (seen.perm is set only for a regular file).
+    if (live?.mode === c.newMode) perm = seen.perm
   } else if (hashLiveEntrySync(abs) !== null) {
     return 'moved'
   }
   if (content !== null && c.newMode !== null) {
     const what: PlacedContent =
-      prepared !== null
-        ? { kind: 'prepared', temp: prepared, ...(perm === undefined ? {} : { perm }) }
-        : c.newMode === '120000'
-          ? { kind: 'symlink', target: content as Buffer }
-          : { kind: 'file', content: content as Buffer, mode: c.newMode, ...(perm === undefined ? {} : { perm }) }
+      prepared !== null ? { kind: 'prepared', temp: prepared, perm } : c.newMode === '120000' ? { kind: 'symlink', target: content as Buffer } : { kind: 'file', content: content as Buffer, mode: c.newMode, perm }
     const placed = placeNewSync(abs, what, { within: root, runId, verified })
     for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
     if (!placed.placed) {
@@ -297,15 +298,6 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
     }
   }
   return 'written'
-}
-
-// A file replaced by a file of the same git mode keeps its permission bits: git records
-// only 100644 or 100755, and a vault's notes are often group-writable (0o664) so that
-// agents running as other users can write them. Only a change of the executable bit
-// (git's mode) gives the file its mode's default bits.
-function keptPermissions(live: LiveEntry | null, perm: number | undefined, newMode: FileMode | null): number | undefined {
-  if (perm === undefined || live === null || newMode === null || newMode === '120000' || live.mode !== newMode) return undefined
-  return perm
 }
 
 // Directories a removal left empty go, as git does. rmdir(2) fails on a directory a

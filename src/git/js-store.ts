@@ -23,7 +23,8 @@ const deflateAsync = promisify(deflate)
 // objects/pack. Reading 10,000 packed blobs, those probes took about 2.5 s of a 13 s
 // rollback. Here the probe is answered without an error, the gitdir's stat and the pack
 // listing are taken once (listed again when an object is not found: see readObject),
-// and a loose object file known to be absent fails without a system call.
+// and a loose object file that is absent fails from an existence check, without the
+// error node:fs would build for it.
 interface GitFs {
   fs: PromiseFsClient
   relist(): void
