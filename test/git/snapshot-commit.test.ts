@@ -190,6 +190,28 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     expect((await takeSnapshot(store, { target: 2, from: 1, runId: 'c', now: NOW })).bytesHashed).toBe(0)
   })
 
+  it('when files fill, straddle and exceed the batches blobs are piped in then every blob id is the bytes hashed and git finds the store sound', async () => {
+    v = await makeVault(null)
+    // Sizes around the pipe batches (a few hundred KiB to 1 MiB), so that files fit what
+    // is left of a batch, go to a fresh one, or are read whole; plus empty and tiny files.
+    const sizes = [0, 1, 100_000, 100_000, 100_000, 200_000, 262_000, 262_144, 262_145, 300_000, 524_289, 1_048_576, 2_000_000, 5]
+    const want = new Map<string, string>()
+    for (const [i, size] of sizes.entries()) {
+      const bytes = Buffer.alloc(size, `note ${i}\n`)
+      const p = `alice/memory/f${String(i).padStart(2, '0')}.md`
+      await mkdir(path.dirname(path.join(v.root, p)), { recursive: true })
+      await writeFile(path.join(v.root, p), bytes)
+      await utimes(path.join(v.root, p), OLD, OLD)
+      want.set(p, blobId(bytes))
+    }
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+    const got = new Map((await store.listTree(snap.commit)).map((e) => [e.path, e.oid]))
+    expect(got).toEqual(want)
+    expect(snap.bytesHashed).toBe(sizes.reduce((a, b) => a + b, 0))
+    git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
+  })
+
   it('when the vault is empty then the snapshot is the empty tree', async () => {
     v = await makeVault(null)
     const store = await openStore({ agentsRoot: v.root, backend })
