@@ -1,7 +1,7 @@
 import { openStore } from './git/open-store.js'
 import type { BackendName } from './git/store.js'
 import { resolveAgentsRoot } from './vault/agents-root.js'
-import * as snapshots from './engine/snapshots.js'
+import * as snapshots from './snapshots/snapshots.js'
 
 // The library's snapshot calls take an options object with `agentsRoot`, like
 // status/migrate/rollback/doctor; the engine's versions take an open Store.

@@ -1,6 +1,6 @@
 import path from 'node:path'
 import { AasError } from './errors.js'
-import { renderUnifiedDiff, type DiffFile } from './engine/diff.js'
+import { renderUnifiedDiff, type DiffFile } from './diff/unified.js'
 import { applyChain, type UnitApplyResult } from './migrations/apply.js'
 import type { Migration } from './migrations/define.js'
 import type { ScriptExt, ScriptFile } from './migrations/discover.js'

@@ -1,6 +1,6 @@
 import { spawnSync } from 'node:child_process'
 import { afterEach, describe, expect, it } from 'vitest'
-import { shellQuote } from '../../src/engine/lock.js'
+import { shellQuote } from '../../src/transaction/lock.js'
 import { makeVault, type TempVault } from '../helpers/make-vault.js'
 import { bin, binPath } from '../helpers/run-cli.js'
 

@@ -1,7 +1,7 @@
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
-import { readAudit } from '../../src/engine/audit.js'
+import { readAudit } from '../../src/transaction/audit.js'
 import { captureGitState } from '../helpers/git-state.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 import { cli } from '../helpers/run-cli.js'

@@ -22,7 +22,7 @@ const CHILD = `
 import path from 'node:path'
 const [dist, root, backend, rel, out] = process.argv.slice(2)
 const { openStore } = await import(path.join(dist, 'git/open-store.js'))
-const { writeBlobToTemp } = await import(path.join(dist, 'engine/blob-stream.js'))
+const { writeBlobToTemp } = await import(path.join(dist, 'transaction/blob-stream.js'))
 const t0 = Date.now()
 const store = await openStore({ agentsRoot: root, backend })
 const res = await store.writeVaultTree()
@@ -48,7 +48,7 @@ describe('big files under raw/ are streamed, never held in memory whole', () => 
   let blobId: string
 
   beforeAll(async () => {
-    if (!existsSync(path.join(dist, 'engine', 'blob-stream.js'))) throw new Error(`${dist} has no engine/blob-stream.js: run \`npm run build\` first`)
+    if (!existsSync(path.join(dist, 'transaction', 'blob-stream.js'))) throw new Error(`${dist} has no transaction/blob-stream.js: run \`npm run build\` first`)
     base = await mkdtemp(path.join(tmpdir(), 'aas-bigfiles-'))
     root = path.join(base, 'vault')
     await mkdir(path.join(root, path.dirname(RAW)), { recursive: true })

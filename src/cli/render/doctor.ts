@@ -1,4 +1,4 @@
-import type { DoctorResult } from '../../engine/doctor.js'
+import type { DoctorResult } from '../../commands/doctor.js'
 import type { Paint } from './paint.js'
 
 // One line per check: `ok` or `FAIL`, what was found, then the fix commands to copy.

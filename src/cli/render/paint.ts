@@ -1,4 +1,4 @@
-import { ansi } from '../../engine/diff.js'
+import { ansi } from '../../diff/unified.js'
 
 // Colors like git's, only when enabled (a TTY, no --no-color, no NO_COLOR).
 export interface Paint {

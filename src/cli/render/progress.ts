@@ -1,4 +1,4 @@
-import type { EngineEvent } from '../../engine/session.js'
+import type { EngineEvent } from '../../commands/session.js'
 
 // Progress lines on stderr for work that takes a while (SPEC §4 --no-progress): a phase
 // that is still running after `delayMs` gets a live `\r` line with counts and rate, and

@@ -1,5 +1,5 @@
-import type { Snapshot } from '../../engine/snapshots.js'
-import type { RollbackResult } from '../../engine/rollback.js'
+import type { Snapshot } from '../../snapshots/snapshots.js'
+import type { RollbackResult } from '../../commands/rollback.js'
 
 function size(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`

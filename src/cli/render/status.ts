@@ -1,4 +1,4 @@
-import type { StatusResult } from '../../engine/status.js'
+import type { StatusResult } from '../../commands/status.js'
 import { makePaint, type Paint } from './paint.js'
 
 function plural(n: number, word: string): string {

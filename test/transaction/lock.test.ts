@@ -3,7 +3,7 @@ import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promis
 import { hostname, tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { acquireAgentLocks, acquireVaultLock, inspectVaultLock, shellQuote, withAgentLocks, type LockHolder } from '../../src/engine/lock.js'
+import { acquireAgentLocks, acquireVaultLock, inspectVaultLock, shellQuote, withAgentLocks, type LockHolder } from '../../src/transaction/lock.js'
 import { AasError, isAasError } from '../../src/errors.js'
 
 // A pid that is certainly gone: a child that has already exited.
@@ -179,7 +179,7 @@ describe('agent locks', () => {
   })
 
   it('when the process holding agent locks is killed then the locks are freed', async () => {
-    const script = `import { acquireAgentLocks } from ${JSON.stringify(new URL('../../src/engine/lock.ts', import.meta.url).href)}
+    const script = `import { acquireAgentLocks } from ${JSON.stringify(new URL('../../src/transaction/lock.ts', import.meta.url).href)}
 await acquireAgentLocks([${JSON.stringify(path.join(root, 'alice'))}], { timeoutMs: 2000 })
 process.stdout.write('ok\\n'); setInterval(() => {}, 1000)`
     await writeFile(path.join(root, 'child.mts'), script)

@@ -3,8 +3,8 @@ import { chmod, lstat, mkdir, mkdtemp, readdir, readFile, rm, symlink, writeFile
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { findTempFiles, removeFile, replaceWithSymlink, writeFileAtomic } from '../../src/engine/atomic-write.js'
-import { hashBlob } from '../../src/engine/blob-hash.js'
+import { findTempFiles, removeFile, replaceWithSymlink, writeFileAtomic } from '../../src/transaction/atomic-write.js'
+import { hashBlob } from '../../src/transaction/blob-hash.js'
 import {
   clearJournal,
   planRecovery,
@@ -14,7 +14,7 @@ import {
   type JournalChange,
   type JournalInput,
   type RecoveryPlan,
-} from '../../src/engine/journal.js'
+} from '../../src/transaction/journal.js'
 import { AasError } from '../../src/errors.js'
 import { loadStatCache, saveStatCache, type StatCache } from '../../src/git/stat-cache.js'
 import { repoRoot } from '../helpers/make-vault.js'
@@ -212,7 +212,7 @@ describe('journal', () => {
   })
 
   it('when a writer following the protocol is killed -9 at each kill point then recovery ends exactly at M', async () => {
-    const src = (f: string) => JSON.stringify(new URL(`file://${path.join(repoRoot, 'src/engine', f)}`).href)
+    const src = (f: string) => JSON.stringify(new URL(`file://${path.join(repoRoot, 'src/transaction', f)}`).href)
     const script = path.join(base, 'writer.mts')
     await writeFile(
       script,

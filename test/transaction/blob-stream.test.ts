@@ -5,8 +5,8 @@ import { lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, stat, symlink, 
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
-import { hashBlob } from '../../src/engine/blob-hash.js'
-import { BIG_BLOB_BYTES, writeBlobToTemp } from '../../src/engine/blob-stream.js'
+import { hashBlob } from '../../src/transaction/blob-hash.js'
+import { BIG_BLOB_BYTES, writeBlobToTemp } from '../../src/transaction/blob-stream.js'
 import { openStore } from '../../src/git/open-store.js'
 import type { BackendName, ReadBlobToFileOptions, Store } from '../../src/git/store.js'
 

@@ -3,7 +3,7 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeF
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { renderDiffStat, renderUnifiedDiff, renderUnifiedDiffBytes, summarizeDiff, type DiffFile } from '../../src/engine/diff.js'
+import { renderDiffStat, renderUnifiedDiff, renderUnifiedDiffBytes, summarizeDiff, type DiffFile } from '../../src/diff/unified.js'
 import type { FileMode } from '../../src/vault/walk.js'
 import { gitEnv } from '../helpers/make-vault.js'
 

@@ -2,7 +2,7 @@ import { mkdtemp, mkdir, readFile, rm, symlink, writeFile, appendFile } from 'no
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
-import { appendAudit, readAudit, type AuditRecord } from '../../src/engine/audit.js'
+import { appendAudit, readAudit, type AuditRecord } from '../../src/transaction/audit.js'
 import { isAasError } from '../../src/errors.js'
 
 function record(overrides: Partial<AuditRecord> = {}): AuditRecord {

@@ -1,7 +1,7 @@
 import type { FileMode } from '../vault/walk.js'
-import { hashBlob } from './blob-hash.js'
-import { diffTextLines, isGitSpace, type Hunk, type LineDiff } from './diff-hunks.js'
-import { quoteGitPathBytes } from './diff-quote.js'
+import { hashBlob } from '../transaction/blob-hash.js'
+import { diffTextLines, isGitSpace, type Hunk, type LineDiff } from './hunks.js'
+import { quoteGitPathBytes } from './quote.js'
 
 // The dry-run diff (SPEC §4 --dry-run): a git-compatible unified diff of a set of file
 // changes that `git apply` accepts in the vault, plus the `--stat` summary.

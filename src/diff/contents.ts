@@ -1,6 +1,6 @@
 import { AasError } from '../errors.js'
 import type { Store } from '../git/store.js'
-import type { DiffFile } from './diff.js'
+import type { DiffFile } from './unified.js'
 
 // A side that exists (it has a mode) but whose bytes were not kept: a large run keeps
 // blob ids only (migrate's AAS_BUFFER_MB), the bytes are in the store.

@@ -2,10 +2,10 @@ import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, isAasError } from '../errors.js'
 import type { Store } from '../git/store.js'
-import { appendAudit, type AuditRecord } from './audit.js'
-import { readJournal } from './journal.js'
-import { acquireVaultLock, AGENT_LOCK_FILE, withAgentLocks as lockAgents, type VaultLock } from './lock.js'
-import { recoverTransaction, type RecoveryResult } from './transaction.js'
+import { appendAudit, type AuditRecord } from '../transaction/audit.js'
+import { readJournal } from '../transaction/journal.js'
+import { acquireVaultLock, AGENT_LOCK_FILE, withAgentLocks as lockAgents, type VaultLock } from '../transaction/lock.js'
+import { recoverTransaction, type RecoveryResult } from '../transaction/transaction.js'
 
 // Events a long command reports while it works; the CLI renders them (progress,
 // the snapshot name before any live write), the library never prints.

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import ts from 'typescript'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { parseFaultSpec } from '../../src/engine/faults.js'
+import { parseFaultSpec } from '../../src/transaction/faults.js'
 import { repoRoot } from '../helpers/make-vault.js'
 
 // A child that passes named points and prints each one before passing it. It runs
@@ -27,7 +27,7 @@ describe('faultPoint', () => {
     dir = await mkdtemp(path.join(tmpdir(), 'aas-fault-'))
     script = path.join(dir, 'child.mjs')
     await writeFile(script, SCRIPT)
-    const source = await readFile(path.join(repoRoot, 'src/engine/faults.ts'), 'utf8')
+    const source = await readFile(path.join(repoRoot, 'src/transaction/faults.ts'), 'utf8')
     const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.ES2022, target: ts.ScriptTarget.ES2022 } }).outputText
     await writeFile(path.join(dir, 'faults.mjs'), js)
   })

@@ -6,7 +6,7 @@ import { hasGitBinary } from '../git/open-store.js'
 import { runGit } from '../git/run-git.js'
 import type { Store } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
-import type { JournalChange } from './journal.js'
+import type { JournalChange } from '../transaction/journal.js'
 
 // `--commit` (SPEC §4): record a migration or a rollback as one commit on the user's
 // current branch, touching only the given paths. The commit's tree is HEAD's tree with

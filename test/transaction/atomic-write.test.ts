@@ -13,7 +13,7 @@ import {
   replaceWithSymlink,
   tempNameFor,
   writeFileAtomic,
-} from '../../src/engine/atomic-write.js'
+} from '../../src/transaction/atomic-write.js'
 import { AasError } from '../../src/errors.js'
 
 async function caught(p: Promise<unknown>): Promise<AasError> {
