@@ -10,6 +10,7 @@ import { journalPath, readJournal } from '../transaction/journal.js'
 import { inspectVaultLock, shellQuote } from '../transaction/lock.js'
 import { summarizeChain } from './status.js'
 import { pathExists as exists } from '../fs-exists.js'
+import { AAS_REF_ROOT } from '../git/refs.js'
 
 // `--doctor` (SPEC §4): read-only health checks. Each failed check carries the literal
 // shell commands that fix it, so an operator can copy them; nothing here writes.
@@ -64,7 +65,7 @@ function plural(n: number, word: string): string {
 // Every refs/aas/* ref must resolve to a commit whose tree lists and whose blobs read.
 // Blobs shared between snapshots are read once, so the cost is the store's distinct content.
 async function checkStoreRefs(store: Store): Promise<{ refs: number; blobs: number; broken: Array<{ ref: string; problem: string }> }> {
-  const refs = await store.listRefs('refs/aas/')
+  const refs = await store.listRefs(AAS_REF_ROOT)
   const seen = new Set<string>()
   const broken: Array<{ ref: string; problem: string }> = []
   for (const { ref, oid } of refs) {

@@ -27,6 +27,7 @@ import {
   type WriteVaultCommitOptions,
   type WriteVaultTreeOptions,
 } from './store.js'
+import { isAasRef } from './refs.js'
 
 // A blob of a vault snapshot: its bytes in hand (or a big file to stream), or a file
 // the backend reads (into a buffer of its own, when it fits), and the id when a caller
@@ -465,7 +466,7 @@ export function checkAasRef(ref: string, { write }: { write: boolean }): void {
     !ref.endsWith('/') &&
     !ref.endsWith('.lock') &&
     !ref.split('/').some((c) => c.startsWith('.') || c.endsWith('.lock') || c === '')
-  if (!ok || (write && !ref.startsWith('refs/aas/'))) {
+  if (!ok || (write && !isAasRef(ref))) {
     throw new AasError('REF_INVALID', `Ref ${JSON.stringify(ref)} is not a ref the store may ${write ? 'write' : 'read'}.`, {
       hint: 'Store refs are full names below refs/aas/ (e.g. refs/aas/snapshots/<name>).',
       data: { ref },

@@ -11,6 +11,7 @@ import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from
 import { initEmbeddedStore } from './locate.js'
 import { runGit, spawnGit, storeFailed } from './run-git.js'
 import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefCommit, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
+import { TMP_REF_PREFIX } from './refs.js'
 
 const NEWLINE = Buffer.from('\n')
 // Pack windows git maps while reading objects: small, so streaming a blob of hundreds
@@ -319,7 +320,7 @@ export class CliStore extends BaseStore {
       const split = commit.indexOf('\n\n')
       const head = commit.toString('utf8', 0, split).split('\n')
       const body = commit.subarray(split + 2)
-      const tmpRef = `refs/aas/tmp/snapshot-${randomBytes(6).toString('hex')}`
+      const tmpRef = `${TMP_REF_PREFIX}snapshot-${randomBytes(6).toString('hex')}`
       const lines: string[] = [`commit ${tmpRef}`, `mark :${n + 1}`]
       for (const h of head) if (h.startsWith('author ') || h.startsWith('committer ')) lines.push(h)
       await fi.write(`${lines.join('\n')}\ndata ${body.length}\n`)

@@ -8,11 +8,11 @@ import { ENGINE_VERSION } from '../version.js'
 import { isDirOutOfScope, isFileInScope, LEGACY_SNAPSHOTS_DIR } from '../vault/rules.js'
 import { loadRules, type FileMode } from '../vault/walk.js'
 import type { TarMember, TarWriteEntry } from './tarball.js'
+import { SNAPSHOT_REF_PREFIX, snapshotRef } from '../git/refs.js'
 
 // The tar code (and zlib) is loaded by export and import only: a snapshot never needs it.
 const loadTarball = () => import('./tarball.js')
 
-export const SNAPSHOT_REF_PREFIX = 'refs/aas/snapshots/'
 
 export interface Snapshot {
   name: string
@@ -187,7 +187,7 @@ async function allocateRef(store: Store, base: string, commit: string): Promise<
   for (let k = 1; k < 10000; k++) {
     const name = k === 1 ? base : `${base}-${k}`
     if (await isRegularFile(path.join(legacyDir(store), `${name}.tar.gz`))) continue
-    const ref = SNAPSHOT_REF_PREFIX + name
+    const ref = snapshotRef(name)
     try {
       await store.updateRef(ref, commit, null)
       return { name, ref }
@@ -344,7 +344,7 @@ export async function importSnapshot(store: Store, file: string): Promise<Import
   if (!base.endsWith('.tar.gz')) throw invalidName(base)
   const name = base.slice(0, -'.tar.gz'.length)
   if (!isValidName(name)) throw invalidName(base)
-  const ref = SNAPSHOT_REF_PREFIX + name
+  const ref = snapshotRef(name)
   if ((await store.resolveRef(ref)) !== null) {
     throw new AasError('SNAPSHOT_EXISTS', `Snapshot ${name} already exists.`, { hint: 'Rename the tarball to import it under another name.', data: { name, ref } })
   }

@@ -20,9 +20,8 @@ import { takeSnapshot } from '../../snapshots/snapshots.js'
 import { newRunId } from '../run-id.js'
 import { journalChangesOf, prefetchingBlobSource, runTransaction } from '../../transaction/transaction.js'
 import { withWriteSession, type EngineEvent, type WriteSession } from '../session.js'
+import { pendingRef, runRef } from '../../git/refs.js'
 
-export const PENDING_REF_PREFIX = 'refs/aas/pending/'
-export const RUN_REF_PREFIX = 'refs/aas/runs/'
 
 export interface MigrateOptions {
   agentsRoot?: string | undefined
@@ -512,7 +511,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
           result.validation = validation
           result.diff = out.diffs.flat()
           result.changed = result.diff.map((d) => d.path)
-          const ref = (dryRun ? PENDING_REF_PREFIX : RUN_REF_PREFIX) + runId
+          const ref = dryRun ? pendingRef(runId) : runRef(runId)
           await store.updateRef(ref, commit, null)
           result.result = { ref, commit }
 
