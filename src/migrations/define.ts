@@ -1,5 +1,8 @@
 import type { FrontmatterData } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
+import type { SchemaLike, ValidatedUnit } from '../schema/contract.js'
+
+export type { SchemaLike, ValidatedUnit }
 
 // The contract between the engine and a migration script (SPEC §2). Scripts are
 // plain objects; nothing here is needed at run time except `defineMigration`,
@@ -17,13 +20,6 @@ export interface MigratableUnit {
   writeBody(text: string): void
 }
 
-// What `validate` receives besides the front matter: the unit, read-only.
-export interface ValidatedUnit {
-  readonly unitId: string
-  readonly unitType: UnitType
-  readFrontmatter(): FrontmatterData
-  readBody(): string
-}
 
 // A truthy return counts the unit as touched, a falsy one as skipped.
 export interface MigrationResult {
@@ -32,10 +28,6 @@ export interface MigrationResult {
 
 export type MigrateReturn = MigrationResult | boolean | null | undefined | void
 
-// A zod-compatible schema: anything with `safeParse` returning zod-shaped issues.
-export interface SchemaLike {
-  safeParse(data: unknown): { success: true } | { success: false; error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> } }
-}
 
 export interface Migration {
   from: number

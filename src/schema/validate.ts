@@ -1,5 +1,4 @@
-import type { LoadedMigration } from '../migrations/load.js'
-import type { SchemaLike, ValidatedUnit } from '../migrations/define.js'
+import type { SchemaLike, ValidatedUnit, VersionRulesSource } from './contract.js'
 import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
 
@@ -38,13 +37,13 @@ export interface ValidationResult {
 
 export interface ValidateOptions {
   version: number
-  scripts?: readonly LoadedMigration[] // the script whose `to` is `version` supplies schema/validate
+  scripts?: readonly VersionRulesSource[] // the script whose `to` is `version` supplies schema/validate
   onUnit?: (unitId: string) => void // called before each unit is checked (a watchdog's heartbeat)
 }
 
 interface Rules {
   schema: Partial<Record<UnitType, SchemaLike>>
-  validate: LoadedMigration | null
+  validate: VersionRulesSource | null
   fileNameRule: ((unitId: string) => string | null) | null // the v1 memory-note file-name rule
   source: string
 }
@@ -97,7 +96,7 @@ function fieldOf(p: ReadonlyArray<PropertyKey>): string {
   return out === '' ? 'front matter' : out
 }
 
-function rulesFor(version: number, scripts: readonly LoadedMigration[], v1: typeof import('./v1.js') | null): Rules {
+function rulesFor(version: number, scripts: readonly VersionRulesSource[], v1: typeof import('./v1.js') | null): Rules {
   const script = scripts.find((s) => s.to === version) ?? null
   const own = script?.migration.schema ?? {}
   const validate = script?.migration.validate ? script : null
@@ -133,7 +132,7 @@ async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): P
   return issues
 }
 
-async function runValidate(script: LoadedMigration, shared: Readonly<Record<string, unknown>>, unit: ValidationUnit, text: { readFrontmatter(): Record<string, unknown>; readBody(): string }): Promise<ValidationIssue[]> {
+async function runValidate(script: VersionRulesSource, shared: Readonly<Record<string, unknown>>, unit: ValidationUnit, text: { readFrontmatter(): Record<string, unknown>; readBody(): string }): Promise<ValidationIssue[]> {
   const view: ValidatedUnit = Object.freeze({
     unitId: unit.unitId,
     unitType: unit.unitType,

@@ -1,0 +1,20 @@
+// Every ref name the engine writes, in one place. All live below refs/aas/, so that a
+// user's branches, tags and HEAD are never touched (docs/how-it-works.md, "The store
+// and its refs").
+
+export const AAS_REF_ROOT = 'refs/aas/'
+// A snapshot: refs/aas/snapshots/<YYYY-MM-DDTHHMMSS_pre_v<target>_migration>.
+export const SNAPSHOT_REF_PREFIX = `${AAS_REF_ROOT}snapshots/`
+// The migrated state of a real run, by run id; its parent is the run's snapshot.
+export const RUN_REF_PREFIX = `${AAS_REF_ROOT}runs/`
+// The previewed state of a dry run, by run id.
+export const PENDING_REF_PREFIX = `${AAS_REF_ROOT}pending/`
+// Short-lived refs that keep a snapshot's objects alive while it is written.
+export const TMP_REF_PREFIX = `${AAS_REF_ROOT}tmp/`
+
+export const snapshotRef = (name: string): string => SNAPSHOT_REF_PREFIX + name
+export const runRef = (runId: string): string => RUN_REF_PREFIX + runId
+export const pendingRef = (runId: string): string => PENDING_REF_PREFIX + runId
+
+// Whether the engine may write this ref: a full name below refs/aas/.
+export const isAasRef = (ref: string): boolean => ref.startsWith(AAS_REF_ROOT)
