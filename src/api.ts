@@ -1,10 +1,24 @@
+import { AasError, asAasError } from './errors.js'
+import { locateStore } from './git/locate.js'
 import { openStore } from './git/open-store.js'
-import type { BackendName } from './git/store.js'
-import { resolveAgentsRoot } from './vault/agents-root.js'
+import type { BackendName, Store, StoreLocation } from './git/store.js'
+import { pathExists } from './fs-exists.js'
+import { checkVault, type DoctorResult } from './commands/doctor.js'
+import { migrateResult, migrateVault, type MigrateResult } from './commands/migrate/migrate.js'
+import { rollbackResult, rollbackVault, type RollbackResult } from './commands/rollback.js'
+import { newRunId } from './commands/run-id.js'
+import type { EngineEvent } from './commands/session.js'
+import { vaultStatus, type StatusResult } from './commands/status.js'
 import * as snapshots from './snapshots/snapshots.js'
+import { appendAudit } from './transaction/audit.js'
+import { resolveAgentsRoot, type AgentsRoot } from './vault/agents-root.js'
+import path from 'node:path'
 
-// The library's snapshot calls take an options object with `agentsRoot`, like
-// status/migrate/rollback/doctor; the engine's versions take an open Store.
+// The library's boundary (docs/how-it-works.md, "Where things are"): the only place that
+// resolves agents_root, opens the store and calls the commands, which take normalised
+// inputs. migrate() and rollback() never throw: every failure, expected or not, comes
+// back in the result (`error`, `errors`), with its audit line where there is a vault to
+// write it to. The read-only calls reject with an AasError.
 
 export interface VaultOptions {
   agentsRoot?: string | undefined // default: $ATOMIC_AGENTS_ROOT, else ~/docs/agents
@@ -12,29 +26,158 @@ export interface VaultOptions {
   backend?: BackendName // default: $AAS_GIT, else the git binary when on PATH, else isomorphic-git
 }
 
-async function storeFor({ agentsRoot, env = process.env, backend }: VaultOptions, create: boolean) {
-  const root = await resolveAgentsRoot({ flag: agentsRoot, env })
-  return openStore({ agentsRoot: root.path, create, ...(backend ? { backend } : {}) })
+export interface MigrateOptions extends VaultOptions {
+  target: number
+  dryRun?: boolean
+  commit?: boolean // also record the migration as one commit on the current branch (git vaults)
+  lockTimeoutMs?: number // how long to wait for an agent's .lock (default 30 s)
+  now?: () => Date
+  onEvent?: (event: EngineEvent) => void
 }
 
-// Snapshots newest first, with Python-runner tarballs not yet imported.
-export async function listSnapshots(options: VaultOptions = {}): Promise<snapshots.Snapshot[]> {
-  return snapshots.listSnapshots(await storeFor(options, false))
+export interface RollbackOptions extends VaultOptions {
+  snapshot: string // a snapshot name, NAME.tar.gz, or a legacy tarball name in _migrations/snapshots/
+  force?: boolean
+  commit?: boolean // also record the restored units as one commit on the current branch (git vaults)
+  lockTimeoutMs?: number
+  now?: () => Date
+  onEvent?: (event: EngineEvent) => void
 }
+
+export interface StatusOptions extends Omit<VaultOptions, 'backend'> {
+  onProgress?: (done: number) => void
+  onEvent?: (event: EngineEvent) => void
+}
+
+export type DoctorOptions = VaultOptions
 
 export interface ExportSnapshotOptions extends VaultOptions {
   snapshot: string
   out?: string // default: <agents_root>/_migrations/snapshots/<name>.tar.gz
 }
 
-export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapshotOptions): Promise<snapshots.ExportResult> {
-  return snapshots.exportSnapshot(await storeFor(options, false), snapshot, out === undefined ? {} : { out })
-}
-
 export interface ImportSnapshotOptions extends VaultOptions {
   file: string // a .tar.gz in the Python runner's layout
 }
 
+const backendOf = ({ backend }: VaultOptions) => (backend ? { backend } : {})
+
+async function rootOf({ agentsRoot, env = process.env }: VaultOptions): Promise<AgentsRoot> {
+  return resolveAgentsRoot({ flag: agentsRoot, env })
+}
+
+// The vault's store if one exists (a read-only command never creates one).
+async function existingStore(root: string, options: VaultOptions): Promise<{ location: StoreLocation; store: Store | null }> {
+  const location = await locateStore(root)
+  const exists = location.kind === 'repo' || (await pathExists(path.join(location.gitDir, 'HEAD')))
+  return { location, store: exists ? await openStore({ agentsRoot: root, create: false, ...backendOf(options) }) : null }
+}
+
+// A vault and its store, or the failure that prevents opening them: a missing or
+// unreadable agents_root (no audit line: there is no vault to write it to), or a store
+// that cannot be opened (its audit line is written here).
+async function openVault(options: VaultOptions, runId: string, command: string, started: number): Promise<{ root: string; store: Store } | { root: string | null; error: AasError }> {
+  let root: string
+  try {
+    root = (await rootOf(options)).path
+  } catch (err) {
+    return { root: null, error: asAasError(err) }
+  }
+  try {
+    return { root, store: await openStore({ agentsRoot: root, ...backendOf(options) }) }
+  } catch (err) {
+    const error = asAasError(err)
+    const record = { run_id: runId, timestamp: new Date(started).toISOString(), agents_root: root, command, result: 'failed' as const, from: null, to: null, dry_run: false, units_touched: 0, snapshot: null, result_commit: null, rolled_back: false }
+    await appendAudit(root, { ...record, error: { code: error.code, message: error.message }, duration_ms: Date.now() - started }).catch(() => undefined)
+    return { root, error }
+  }
+}
+
+function agentsRootGuess(options: VaultOptions, root: string | null): string {
+  return root ?? (options.agentsRoot || options.env?.ATOMIC_AGENTS_ROOT || '')
+}
+
+/**
+ * `--to vN` as a library call: the chain on a scratch tree, every unit validated, then
+ * the live vault fast-forwarded (or, with `dryRun`, only previewed). Never throws.
+ * @example
+ * const r = await migrate({ agentsRoot: '/srv/agents', target: 2, dryRun: true })
+ * if (!r.ok) console.error(r.errors.map((e) => e.message))
+ * else console.log(`${r.changed.length} units would change; preview at ${r.result?.ref}`)
+ */
+export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
+  const { target, dryRun = false, commit = false, env = process.env, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
+  const started = Date.now()
+  const runId = newRunId(now())
+  const vault = await openVault(options, runId, `--to v${target}${dryRun ? ' --dry-run' : ''}`, started)
+  if ('error' in vault) return migrateResult({ runId, target, dryRun, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
+  return migrateVault({ store: vault.store, runId, target, dryRun, commit, env, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
+}
+
+/**
+ * `--rollback SNAPSHOT` as a library call: a safety snapshot, then the snapshot scope
+ * restored as one journaled transaction. Never throws.
+ * @example
+ * const r = await rollback({ agentsRoot: '/srv/agents', snapshot: '2026-12-01T101500_pre_v2_migration' })
+ * console.log(r.ok ? `restored; undo with ${r.safety?.name}` : r.error?.message)
+ */
+export async function rollback(options: RollbackOptions): Promise<RollbackResult> {
+  const { snapshot, force = false, commit = false, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
+  const started = Date.now()
+  const runId = newRunId(now())
+  const vault = await openVault(options, runId, `--rollback ${snapshot}${force ? ' --force' : ''}`, started)
+  if ('error' in vault) return rollbackResult({ runId, force, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
+  return rollbackVault({ store: vault.store, runId, snapshot, force, commit, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
+}
+
+/**
+ * `--status`: inventory by version, unversioned and unreadable units, scripts by name
+ * (never run), the chain, the store. Takes no lock.
+ * @example
+ * const s = await status({ agentsRoot: '/srv/agents' })
+ * console.log(`v${s.inventory.vaultVersion}, ${s.inventory.units} units, chain to v${s.chain.latest}`)
+ */
+export async function status(options: StatusOptions = {}): Promise<StatusResult> {
+  const root = await rootOf(options)
+  const { location, store } = await existingStore(root.path, {})
+  return vaultStatus({ root, location, store, ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}) })
+}
+
+/**
+ * `--doctor`: read-only health checks, each failed one with the commands that fix it.
+ * @example
+ * const d = await doctor({ agentsRoot: '/srv/agents' })
+ * for (const c of d.checks.filter((c) => !c.ok)) console.log(c.message, c.fixes)
+ */
+export async function doctor(options: DoctorOptions = {}): Promise<DoctorResult> {
+  const root = (await rootOf(options)).path
+  return checkVault({ root, ...(await existingStore(root, options)) })
+}
+
+/**
+ * Snapshots newest first, with Python-runner tarballs not yet imported.
+ * @example
+ * const [latest] = await listSnapshots({ agentsRoot: '/srv/agents' })
+ */
+export async function listSnapshots(options: VaultOptions = {}): Promise<snapshots.Snapshot[]> {
+  return snapshots.listSnapshots(await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) }))
+}
+
+/**
+ * A snapshot as a `.tar.gz` in the Python runner's layout.
+ * @example
+ * const { file } = await exportSnapshot({ agentsRoot: '/srv/agents', snapshot: 'NAME', out: '/backups/NAME.tar.gz' })
+ */
+export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapshotOptions): Promise<snapshots.ExportResult> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  return snapshots.exportSnapshot(store, snapshot, out === undefined ? {} : { out })
+}
+
+/**
+ * A tarball (the Python runner's, or an export) becomes a snapshot ref.
+ * @example
+ * const { name } = await importSnapshot({ agentsRoot: '/srv/agents', file: '/backups/NAME.tar.gz' })
+ */
 export async function importSnapshot({ file, ...options }: ImportSnapshotOptions): Promise<snapshots.ImportResult> {
-  return snapshots.importSnapshot(await storeFor(options, true), file)
+  return snapshots.importSnapshot(await openStore({ agentsRoot: (await rootOf(options)).path, ...backendOf(options) }), file)
 }

@@ -2,7 +2,6 @@
 // and a hint naming the fix. Tests assert codes and data, not prose.
 export type AasErrorCode =
   | 'USAGE'
-  | 'NOT_IMPLEMENTED'
   | 'AGENTS_ROOT_MISSING'
   | 'AGENTS_ROOT_INVALID'
   | 'IGNORE_INVALID'
@@ -35,6 +34,54 @@ export type AasErrorCode =
   | 'ROLLBACK_FOREIGN_CHANGES'
   | 'COMMIT_REFUSED'
   | 'DOCTOR_UNHEALTHY'
+  | 'INTERNAL'
+
+// What each code means for the vault and the audit line's `result`. A refusal: the
+// command declined, because of the request or the vault's state, and changed nothing
+// (at most it wrote a snapshot). A failure: something went wrong while it worked; the
+// vault is still exactly before or exactly after, never in between.
+export type AasErrorKind = 'refusal' | 'failure'
+
+export const ERROR_KINDS: Readonly<Record<AasErrorCode, AasErrorKind>> = {
+  USAGE: 'refusal',
+  AGENTS_ROOT_MISSING: 'refusal',
+  AGENTS_ROOT_INVALID: 'refusal',
+  IGNORE_INVALID: 'refusal',
+  SCRIPT_NAME_INVALID: 'refusal',
+  SCRIPT_VERSION_SKIP: 'refusal',
+  SCRIPT_DUPLICATE: 'refusal',
+  SCRIPT_LOAD_FAILED: 'failure',
+  SCRIPT_INVALID: 'failure',
+  SCRIPT_FAILED: 'failure',
+  SCRIPT_NO_BUMP: 'failure',
+  CHAIN_GAP: 'refusal',
+  NOT_ABOVE_CURRENT: 'refusal',
+  UNIT_UNREADABLE: 'refusal',
+  UNIT_WRITE_INVALID: 'failure',
+  SCHEMA_INVALID: 'failure',
+  LOCKED: 'refusal',
+  REF_MOVED: 'failure',
+  REF_INVALID: 'refusal',
+  SNAPSHOT_NOT_FOUND: 'refusal',
+  SNAPSHOT_NAME_INVALID: 'refusal',
+  SNAPSHOT_EXISTS: 'refusal',
+  TARBALL_EXISTS: 'refusal',
+  STORE_CORRUPT: 'failure',
+  STORE_FAILED: 'failure',
+  TARBALL_INVALID: 'refusal',
+  CONCURRENT_CHANGE: 'refusal',
+  IO_FAILED: 'failure',
+  PATH_UNSAFE: 'refusal',
+  RECOVERY_REQUIRED: 'refusal',
+  ROLLBACK_FOREIGN_CHANGES: 'refusal',
+  COMMIT_REFUSED: 'refusal',
+  DOCTOR_UNHEALTHY: 'failure',
+  INTERNAL: 'failure',
+}
+
+export function isRefusal(err: AasError): boolean {
+  return ERROR_KINDS[err.code] === 'refusal'
+}
 
 export interface AasErrorOptions {
   hint?: string
@@ -62,6 +109,18 @@ export class AasError extends Error {
 
 export function isAasError(err: unknown, code?: AasErrorCode): err is AasError {
   return err instanceof AasError && (code === undefined || err.code === code)
+}
+
+// Anything thrown that is not an AasError is a bug of ours: it is reported as INTERNAL,
+// with the original as its cause, never relabelled as an expected failure.
+export function asAasError(err: unknown): AasError {
+  if (err instanceof AasError) return err
+  const message = err instanceof Error ? err.message : String(err)
+  return new AasError('INTERNAL', `Internal error: ${message}`, {
+    hint: 'This is a bug in aas-migrate; please report it with this message and the output of `aas-migrate --doctor`. The vault is exactly as before or exactly migrated: run `aas-migrate --status` to see which.',
+    data: err instanceof Error && err.stack ? { stack: err.stack } : {},
+    cause: err,
+  })
 }
 
 // Node's fs errors carry a code and a path; keep both when wrapping.

@@ -1,9 +1,24 @@
 // The public API: re-exports only (test/index.test.ts pins the list).
-export { status, type StatusOptions, type StatusResult, type ChainSummary } from './commands/status.js'
-export { migrate, type MigrateOptions, type MigrateResult } from './commands/migrate/migrate.js'
-export { rollback, type RollbackOptions, type RollbackResult } from './commands/rollback.js'
-export { doctor, type DoctorOptions, type DoctorResult, type DoctorCheck, type DoctorCheckId } from './commands/doctor.js'
-export { listSnapshots, exportSnapshot, importSnapshot, type VaultOptions, type ExportSnapshotOptions, type ImportSnapshotOptions } from './api.js'
+export {
+  status,
+  migrate,
+  rollback,
+  doctor,
+  listSnapshots,
+  exportSnapshot,
+  importSnapshot,
+  type StatusOptions,
+  type MigrateOptions,
+  type RollbackOptions,
+  type DoctorOptions,
+  type VaultOptions,
+  type ExportSnapshotOptions,
+  type ImportSnapshotOptions,
+} from './api.js'
+export type { StatusResult, ChainSummary } from './commands/status.js'
+export type { MigrateResult, StepStatus } from './commands/migrate/migrate.js'
+export type { RollbackResult } from './commands/rollback.js'
+export type { DoctorResult, DoctorCheck, DoctorCheckId } from './commands/doctor.js'
 export type { Snapshot, ExportResult, ImportResult } from './snapshots/snapshots.js'
 export type { EngineEvent } from './commands/session.js'
 export type { ValidationResult, UnitFailure, ValidationIssue } from './schema/validate.js'

@@ -1,16 +1,13 @@
-import { AasError } from '../errors.js'
-import { exportSnapshot, importSnapshot, listSnapshots } from '../api.js'
-import { doctor } from '../commands/doctor.js'
-import { migrate, type MigrateResult } from '../commands/migrate/migrate.js'
-import { rollback } from '../commands/rollback.js'
+import { AasError, asAasError } from '../errors.js'
+import { doctor, exportSnapshot, importSnapshot, listSnapshots, migrate, rollback, status } from '../api.js'
+import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { EngineEvent } from '../commands/session.js'
-import { status } from '../commands/status.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { CliIo } from './io.js'
 import { writeNewScript } from './new-script.js'
 import { parseArgs, type CliRequest } from './program.js'
 import { renderDoctorText } from './render/doctor.js'
-import { renderErrorJson, renderErrorText, toAasError } from './render/error.js'
+import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
 import { renderMigrateSummary, writeDryRun } from './render/migrate.js'
 import { makePaint, type Paint } from './render/paint.js'
@@ -64,7 +61,7 @@ export async function runCli(argv: string[], io: CliIo): Promise<number> {
     return await dispatch(req, io, progress, paint)
   } catch (err) {
     progress.finish()
-    const e = toAasError(err)
+    const e = asAasError(err)
     if (req.json) io.stdout(renderErrorJson(e, commandOf(req)))
     io.stderr(renderErrorText(e, paint.err))
     return e.code === 'USAGE' ? 2 : 1
@@ -110,10 +107,10 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
     case 'rollback': {
       const result = await rollback({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, force: action.force, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent })
       progress.finish()
-      const { error, ...rest } = result
-      if (req.json) io.stdout(renderJson(command, { result: rest }, error))
+      const { error, errors, ...rest } = result
+      if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson) }, error))
       else io.stdout(renderRollbackText(result))
-      if (error) io.stderr(renderErrorText(error, paint.err))
+      for (const e of errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
     }
     case 'list-snapshots': {

@@ -1,15 +1,11 @@
 import path from 'node:path'
 import { isAasError } from '../errors.js'
-import { locateStore } from '../git/locate.js'
-import { openStore } from '../git/open-store.js'
-import type { BackendName, Store } from '../git/store.js'
+import type { Store, StoreLocation } from '../git/store.js'
 import { discoverScripts } from '../migrations/discover.js'
-import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { takeInventory } from '../vault/inventory.js'
 import { journalPath, readJournal } from '../transaction/journal.js'
 import { inspectVaultLock, shellQuote } from '../transaction/lock.js'
 import { summarizeChain } from './status.js'
-import { pathExists as exists } from '../fs-exists.js'
 import { AAS_REF_ROOT } from '../git/refs.js'
 
 // `--doctor` (SPEC §4): read-only health checks. Each failed check carries the literal
@@ -33,10 +29,11 @@ export interface DoctorResult {
   durationMs: number
 }
 
-export interface DoctorOptions {
-  agentsRoot?: string | undefined
-  env?: NodeJS.ProcessEnv
-  backend?: BackendName
+// The normalised request (src/api.ts resolves the vault and opens its store).
+export interface DoctorInput {
+  root: string
+  location: StoreLocation
+  store: Store | null // null: no store exists yet
 }
 
 const TITLES: Record<DoctorCheckId, string> = {
@@ -82,12 +79,8 @@ async function checkStoreRefs(store: Store): Promise<{ refs: number; blobs: numb
   return { refs: refs.length, blobs: seen.size, broken }
 }
 
-async function storeCheck(root: string, backend: BackendName | undefined): Promise<{ check: DoctorCheck; store: Store | null }> {
-  const location = await locateStore(root)
-  if (location.kind === 'embedded' && !(await exists(path.join(location.gitDir, 'HEAD')))) {
-    return { check: pass('store', `no store yet (${location.gitDir} is created by the first snapshot)`), store: null }
-  }
-  const store = await openStore({ agentsRoot: root, create: false, ...(backend ? { backend } : {}) })
+async function storeCheck(location: StoreLocation, store: Store | null): Promise<{ check: DoctorCheck; store: Store | null }> {
+  if (!store) return { check: pass('store', `no store yet (${location.gitDir} is created by the first snapshot)`), store: null }
   let r: Awaited<ReturnType<typeof checkStoreRefs>>
   try {
     r = await checkStoreRefs(store)
@@ -135,12 +128,10 @@ async function lockCheck(root: string): Promise<DoctorCheck> {
 }
 
 // Health of one vault: store, journal, lock, units, versions, chain and scripts.
-export async function doctor({ agentsRoot, env = process.env, backend }: DoctorOptions = {}): Promise<DoctorResult> {
+export async function checkVault({ root, location, store: opened }: DoctorInput): Promise<DoctorResult> {
   const started = Date.now()
-  const root = (await resolveAgentsRoot({ flag: agentsRoot, env })).path
   const rootArg = `--agents-root ${shellQuote(root)}`
-  const { check: store } = await storeCheck(root, backend)
-  const location = await locateStore(root)
+  const { check: store } = await storeCheck(location, opened)
   const [journal, lock, { inventory: inv }, discovery] = await Promise.all([journalCheck(root, location.stateDir, rootArg), lockCheck(root), takeInventory(root), discoverScripts(root)])
   const checks: DoctorCheck[] = [store, journal, lock]
 

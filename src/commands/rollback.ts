@@ -1,26 +1,24 @@
 import { AasError } from '../errors.js'
-import { openStore } from '../git/open-store.js'
-import type { BackendName, Store, TreeEntry } from '../git/store.js'
-import { resolveAgentsRoot } from '../vault/agents-root.js'
 import { RUN_REF_PREFIX } from '../git/refs.js'
+import type { Store, TreeEntry } from '../git/store.js'
+import { importSnapshot, resolveSnapshotName, takeSnapshot, type Snapshot, type TakeSnapshotResult } from '../snapshots/snapshots.js'
 import { collectGarbage } from '../transaction/collect.js'
-import { newRunId } from './run-id.js'
-import { withWriteSession, type EngineEvent, type WriteSession } from './session.js'
-import { importSnapshot, resolveSnapshotName, takeSnapshot, type Snapshot } from '../snapshots/snapshots.js'
-import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
-import { unitTypeOf } from '../vault/rules.js'
 import type { JournalChange } from '../transaction/journal.js'
-import { journalChangesOf, prefetchingBlobSource, runTransaction } from '../transaction/transaction.js'
+import { journalChangesOf, prefetchingBlobSource } from '../transaction/transaction.js'
+import { unitTypeOf } from '../vault/rules.js'
+import { prepareBranchCommit, recordBranchCommit } from './branch-commit.js'
+import { fastForward } from './fast-forward.js'
+import { withWriteSession, type EngineEvent, type WriteSession } from './session.js'
 
-export interface RollbackOptions {
-  agentsRoot?: string | undefined
-  env?: NodeJS.ProcessEnv
+// The normalised request (src/api.ts resolves the vault and opens its store).
+export interface RollbackInput {
+  store: Store
+  runId: string
   snapshot: string // a snapshot name, NAME.tar.gz, or a legacy tarball name in _migrations/snapshots/
-  force?: boolean
-  commit?: boolean // also record the restored units as one commit on the current branch (git vaults)
-  backend?: BackendName
-  lockTimeoutMs?: number
-  now?: () => Date
+  force: boolean
+  commit: boolean // also record the restored units as one commit on the current branch (git vaults)
+  lockTimeoutMs: number
+  now: () => Date
   onEvent?: (event: EngineEvent) => void
 }
 
@@ -38,6 +36,7 @@ export interface RollbackResult {
   forced: boolean
   branchCommit: { branch: string; commit: string } | null // with --commit
   error: AasError | null
+  errors: AasError[] // every error found; error is the first
   durationMs: number
 }
 
@@ -58,55 +57,14 @@ async function foreignPaths(store: Store, changedPaths: readonly string[], curre
   return changedPaths.filter((p) => current?.get(p) !== run?.get(p))
 }
 
-// The safety snapshot of the current state, then the changes that restore `snap`, with
-// result.safety, .changed and .foreign set (also when the foreign check refuses). In a
-// call of its own so that the snapshot's entries and the tree diff (a vault's worth each)
-// are dropped before the transaction runs: held through it, they made a 100,000-unit
-// rollback's peak grow faster than the vault.
-async function safetyAndChanges(
-  store: Store,
-  snap: Snapshot & { commit: string; tree: string },
-  { runId, now, force, session, result }: { runId: string; now: () => Date; force: boolean; session: WriteSession; result: RollbackResult },
-): Promise<JournalChange[]> {
-  session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
-  const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId, now: now(), label: 'pre_rollback', onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
-  result.safety = { name: safety.name, ref: safety.ref, commit: safety.commit }
-  session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
+type Ref = { name: string; ref: string; commit: string }
 
-  // The safety snapshot's files are known from its scan: only the target is listed.
-  const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
-  result.changed = diff.map((c) => c.path)
-  if (diff.length === 0) return []
-  const runCommit = await runOfSnapshot(store, snap.commit)
-  if (runCommit) {
-    result.foreign = await foreignPaths(store, result.changed, safety.entries, runCommit)
-    if (result.foreign.length > 0 && !force) {
-      const shown = result.foreign.slice(0, 30)
-      throw new AasError(
-        'ROLLBACK_FOREIGN_CHANGES',
-        `${result.foreign.length} path${result.foreign.length === 1 ? ' was' : 's were'} changed after the migration that took ${snap.name}, not by it; a rollback would discard that work:\n  ${shown.join('\n  ')}${result.foreign.length > shown.length ? '\n  …' : ''}`,
-        {
-          hint: `Keep copies of these files if they matter, then run again with --force (the current state stays reachable as the safety snapshot ${safety.name}).`,
-          data: { snapshot: snap.name, paths: result.foreign, safetySnapshot: safety.name },
-        },
-      )
-    }
-  }
-  return journalChangesOf(diff)
-}
-
-// `--rollback SNAPSHOT` (SPEC §4): a safety snapshot of the current state first, then the
-// snapshot scope restored — changed files rewritten, files created since removed, deleted
-// ones recreated — as one journaled transaction. Files outside the scope are never touched.
-export async function rollback(options: RollbackOptions): Promise<RollbackResult> {
-  const { force = false, env = process.env, now = () => new Date(), onEvent } = options
-  const started = Date.now()
-  const runId = newRunId(now())
-  const root = await resolveAgentsRoot({ flag: options.agentsRoot, env })
-  const result: RollbackResult = {
-    ok: false,
-    runId,
-    agentsRoot: root.path,
+// A result from what the steps gave so far: `errors` empty means the rollback succeeded.
+export function rollbackResult(input: Pick<RollbackInput, 'runId' | 'force'> & { agentsRoot: string; started: number }, got: Partial<RollbackResult>, errors: AasError[] = []): RollbackResult {
+  return {
+    ok: errors.length === 0,
+    runId: input.runId,
+    agentsRoot: input.agentsRoot,
     snapshot: null,
     imported: false,
     safety: null,
@@ -114,77 +72,115 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
     removed: 0,
     changed: [],
     foreign: [],
-    forced: force,
+    forced: input.force,
     branchCommit: null,
-    error: null,
-    durationMs: 0,
+    ...got,
+    error: errors[0] ?? null,
+    errors,
+    durationMs: Date.now() - input.started,
   }
-  const store = await openStore({ agentsRoot: root.path, ...(options.backend ? { backend: options.backend } : {}) })
-  const out = await withWriteSession(
+}
+
+// `--rollback SNAPSHOT` (docs/how-it-works.md, "Rollback"): a safety snapshot of the
+// current state first, then the snapshot scope restored — changed files rewritten,
+// files created since removed, deleted ones recreated — as one journaled transaction.
+// Files outside the scope are never touched. Expected failures come back in the result.
+export async function rollbackVault(input: RollbackInput): Promise<RollbackResult> {
+  const base = { ...input, agentsRoot: input.store.agentsRoot, started: Date.now() }
+  // What the steps found before one threw, so that the result and the audit line keep it.
+  let found: Partial<RollbackResult> = {}
+  const note = (got: Partial<RollbackResult>): void => void (found = { ...found, ...got })
+  return withWriteSession(
     {
-      store,
-      runId,
-      command: `--rollback ${options.snapshot}${force ? ' --force' : ''}`,
+      store: input.store,
+      runId: input.runId,
+      command: `--rollback ${input.snapshot}${input.force ? ' --force' : ''}`,
       takeVaultLock: true,
-      lockTimeoutMs: options.lockTimeoutMs ?? 30_000,
-      ...(onEvent ? { onEvent } : {}),
-      audit: () => ({
-        result: result.ok ? 'ok' : result.error && ['CONCURRENT_CHANGE', 'LOCKED', 'SNAPSHOT_NOT_FOUND', 'SNAPSHOT_NAME_INVALID', 'ROLLBACK_FOREIGN_CHANGES'].includes(result.error.code) ? 'refused' : 'failed',
+      lockTimeoutMs: input.lockTimeoutMs,
+      ...(input.onEvent ? { onEvent: input.onEvent } : {}),
+      audit: (r: RollbackResult) => ({
         from: null,
         to: null,
         dry_run: false,
-        units_touched: result.written + result.removed,
-        snapshot: result.snapshot?.name ?? null,
-        result_commit: result.snapshot?.commit ?? null,
-        rolled_back: result.ok,
-        safety_snapshot: result.safety?.name ?? null,
-        error: result.error ? { code: result.error.code, message: result.error.message } : null,
+        units_touched: r.written + r.removed,
+        snapshot: r.snapshot?.name ?? null,
+        result_commit: r.snapshot?.commit ?? null,
+        rolled_back: r.ok,
+        safety_snapshot: r.safety?.name ?? null,
+        error: r.error,
       }),
     },
-    async (session) => {
-      let snap: Snapshot = await resolveSnapshotName(store, options.snapshot)
-      if (snap.source === 'tarball' && snap.file) {
-        await importSnapshot(store, snap.file)
-        result.imported = true
-        snap = await resolveSnapshotName(store, snap.name)
-      }
-      if (!snap.commit || !snap.ref || !snap.tree) throw new AasError('SNAPSHOT_NOT_FOUND', `Snapshot ${snap.name} has no commit.`, { data: { name: snap.name } })
-      result.snapshot = { name: snap.name, ref: snap.ref, commit: snap.commit }
+    async (session) => rollbackResult(base, await restore(input, session, note)),
+    (err) => rollbackResult(base, found, [err]),
+  )
+}
 
-      const changes = await safetyAndChanges(store, snap as Snapshot & { commit: string; tree: string }, { runId, now, force, session, result })
-      collectGarbage() // the safety snapshot's reads and trees, the tree diff
-      if (changes.length === 0) {
-        result.ok = true
-        return result
-      }
-      const safety = result.safety as NonNullable<RollbackResult['safety']>
-      const unitChanges = changes.filter((c) => unitTypeOf(c.path) !== null)
-      const commitPlan = options.commit && unitChanges.length > 0 ? await prepareBranchCommit(store, unitChanges) : null
-      await session.withAgentLocks(result.changed, async () => {
-        session.emit({ type: 'phase', phase: 'rollback', total: changes.length })
-        const t = await runTransaction({
-          store,
-          runId,
-          kind: 'rollback',
-          from: safety.commit,
-          to: snap.commit as string,
-          changes,
-          blobs: prefetchingBlobSource(store, changes.flatMap((c) => (c.newOid ? [c.newOid] : []))),
-          faultName: 'mid-rollback',
-          onProgress: (done, total) => session.emit({ type: 'progress', phase: 'rollback', done, total }),
-        })
-        result.written = t.written
-        result.removed = t.removed
-      })
-      if (commitPlan) result.branchCommit = await recordBranchCommit(store, commitPlan, unitChanges, `Roll back vault to ${snap.name}\n\nAas-Run-Id: ${runId}\nAas-Snapshot: ${snap.name}\nAas-Safety-Snapshot: ${safety.name}\n`)
-      result.ok = true
-      return result
-    },
-    (err) => {
-      result.error = err
-      return result
+// The steps: the snapshot found (a legacy tarball imported first), the safety snapshot
+// and the changes, the check for foreign changes, the transaction, the branch commit.
+async function restore(input: RollbackInput, session: WriteSession, note: (got: Partial<RollbackResult>) => void): Promise<Partial<RollbackResult>> {
+  const { store } = input
+  const target = await findSnapshot(store, input.snapshot)
+  const snapshot = { name: target.snap.name, ref: target.snap.ref, commit: target.snap.commit }
+  note({ snapshot, imported: target.imported })
+  const { safety, changes, foreign } = await safetyAndChanges(store, target.snap, input, session)
+  const changed = changes.map((c) => c.path)
+  note({ safety: refOf(safety), changed, foreign })
+  if (foreign.length > 0 && !input.force) throw foreignChanges(target.snap.name, foreign, safety.name)
+  collectGarbage() // the safety snapshot's reads and trees, the tree diff
+  const done = { snapshot, imported: target.imported, safety: refOf(safety), changed, foreign }
+  if (changes.length === 0) return done
+  const unitChanges = changes.filter((c) => unitTypeOf(c.path) !== null)
+  const commitPlan = input.commit && unitChanges.length > 0 ? await prepareBranchCommit(store, unitChanges) : null
+  const blobs = prefetchingBlobSource(store, changes.flatMap((c) => (c.newOid ? [c.newOid] : [])))
+  const t = await fastForward(store, session, input.runId, { kind: 'rollback', from: safety.commit, to: snapshot.commit, changes, blobs })
+  note({ written: t.written, removed: t.removed })
+  if (!commitPlan) return { ...done, written: t.written, removed: t.removed }
+  const message = `Roll back vault to ${snapshot.name}\n\nAas-Run-Id: ${input.runId}\nAas-Snapshot: ${snapshot.name}\nAas-Safety-Snapshot: ${safety.name}\n`
+  const branchCommit = await recordBranchCommit(store, commitPlan, unitChanges, message)
+  return { ...done, written: t.written, removed: t.removed, branchCommit }
+}
+
+function refOf(s: Ref): Ref {
+  return { name: s.name, ref: s.ref, commit: s.commit }
+}
+
+async function findSnapshot(store: Store, input: string): Promise<{ snap: Snapshot & Ref & { tree: string }; imported: boolean }> {
+  let snap: Snapshot = await resolveSnapshotName(store, input)
+  let imported = false
+  if (snap.source === 'tarball' && snap.file) {
+    await importSnapshot(store, snap.file)
+    imported = true
+    snap = await resolveSnapshotName(store, snap.name)
+  }
+  if (!snap.commit || !snap.ref || !snap.tree) throw new AasError('SNAPSHOT_NOT_FOUND', `Snapshot ${snap.name} has no commit.`, { data: { name: snap.name } })
+  return { snap: snap as Snapshot & Ref & { tree: string }, imported }
+}
+
+// The safety snapshot of the current state, then the changes that restore `snap`, and
+// the changed paths that a later writer, not the snapshot's run, left as they are. In a
+// call of its own so that the snapshot's entries and the tree diff (a vault's worth each)
+// are dropped before the transaction runs: held through it, they made a 100,000-unit
+// rollback's peak grow faster than the vault.
+async function safetyAndChanges(store: Store, snap: Snapshot & Ref & { tree: string }, input: RollbackInput, session: WriteSession): Promise<{ safety: TakeSnapshotResult; changes: JournalChange[]; foreign: string[] }> {
+  session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+  const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId: input.runId, now: input.now(), label: 'pre_rollback', onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
+  session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
+  // The safety snapshot's files are known from its scan: only the target is listed.
+  const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
+  if (diff.length === 0) return { safety, changes: [], foreign: [] }
+  const runCommit = await runOfSnapshot(store, snap.commit)
+  const foreign = runCommit ? await foreignPaths(store, diff.map((c) => c.path), safety.entries, runCommit) : []
+  return { safety, changes: journalChangesOf(diff), foreign }
+}
+
+function foreignChanges(snapshot: string, foreign: string[], safety: string): AasError {
+  const shown = foreign.slice(0, 30)
+  return new AasError(
+    'ROLLBACK_FOREIGN_CHANGES',
+    `${foreign.length} path${foreign.length === 1 ? ' was' : 's were'} changed after the migration that took ${snapshot}, not by it; a rollback would discard that work:\n  ${shown.join('\n  ')}${foreign.length > shown.length ? '\n  …' : ''}`,
+    {
+      hint: `Keep copies of these files if they matter, then run again with --force (the current state stays reachable as the safety snapshot ${safety}).`,
+      data: { snapshot, paths: foreign, safetySnapshot: safety },
     },
   )
-  out.durationMs = Date.now() - started
-  return out
 }

@@ -1,6 +1,6 @@
 import { access } from 'node:fs/promises'
 import path from 'node:path'
-import { AasError, isAasError } from '../errors.js'
+import { AasError, asAasError, isRefusal } from '../errors.js'
 import type { Store } from '../git/store.js'
 import { appendAudit, type AuditRecord } from '../transaction/audit.js'
 import { readJournal } from '../transaction/journal.js'
@@ -22,17 +22,18 @@ export interface WriteSession {
   withAgentLocks<T>(paths: readonly string[], fn: () => Promise<T>): Promise<T>
 }
 
-export type AuditFields = Pick<AuditRecord, 'result' | 'from' | 'to' | 'dry_run' | 'units_touched' | 'snapshot' | 'result_commit' | 'rolled_back' | 'error'> & Record<string, unknown>
+// A command's own fields of its audit line; `result` follows from the error.
+export type AuditFields = Pick<AuditRecord, 'from' | 'to' | 'dry_run' | 'units_touched' | 'snapshot' | 'result_commit' | 'rolled_back'> & { error: AasError | null } & Record<string, unknown>
 
-export interface WriteSessionOptions {
+export interface WriteSessionOptions<R> {
   store: Store
   runId: string
   command: string
   takeVaultLock: boolean
   lockTimeoutMs: number
   onEvent?: (event: EngineEvent) => void
-  // The command-specific fields of its audit line, read when the command ends.
-  audit: () => AuditFields
+  // The command-specific fields of its audit line, from its outcome.
+  audit: (outcome: R) => AuditFields
 }
 
 // The agent folder of a vault path: the folder holding its outermost memory/ or wiki/.
@@ -43,8 +44,10 @@ export function agentDirOf(rel: string): string | null {
 }
 
 // Every writing command runs inside one: vault lock, recovery of an interrupted
-// transaction first, the command, then one audit line, then the lock goes.
-export async function withWriteSession<R>(options: WriteSessionOptions, body: (session: WriteSession) => Promise<R>, onError: (err: AasError) => R): Promise<R> {
+// transaction first, the command, then one audit line, then the lock goes. What the body
+// throws becomes its outcome through onError — an AasError as it is, anything else as
+// INTERNAL — so the audit line is written whatever happened.
+export async function withWriteSession<R>(options: WriteSessionOptions<R>, body: (session: WriteSession) => Promise<R>, onError: (err: AasError) => R): Promise<R> {
   const { store, runId, command, onEvent } = options
   const root = store.agentsRoot
   const started = Date.now()
@@ -72,20 +75,19 @@ export async function withWriteSession<R>(options: WriteSessionOptions, body: (s
       },
     })
   } catch (err) {
-    if (!isAasError(err)) {
-      await release(lock)
-      throw err
-    }
-    outcome = onError(err)
+    outcome = onError(asAasError(err))
   }
   try {
+    const { error, ...fields } = options.audit(outcome)
     await appendAudit(root, {
       run_id: runId,
       timestamp: new Date(started).toISOString(),
       agents_root: root,
       command,
       duration_ms: Date.now() - started,
-      ...options.audit(),
+      result: error === null ? 'ok' : isRefusal(error) ? 'refused' : 'failed',
+      ...fields,
+      error: error ? { code: error.code, message: error.message } : null,
     })
   } finally {
     await release(lock)

@@ -1,19 +1,17 @@
-import { access } from 'node:fs/promises'
-import path from 'node:path'
 import type { AasError } from '../errors.js'
-import { locateStore } from '../git/locate.js'
-import { openStore } from '../git/open-store.js'
-import { recoverIfInterrupted, type EngineEvent } from './session.js'
-import type { RecoveryResult } from '../transaction/transaction.js'
-import type { StoreLocation } from '../git/store.js'
+import type { Store, StoreLocation } from '../git/store.js'
 import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
-import { resolveAgentsRoot, type AgentsRoot } from '../vault/agents-root.js'
+import type { RecoveryResult } from '../transaction/transaction.js'
+import type { AgentsRoot } from '../vault/agents-root.js'
 import { takeInventory, type Inventory } from '../vault/inventory.js'
+import { recoverIfInterrupted, type EngineEvent } from './session.js'
 
-export interface StatusOptions {
-  agentsRoot?: string | undefined
-  env?: NodeJS.ProcessEnv
+// The normalised request (src/api.ts resolves the vault and opens its store).
+export interface StatusInput {
+  root: AgentsRoot
+  location: StoreLocation
+  store: Store | null // null: no store exists yet
   onProgress?: (done: number) => void
   onEvent?: (event: EngineEvent) => void
 }
@@ -36,19 +34,14 @@ export interface StatusResult {
   recovered: RecoveryResult | null // an interrupted transaction this command completed first
 }
 
-// Read-only: names scripts without executing them (SPEC §6.6) and takes no lock.
-export async function status({ agentsRoot, env = process.env, onProgress, onEvent }: StatusOptions = {}): Promise<StatusResult> {
-  const root = await resolveAgentsRoot({ flag: agentsRoot, env })
-  const existing = await locateStore(root.path)
-  const recovered = existing.kind === 'repo' || (await storeExists(existing.gitDir)) ? await recoverIfInterrupted(await openStore({ agentsRoot: root.path, create: false }), { command: '--status', ...(onEvent ? { onEvent } : {}) }) : null
-  const [{ scan, inventory }, discovery, location] = await Promise.all([
-    takeInventory(root.path, onProgress ? { onProgress } : {}),
-    discoverScripts(root.path),
-    locateStore(root.path),
-  ])
+// Read-only: names scripts without executing them (docs/how-it-works.md, "Status and
+// doctor") and takes no lock, except to complete an interrupted transaction it finds.
+export async function vaultStatus({ root, location, store, onProgress, onEvent }: StatusInput): Promise<StatusResult> {
+  const recovered = store ? await recoverIfInterrupted(store, { command: '--status', ...(onEvent ? { onEvent } : {}) }) : null
+  const [{ scan, inventory }, discovery] = await Promise.all([takeInventory(root.path, onProgress ? { onProgress } : {}), discoverScripts(root.path)])
   return {
     agentsRoot: root,
-    store: { kind: location.kind, gitDir: location.gitDir, exists: location.kind === 'repo' || (await storeExists(location.gitDir)) },
+    store: { kind: location.kind, gitDir: location.gitDir, exists: store !== null },
     inventory,
     scripts: discovery.scripts.map(({ file, from, to }) => ({ file, from, to })),
     scriptErrors: discovery.errors.map((e) => e.toJSON()),
@@ -56,13 +49,6 @@ export async function status({ agentsRoot, env = process.env, onProgress, onEven
     skipped: scan.skipped,
     recovered,
   }
-}
-
-async function storeExists(gitDir: string): Promise<boolean> {
-  return access(path.join(gitDir, 'HEAD')).then(
-    () => true,
-    () => false,
-  )
 }
 
 export function summarizeChain(current: number, scripts: readonly ScriptFile[]): ChainSummary {

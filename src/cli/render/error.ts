@@ -1,4 +1,4 @@
-import { AasError } from '../../errors.js'
+import type { AasError } from '../../errors.js'
 import { renderJson } from './json.js'
 import { makePaint, type Paint } from './paint.js'
 
@@ -10,14 +10,4 @@ export function renderErrorText(err: AasError, paint: Paint = makePaint(false)):
 
 export function renderErrorJson(err: AasError, command: string | null = null): string {
   return renderJson(command, {}, err)
-}
-
-// An unexpected failure still gets an Error: line and a non-zero exit, with the cause kept.
-export function toAasError(err: unknown): AasError {
-  if (err instanceof AasError) return err
-  const message = err instanceof Error ? err.message : String(err)
-  return new AasError('IO_FAILED', `unexpected failure: ${message}`, {
-    hint: 'Nothing was changed past the last completed step; run `aas-migrate --doctor` and report this if it repeats.',
-    cause: err,
-  })
 }

@@ -1,0 +1,202 @@
+import type { BaseTree, CommitInput, FileChange, Store } from '../../git/store.js'
+import type { ApplyResult, UnitInput } from '../../migrations/apply.js'
+import type { ScriptFile } from '../../migrations/discover.js'
+import { applyBatches, BATCH_UNITS, type ChainPool } from '../../migrations/sandbox.js'
+import type { DiffFile } from '../../diff/unified.js'
+import { hashBlob } from '../../transaction/blob-hash.js'
+import { decodeUnit, readUnit } from '../../vault/inventory.js'
+import type { UnitType } from '../../vault/rules.js'
+import type { FileMode } from '../../vault/walk.js'
+import type { ChainUnit, RunContext } from './context.js'
+
+// The chain on a scratch tree: units go to the workers in batches, each batch's changed
+// texts come back and go straight into the result commit (written as the chain runs, on
+// the snapshot's tree once it is known), so the chain's output is never held whole.
+
+// The pre-flight read the unit again and it is no longer what it read: the early chain's
+// input would not be the snapshot's.
+export class StaleUnit extends Error {}
+
+// Changes fed to a result commit while the chain still runs (Store.writeCommitWithChanges
+// reads it as its source); fail() makes that write fail, writing no commit.
+class ChangeQueue implements AsyncIterable<FileChange> {
+  private items: FileChange[] = []
+  private done = false
+  private error: unknown = null
+  private wake: (() => void) | null = null
+
+  push(change: FileChange): void {
+    this.items.push(change)
+    this.wake?.()
+  }
+
+  end(): void {
+    this.done = true
+    this.wake?.()
+  }
+
+  fail(err: unknown): void {
+    this.error = err
+    this.wake?.()
+  }
+
+  async *[Symbol.asyncIterator](): AsyncGenerator<FileChange> {
+    for (;;) {
+      if (this.error) throw this.error
+      if (this.items.length > 0) {
+        const items = this.items
+        this.items = []
+        yield* items
+        continue
+      }
+      if (this.done) return
+      await new Promise<void>((resolve) => (this.wake = resolve))
+      this.wake = null
+    }
+  }
+}
+
+// What a run of the chain gave so far.
+export interface ChainOutput {
+  queue: ChangeQueue // changed units' new bytes, to the result commit
+  diffs: DiffFile[][] // per batch, in batch order: the changed units
+  touched: number
+  done: number
+  held: number // bytes kept in `after` (and, in a dry run, the diff's old sides)
+  after: Map<string, Buffer> // new bytes kept, by blob id
+}
+
+// One run of the chain over a list of units, and the result commit it feeds.
+export interface ChainAttempt {
+  out: ChainOutput
+  run: Promise<ApplyResult>
+  writing: Promise<{ commit: string }>
+}
+
+// The apply phase's progress: announced once the snapshot is planned (the early chain
+// runs before that, silently).
+export interface ApplyProgress {
+  announced: boolean
+  total: number
+}
+
+// A unit as sent to the chain: its text, with the blob id and mode it was read with.
+type ChainInput = UnitInput & { oid: string; mode: FileMode }
+
+// Texts as UTF-8, in one allocation for all (a buffer each costs far more here).
+function encodeAll(texts: readonly string[]): Buffer[] {
+  let total = 0
+  for (const t of texts) total += Buffer.byteLength(t, 'utf8')
+  const all = Buffer.allocUnsafeSlow(total)
+  let at = 0
+  return texts.map((t) => {
+    const n = all.write(t, at, 'utf8')
+    at += n
+    return all.subarray(at - n, at)
+  })
+}
+
+function unitInputOf(unitId: string, unitType: UnitType, bytes: Buffer): UnitInput {
+  const decoded = decodeUnit(bytes)
+  return { unitId, unitType, text: decoded.ok ? decoded.text : '' }
+}
+
+// The snapshot's units in batches, their bytes read from the store.
+async function* fromStore(store: Store, units: readonly ChainUnit[]): AsyncGenerator<ChainInput[]> {
+  for (let i = 0; i < units.length; i += BATCH_UNITS) {
+    const slice = units.slice(i, i + BATCH_UNITS)
+    const bytes = new Map<string, Buffer>()
+    for await (const { oid, content } of store.readBlobs([...new Set(slice.map((u) => u.oid))])) bytes.set(oid, content)
+    yield slice.map((u) => ({ ...unitInputOf(u.path, u.unitType, bytes.get(u.oid) as Buffer), oid: u.oid, mode: u.mode }))
+  }
+}
+
+// The pre-flight's units in batches: the bytes it held, else read again from the vault,
+// where they must still have the pre-flight's blob id (StaleUnit otherwise).
+async function* fromVault(root: string, units: readonly ChainUnit[], held: Map<string, Buffer>): AsyncGenerator<ChainInput[]> {
+  for (let i = 0; i < units.length; i += BATCH_UNITS) {
+    yield units.slice(i, i + BATCH_UNITS).map((u) => {
+      let bytes = held.get(u.path)
+      if (bytes) held.delete(u.path)
+      else {
+        const r = readUnit(root, u)
+        if (!r.ok || r.oid !== u.oid) throw new StaleUnit(u.path)
+        bytes = r.bytes
+      }
+      return { ...unitInputOf(u.path, u.unitType, bytes), oid: u.oid, mode: u.mode }
+    })
+  }
+}
+
+// Each batch's result as it comes: the changed units' new bytes to the result commit,
+// kept here (with, in a dry run, the old bytes for the diff) only up to the buffer.
+function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress) {
+  const { dryRun } = ctx.input
+  return (units: readonly UnitInput[], r: ApplyResult, k: number): void => {
+    const inputs = units as readonly ChainInput[]
+    out.done += units.length
+    ctx.tick(units.length)
+    if (progress.announced) ctx.session.emit({ type: 'progress', phase: 'apply', done: out.done, total: progress.total })
+    if (!r.ok) return
+    const changed = r.units.flatMap((u, j) => (u.after === u.before ? [] : [{ u, c: inputs[j] as ChainInput }]))
+    for (const u of r.units) if (u.touched) out.touched++
+    r.units.length = 0
+    const after = encodeAll(changed.map((x) => x.u.after))
+    const size = after.reduce((n, b) => n + b.length, 0) * (dryRun ? 2 : 1)
+    const keep = out.held + size <= ctx.budget
+    if (keep) out.held += size
+    const before = keep && dryRun ? encodeAll(changed.map((x) => x.u.before)) : null
+    out.diffs[k] = changed.map(({ c }, j) => {
+      const content = after[j] as Buffer
+      const oid = hashBlob(content)
+      out.queue.push({ path: c.unitId, mode: c.mode, content, oid })
+      if (keep) out.after.set(oid, content)
+      return { path: c.unitId, oldMode: c.mode, newMode: c.mode, oldOid: c.oid, newOid: oid, oldContent: before?.[j] ?? null, newContent: before ? content : null }
+    })
+  }
+}
+
+export interface ChainSource {
+  pool: ChainPool
+  steps: readonly ScriptFile[]
+  base: Promise<BaseTree> // the snapshot's tree, once taken
+  commit: (out: ChainOutput) => Omit<CommitInput, 'tree'> // read when the chain's output has ended
+}
+
+// Start the chain on units read from the vault (the early chain, during the snapshot)
+// or from the store (the snapshot's units), writing its result commit as it goes.
+export function startChain(ctx: RunContext, source: ChainSource, units: { vault: readonly ChainUnit[]; held: Map<string, Buffer> } | { store: readonly ChainUnit[] }, progress: ApplyProgress): ChainAttempt {
+  const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map() }
+  const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
+  const run = (async (): Promise<ApplyResult> => (await source.pool.load(source.steps)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
+  run.catch(() => undefined)
+  const writing = ctx.store.writeCommitWithChanges(source.base, out.queue, () => source.commit(out))
+  writing.catch(() => undefined)
+  return { out, run, writing }
+}
+
+// Stop an attempt whose result will not be used: its workers, and its commit unwritten.
+export async function abandonChain(attempt: ChainAttempt, pool: ChainPool, reason: unknown): Promise<void> {
+  pool.cancel()
+  attempt.out.queue.fail(reason)
+  await Promise.allSettled([attempt.run, attempt.writing])
+}
+
+// The chain's result and, when every unit passed every step, its result commit.
+export async function finishChain({ run, out, writing }: ChainAttempt): Promise<{ applied: ApplyResult; commit: string | null }> {
+  let applied: ApplyResult
+  try {
+    applied = await run
+  } catch (err) {
+    out.queue.fail(err)
+    await writing.catch(() => undefined)
+    throw err
+  }
+  if (!applied.ok) {
+    out.queue.fail(new Error('the chain failed'))
+    await writing.catch(() => undefined)
+    return { applied, commit: null }
+  }
+  out.queue.end()
+  return { applied, commit: (await writing).commit }
+}

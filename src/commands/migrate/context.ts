@@ -1,0 +1,65 @@
+import { AasError, isAasError } from '../../errors.js'
+import type { Store } from '../../git/store.js'
+import type { SandboxOptions } from '../../migrations/sandbox.js'
+import type { UnitType } from '../../vault/rules.js'
+import type { FileMode } from '../../vault/walk.js'
+import type { EngineEvent, WriteSession } from '../session.js'
+
+// What every phase of a run takes: the normalised request (src/api.ts resolves the
+// vault and opens its store) and the run's shared machinery.
+
+export interface MigrateInput {
+  store: Store
+  runId: string
+  target: number
+  dryRun: boolean
+  commit: boolean // also record the migration as one commit on the current branch
+  env: NodeJS.ProcessEnv
+  lockTimeoutMs: number
+  now: () => Date
+  onEvent?: (event: EngineEvent) => void
+}
+
+export interface RunContext {
+  root: string
+  store: Store
+  input: MigrateInput
+  session: WriteSession
+  limits: SandboxOptions // for every pool of the run's workers
+  budget: number // unit bytes held in memory between phases (AAS_BUFFER_MB)
+  tick: (units: number) => void // garbage collected as the run goes: see transaction/collect.ts
+}
+
+// What a phase gives the next one, or why the run stops there.
+export type PhaseResult<T> = { ok: true; value: T } | { ok: false; errors: AasError[] }
+
+// A phase whose expected failures are thrown (an AasError) as a PhaseResult; anything
+// else is a bug and propagates (the session turns it into INTERNAL).
+export async function guarded<T>(phase: () => Promise<T>): Promise<PhaseResult<T>> {
+  try {
+    return { ok: true, value: await phase() }
+  } catch (err) {
+    if (isAasError(err)) return { ok: false, errors: [err] }
+    throw err
+  }
+}
+
+// A unit of the chain's input: path, blob id and mode, as the pre-flight or the snapshot has it.
+export interface ChainUnit {
+  path: string
+  unitType: UnitType
+  oid: string
+  mode: FileMode
+}
+
+// Unit bytes held in memory between phases, by default: the pre-flight's reads (for the
+// snapshot and the chain) and the chain's results (for the fast-forward and the dry-run
+// diff) each up to this much; beyond it they are read again, from the vault (checked
+// against the blob id) or from the store. A run's memory then does not grow with the
+// vault's bytes. AAS_BUFFER_MB sets it.
+export const DEFAULT_BUFFER_MB = 8
+
+export function bufferBytesFromEnv(env: NodeJS.ProcessEnv): number {
+  const v = env.AAS_BUFFER_MB?.trim()
+  return (v !== undefined && /^\d+$/.test(v) ? Number(v) : DEFAULT_BUFFER_MB) * 1024 * 1024
+}
