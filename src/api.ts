@@ -7,7 +7,7 @@ import { checkVault, type DoctorResult } from './commands/doctor.js'
 import { migrateResult, migrateVault, type MigrateResult } from './commands/migrate/migrate.js'
 import { rollbackResult, rollbackVault, type RollbackResult } from './commands/rollback.js'
 import { newRunId } from './commands/run-id.js'
-import type { EngineEvent } from './commands/session.js'
+import { auditRecord, type EngineEvent } from './commands/session.js'
 import { vaultStatus, type StatusResult } from './commands/status.js'
 import * as snapshots from './snapshots/snapshots.js'
 import { appendAudit } from './transaction/audit.js'
@@ -87,8 +87,8 @@ async function openVault(options: VaultOptions, runId: string, command: string, 
     return { root, store: await openStore({ agentsRoot: root, ...backendOf(options) }) }
   } catch (err) {
     const error = asAasError(err)
-    const record = { run_id: runId, timestamp: new Date(started).toISOString(), agents_root: root, command, result: 'failed' as const, from: null, to: null, dry_run: false, units_touched: 0, snapshot: null, result_commit: null, rolled_back: false }
-    await appendAudit(root, { ...record, error: { code: error.code, message: error.message }, duration_ms: Date.now() - started }).catch(() => undefined)
+    const fields = { from: null, to: null, dry_run: false, units_touched: 0, snapshot: null, result_commit: null, rolled_back: false, error }
+    await appendAudit(root, auditRecord({ runId, root, command, started }, fields)).catch(() => undefined)
     return { root, error }
   }
 }

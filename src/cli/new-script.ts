@@ -106,7 +106,7 @@ export async function writeNewScript({ agentsRoot, from }: { agentsRoot: string;
   let n = from
   if (n === undefined) {
     const { inventory } = await takeInventory(agentsRoot)
-    n = Math.max(inventory.vaultVersion, ...discovery.scripts.map((s) => s.to))
+    n = Math.max(inventory.vaultVersion ?? 0, ...discovery.scripts.map((s) => s.to))
   }
   const existing = discovery.scripts.find((s) => s.from === n)
   if (existing) {

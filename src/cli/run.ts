@@ -91,11 +91,8 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
     case 'migrate': {
       const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent })
       progress.finish()
-      if (req.json) {
-        io.stdout(renderJson(command, migrateJson(result), result.error))
-        return result.ok ? 0 : 1
-      }
-      if (action.dryRun) {
+      if (req.json) io.stdout(renderJson(command, migrateJson(result), result.error))
+      else if (action.dryRun) {
         await writeDryRun(result, { stat: action.stat, paint: paint.out, write: io.stdout })
         io.stderr(renderMigrateSummary(result, paint.err))
       } else {
@@ -138,6 +135,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
             data: { failed: failed.map((c) => c.id) },
           })
       io.stdout(req.json ? renderJson(command, { doctor: r }, error) : renderDoctorText(r, paint.out))
+      if (error) io.stderr(renderErrorText(error, paint.err))
       return r.ok ? 0 : 1
     }
     case 'new-script': {
@@ -162,7 +160,8 @@ function eventPrinter(req: CliRequest, io: CliIo, paints: { out: Paint; err: Pai
   const paint = toStderr ? paints.err : paints.out
   return (e) => {
     progress.onEvent(e)
-    if (e.type === 'snapshot') say(`${e.purpose === 'safety' ? 'safety snapshot' : 'snapshot'}: ${paint.bold(e.name)} (${e.ref}, ${e.files} files)\n`)
+    if (e.type === 'snapshot' && e.ref === null) say(`preview base: ${e.commit.slice(0, 12)} (${e.files} files; a dry run keeps no snapshot ref)\n`)
+    else if (e.type === 'snapshot') say(`${e.purpose === 'safety' ? 'safety snapshot' : 'snapshot'}: ${paint.bold(e.name)} (${e.ref}, ${e.files} files)\n`)
     if (e.type === 'recovered') {
       io.stderr(`${paints.err.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`)
     }

@@ -174,7 +174,7 @@ export async function checkVault({ root, location, store: opened }: DoctorInput)
   const chain = summarizeChain(inv.vaultVersion, discovery.scripts)
   checks.push(
     chain.complete
-      ? pass('chain', chain.latest === null ? 'no scripts in _migrations/' : chain.latest <= inv.vaultVersion ? `the vault is at the latest scripted version (v${chain.latest})` : `v${inv.vaultVersion} -> v${chain.latest} complete`)
+      ? pass('chain', chain.latest === null ? 'no scripts in _migrations/' : inv.vaultVersion === null ? 'the vault is empty' : chain.latest <= inv.vaultVersion ? `the vault is at the latest scripted version (v${chain.latest})` : `v${inv.vaultVersion} -> v${chain.latest} complete`)
       : fail(
           'chain',
           `no migration script for v${chain.gap?.from} -> v${chain.gap?.to}: the chain v${inv.vaultVersion} -> v${chain.latest} cannot run (copy the release's script into _migrations/, or write one)`,

@@ -140,7 +140,9 @@ async function restore(input: RollbackInput, session: WriteSession, note: (got: 
   return { ...done, written: t.written, removed: t.removed, branchCommit }
 }
 
-function refOf(s: Ref): Ref {
+// A snapshot taken with its ref (a safety snapshot always is).
+function refOf(s: Pick<TakeSnapshotResult, 'name' | 'ref' | 'commit'>): Ref {
+  if (s.ref === null) throw new Error(`snapshot ${s.name} was taken without a ref`)
   return { name: s.name, ref: s.ref, commit: s.commit }
 }
 

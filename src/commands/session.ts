@@ -12,7 +12,7 @@ import { recoverTransaction, type RecoveryResult } from '../transaction/transact
 export type EngineEvent =
   | { type: 'recovered'; recovery: RecoveryResult }
   | { type: 'lock'; path: string }
-  | { type: 'snapshot'; name: string; ref: string; commit: string; files: number; purpose?: 'safety' }
+  | { type: 'snapshot'; name: string; ref: string | null; commit: string; files: number; purpose?: 'safety' } // ref null: a dry run's base
   | { type: 'phase'; phase: 'snapshot' | 'apply' | 'validate' | 'fast-forward' | 'rollback'; total: number }
   | { type: 'progress'; phase: string; done: number; total: number }
 
@@ -22,8 +22,31 @@ export interface WriteSession {
   withAgentLocks<T>(paths: readonly string[], fn: () => Promise<T>): Promise<T>
 }
 
-// A command's own fields of its audit line; `result` follows from the error.
-export type AuditFields = Pick<AuditRecord, 'from' | 'to' | 'dry_run' | 'units_touched' | 'snapshot' | 'result_commit' | 'rolled_back'> & { error: AasError | null } & Record<string, unknown>
+// A command's own fields of its audit line; the session adds the rest (`result`, the
+// error's message and code) from the error.
+export interface AuditFields extends Pick<AuditRecord, 'dry_run' | 'units_touched' | 'snapshot' | 'result_commit' | 'rolled_back'> {
+  from: number | null // the vault's version before, when known
+  to: number | null // the target version, when there is one
+  error: AasError | null
+  [extra: string]: unknown
+}
+
+// The audit line of a command, from its own fields.
+export function auditRecord(base: { runId: string; root: string; command: string; started: number }, { from, to, error, ...fields }: AuditFields): AuditRecord {
+  return {
+    run_id: base.runId,
+    timestamp: new Date(base.started).toISOString(),
+    agents_root: base.root,
+    from_version: from ?? -1,
+    to_version: to ?? -1,
+    ...fields,
+    error: error?.message ?? '',
+    command: base.command,
+    result: error === null ? 'ok' : isRefusal(error) ? 'refused' : 'failed',
+    error_code: error?.code ?? null,
+    duration_ms: Date.now() - base.started,
+  }
+}
 
 export interface WriteSessionOptions<R> {
   store: Store
@@ -47,7 +70,7 @@ export function agentDirOf(rel: string): string | null {
 // transaction first, the command, then one audit line, then the lock goes. What the body
 // throws becomes its outcome through onError — an AasError as it is, anything else as
 // INTERNAL — so the audit line is written whatever happened.
-export async function withWriteSession<R>(options: WriteSessionOptions<R>, body: (session: WriteSession) => Promise<R>, onError: (err: AasError) => R): Promise<R> {
+export async function withWriteSession<R>(options: WriteSessionOptions<R>, body: (session: WriteSession) => Promise<R>, onError: (err: AasError) => R | Promise<R>): Promise<R> {
   const { store, runId, command, onEvent } = options
   const root = store.agentsRoot
   const started = Date.now()
@@ -75,20 +98,10 @@ export async function withWriteSession<R>(options: WriteSessionOptions<R>, body:
       },
     })
   } catch (err) {
-    outcome = onError(asAasError(err))
+    outcome = await onError(asAasError(err))
   }
   try {
-    const { error, ...fields } = options.audit(outcome)
-    await appendAudit(root, {
-      run_id: runId,
-      timestamp: new Date(started).toISOString(),
-      agents_root: root,
-      command,
-      duration_ms: Date.now() - started,
-      result: error === null ? 'ok' : isRefusal(error) ? 'refused' : 'failed',
-      ...fields,
-      error: error ? { code: error.code, message: error.message } : null,
-    })
+    await appendAudit(root, auditRecord({ runId, root, command, started }, options.audit(outcome)))
   } finally {
     await release(lock)
   }

@@ -51,9 +51,10 @@ export async function vaultStatus({ root, location, store, onProgress, onEvent }
   }
 }
 
-export function summarizeChain(current: number, scripts: readonly ScriptFile[]): ChainSummary {
+// The chain from the vault's version to the newest script; an empty vault needs none.
+export function summarizeChain(current: number | null, scripts: readonly ScriptFile[]): ChainSummary {
   const latest = scripts.reduce<number | null>((max, s) => (max === null || s.to > max ? s.to : max), null)
-  if (latest === null || latest <= current) return { latest, steps: [], complete: true, gap: null }
+  if (latest === null || current === null || latest <= current) return { latest, steps: [], complete: true, gap: null }
   const plan = planChain({ current, target: latest, scripts })
   if (plan.ok) return { latest, steps: plan.steps.map((s) => ({ from: s.from, to: s.to, file: s.script.file })), complete: true, gap: null }
   const missing = (plan.error.data.missing as Array<{ from: number; to: number }> | undefined)?.[0] ?? null

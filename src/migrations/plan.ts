@@ -11,11 +11,11 @@ export interface ChainStep<S extends ScriptFile = ScriptFile> {
 }
 
 export type ChainPlan<S extends ScriptFile = ScriptFile> =
-  | { ok: true; current: number; target: number; steps: Array<ChainStep<S>> }
-  | { ok: false; current: number; target: number; error: AasError }
+  | { ok: true; current: number | null; target: number; steps: Array<ChainStep<S>> }
+  | { ok: false; current: number | null; target: number; error: AasError }
 
 export interface PlanInput<S extends ScriptFile = ScriptFile> {
-  current: number // the vault version (minimum unit version; unversioned = 0)
+  current: number | null // the vault version (minimum unit version; unversioned = 0); null: an empty vault
   target: number
   scripts: readonly S[]
 }
@@ -24,6 +24,8 @@ export function planChain<S extends ScriptFile>({ current, target, scripts }: Pl
   if (!Number.isSafeInteger(target) || target < 0) {
     return fail(current, target, new AasError('USAGE', `Target version ${String(target)} is not a version number.`, { hint: 'Pass --to vN with a whole number N, e.g. --to v2.', data: { current, target } }))
   }
+  // An empty vault has no unit to migrate: any target is reached by no step.
+  if (current === null) return { ok: true, current, target, steps: [] }
   if (target <= current) {
     return fail(
       current,
@@ -65,6 +67,6 @@ export function planChain<S extends ScriptFile>({ current, target, scripts }: Pl
   return { ok: true, current, target, steps }
 }
 
-function fail<S extends ScriptFile>(current: number, target: number, error: AasError): ChainPlan<S> {
+function fail<S extends ScriptFile>(current: number | null, target: number, error: AasError): ChainPlan<S> {
   return { ok: false, current, target, error }
 }

@@ -33,7 +33,7 @@ export interface Snapshot {
 
 export interface TakeSnapshotResult {
   name: string
-  ref: string
+  ref: string | null // null: taken without a ref (a dry run's base)
   commit: string
   tree: string
   files: number
@@ -206,7 +206,7 @@ function trailerBlock(t: Record<string, string | number>): string {
 
 export interface TakeSnapshotOptions {
   target: number
-  from: number
+  from: number | null // null: an empty vault
   runId: string
   now?: Date
   engineVersion?: string
@@ -215,13 +215,16 @@ export interface TakeSnapshotOptions {
   // Files the caller has already read, by vault-relative path: used instead of a second
   // read when the file's stat is unchanged since (see Store.writeVaultTree).
   preRead?: ReadonlyMap<string, PreReadFile>
+  // false: set no snapshot ref. A dry run's base is reachable from its pending ref only, so
+  // that previews do not fill --list-snapshots.
+  ref?: boolean
 }
 
 // Commit the snapshot scope of the live vault onto a new snapshot ref; its parent is
 // the previous snapshot, so `git log refs/aas/snapshots/<name>` browses history.
 export async function takeSnapshot(
   store: Store,
-  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label, preRead }: TakeSnapshotOptions,
+  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label, preRead, ref: setRef = true }: TakeSnapshotOptions,
 ): Promise<TakeSnapshotResult> {
   // Listed while the vault is scanned; needed once the tree is known.
   const parentP = latestSnapshotCommit(store)
@@ -240,7 +243,7 @@ export async function takeSnapshot(
       bytesAdded = await bytesAddedSince(store, parent, tree.blobSizes, tree.previous)
       const message = `${title}\n\n${trailerBlock({
         'Aas-Run-Id': runId,
-        'Aas-From': from,
+        'Aas-From': from ?? 'empty',
         'Aas-Target': target,
         'Aas-Engine-Version': engineVersion,
         'Aas-Files': tree.files,
@@ -249,7 +252,7 @@ export async function takeSnapshot(
       return { parents: parent ? [parent.oid] : [], message, timestamp: Math.floor(now.getTime() / 1000) }
     },
   })
-  const { name, ref } = await allocateRef(store, base, res.commit)
+  const { name, ref } = setRef ? await allocateRef(store, base, res.commit) : { name: base, ref: null }
   const parentOid = (parent as RefCommit | null)?.oid ?? null
   return { name, ref, commit: res.commit, tree: res.tree, files: res.files, bytesAdded, bytesHashed: res.bytesHashed, parent: parentOid, entries: res.entries, trees: res.trees }
 }

@@ -4,27 +4,31 @@ import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 
 // The audit log: one JSON line per run, refusal or rollback, appended to
-// <agents_root>/_migrations/migration.jsonl (the Python runner's file and fields,
-// plus `command` and `result`). Appends are one write(2) each with O_APPEND, so
-// concurrent appenders never interleave inside a line; a crash can only tear the
-// last line, which readers skip.
+// <agents_root>/_migrations/migration.jsonl. Each line carries the Python runner's
+// fields with their names and types, so that the tools that read its file keep working,
+// and ours under names of their own. Appends are one write(2) each with O_APPEND, so
+// concurrent appenders never interleave inside a line; a crash can only tear the last
+// line, which readers skip.
 
 export const AUDIT_FILE = path.join('_migrations', 'migration.jsonl')
 
 export interface AuditRecord {
+  // The Python runner's record (its MigrationEvent):
   run_id: string
   timestamp: string // ISO 8601, UTC
   agents_root: string
-  command: string // e.g. 'migrate', 'dry-run', 'rollback', 'import-snapshot'
-  result: 'ok' | 'refused' | 'failed'
-  from: number | null // vault version before
-  to: number | null // target version
-  dry_run: boolean
+  from_version: number // the vault's version before; -1 when the command stopped before it was known
+  to_version: number // the target version; -1 when the command has none
   units_touched: number
+  dry_run: boolean
+  rolled_back: boolean
+  error: string // the error's message; '' on success
+  // Ours:
+  command: string // the command line's action, e.g. '--to v2 --dry-run', '--rollback NAME'
+  result: 'ok' | 'refused' | 'failed'
+  error_code: string | null // the AasError code, null on success
   snapshot: string | null // snapshot name
   result_commit: string | null
-  rolled_back: boolean
-  error: { code: string; message: string } | null
   duration_ms: number
   [extra: string]: unknown // further fields are kept as given
 }

@@ -22,7 +22,7 @@ export interface VersionCount {
 
 export interface Inventory {
   units: number
-  vaultVersion: number // minimum unit version; unversioned units count as 0
+  vaultVersion: number | null // minimum unit version (unversioned units count as 0); null: no readable unit, an empty vault
   versions: VersionCount[] // ascending
   unversioned: Array<{ unitId: string; unitType: UnitType }>
   unreadable: UnreadableUnit[]
@@ -106,7 +106,7 @@ export function summarize(readings: ReadonlyArray<{ entry: Pick<ScopeEntry, 'pat
   const versions = [...counts.values()].sort((a, b) => a.version - b.version)
   return {
     units: readings.length,
-    vaultVersion: versions[0]?.version ?? 0,
+    vaultVersion: versions[0]?.version ?? null,
     versions,
     unversioned,
     unreadable,

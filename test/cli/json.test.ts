@@ -10,6 +10,8 @@ const errorShape = z.strictObject({ code: z.string(), message: z.string(), hint:
 const envelope = <C extends string | null, S extends z.ZodRawShape>(command: z.ZodType<C>, shape: S) =>
   z.strictObject({ schemaVersion: z.literal(1), command, ok: z.boolean(), error: errorShape.nullable(), ...shape })
 const ref = z.strictObject({ name: z.string(), ref: z.string(), commit: z.string() })
+// A dry run's snapshot has no ref: its commit is the pending ref's parent.
+const runSnapshot = z.strictObject({ name: z.string(), ref: z.string().nullable(), commit: z.string() })
 const validation = z.strictObject({
   ok: z.boolean(),
   version: z.number(),
@@ -27,7 +29,7 @@ const migrateResult = z.strictObject({
   from: z.number().nullable(),
   target: z.number(),
   steps: z.array(z.strictObject({ from: z.number(), to: z.number(), file: z.string(), status: z.enum(['applied', 'failed', 'not-run']) })),
-  snapshot: ref.nullable(),
+  snapshot: runSnapshot.nullable(),
   result: z.strictObject({ ref: z.string(), commit: z.string() }).nullable(),
   units: z.number(),
   touched: z.number(),

@@ -10,16 +10,17 @@ function record(overrides: Partial<AuditRecord> = {}): AuditRecord {
     run_id: 'r1',
     timestamp: '2026-05-06T10:00:00.000Z',
     agents_root: '/vault',
-    command: 'migrate',
-    result: 'ok',
-    from: 1,
-    to: 2,
-    dry_run: false,
+    from_version: 1,
+    to_version: 2,
     units_touched: 3,
+    dry_run: false,
+    rolled_back: false,
+    error: '',
+    command: '--to v2',
+    result: 'ok',
+    error_code: null,
     snapshot: '2026-05-06T100000_pre_v2_migration',
     result_commit: 'a'.repeat(40),
-    rolled_back: false,
-    error: null,
     duration_ms: 12,
     ...overrides,
   }
@@ -37,7 +38,7 @@ describe('audit log', () => {
 
   it('when appending to a vault without _migrations then creates it and writes one JSON line per record', async () => {
     await appendAudit(root, record())
-    await appendAudit(root, record({ run_id: 'r2', result: 'refused', error: { code: 'NOT_ABOVE_CURRENT', message: 'no' } }))
+    await appendAudit(root, record({ run_id: 'r2', result: 'refused', error: 'no', error_code: 'NOT_ABOVE_CURRENT' }))
     const text = await readFile(file(), 'utf8')
     expect(text.split('\n')).toHaveLength(3)
     expect(JSON.parse(text.split('\n')[0]!)).toEqual(record())
@@ -72,11 +73,11 @@ describe('audit log', () => {
   })
 
   it('when values contain newlines then each record still stays on one line', async () => {
-    await appendAudit(root, record({ error: { code: 'SCRIPT_FAILED', message: 'line 1\nline 2' } }))
+    await appendAudit(root, record({ error: 'line 1\nline 2', error_code: 'SCRIPT_FAILED' }))
     const text = await readFile(file(), 'utf8')
     expect(text.endsWith('\n')).toBe(true)
     expect(text.slice(0, -1)).not.toContain('\n')
-    expect((await readAudit(root)).records[0]?.error).toEqual({ code: 'SCRIPT_FAILED', message: 'line 1\nline 2' })
+    expect((await readAudit(root)).records[0]?.error).toBe('line 1\nline 2')
   })
 
   it('when _migrations is a symlink then refuses with PATH_UNSAFE and writes nothing outside', async () => {

@@ -10,7 +10,7 @@ export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false
   const inv = s.inventory
   lines.push(`agents_root:   ${s.agentsRoot.path} (from ${s.agentsRoot.origin === 'flag' ? '--agents-root' : s.agentsRoot.origin === 'env' ? 'ATOMIC_AGENTS_ROOT' : 'the default'})`)
   lines.push(`store:         ${s.store.kind === 'repo' ? `the vault's git repository ${s.store.gitDir} (refs/aas/*)` : `embedded ${s.store.gitDir}${s.store.exists ? '' : ' (created on the first snapshot)'}`}`)
-  lines.push(`vault version: v${inv.vaultVersion}${inv.versions.length > 1 ? ' (mixed versions)' : ''}`)
+  lines.push(`vault version: ${inv.vaultVersion === null ? 'empty (no readable unit)' : `v${inv.vaultVersion}`}${inv.versions.length > 1 ? ' (mixed versions)' : ''}`)
   lines.push('')
   lines.push(`units: ${inv.units}`)
   for (const row of inv.versions) {
@@ -36,6 +36,7 @@ export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false
   for (const e of s.scriptErrors) lines.push(`  ${paint.error('error:')} ${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`)
   const c = s.chain
   if (c.latest === null) lines.push('chain:         no scripts; nothing to migrate to')
+  else if (inv.vaultVersion === null) lines.push(`chain:         the vault is empty; --to v${c.latest} changes nothing`)
   else if (c.latest <= inv.vaultVersion) lines.push(`chain:         the vault is at the latest scripted version (v${c.latest})`)
   else if (c.complete) lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} complete (${plural(c.steps.length, 'step')}); run --to v${c.latest} --dry-run to preview`)
   else lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} incomplete: no migration script for v${c.gap?.from} -> v${c.gap?.to}`)

@@ -10,6 +10,7 @@ import type { ValidationResult } from '../../schema/validate.js'
 import type { TakeSnapshotResult } from '../../snapshots/snapshots.js'
 import { collectGarbage, collector } from '../../transaction/collect.js'
 import { journalChangesOf, prefetchingBlobSource } from '../../transaction/transaction.js'
+import { takeInventory } from '../../vault/inventory.js'
 import type { FileMode } from '../../vault/walk.js'
 import { prepareBranchCommit, recordBranchCommit } from '../branch-commit.js'
 import { fastForward } from '../fast-forward.js'
@@ -34,7 +35,8 @@ export interface MigrateResult {
   from: number | null
   target: number
   steps: Array<{ from: number; to: number; file: string; status: StepStatus }>
-  snapshot: { name: string; ref: string; commit: string } | null
+  // The run's snapshot; a dry run's has no ref (its commit is the pending ref's parent).
+  snapshot: { name: string; ref: string | null; commit: string } | null
   result: { ref: string; commit: string } | null // refs/aas/pending/<id> (dry run) or refs/aas/runs/<id>
   units: number
   touched: number
@@ -100,7 +102,15 @@ export async function migrateVault(input: MigrateInput): Promise<MigrateResult> 
       }),
     },
     (session) => runPipeline(input, session, (got, errors) => migrateResult(base, got, errors)),
-    (err) => migrateResult(base, {}, [err]),
+    // Refused for the lock: the vault's version is still recorded (reading needs no lock).
+    async (err) => migrateResult(base, err.code === 'LOCKED' ? { from: await vaultVersionOf(input.store.agentsRoot) } : {}, [err]),
+  )
+}
+
+async function vaultVersionOf(root: string): Promise<number | null> {
+  return takeInventory(root).then(
+    ({ inventory }) => inventory.vaultVersion,
+    () => null,
   )
 }
 
@@ -241,6 +251,6 @@ async function applyToVault(ctx: RunContext, snap: TakeSnapshotResult, commit: s
   return plan ? { plan, changes } : null
 }
 
-function branchMessage(input: MigrateInput, from: number, snapshot: string): string {
-  return `Migrate vault to v${input.target}\n\nAas-Run-Id: ${input.runId}\nAas-From: ${from}\nAas-Target: ${input.target}\nAas-Snapshot: ${snapshot}\n`
+function branchMessage(input: MigrateInput, from: number | null, snapshot: string): string {
+  return `Migrate vault to v${input.target}\n\nAas-Run-Id: ${input.runId}\nAas-From: ${from ?? 'empty'}\nAas-Target: ${input.target}\nAas-Snapshot: ${snapshot}\n`
 }

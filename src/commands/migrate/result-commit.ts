@@ -17,21 +17,21 @@ export function trailers(t: Record<string, string | number>): string {
 
 export interface ResultCommitInfo {
   snapshotTaken(snap: Pick<TakeSnapshotResult, 'name' | 'commit'>): void
-  planned(from: number): void
+  planned(from: number | null): void
   commit(out: ChainOutput): Omit<CommitInput, 'tree'>
 }
 
 export function resultCommitInfo({ runId, target, dryRun, now }: Pick<MigrateInput, 'runId' | 'target' | 'dryRun' | 'now'>): ResultCommitInfo {
   let snapshot: Pick<TakeSnapshotResult, 'name' | 'commit'> | null = null
-  let from: number | null = null
+  let from: number | null | undefined
   return {
     snapshotTaken: (snap) => void (snapshot = snap),
     planned: (version) => void (from = version),
     commit(out) {
-      if (!snapshot || from === null) throw new Error('the result commit was asked for before its snapshot was planned')
-      const message = `${dryRun ? 'Preview of' : 'Migrate'} v${from} -> v${target}\n\n${trailers({
+      if (!snapshot || from === undefined) throw new Error('the result commit was asked for before its snapshot was planned')
+      const message = `${dryRun ? 'Preview of' : 'Migrate'} ${from === null ? 'an empty vault' : `v${from}`} -> v${target}\n\n${trailers({
         'Aas-Run-Id': runId,
-        'Aas-From': from,
+        'Aas-From': from ?? 'empty',
         'Aas-Target': target,
         'Aas-Snapshot': snapshot.name,
         'Aas-Dry-Run': String(dryRun),

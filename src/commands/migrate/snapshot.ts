@@ -23,6 +23,7 @@ export async function takeRunSnapshot(ctx: RunContext, pre: Preflight): Promise<
     runId: input.runId,
     now: input.now(),
     preRead: pre.forSnapshot,
+    ref: !input.dryRun,
     onProgress: (n, total) => {
       ctx.tick(n - done)
       done = n
@@ -36,7 +37,7 @@ export async function takeRunSnapshot(ctx: RunContext, pre: Preflight): Promise<
 }
 
 export interface SnapshotPlan {
-  from: number // the snapshot's vault version
+  from: number | null // the snapshot's vault version; null: an empty vault
   units: ChainUnit[] // the snapshot's units, in its order
   steps: Array<ChainStep<ScriptFile>>
   earlyValid: boolean // the early chain ran on exactly these units with these steps
