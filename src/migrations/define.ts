@@ -4,9 +4,9 @@ import type { SchemaLike, ValidatedUnit } from '../schema/contract.js'
 
 export type { SchemaLike, ValidatedUnit }
 
-// The contract between the engine and a migration script (SPEC §2). Scripts are
-// plain objects; nothing here is needed at run time except `defineMigration`,
-// which only exists so TypeScript users get these types checked.
+// The contract between the engine and a migration script (docs/writing-migrations.md,
+// "The contract"). Scripts are plain objects; nothing here is needed at run time except
+// `defineMigration`, which only exists so TypeScript users get these types checked.
 
 // The handle a script gets for one unit. It never exposes a filesystem path:
 // writes go to an in-memory scratch copy, never to the live file.
