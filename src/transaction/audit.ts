@@ -3,11 +3,11 @@ import { lstat, mkdir, open, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 
-// The audit log: one JSON line per run, refusal or rollback, appended to
-// <agents_root>/_migrations/migration.jsonl (the Python runner's file and fields,
-// plus `command` and `result`). Appends are one write(2) each with O_APPEND, so
-// concurrent appenders never interleave inside a line; a crash can only tear the
-// last line, which readers skip.
+// The audit log (docs/how-it-works.md, "The audit log"): one JSON line per run, refusal
+// or rollback, appended to <agents_root>/_migrations/migration.jsonl, the Python
+// runner's file. Appends are one write(2) each with O_APPEND, so concurrent appenders
+// never interleave inside a line; a crash can only tear the last line, which readers
+// skip.
 
 export const AUDIT_FILE = path.join('_migrations', 'migration.jsonl')
 
@@ -15,7 +15,7 @@ export interface AuditRecord {
   run_id: string
   timestamp: string // ISO 8601, UTC
   agents_root: string
-  command: string // e.g. 'migrate', 'dry-run', 'rollback', 'import-snapshot'
+  command: string // the action's flags, e.g. '--to v2 --dry-run', '--rollback NAME --force'
   result: 'ok' | 'refused' | 'failed'
   from: number | null // vault version before
   to: number | null // target version
