@@ -109,8 +109,8 @@ async function recoverUnderLock(store: Store, emit: (e: EngineEvent) => void): P
 }
 
 // For read-only commands: they take no lock, except to complete an interrupted
-// transaction they find (docs/how-it-works.md, "Recovery": any command that finds a
-// journal completes it first).
+// transaction they find (docs/how-it-works.md, "Recovery": the writing commands and
+// --status complete a journal first).
 export async function recoverIfInterrupted(store: Store, { command, onEvent }: { command: string; onEvent?: (e: EngineEvent) => void }): Promise<RecoveryResult | null> {
   if (!(await readJournal(store.location.stateDir))) return null
   const lock = await acquireVaultLock(store.agentsRoot, { command, breakStale: true })
