@@ -132,10 +132,12 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 
 /**
  * `--status`: inventory by version, unversioned and unreadable units, scripts by name
- * (never run), the chain, the store. Takes no lock.
+ * (never run), the chain, the store. Takes no lock, except to complete an interrupted
+ * transaction it finds. Rejects with an {@link AasError} (e.g. `AGENTS_ROOT_MISSING`).
  * @example
  * const s = await status({ agentsRoot: '/srv/agents' })
- * console.log(`v${s.inventory.vaultVersion}, ${s.inventory.units} units, chain to v${s.chain.latest}`)
+ * console.log(`v${s.inventory.vaultVersion}: ${s.inventory.units} units, ${s.inventory.unreadable.length} unreadable`)
+ * if (!s.chain.complete) console.log(`no script for v${s.chain.gap?.from} -> v${s.chain.gap?.to}`)
  */
 export async function status(options: StatusOptions = {}): Promise<StatusResult> {
   const root = await rootOf(options)
@@ -145,6 +147,8 @@ export async function status(options: StatusOptions = {}): Promise<StatusResult>
 
 /**
  * `--doctor`: read-only health checks, each failed one with the commands that fix it.
+ * An unhealthy vault resolves with `ok: false`; a missing agents_root rejects with an
+ * {@link AasError}.
  * @example
  * const d = await doctor({ agentsRoot: '/srv/agents' })
  * for (const c of d.checks.filter((c) => !c.ok)) console.log(c.message, c.fixes)
@@ -155,18 +159,22 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorResult>
 }
 
 /**
- * Snapshots newest first, with Python-runner tarballs not yet imported.
+ * `--list-snapshots`: snapshots newest first, then Python-runner tarballs not yet
+ * imported (`source: 'tarball'`); empty when the vault has no store yet. Rejects with an
+ * {@link AasError}.
  * @example
- * const [latest] = await listSnapshots({ agentsRoot: '/srv/agents' })
+ * for (const s of await listSnapshots({ agentsRoot: '/srv/agents' })) console.log(s.name, s.time, s.target)
  */
 export async function listSnapshots(options: VaultOptions = {}): Promise<snapshots.Snapshot[]> {
   return snapshots.listSnapshots(await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) }))
 }
 
 /**
- * A snapshot as a `.tar.gz` in the Python runner's layout.
+ * `--export-snapshot`: a snapshot as a `.tar.gz` in the Python runner's layout, by default
+ * `_migrations/snapshots/<name>.tar.gz`. Rejects with an {@link AasError} (e.g.
+ * `SNAPSHOT_NOT_FOUND`, `TARBALL_EXISTS`).
  * @example
- * const { file } = await exportSnapshot({ agentsRoot: '/srv/agents', snapshot: 'NAME', out: '/backups/NAME.tar.gz' })
+ * const { file, files } = await exportSnapshot({ agentsRoot: '/srv/agents', snapshot: '2026-12-01T101500_pre_v2_migration', out: '/backups/before-v2.tar.gz' })
  */
 export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapshotOptions): Promise<snapshots.ExportResult> {
   const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
@@ -174,9 +182,13 @@ export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapsh
 }
 
 /**
- * A tarball (the Python runner's, or an export) becomes a snapshot ref.
+ * `--import-snapshot`: a tarball (the Python runner's, or an export) becomes a snapshot
+ * ref named after the file. Rejects with an {@link AasError}: `TARBALL_INVALID` for a
+ * member that is absolute, climbs out with `..`, links outside the vault or is a device,
+ * FIFO or hard link (every header is vetted before anything is written);
+ * `SNAPSHOT_EXISTS` when that snapshot is already there.
  * @example
- * const { name } = await importSnapshot({ agentsRoot: '/srv/agents', file: '/backups/NAME.tar.gz' })
+ * const { name, ref } = await importSnapshot({ agentsRoot: '/srv/agents', file: '/backups/before-v2.tar.gz' })
  */
 export async function importSnapshot({ file, ...options }: ImportSnapshotOptions): Promise<snapshots.ImportResult> {
   return snapshots.importSnapshot(await openStore({ agentsRoot: (await rootOf(options)).path, ...backendOf(options) }), file)

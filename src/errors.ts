@@ -89,6 +89,20 @@ export interface AasErrorOptions {
   cause?: unknown
 }
 
+/**
+ * The one error class of aas-migrate. Every expected failure is an `AasError` with a stable
+ * `code` ({@link AasErrorCode}), structured `data` (the file, unit or ref concerned), a `hint`
+ * naming the fix and, when it wraps another error, `cause`. `migrate` and `rollback` return
+ * it in their result (`error`, `errors`); `status`, `doctor`, `listSnapshots`,
+ * `exportSnapshot` and `importSnapshot` reject with it. Branch on `code`, not on the message.
+ * @example
+ * try {
+ *   await exportSnapshot({ agentsRoot: '/srv/agents', snapshot: '2026-12-01T101500_pre_v2_migration' })
+ * } catch (err) {
+ *   if (!(err instanceof AasError)) throw err
+ *   console.error(`${err.code}: ${err.message}`, err.hint ?? '') // e.g. SNAPSHOT_NOT_FOUND
+ * }
+ */
 export class AasError extends Error {
   override readonly name = 'AasError'
   readonly code: AasErrorCode
@@ -107,6 +121,14 @@ export class AasError extends Error {
   }
 }
 
+/**
+ * Whether `err` is an {@link AasError}, and, when `code` is given, one with that code.
+ * @example
+ * const snapshots = await listSnapshots({ agentsRoot: '/srv/agents' }).catch((err: unknown) => {
+ *   if (isAasError(err, 'AGENTS_ROOT_MISSING')) return [] // no vault here yet
+ *   throw err
+ * })
+ */
 export function isAasError(err: unknown, code?: AasErrorCode): err is AasError {
   return err instanceof AasError && (code === undefined || err.code === code)
 }

@@ -74,8 +74,24 @@ function unitTypeFor(u: InMemoryUnit): UnitType {
   return type
 }
 
-// Throws AasError for what would stop the real run before validation (a chain gap,
-// an unreadable unit, a script that fails or does not bump); validation failures are data.
+/**
+ * Runs migration scripts over unit texts in memory, as the engine runs them on its scratch
+ * tree (same handle, chain, validation and diff), with no vault or store. Throws an
+ * `AasError` for what would stop the real run before validation (a chain gap, an
+ * unreadable unit, a script that throws or does not bump `schema_version`); validation
+ * failures are data, in `validation.failures`.
+ * @example
+ * import { runMigrationInMemory } from 'aas-migrate/testing'
+ * import migration from '../v1_to_v2.ts'
+ *
+ * const run = await runMigrationInMemory({
+ *   migrations: [migration],
+ *   units: [{ unitId: 'agent/memory/feedback_example.md', text: '---\nschema_version: 1\nname: Example\n---\nBody.\n' }],
+ * })
+ * run.units[0]?.after // '---\nschema_version: 2\nname: Example\nprovenance: v1_migrated\n---\nBody.\n'
+ * run.validation.failures // [] when every unit is valid at v2
+ * run.diff // the unified diff, as --dry-run prints it
+ */
 export async function runMigrationInMemory(options: RunInMemoryOptions): Promise<InMemoryRunResult> {
   const scripts = await loadAll(options)
   const inputs = options.units.map((u) => ({ unitId: u.unitId, unitType: unitTypeFor(u), text: u.text }))

@@ -8,10 +8,11 @@ import type { Store } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
 import type { JournalChange } from '../transaction/journal.js'
 
-// `--commit` (SPEC §4): record a migration or a rollback as one commit on the user's
-// current branch, touching only the given paths. The commit's tree is HEAD's tree with
-// those paths replaced — never the index — so nothing the user staged is included;
-// afterwards the index entries of exactly those paths follow the new commit.
+// `--commit` (docs/how-it-works.md, "The branch commit"): record a migration or a
+// rollback as one commit on the user's current branch, touching only the given paths.
+// The commit's tree is HEAD's tree with those paths replaced — never the index — so
+// nothing the user staged is included; afterwards the index entries of exactly those
+// paths follow the new commit.
 
 export interface BranchCommitPlan {
   workTree: string

@@ -8,8 +8,9 @@ import { inspectVaultLock, shellQuote } from '../transaction/lock.js'
 import { summarizeChain } from './status.js'
 import { AAS_REF_ROOT } from '../git/refs.js'
 
-// `--doctor` (SPEC §4): read-only health checks. Each failed check carries the literal
-// shell commands that fix it, so an operator can copy them; nothing here writes.
+// `--doctor` (docs/how-it-works.md, "Status and doctor"): read-only health checks. Each
+// failed check carries the literal shell commands that fix it, so an operator can copy
+// them; nothing here writes.
 
 export type DoctorCheckId = 'store' | 'journal' | 'lock' | 'unreadable' | 'unversioned' | 'versions' | 'chain' | 'scripts'
 

@@ -122,7 +122,8 @@ async function recoverUnderLock(store: Store, emit: (e: EngineEvent) => void): P
 }
 
 // For read-only commands: they take no lock, except to complete an interrupted
-// transaction they find (SPEC §5: any command that finds a journal recovers first).
+// transaction they find (docs/how-it-works.md, "Recovery": the writing commands and
+// --status complete a journal first).
 export async function recoverIfInterrupted(store: Store, { command, onEvent }: { command: string; onEvent?: (e: EngineEvent) => void }): Promise<RecoveryResult | null> {
   if (!(await readJournal(store.location.stateDir))) return null
   const lock = await acquireVaultLock(store.agentsRoot, { command, breakStale: true })

@@ -3,8 +3,9 @@ import { hashBlob } from '../transaction/blob-hash.js'
 import { diffTextLines, isGitSpace, type Hunk, type LineDiff } from './hunks.js'
 import { quoteGitPathBytes } from './quote.js'
 
-// The dry-run diff (SPEC §4 --dry-run): a git-compatible unified diff of a set of file
-// changes that `git apply` accepts in the vault, plus the `--stat` summary.
+// The dry-run diff (docs/how-it-works.md, "The dry-run diff"): a git-compatible unified
+// diff of a set of file changes that `git apply` accepts in the vault, plus the `--stat`
+// summary.
 
 // One changed path. A null content (and mode) means that side is absent: added or deleted.
 export interface DiffFile {

@@ -6,9 +6,10 @@ import { EMBEDDED_STORE_DIR } from '../vault/rules.js'
 import { pathExists as exists } from '../fs-exists.js'
 import type { StoreLocation } from './store.js'
 
-// Where the store lives (SPEC §3). Decided from the file system alone, so both backends
-// agree and no git binary is needed: an existing embedded store wins (its history stays
-// reachable), else the enclosing git work tree, else a new embedded store.
+// Where the store lives (docs/how-it-works.md, "The store and its refs"). Decided from
+// the file system alone, so both backends agree and no git binary is needed: an existing
+// embedded store wins (its history stays reachable), else the enclosing git work tree,
+// else a new embedded store.
 export async function locateStore(agentsRoot: string): Promise<StoreLocation> {
   let root: string
   try {

@@ -138,7 +138,8 @@ export interface Store {
   readonly location: StoreLocation
   readonly agentsRoot: string
 
-  // Tree of the snapshot scope (SPEC §1) of the live vault, as exact bytes on disk.
+  // Tree of the snapshot scope (docs/how-it-works.md, "What is in a snapshot") of the
+  // live vault, as exact bytes on disk.
   // Reuses a persistent private index / stat cache so a repeat costs what changed.
   writeVaultTree(opts?: WriteVaultTreeOptions): Promise<SnapshotTreeResult>
   // The same tree plus a commit of it, written together (one git process for the cli

@@ -4,9 +4,9 @@ import type { SchemaLike, ValidatedUnit } from '../schema/contract.js'
 
 export type { SchemaLike, ValidatedUnit }
 
-// The contract between the engine and a migration script (SPEC §2). Scripts are
-// plain objects; nothing here is needed at run time except `defineMigration`,
-// which only exists so TypeScript users get these types checked.
+// The contract between the engine and a migration script (docs/writing-migrations.md,
+// "The contract"). Scripts are plain objects; nothing here is needed at run time except
+// `defineMigration`, which only exists so TypeScript users get these types checked.
 
 // The handle a script gets for one unit. It never exposes a filesystem path:
 // writes go to an in-memory scratch copy, never to the live file.
@@ -40,7 +40,27 @@ export interface Migration {
   schema?: { memory?: SchemaLike; wiki?: SchemaLike }
 }
 
-// Identity helper: returns its argument unchanged, for type checking only.
+/**
+ * Types a migration script's default export and returns it unchanged: an identity helper
+ * for type checking only. Scripts work without it (a plain object is enough).
+ * @example
+ * // _migrations/v1_to_v2.ts
+ * import { defineMigration } from 'aas-migrate'
+ *
+ * export default defineMigration({
+ *   from: 1,
+ *   to: 2,
+ *   description: 'add provenance',
+ *   appliesTo: (unit) => unit.readFrontmatter().schema_version === 1,
+ *   migrate(unit) {
+ *     const meta = unit.readFrontmatter()
+ *     meta.schema_version = 2
+ *     meta.provenance ??= 'v1_migrated'
+ *     unit.writeFrontmatter(meta)
+ *     return { changes: ['schema_version 1→2'] }
+ *   },
+ * })
+ */
 export function defineMigration<T extends Migration>(migration: T): T {
   return migration
 }

@@ -4,7 +4,8 @@ import { AasError, describeFsError } from '../errors.js'
 import { MIGRATIONS_DIR } from '../vault/rules.js'
 
 // Script discovery by file name only: nothing is read or executed here, so
-// `--status` can list scripts without running their code (SPEC §6.6).
+// `--status` can list scripts without running their code (docs/how-it-works.md,
+// "Status and doctor").
 
 export type ScriptExt = 'mjs' | 'js' | 'ts' | 'mts'
 

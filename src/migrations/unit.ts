@@ -19,8 +19,9 @@ export interface UnitHandle {
   wrote(): boolean // whether writeFrontmatter or writeBody was called
 }
 
-// The MigratableUnit of SPEC §2 over an in-memory UnitText: no path, no file
-// access; reads are deep copies so a script cannot change state by mutation.
+// The MigratableUnit of docs/writing-migrations.md, "The contract", over an in-memory
+// UnitText: no path, no file access; reads are deep copies so a script cannot change
+// state by mutation.
 export function createUnitHandle({ unitId, unitType, text, dryRun = false, script }: UnitHandleOptions): UnitHandle {
   let open = true
   let wrote = false

@@ -1,7 +1,8 @@
 import { z } from 'zod'
 
-// The built-in v1 validators, as atomic-agents defines them (SPEC §1). Values
-// are checked as written: dates are 'YYYY-MM-DD' strings, never Date objects.
+// The built-in v1 validators, as atomic-agents defines them (docs/how-it-works.md,
+// "Validation"). Values are checked as written: dates are 'YYYY-MM-DD' strings, never
+// Date objects.
 
 const required = (what: string) => (iss: { input?: unknown }) => (iss.input === undefined ? 'is required' : `must be ${what}`)
 

@@ -3,8 +3,8 @@ import { lstat, mkdir, open, readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 
-// The audit log: one JSON line per run, refusal or rollback, appended to
-// <agents_root>/_migrations/migration.jsonl. Each line carries the Python runner's
+// The audit log (docs/how-it-works.md, "The audit log"): one JSON line per run, refusal
+// or rollback, appended to <agents_root>/_migrations/migration.jsonl. Each line carries the Python runner's
 // fields with their names and types, so that the tools that read its file keep working,
 // and ours under names of their own. Appends are one write(2) each with O_APPEND, so
 // concurrent appenders never interleave inside a line; a crash can only tear the last

@@ -29,7 +29,8 @@ import { faultPoint } from './faults.js'
 import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal, writeJournal, type Journal, type JournalChange } from './journal.js'
 
 // Applies a set of path changes to the live vault as one recoverable transaction
-// (SPEC §5): journal first, then each file, then fsync, then the journal goes.
+// (docs/how-it-works.md, "The journal and the fast-forward"): journal first, then
+// each file, then fsync, then the journal goes.
 //
 // How one path is written, so that a writer taking no lock never loses a write:
 //   1. claim: rename(live, claim) — atomic; from now on a writer opening the path

@@ -15,7 +15,8 @@ export interface AgentsRoot {
   origin: AgentsRootOrigin
 }
 
-// SPEC §1: --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents.
+// --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents; an empty value counts as
+// unset (docs/how-it-works.md, "Units and versions").
 export function chooseAgentsRoot({ flag, env = process.env }: AgentsRootSource = {}): AgentsRoot {
   if (flag !== undefined && flag !== '') return { path: path.resolve(flag), origin: 'flag' }
   const fromEnv = env.ATOMIC_AGENTS_ROOT

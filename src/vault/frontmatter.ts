@@ -6,8 +6,9 @@ import { splitUnitText, opensFrontmatter, type UnitTextParts } from './frontmatt
 import { normaliseMeta, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
 // Reading and writing a unit's front matter so that a write changes only the
-// lines of the keys whose values changed (SPEC §2, "Minimal diffs"). The YAML
-// source is kept and edited as text; the parsed document only locates nodes.
+// lines of the keys whose values changed (docs/how-it-works.md, "Front matter and
+// minimal diffs"). The YAML source is kept and edited as text; the parsed document
+// only locates nodes.
 // Rules: YAML 1.2 core schema (dates stay 'YYYY-MM-DD' strings), duplicate keys,
 // alias bombs, tabs as indentation and non-mapping front matter are unreadable.
 

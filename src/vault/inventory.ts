@@ -113,9 +113,10 @@ export function summarize(readings: ReadonlyArray<{ entry: Pick<ScopeEntry, 'pat
   }
 }
 
-// Read every unit once and build the inventory of SPEC §1. Reads are synchronous:
-// small files from the page cache, where a thread-pool round trip per call cost more
-// than the read itself. (`concurrency` is accepted for compatibility and unused.)
+// Read every unit once and build the inventory (docs/how-it-works.md, "Units and
+// versions"). Reads are synchronous: small files from the page cache, where a
+// thread-pool round trip per call cost more than the read itself. (`concurrency` is
+// accepted for compatibility and unused.)
 export async function takeInventory(
   root: string,
   { onProgress, keepContent = false }: ScanOptions & { onProgress?: (done: number) => void; keepContent?: boolean } = {},

@@ -1,6 +1,7 @@
 import type { Ignore } from 'ignore'
 
-// The path rules of SPEC §1, as pure functions of a vault-relative POSIX path.
+// The path rules of docs/how-it-works.md, "Units and versions" and "What is in a
+// snapshot", as pure functions of a vault-relative POSIX path.
 // The walker and the store both use them, so the unit set and the snapshot
 // scope cannot drift apart.
 

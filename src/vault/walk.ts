@@ -64,7 +64,8 @@ export function comparePaths(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a), Buffer.from(b))
 }
 
-// Walk the vault once: the snapshot scope (SPEC §1) and, within it, the units.
+// Walk the vault once: the snapshot scope (docs/how-it-works.md, "What is in a
+// snapshot") and, within it, the units ("Units and versions").
 // Symlinks are recorded, never followed. Directories are listed and files lstat-ed
 // synchronously: from the page cache each call costs microseconds, while a thread-pool
 // round trip per directory and the promises around it cost more than the calls on a

@@ -12,7 +12,8 @@ import { fixturesDir } from '../helpers/make-vault.js'
 
 // Hostile input, table-driven: every case must exit with its code, print an `Error:`
 // line naming the culprit, and leave the vault, everything beside it and the store
-// byte-identical (the audit log, which SPEC §5 appends for every refusal, aside).
+// byte-identical (the audit log, which gets a line for every refusal, aside: see
+// docs/how-it-works.md, "The audit log").
 // Cases refused after the snapshot was taken (script failures) may add that
 // snapshot to the store; everything else, the store included, must not change.
 

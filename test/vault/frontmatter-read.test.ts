@@ -61,7 +61,7 @@ describe('parseUnitText reads values as the file has them', () => {
 
 describe('parseUnitText reports unreadable front matter with its place in the whole file', () => {
   it.each([
-    ['an unquoted value containing ": " (SPEC §1)', '---\nschema_version: 1\ndescription: Locked: avalanche on cards\n---\n', 3, 14, /compact mappings/],
+    ['an unquoted value containing ": " (docs/how-it-works.md, "Front matter and minimal diffs")', '---\nschema_version: 1\ndescription: Locked: avalanche on cards\n---\n', 3, 14, /compact mappings/],
     ['a duplicate key', '---\na: 1\nb: 2\na: 3\n---\n', 4, 1, /unique/],
     ['a tab used as indentation', '---\nm:\n\tk: v\n---\n', 3, 1, /[Tt]ab/],
     ['a list instead of a mapping', '---\n- a\n- b\n---\n', 2, 1, /must be a mapping.*list/],

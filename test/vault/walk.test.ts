@@ -19,7 +19,7 @@ afterEach(async () => {
   await rm(root, { recursive: true, force: true })
 })
 
-describe('unit enumeration (SPEC §1)', () => {
+describe('unit enumeration (docs/how-it-works.md, "Units and versions")', () => {
   const cases: Array<[string, 'memory' | 'wiki' | null, string]> = [
     ['caldwell/memory/user_a.md', 'memory', 'a memory note of a top-level agent'],
     ['caldwell/wiki/page.md', 'wiki', 'a wiki page'],
@@ -74,7 +74,7 @@ describe('unit enumeration (SPEC §1)', () => {
   })
 })
 
-describe('snapshot scope (SPEC §1)', () => {
+describe('snapshot scope (docs/how-it-works.md, "What is in a snapshot")', () => {
   it('excludes .git, the store (and one being created), lock files, run logs, legacy tarballs, tool folders and the audit log', async () => {
     const files = [
       '.git/HEAD',

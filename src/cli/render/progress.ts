@@ -1,8 +1,9 @@
 import type { EngineEvent } from '../../commands/session.js'
 
-// Progress lines on stderr for work that takes a while (SPEC §4 --no-progress): a phase
-// that is still running after `delayMs` gets a live `\r` line with counts and rate, and
-// a final line when it ends. Quick phases print nothing, so short runs stay quiet.
+// Progress lines on stderr for work that takes a while (README.md, "Command line",
+// --no-progress): a phase that is still running after `delayMs` gets a live `\r` line
+// with counts and rate, and a final line when it ends. Quick phases print nothing, so
+// short runs stay quiet.
 
 export interface ProgressOptions {
   write: (text: string) => void
