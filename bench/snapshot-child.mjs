@@ -5,7 +5,7 @@ import { pathToFileURL } from 'node:url'
 
 // AAS_BENCH_DIST: the harness's private copy of dist/ (else the repository's dist/).
 const dist = process.env.AAS_BENCH_DIST ?? new URL('../dist', import.meta.url).pathname
-const { takeSnapshot } = await import(pathToFileURL(path.join(dist, 'snapshots', 'snapshots.js')).href)
+const { takeSnapshot } = await import(pathToFileURL(path.join(dist, 'snapshots', 'take.js')).href)
 const { openStore } = await import(pathToFileURL(path.join(dist, 'git', 'open-store.js')).href)
 
 const root = process.argv[2]

@@ -9,7 +9,7 @@ import { rollbackResult, rollbackVault, type RollbackResult } from './commands/r
 import { newRunId } from './commands/run-id.js'
 import { auditRecord, type EngineEvent } from './commands/session.js'
 import { vaultStatus, type StatusResult } from './commands/status.js'
-import * as snapshots from './snapshots/snapshots.js'
+import * as snapshots from './snapshots/index.js'
 import { appendAudit } from './transaction/audit.js'
 import { resolveAgentsRoot, type AgentsRoot } from './vault/agents-root.js'
 import path from 'node:path'

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../snapshots/snapshots.js'
+import type { Snapshot } from '../../snapshots/list.js'
 import type { RollbackResult } from '../../commands/rollback.js'
 
 function size(bytes: number): string {

@@ -1,5 +1,5 @@
 import type { CommitInput } from '../../git/store.js'
-import type { TakeSnapshotResult } from '../../snapshots/snapshots.js'
+import type { TakeSnapshotResult } from '../../snapshots/take.js'
 import { ENGINE_VERSION } from '../../version.js'
 import type { ChainOutput } from './chain.js'
 import type { MigrateInput } from './context.js'

@@ -1,5 +1,5 @@
-import type { TakeSnapshotResult } from '../../snapshots/snapshots.js'
-import { takeSnapshot } from '../../snapshots/snapshots.js'
+import type { TakeSnapshotResult } from '../../snapshots/take.js'
+import { takeSnapshot } from '../../snapshots/take.js'
 import { planChain, type ChainStep } from '../../migrations/plan.js'
 import type { ScriptFile } from '../../migrations/discover.js'
 import { collectGarbage } from '../../transaction/collect.js'
