@@ -1,137 +1,143 @@
-import { createReadStream, createWriteStream } from 'node:fs'
 import { once } from 'node:events'
+import { createReadStream, createWriteStream } from 'node:fs'
+import { pipeline } from 'node:stream/promises'
 import { createGunzip, createGzip } from 'node:zlib'
+import { Header } from 'tar/header'
+import { Parser } from 'tar/parse'
+import { Pax } from 'tar/pax'
+import type { ReadEntry } from 'tar/read-entry'
 
-// A minimal tar reader and writer (ustar + pax), so that import can vet every raw
-// member header before anything is written, and export can stream blobs from the store.
+// The .tar.gz format of --export-snapshot and --import-snapshot, on node-tar (`tar`,
+// the tar code npm itself uses) rather than a reader and writer of our own:
+// - its Parser hands over each member's header (ustar prefix, pax and GNU long names
+//   applied, checksum checked, pax records never applied to the wrong header) before a
+//   byte of the member, which is all the importer vets: absolute paths, `..`, links
+//   leaving the vault, device files. Its extract is not used: it writes as it reads.
+// - its Header and Pax write ustar, with a pax record when a name does not fit or is
+//   not ASCII, which tar(1) and Python's tarfile (the Python runner) read. Its create is
+//   not used: it reads files from disk, and our members come from the store.
+// - the reader it replaced joined every chunk of a member onto the bytes before it, so
+//   a 200 MB member took more than 10 minutes of CPU to import (quadratic copying);
+//   here contents are streamed, and big ones never held whole (see import-tarball.ts).
+// Gzip is node:zlib's on both sides, streamed with backpressure and off the main
+// thread; node-tar's own gunzip would refuse a genuine export at a 1000:1 ratio (a
+// large, very compressible file).
 
 export type TarMemberKind = 'file' | 'directory' | 'symlink' | 'hardlink' | 'char-device' | 'block-device' | 'fifo' | 'other'
 
 export interface TarMember {
-  name: string // as recorded (pax path wins over the ustar name)
+  name: string // as recorded (a pax path wins over the ustar name)
   kind: TarMemberKind
   mode: number
-  size: number
-  mtime: number
+  size: number // a regular file's content length, else 0
   linkname: string
-  content: Buffer | null // regular files only (when read with content)
 }
 
-const KINDS: Record<string, TarMemberKind> = {
-  '0': 'file',
-  '\0': 'file',
-  '7': 'file',
-  '1': 'hardlink',
-  '2': 'symlink',
-  '3': 'char-device',
-  '4': 'block-device',
-  '5': 'directory',
-  '6': 'fifo',
-}
-
-function octal(buf: Buffer, start: number, len: number): number {
-  const field = buf.subarray(start, start + len)
-  if ((field[0] ?? 0) & 0x80) {
-    let v = 0
-    for (let i = 1; i < field.length; i++) v = v * 256 + (field[i] ?? 0)
-    return v
-  }
-  const s = field.toString('latin1').replace(/\0.*$/s, '').trim()
-  return s === '' ? 0 : parseInt(s, 8)
-}
-
-function cstr(buf: Buffer, start: number, len: number): string {
-  const field = buf.subarray(start, start + len)
-  const nul = field.indexOf(0)
-  return field.toString('utf8', 0, nul < 0 ? field.length : nul)
-}
-
-function parsePax(body: Buffer): Record<string, string> {
-  const out: Record<string, string> = {}
-  let i = 0
-  while (i < body.length) {
-    const sp = body.indexOf(0x20, i)
-    if (sp < 0) break
-    const len = Number(body.toString('latin1', i, sp))
-    if (!Number.isFinite(len) || len <= 0) break
-    const rec = body.toString('utf8', sp + 1, i + len - 1)
-    const eq = rec.indexOf('=')
-    if (eq > 0) out[rec.slice(0, eq)] = rec.slice(eq + 1)
-    i += len
-  }
-  return out
+export interface TarEntry extends TarMember {
+  // The member's content in chunks. Read it, if at all, before asking for the next
+  // member: what is left unread is skipped.
+  content(): AsyncGenerator<Buffer>
 }
 
 export class TarFormatError extends Error {}
 
-// Members of a .tar.gz in order; file contents are read only when withContent is set.
-export async function* readTarGz(file: string, { withContent = true }: { withContent?: boolean } = {}): AsyncGenerator<TarMember> {
-  const stream = createReadStream(file).pipe(createGunzip())
-  const it = stream[Symbol.asyncIterator]() as AsyncIterator<Buffer>
-  let buf: Buffer = Buffer.alloc(0)
-  let ended = false
-  const need = async (n: number): Promise<boolean> => {
-    while (buf.length < n && !ended) {
-      const r = await it.next()
-      if (r.done) ended = true
-      else buf = buf.length === 0 ? r.value : Buffer.concat([buf, r.value])
-    }
-    return buf.length >= n
-  }
-  const take = async (n: number): Promise<Buffer> => {
-    if (!(await need(n))) throw new TarFormatError('unexpected end of archive')
-    const out = Buffer.from(buf.subarray(0, n))
-    buf = buf.subarray(n)
-    return out
-  }
-  const skip = async (n: number): Promise<void> => {
-    while (n > 0) {
-      if (!(await need(1))) throw new TarFormatError('unexpected end of archive')
-      const k = Math.min(n, buf.length)
-      buf = buf.subarray(k)
-      n -= k
-    }
-  }
-  let pax: Record<string, string> = {}
-  let longName: string | null = null
-  let longLink: string | null = null
+const KINDS: Partial<Record<string, TarMemberKind>> = {
+  File: 'file',
+  OldFile: 'file',
+  ContiguousFile: 'file',
+  Directory: 'directory',
+  SymbolicLink: 'symlink',
+  Link: 'hardlink',
+  CharacterDevice: 'char-device',
+  BlockDevice: 'block-device',
+  FIFO: 'fifo',
+}
+
+function toMember(e: ReadEntry, ignored: boolean): TarMember {
+  const kind = ignored ? 'other' : (KINDS[e.type] ?? 'other')
+  return { name: e.path, kind, mode: e.mode ?? 0, size: kind === 'file' ? e.size : 0, linkname: e.linkpath ?? '' }
+}
+
+type ParseEvent = { member: TarMember } | { chunk: Buffer } | { end: true }
+
+// The parser's events in archive order (a member, its chunks, its end). node-tar parses
+// synchronously inside write(), so the events of one gunzipped chunk are all queued
+// when write() returns: memory stays at a chunk, whatever the members' sizes.
+async function* parseEvents(file: string, withContent: boolean): AsyncGenerator<ParseEvent> {
+  const events: ParseEvent[] = []
+  let failure: Error | null = null
+  let sawEof = false
+  // strict: a bad checksum, a truncated member or a missing link target is an error,
+  // not a warning; no brotli or zstd sniffing of what is already gunzipped.
+  const parser = new Parser({ strict: true, brotli: false, zstd: false })
+  parser.on('entry', (e: ReadEntry) => {
+    events.push({ member: toMember(e, false) })
+    if (!withContent) return void e.resume() // flowing without a listener: its chunks are dropped
+    e.on('data', (chunk: Buffer) => events.push({ chunk }))
+    e.on('end', () => events.push({ end: true }))
+  })
+  // A type node-tar does not know (or an oversized pax header): reported as 'other'.
+  parser.on('ignoredEntry', (e: ReadEntry) => events.push({ member: toMember(e, true) }, ...(withContent ? [{ end: true as const }] : [])))
+  parser.on('eof', () => {
+    sawEof = true
+  })
+  parser.on('error', (err: Error) => {
+    failure ??= err
+  })
+  const source = createReadStream(file)
+  const gunzip = createGunzip({ chunkSize: 128 * 1024 })
+  source.on('error', (err) => gunzip.destroy(err))
+  const chunks = (source.pipe(gunzip) as AsyncIterable<Buffer>)[Symbol.asyncIterator]()
   try {
     for (;;) {
-      if (!(await need(512))) return
-      const h = await take(512)
-      if (h.every((b) => b === 0)) return
-      let sum = 0
-      for (let i = 0; i < 512; i++) sum += i >= 148 && i < 156 ? 32 : (h[i] as number)
-      if (sum !== octal(h, 148, 8)) throw new TarFormatError('bad header checksum')
-      const flag = String.fromCharCode(h[156] as number)
-      let size = octal(h, 124, 12)
-      const padded = Math.ceil(size / 512) * 512
-      if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
-        const body = (await take(padded)).subarray(0, size)
-        if (flag === 'x') pax = parsePax(body)
-        else if (flag === 'L') longName = cstr(body, 0, body.length)
-        else if (flag === 'K') longLink = cstr(body, 0, body.length)
-        continue
-      }
-      const prefix = h.toString('latin1', 257, 262) === 'ustar' ? cstr(h, 345, 155) : ''
-      let name = pax.path ?? longName ?? (prefix ? `${prefix}/${cstr(h, 0, 100)}` : cstr(h, 0, 100))
-      const linkname = pax.linkpath ?? longLink ?? cstr(h, 157, 100)
-      if (pax.size !== undefined) size = Number(pax.size)
-      const kind = KINDS[flag] ?? 'other'
-      const dataLen = kind === 'file' || kind === 'other' ? size : 0
-      const dataPadded = Math.ceil(dataLen / 512) * 512
-      let content: Buffer | null = null
-      if (kind === 'file' && withContent) {
-        content = (await take(dataPadded)).subarray(0, dataLen)
-      } else await skip(dataPadded)
-      if (name === '') name = ''
-      yield { name, kind, mode: octal(h, 100, 8), size: dataLen, mtime: octal(h, 136, 12), linkname, content }
-      pax = {}
-      longName = null
-      longLink = null
+      // A read or gunzip failure (not gzip, truncated) is a format error too.
+      const r = await chunks.next().catch((err: Error) => {
+        throw new TarFormatError(err.message, { cause: err })
+      })
+      if (r.done) break
+      parser.write(r.value)
+      if (failure) throw new TarFormatError((failure as Error).message)
+      yield* events.splice(0)
+    }
+    parser.end()
+    // An archive of end blocks only (an empty vault) is valid, though node-tar calls it unrecognised.
+    const empty = sawEof && /Unrecognized archive format/.test((failure as Error | null)?.message ?? '')
+    if (failure && !empty) throw new TarFormatError((failure as Error).message)
+    yield* events.splice(0)
+  } finally {
+    source.destroy()
+    gunzip.destroy()
+  }
+}
+
+// The members of a .tar.gz in order, each with its content on demand (without
+// withContent, every content() is empty and the contents are skipped as parsed).
+export async function* readTarGz(file: string, { withContent = true }: { withContent?: boolean } = {}): AsyncGenerator<TarEntry> {
+  const events = parseEvents(file, withContent)
+  let open = false // the current member's chunks are not all taken yet
+  // The current member's next chunk, or null at its end.
+  const nextChunk = async (): Promise<Buffer | null> => {
+    if (!open) return null
+    const r = await events.next()
+    if (r.done || 'member' in r.value) throw new TarFormatError('a member ends early')
+    if ('chunk' in r.value) return r.value.chunk
+    open = false
+    return null
+  }
+  async function* content(): AsyncGenerator<Buffer> {
+    for (let c = await nextChunk(); c !== null; c = await nextChunk()) yield c
+  }
+  try {
+    for (;;) {
+      while ((await nextChunk()) !== null); // what the caller left unread
+      const r = await events.next()
+      if (r.done) return
+      if (!('member' in r.value)) throw new TarFormatError('content outside a member')
+      open = withContent
+      yield { ...r.value.member, content }
     }
   } finally {
-    stream.destroy()
+    await events.return(undefined)
   }
 }
 
@@ -139,69 +145,75 @@ export interface TarWriteEntry {
   name: string
   kind: 'file' | 'directory' | 'symlink'
   mode: number
-  mtime: number
-  linkname?: string
-  content?: Buffer
+  mtime: number // seconds since the epoch
+  linkname?: string // a symlink's target
+  size?: number // a file's: the number of bytes `content` delivers
+  content?: Buffer | AsyncIterable<Buffer>
 }
 
-function header(name: string, kind: string, mode: number, size: number, mtime: number, linkname: string): Buffer {
-  const h = Buffer.alloc(512)
-  const put = (s: string, at: number, len: number): void => void h.write(s, at, len, 'utf8')
-  const num = (v: number, at: number, len: number): void => put(v.toString(8).padStart(len - 1, '0') + '\0', at, len)
-  put(name, 0, 100)
-  num(mode & 0o7777, 100, 8)
-  num(0, 108, 8)
-  num(0, 116, 8)
-  num(size, 124, 12)
-  num(Math.max(0, Math.floor(mtime)), 136, 12)
-  h.fill(0x20, 148, 156)
-  put(kind, 156, 1)
-  put(linkname, 157, 100)
-  put('ustar\0', 257, 6)
-  put('00', 263, 2)
-  let sum = 0
-  for (const b of h) sum += b
-  put(sum.toString(8).padStart(6, '0') + '\0 ', 148, 8)
-  return h
+const TYPES = { file: 'File', directory: 'Directory', symlink: 'SymbolicLink' } as const
+
+// A member's header block, after a pax header when ustar cannot hold its names.
+function headerBlocks(e: TarWriteEntry, size: number): Buffer {
+  const mtime = new Date(Math.max(0, Math.floor(e.mtime)) * 1000)
+  const linkpath = e.kind === 'symlink' ? (e.linkname ?? '') : undefined
+  const block = Buffer.alloc(512)
+  const header = new Header({ path: e.name, type: TYPES[e.kind], mode: e.mode & 0o7777, uid: 0, gid: 0, size, mtime, uname: '', gname: '', ...(linkpath === undefined ? {} : { linkpath }) })
+  if (!header.encode(block)) return block
+  return Buffer.concat([new Pax({ path: e.name, mtime, ...(linkpath ? { linkpath } : {}) }).encode(), block])
 }
 
-function paxRecord(key: string, value: string): Buffer {
-  const body = ` ${key}=${value}\n`
-  let len = Buffer.byteLength(body)
-  len += String(len).length
-  if (String(len).length !== String(len - String(len).length).length) len++
-  return Buffer.from(`${len}${body}`)
-}
-
+const BATCH_BYTES = 256 * 1024
 const pad = (n: number): Buffer => Buffer.alloc((512 - (n % 512)) % 512)
 
-// Write a .tar.gz from entries (pulled lazily); long or non-ASCII names use pax headers.
+// Write a .tar.gz from entries (pulled lazily). Small pieces go to gzip in batches: one
+// write per header costs a zlib call each, most of an export of small notes.
 export async function writeTarGz(out: string, entries: AsyncIterable<TarWriteEntry>): Promise<void> {
   const gz = createGzip()
-  const file = createWriteStream(out, { flags: 'wx' })
-  gz.pipe(file)
-  const write = async (b: Buffer): Promise<void> => {
-    if (!gz.write(b)) await once(gz, 'drain')
+  const done = pipeline(gz, createWriteStream(out, { flags: 'wx' }))
+  done.catch(() => {})
+  let batch: Buffer[] = []
+  let batched = 0
+  const send = async (b: Buffer): Promise<void> => {
+    if (!gz.write(b)) await Promise.race([once(gz, 'drain'), done])
   }
-  const closed = once(file, 'close')
-  for await (const e of entries) {
-    const flag = e.kind === 'file' ? '0' : e.kind === 'directory' ? '5' : '2'
-    const link = e.linkname ?? ''
-    const size = e.kind === 'file' ? (e.content?.length ?? 0) : 0
-    const ascii = (s: string): boolean => /^[\x20-\x7e]*$/.test(s)
-    if (Buffer.byteLength(e.name) > 99 || !ascii(e.name) || Buffer.byteLength(link) > 99 || !ascii(link)) {
-      const recs = Buffer.concat([paxRecord('path', e.name), ...(link ? [paxRecord('linkpath', link)] : [])])
-      await write(header('PaxHeader', 'x', 0o644, recs.length, e.mtime, ''))
-      await write(recs)
-      await write(pad(recs.length))
-    }
-    await write(header(Buffer.from(e.name).subarray(0, 99).toString('latin1'), flag, e.mode, size, e.mtime, Buffer.from(link).subarray(0, 99).toString('latin1')))
-    if (size > 0 && e.content) {
-      await write(e.content)
-      await write(pad(size))
-    }
+  const flush = async (): Promise<void> => {
+    if (batched === 0) return
+    const all = Buffer.concat(batch, batched)
+    batch = []
+    batched = 0
+    await send(all)
   }
-  await write(Buffer.alloc(1024))
-  gz.end()
-  await closed
+  const put = async (b: Buffer): Promise<void> => {
+    if (b.length >= BATCH_BYTES) {
+      await flush()
+      return send(b)
+    }
+    batch.push(b)
+    batched += b.length
+    if (batched >= BATCH_BYTES) await flush()
+  }
+  try {
+    for await (const e of entries) {
+      const size = e.kind === 'file' ? (e.size ?? (Buffer.isBuffer(e.content) ? e.content.length : 0)) : 0
+      await put(headerBlocks(e, size))
+      if (size === 0) continue
+      let written = 0
+      for await (const chunk of Buffer.isBuffer(e.content) ? [e.content] : (e.content ?? [])) {
+        written += chunk.length
+        if (written > size) break
+        await put(chunk)
+      }
+      if (written !== size) throw new TarFormatError(`${e.name}: ${written} bytes of content for a size of ${size}`)
+      await put(pad(size))
+    }
+    await put(Buffer.alloc(1024))
+    await flush()
+    gz.end()
+  } catch (err) {
+    gz.destroy(err as Error)
+    await done.catch(() => {})
+    throw err
+  }
+  await done
 }

@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process'
-import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { exportSnapshot } from '../../src/snapshots/export-tarball.js'
@@ -7,7 +8,7 @@ import { importSnapshot } from '../../src/snapshots/import-tarball.js'
 import { listSnapshots, resolveSnapshotName } from '../../src/snapshots/list.js'
 import { takeSnapshot } from '../../src/snapshots/take.js'
 import { openStore } from '../../src/git/open-store.js'
-import type { BackendName } from '../../src/git/store.js'
+import { BIG_BLOB_BYTES, type BackendName } from '../../src/git/store.js'
 import { captureGitState } from '../helpers/git-state.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 
@@ -71,6 +72,34 @@ describe.each<BackendName>(['cli', 'js'])('snapshots (%s)', (backend) => {
     await expect(importSnapshot(store, copy)).rejects.toMatchObject({ code: 'SNAPSHOT_EXISTS' })
   })
 
+  it('when a snapshot holds a file above BIG_BLOB_BYTES then export and import stream it, the tree round-trips and no scratch file is left', async () => {
+    v = await makeVault('vault-v1')
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const big = randomBytes(BIG_BLOB_BYTES + 4096)
+    await mkdir(path.join(v.root, 'scout/raw'), { recursive: true })
+    await writeFile(path.join(v.root, 'scout/raw/recording.bin'), big)
+    const a = await takeSnapshot(store, { target: 2, from: 1, runId: 'r', now: NOW })
+    const outDir = path.join(v.dir, 'out')
+    const exp = await exportSnapshot(store, a.name, { out: path.join(outDir, '2026-08-13T000000_pre_v3_migration.tar.gz') })
+    expect(await readdir(outDir)).toEqual([path.basename(exp.file)])
+    // tar(1) reads the member back byte for byte
+    const extracted = execFileSync('tar', ['xzOf', exp.file, 'scout/raw/recording.bin'], { maxBuffer: 2 * big.length })
+    expect(createHash('sha1').update(extracted).digest('hex')).toBe(createHash('sha1').update(big).digest('hex'))
+    const imp = await importSnapshot(store, exp.file)
+    expect(imp.tree).toBe(a.tree)
+    expect((await readdir(store.location.stateDir)).filter((f) => f.startsWith('import-'))).toEqual([])
+  })
+
+  it('when a tarball holds no member at all then it imports as an empty snapshot', async () => {
+    v = await makeVault('vault-v1')
+    const store = await openStore({ agentsRoot: v.root, backend })
+    const file = path.join(v.dir, '2026-01-01T000000_pre_v2_migration.tar.gz')
+    execFileSync('python3', ['-c', "import tarfile, sys; tarfile.open(sys.argv[1], 'w:gz').close()", file])
+    const imp = await importSnapshot(store, file)
+    expect(imp).toMatchObject({ files: 0, skipped: [] })
+    expect(await store.listTree(imp.tree)).toEqual([])
+  })
+
   // Hostile tarballs, written with Python's tarfile like the Python runner.
   const hostile: Array<[string, string, string]> = [
     ['absolute path', "add_file(t, '/etc/evil.md')", '/etc/evil.md'],
@@ -81,6 +110,8 @@ describe.each<BackendName>(['cli', 'js'])('snapshots (%s)', (backend) => {
     ['device', "add_special(t, 'a/dev', tarfile.CHRTYPE)", 'a/dev'],
     ['fifo', "add_special(t, 'a/fifo', tarfile.FIFOTYPE)", 'a/fifo'],
     ['duplicate', "add_file(t, 'a/memory/ok.md')", 'a/memory/ok.md'],
+    ['.. component in a long (pax) name', `add_file(t, 'a/${'x'.repeat(120)}/../../../evil.md')`, `a/${'x'.repeat(120)}/../../../evil.md`],
+    ['type tar does not define', "add_special(t, 'a/vol', b'V')", 'a/vol'],
   ]
   it.each(hostile)('when a tarball has a member with a %s then import refuses naming it and imports nothing', async (_what, line, member) => {
     v = await makeVault('vault-v1')
