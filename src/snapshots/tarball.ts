@@ -16,8 +16,8 @@ import type { ReadEntry } from 'tar/read-entry'
 // - its Header and Pax write ustar, with a pax record when a name does not fit or is
 //   not ASCII, which tar(1) and Python's tarfile (the Python runner) read. Its create is
 //   not used: it reads files from disk, and our members come from the store.
-// - the reader it replaced joined every chunk of a member onto the bytes before it, so
-//   a 200 MB member took more than 10 minutes of CPU to import (quadratic copying);
+// - the reader it replaced joined every chunk of a member onto the bytes before it: a
+//   200 MB member was still importing after 10 minutes of CPU (quadratic copying);
 //   here contents are streamed, and big ones never held whole (see import-tarball.ts).
 // Gzip is node:zlib's on both sides, streamed with backpressure and off the main
 // thread; node-tar's own gunzip would refuse a genuine export at a 1000:1 ratio (a
