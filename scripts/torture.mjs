@@ -65,7 +65,7 @@ function killedAt(args, ms) {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [cliPath, ...args], { stdio: 'ignore', env })
     const timer = setTimeout(() => child.kill('SIGKILL'), ms)
-    child.on('exit', (code, signal) => {
+    child.on('exit', (_code, signal) => {
       clearTimeout(timer)
       resolve(signal === 'SIGKILL')
     })

@@ -1,4 +1,4 @@
-import { AasError, asAasError } from './errors.js'
+import { type AasError, asAasError } from './errors.js'
 import { locateStore } from './git/locate.js'
 import { openStore } from './git/open-store.js'
 import type { BackendName, Store, StoreLocation } from './git/store.js'

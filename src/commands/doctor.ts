@@ -104,7 +104,7 @@ async function storeCheck(location: StoreLocation, store: Store | null): Promise
   }
 }
 
-async function journalCheck(root: string, stateDir: string, rootArg: string): Promise<DoctorCheck> {
+async function journalCheck(stateDir: string, rootArg: string): Promise<DoctorCheck> {
   try {
     const journal = await readJournal(stateDir)
     if (!journal) return pass('journal', 'no interrupted transaction')
@@ -133,7 +133,7 @@ export async function checkVault({ root, location, store: opened }: DoctorInput)
   const started = Date.now()
   const rootArg = `--agents-root ${shellQuote(root)}`
   const { check: store } = await storeCheck(location, opened)
-  const [journal, lock, { inventory: inv }, discovery] = await Promise.all([journalCheck(root, location.stateDir, rootArg), lockCheck(root), takeInventory(root), discoverScripts(root)])
+  const [journal, lock, { inventory: inv }, discovery] = await Promise.all([journalCheck(location.stateDir, rootArg), lockCheck(root), takeInventory(root), discoverScripts(root)])
   const checks: DoctorCheck[] = [store, journal, lock]
 
   checks.push(

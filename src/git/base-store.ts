@@ -460,7 +460,7 @@ export abstract class BaseStore implements Store {
 // Refs the store may write: only below refs/aas/, in git's ref-name syntax.
 export function checkAasRef(ref: string, { write }: { write: boolean }): void {
   const ok =
-    /^refs\/[A-Za-z0-9._\/-]+$/.test(ref) &&
+    /^refs\/[A-Za-z0-9._/-]+$/.test(ref) &&
     !ref.includes('..') &&
     !ref.includes('//') &&
     !ref.endsWith('/') &&

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, realpath, rename, rm, stat, writeFile } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import { EMBEDDED_STORE_DIR } from '../vault/rules.js'
@@ -41,7 +42,7 @@ async function findWorkTree(start: string): Promise<{ workTree: string; gitDir: 
   if (start.split(path.sep).includes('.git')) return null
   for (let dir = start; ; ) {
     const dotGit = path.join(dir, '.git')
-    let st
+    let st: Stats | null
     try {
       st = await stat(dotGit)
     } catch {

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
 import { appendFileSync, chmodSync, closeSync, constants, existsSync, readFileSync, readSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
-import { link, lstat, mkdir, open, readdir, rename, rmdir, symlink, unlink } from 'node:fs/promises'
+import { type FileHandle, open, readdir, rename, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import type { FileMode } from '../vault/walk.js'
@@ -365,7 +365,7 @@ function isDirectory(p: string): boolean {
 
 // Make a directory entry change (create, rename, unlink) durable.
 export async function fsyncDir(dir: string): Promise<void> {
-  let handle
+  let handle: FileHandle | undefined
   try {
     handle = await open(dir, constants.O_RDONLY | constants.O_DIRECTORY)
     await handle.sync()
@@ -380,7 +380,7 @@ export async function fsyncDir(dir: string): Promise<void> {
 
 // Make a file's bytes durable after a write done with fsync: false (batched durability).
 export async function fsyncFile(absPath: string): Promise<void> {
-  let handle
+  let handle: FileHandle | undefined
   try {
     handle = await open(absPath, constants.O_RDONLY | constants.O_NOFOLLOW)
     await handle.sync()

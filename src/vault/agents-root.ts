@@ -1,4 +1,5 @@
 import { stat } from 'node:fs/promises'
+import type { Stats } from 'node:fs'
 import { homedir } from 'node:os'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
@@ -33,7 +34,7 @@ const originHint: Record<AgentsRootOrigin, string> = {
 // Resolve and check the vault folder; a missing folder or a file is refused before any work.
 export async function resolveAgentsRoot(source: AgentsRootSource = {}): Promise<AgentsRoot> {
   const root = chooseAgentsRoot(source)
-  let info
+  let info: Stats
   try {
     info = await stat(root.path)
   } catch (err) {

@@ -87,7 +87,7 @@ class Patcher {
       const end = this.lineEndAfter(valueNode?.range ? valueNode.range[1] : key.range[2])
       lastEnd = Math.max(lastEnd, end)
       if (keyCol < 0) keyCol = this.col(keyStart)
-      if (!Object.prototype.hasOwnProperty.call(after, name)) {
+      if (!Object.hasOwn(after, name)) {
         // A removed key disappears with its lines; comments around it stay.
         if (!this.startsLine(keyStart)) return null
         edits.push({ start: this.lineStart(keyStart), end, text: '' })

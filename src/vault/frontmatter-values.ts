@@ -71,7 +71,7 @@ export function sameValue(a: unknown, b: unknown): boolean {
   if (ka.length !== kb.length) return false
   const ob = b as Record<string, unknown>
   const oa = a as Record<string, unknown>
-  for (const k of ka) if (!Object.prototype.hasOwnProperty.call(ob, k) || !sameValue(oa[k], ob[k])) return false
+  for (const k of ka) if (!Object.hasOwn(ob, k) || !sameValue(oa[k], ob[k])) return false
   return true
 }
 

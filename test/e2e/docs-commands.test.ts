@@ -1,7 +1,7 @@
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterEach, describe, expect, it } from 'vitest'
+import { describe, expect, it } from 'vitest'
 import { EXAMPLES } from '../../src/cli/program.js'
 import { makeVault, repoRoot, type TempVault } from '../helpers/make-vault.js'
 import { cli } from '../helpers/run-cli.js'

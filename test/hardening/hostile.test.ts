@@ -354,7 +354,7 @@ const storeFile = (rel: string): boolean => rel.includes('_migrations/aas.git') 
 // The built CLI stripped of CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH: file modes then
 // apply to it as to any user, while it can still reach the checkout (which may sit in a
 // folder only root may enter, so switching to another uid would not work everywhere).
-export const UNPRIVILEGED = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--']
+const UNPRIVILEGED = ['setpriv', '--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--']
 
 function runAsNobody(args: string[], env: Record<string, string>): { code: number; stdout: string; stderr: string } {
   const [cmd, ...pre] = UNPRIVILEGED as [string, ...string[]]

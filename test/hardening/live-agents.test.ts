@@ -284,7 +284,7 @@ async function expectUnits(expected: ReadonlyMap<string, Buffer>, appended: Read
     const lines = appended.get(rel) ?? []
     const want = Buffer.concat([bytes, Buffer.from(lines.map((l) => `${l}\n`).join(''))])
     const got = await readFile(path.join(root, rel)).catch(() => null)
-    if (!got || !got.equals(want)) wrong.push(rel)
+    if (!got?.equals(want)) wrong.push(rel)
   }
   expect(wrong.slice(0, 20), `${wrong.length} units are not as expected`).toEqual([])
 }

@@ -1,4 +1,4 @@
-import { AasError, isAasError } from '../../errors.js'
+import { type AasError, isAasError } from '../../errors.js'
 import type { Store } from '../../git/store.js'
 import type { SandboxOptions } from '../../migrations/sandbox.js'
 import type { UnitType } from '../../vault/rules.js'
