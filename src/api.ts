@@ -33,6 +33,7 @@ export interface MigrateOptions extends VaultOptions {
   lockTimeoutMs?: number // how long to wait for an agent's .lock (default 30 s)
   now?: () => Date
   onEvent?: (event: EngineEvent) => void
+  python?: string | undefined // the interpreter for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
 }
 
 export interface RollbackOptions extends VaultOptions {
@@ -111,7 +112,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const runId = newRunId(now())
   const vault = await openVault(options, runId, `--to v${target}${dryRun ? ' --dry-run' : ''}`, started)
   if ('error' in vault) return migrateResult({ runId, target, dryRun, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
-  return migrateVault({ store: vault.store, runId, target, dryRun, commit, env, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
+  return migrateVault({ store: vault.store, runId, target, dryRun, commit, env, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}), python: options.python })
 }
 
 /**

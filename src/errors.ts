@@ -35,6 +35,7 @@ export type AasErrorCode =
   | 'COMMIT_REFUSED'
   | 'DOCTOR_UNHEALTHY'
   | 'INTERNAL'
+  | 'PYTHON_UNAVAILABLE'
 
 // What each code means for the vault and the audit line's `result`. A refusal: the
 // command declined, because of the request or the vault's state, and changed nothing
@@ -77,6 +78,7 @@ export const ERROR_KINDS: Readonly<Record<AasErrorCode, AasErrorKind>> = {
   COMMIT_REFUSED: 'refusal',
   DOCTOR_UNHEALTHY: 'failure',
   INTERNAL: 'failure',
+  PYTHON_UNAVAILABLE: 'refusal',
 }
 
 export function isRefusal(err: AasError): boolean {

@@ -19,6 +19,7 @@ export interface CliRequest {
   progress: boolean
   color: boolean
   lockTimeoutMs: number
+  python: string | undefined // --python: the interpreter for .py scripts
 }
 
 // `json`: --json was on the command line, so even a usage error or --version answers in JSON.
@@ -107,6 +108,7 @@ export function buildProgram(): Command {
     .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
     .option('--new-script [version]', 'write the next migration script _migrations/v<N>_to_v<N+1>.ts and a test (N: the version given, else the highest script or vault version)')
     .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for agent locks before refusing').default('30'))
+    .option('--python <path>', 'the Python interpreter for .py scripts (default: $AAS_PYTHON, else $VIRTUAL_ENV/bin/python, else python3)')
     .option('--json', 'print one JSON document on stdout')
     .option('--no-progress', 'no progress lines on stderr')
     .option('--no-color', 'no colors (also NO_COLOR)')
@@ -200,6 +202,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         progress: o.progress !== false && !o.json,
         color: o.color !== false && !noColor,
         lockTimeoutMs,
+        python: typeof o.python === 'string' ? o.python : undefined,
       },
     }
   } catch (e) {

@@ -89,7 +89,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
     case 'migrate': {
-      const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent })
+      const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent, python: req.python })
       progress.finish()
       if (req.json) io.stdout(renderJson(command, migrateJson(result), result.error))
       else if (action.dryRun) {

@@ -4,6 +4,7 @@ import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
 import type { UnitType } from '../vault/rules.js'
 import type { MigrateReturn } from './define.js'
 import type { LoadedMigration } from './load.js'
+import { PythonStepFatal, runPythonStep } from './apply-python.js'
 import { createUnitHandle } from './unit.js'
 
 // Runs a planned chain over in-memory unit texts. No global state and no file
@@ -80,11 +81,13 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
     if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
   }
 
+  const validator = validate ? await makeValidator(validate) : null
+  if (steps.some((s) => s.python)) return applyStaged(steps, units, dryRun, validator)
+
   const results: UnitApplyResult[] = []
   const unreadable: AasError[] = []
   const errorsByStep = new Map<number, AasError[]>()
   let lastStep = steps.length - 1 // lowers to the earliest step that failed
-  const validator = validate ? await makeValidator(validate) : null
   for (const input of units) {
     const parsed = parseUnitText(input.text, { deferReadBack: true })
     if (!parsed.ok) {
@@ -114,6 +117,59 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
     return { ok: false, units: results, errors: errorsByStep.get(k) as AasError[], failedStep: { file: step.file, from: step.from, to: step.to } }
   }
   return validator ? { ok: true, units: results, errors: [], validation: validator.finish(results.length) } : { ok: true, units: results, errors: [] }
+}
+
+// A chain with .py steps runs step by step over all the units given (a batch): a .py
+// step sends the batch to the Python bridge in one request, not one per unit. The
+// errors reported are the same as unit by unit: every failure of the earliest failing
+// step (no later step runs), and validation only when every step ran.
+async function applyStaged(steps: readonly LoadedMigration[], units: readonly UnitInput[], dryRun: boolean, validator: Awaited<ReturnType<typeof makeValidator>> | null): Promise<ApplyResult> {
+  const states: UnitState[] = []
+  const unreadable: AasError[] = []
+  for (const input of units) {
+    const parsed = parseUnitText(input.text, { deferReadBack: true })
+    if (!parsed.ok) unreadable.push(unreadableError(input.unitId, parsed.error))
+    else if (unreadable.length === 0) states.push({ input, text: parsed.unit, current: input.text, touched: false, changes: [], steps: [] })
+  }
+  if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
+  for (const step of steps) {
+    const errors: AasError[] = []
+    if (step.python) {
+      let outcomes
+      try {
+        outcomes = await runPythonStep(step, states, dryRun)
+      } catch (err) {
+        if (err instanceof PythonStepFatal) return { ok: false, units: [], errors: [err.error] }
+        throw err
+      }
+      states.forEach((state, i) => {
+        const o = outcomes[i]!
+        if (o.error) return void errors.push(o.error)
+        if (o.touched) {
+          state.current = state.text.toString()
+          state.touched = true
+        }
+        state.changes.push(...o.changes)
+        state.steps.push({ file: step.file, from: step.from, to: step.to, status: o.status })
+        if (o.status === 'not-applicable') return
+        const version = state.text.peekFrontmatter().schema_version
+        if (version !== step.to) errors.push(noBumpError(step, state.input.unitId, version, false))
+      })
+    } else {
+      for (const state of states) {
+        const error = await runStep(step, state, dryRun)
+        if (error) errors.push(error)
+      }
+    }
+    if (errors.length > 0) return { ok: false, units: states.map(toResult), errors, failedStep: { file: step.file, from: step.from, to: step.to } }
+  }
+  const results = states.map(toResult)
+  if (!validator) return { ok: true, units: results, errors: [] }
+  for (let i = 0; i < states.length; i++) {
+    const state = states[i]!
+    await validator.check({ unitId: state.input.unitId, unitType: state.input.unitType, text: results[i]!.after, parsed: state.text })
+  }
+  return { ok: true, units: results, errors: [], validation: validator.finish(results.length) }
 }
 
 function unreadableError(unitId: string, { line, column, message }: { line: number; column: number; message: string }): AasError {
@@ -179,20 +235,25 @@ async function runStep(step: LoadedMigration, state: UnitState, dryRun: boolean)
   state.steps.push({ file: step.file, from: step.from, to: step.to, status: returned ? 'touched' : 'skipped' })
 
   const version = state.text.peekFrontmatter().schema_version
-  if (version !== step.to) {
-    const skipped = !returned
-    return new AasError(
-      'SCRIPT_NO_BUMP',
-      `${step.file} applies to ${unitId} but left schema_version ${JSON.stringify(version) ?? 'missing'}; it must be ${step.to} after migrate()${skipped ? ' (migrate returned a falsy value, so the unit was skipped and its writes discarded)' : ''}.`,
-      {
-        hint: skipped
-          ? `In ${step.file}, return a truthy value such as { changes: [...] } from migrate() after setting schema_version to ${step.to}, or make appliesTo() return false for this unit.`
+  return version === step.to ? null : noBumpError(step, unitId, version, !returned)
+}
+
+// applies_to/appliesTo accepted the unit, and it did not reach the step's version.
+function noBumpError(step: LoadedMigration, unitId: string, version: unknown, skipped: boolean): AasError {
+  const where = { script: step.file, unit: unitId, step: `v${step.from} -> v${step.to}` }
+  const [applies, mig] = step.python ? ['applies_to()', 'migrate()'] : ['appliesTo()', 'migrate()']
+  return new AasError(
+    'SCRIPT_NO_BUMP',
+    `${step.file} applies to ${unitId} but left schema_version ${JSON.stringify(version) ?? 'missing'}; it must be ${step.to} after ${mig}${skipped ? ' (migrate returned a falsy value, so the unit was skipped and its writes discarded)' : ''}.`,
+    {
+      hint: skipped
+        ? `In ${step.file}, return a truthy value such as { changes: [...] } from migrate() after setting schema_version to ${step.to}, or make appliesTo() return false for this unit.`
+        : step.python
+          ? `In ${step.file}, set meta["schema_version"] = ${step.to} and call unit.write_frontmatter(meta) in migrate() for every unit ${applies} accepts, or make ${applies} return False for it.`
           : `In ${step.file}, set schema_version = ${step.to} in migrate() for every unit appliesTo() accepts, or make appliesTo() return false for it.`,
-        data: { ...where, found: version ?? null, expected: step.to, returned: skipped ? 'falsy' : 'truthy' },
-      },
-    )
-  }
-  return null
+      data: { ...where, found: version ?? null, expected: step.to, returned: skipped ? 'falsy' : 'truthy' },
+    },
+  )
 }
 
 function scriptFailed(step: LoadedMigration, where: { script: string; unit: string; step: string }, phase: 'appliesTo' | 'migrate', err: unknown): AasError {

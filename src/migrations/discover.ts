@@ -7,9 +7,11 @@ import { MIGRATIONS_DIR } from '../vault/rules.js'
 // `--status` can list scripts without running their code (docs/how-it-works.md,
 // "Status and doctor").
 
-export type ScriptExt = 'mjs' | 'js' | 'ts' | 'mts'
+// .py: the atomic-agents form (FROM_VERSION, TO_VERSION, applies_to, migrate), run
+// through the Python bridge; a chain may mix languages.
+export type ScriptExt = 'mjs' | 'js' | 'ts' | 'mts' | 'py'
 
-export const SCRIPT_EXTS: readonly ScriptExt[] = ['mjs', 'js', 'ts', 'mts']
+export const SCRIPT_EXTS: readonly ScriptExt[] = ['mjs', 'js', 'ts', 'mts', 'py']
 
 export interface ScriptFile {
   file: string // vault-relative POSIX path, e.g. '_migrations/v1_to_v2.mjs'
@@ -24,9 +26,9 @@ export interface DiscoveryResult {
   errors: AasError[] // one per offending file (or per duplicated step)
 }
 
-const SCRIPT_NAME = /^v(0|[1-9]\d*)_to_v(0|[1-9]\d*)\.(mjs|js|ts|mts)$/
+const SCRIPT_NAME = /^v(0|[1-9]\d*)_to_v(0|[1-9]\d*)\.(mjs|js|ts|mts|py)$/
 // Extensions that mark a file as meant to be code.
-const CODE_EXT = /\.(mjs|cjs|js|ts|mts|cts|jsx|tsx)$/i
+const CODE_EXT = /\.(mjs|cjs|js|ts|mts|cts|jsx|tsx|py)$/i
 // Names that read like a step (v1-to-v2, V1_to_V2, v1_v2, v1_to_v2.mjs.bak…).
 const STEP_LIKE = /^v\d+[\W_]+(to[\W_]*)?v?\d+/i
 
@@ -121,8 +123,8 @@ export async function discoverScripts(agentsRoot: string): Promise<DiscoveryResu
 function nameInvalid(file: string, name: string): AasError {
   const nums = /(\d+)\D+(\d+)/.exec(name)
   const example = nums ? `v${Number(nums[1])}_to_v${Number(nums[2])}.mjs` : 'v1_to_v2.mjs'
-  return new AasError('SCRIPT_NAME_INVALID', `${file} looks like a migration script but its name does not match v<N>_to_v<N+1>.{mjs,js,ts,mts}.`, {
+  return new AasError('SCRIPT_NAME_INVALID', `${file} looks like a migration script but its name does not match v<N>_to_v<N+1>.{mjs,js,ts,mts,py}.`, {
     hint: `Rename it (e.g. ${example}), or prefix the name with _ to keep it in ${MIGRATIONS_DIR}/ and have it ignored.`,
-    data: { file, expected: 'v<N>_to_v<N+1>.{mjs,js,ts,mts}' },
+    data: { file, expected: 'v<N>_to_v<N+1>.{mjs,js,ts,mts,py}' },
   })
 }

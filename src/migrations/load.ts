@@ -3,14 +3,23 @@ import { pathToFileURL } from 'node:url'
 import { AasError } from '../errors.js'
 import type { Migration } from './define.js'
 import type { ScriptFile } from './discover.js'
+import type { PythonBridge } from './python-bridge.js'
+import { loadPythonScripts, type PythonStep } from './python-load.js'
 
 export interface LoadedMigration extends ScriptFile {
   migration: Migration
+  python?: PythonStep // a .py script: the chain runs this step through the Python bridge
 }
 
 export interface LoadResult {
   loaded: LoadedMigration[] // in the order given
-  errors: AasError[] // SCRIPT_LOAD_FAILED / SCRIPT_INVALID, one per failing file
+  errors: AasError[] // SCRIPT_LOAD_FAILED / SCRIPT_INVALID / PYTHON_UNAVAILABLE, one per failing file
+  bridge?: PythonBridge // started for the .py scripts: the caller closes it
+}
+
+export interface LoadOptions {
+  python?: string // the interpreter for .py scripts (see python-interpreter.ts), default python3
+  memoryMb?: number // the Python process's address-space limit
 }
 
 // Import one script and check its default export; throws AasError
@@ -38,11 +47,19 @@ export async function loadScript(script: ScriptFile): Promise<LoadedMigration> {
   return { ...script, migration: exported as Migration }
 }
 
-// Load every script, collecting failures instead of stopping at the first.
-export async function loadScripts(scripts: readonly ScriptFile[]): Promise<LoadResult> {
+// Load every script, collecting failures instead of stopping at the first. The .py
+// scripts all go to one Python bridge, started here when there is one.
+export async function loadScripts(scripts: readonly ScriptFile[], options: LoadOptions = {}): Promise<LoadResult> {
   const loaded: LoadedMigration[] = []
   const errors: AasError[] = []
+  const py = scripts.some((s) => s.ext === 'py') ? await loadPythonScripts(scripts.filter((s) => s.ext === 'py'), options) : null
   for (const script of scripts) {
+    if (script.ext === 'py') {
+      const r = py?.results.get(script.file)
+      if (r && 'error' in r) errors.push(r.error)
+      else if (r) loaded.push(r.loaded)
+      continue
+    }
     try {
       loaded.push(await loadScript(script))
     } catch (err) {
@@ -50,7 +67,7 @@ export async function loadScripts(scripts: readonly ScriptFile[]): Promise<LoadR
       else throw err
     }
   }
-  return { loaded, errors }
+  return py?.bridge ? { loaded, errors, bridge: py.bridge } : { loaded, errors }
 }
 
 // The module URL carries the file's size and mtime so an edited script is

@@ -53,7 +53,7 @@ export function planChain<S extends ScriptFile>({ current, target, scripts }: Pl
   if (missing.length > 0) {
     const first = missing[0]!
     const found = [...scripts].sort((a, b) => a.from - b.from).map((s) => s.file)
-    const expected = missing.map((m) => `_migrations/v${m.from}_to_v${m.to}.{mjs,js,ts,mts}`)
+    const expected = missing.map((m) => `_migrations/v${m.from}_to_v${m.to}.{mjs,js,ts,mts,py}`)
     const others = missing.length > 1 ? ` (also missing: ${missing.slice(1).map((m) => `v${m.from} -> v${m.to}`).join(', ')})` : ''
     return fail(
       current,

@@ -2,7 +2,7 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { applyChain, type ApplyResult, type UnitInput } from './apply.js'
 import type { ScriptFile } from './discover.js'
 import { loadScripts, type LoadedMigration } from './load.js'
-import type { MigratableUnit } from './define.js'
+import type { PythonBridge } from './python-bridge.js'
 import { readingOfText, type UnitReading } from '../vault/inventory.js'
 import { PHASE } from './sandbox-phase.js'
 
@@ -17,6 +17,8 @@ export interface SandboxWorkerData {
   validateVersion?: number // also validate every result at this version (in this thread)
   unitsReadable?: boolean // the engine has parsed every unit already (applyChain's unitsReadable)
   progress: SharedArrayBuffer // Int32Array [phase, step, unit in batch, beat]: phase 0 load, 1 apply, 3 validate, 4 read, 2 idle
+  python?: string // the interpreter for .py steps (started at load, one per worker)
+  memoryMb?: number // also the Python process's limit
 }
 
 export type SandboxCommand = { type: 'read'; units: UnitInput[] } | { type: 'load'; scripts: ScriptFile[] } | { type: 'apply'; units: UnitInput[] }
@@ -43,27 +45,31 @@ const input = workerData as SandboxWorkerData
 const progress = new Int32Array(input.progress)
 let batchIndex = new Map<string, number>()
 let chain: { loaded: LoadedMigration[]; wrapped: LoadedMigration[] } | null = null
+// The Python interpreter of this worker's .py steps; it ends with the worker (its
+// input closes) or at the next load.
+let bridge: PythonBridge | null = null
 
 // A script is running on this unit at this step from now on: publish it, then beat.
-function mark(step: number, unit: MigratableUnit): void {
+function mark(step: number, unitId: string): void {
   Atomics.store(progress, 0, PHASE.apply) // applying again after the previous unit's validation
   Atomics.store(progress, 1, step)
-  Atomics.store(progress, 2, batchIndex.get(String(unit.unitId)) ?? -1)
+  Atomics.store(progress, 2, batchIndex.get(unitId) ?? -1)
   Atomics.add(progress, 3, 1)
 }
 
 function wrap(step: LoadedMigration, index: number): LoadedMigration {
   const m = step.migration
+  if (step.python) return { ...step, python: { ...step.python, onUnit: (unitId) => mark(index, unitId) } }
   return {
     ...step,
     migration: {
       ...m,
       appliesTo: (unit) => {
-        mark(index, unit)
+        mark(index, String(unit.unitId))
         return m.appliesTo.call(m, unit)
       },
       migrate: (unit) => {
-        mark(index, unit)
+        mark(index, String(unit.unitId))
         return m.migrate.call(m, unit)
       },
     },
@@ -97,7 +103,9 @@ async function handle(command: SandboxCommand): Promise<void> {
   }
   if (command.type === 'load') {
     Atomics.store(progress, 0, PHASE.load)
-    const loaded = await loadScripts(command.scripts)
+    bridge?.close()
+    const loaded = await loadScripts(command.scripts, { ...(input.python ? { python: input.python } : {}), ...(input.memoryMb ? { memoryMb: input.memoryMb } : {}) })
+    bridge = loaded.bridge ?? null
     Atomics.store(progress, 0, PHASE.idle)
     if (loaded.errors.length > 0) return post({ type: 'load-errors', errors: loaded.errors.map(serialize) })
     chain = { loaded: loaded.loaded, wrapped: loaded.loaded.map(wrap) }

@@ -33,6 +33,7 @@ export interface SandboxOptions {
   workers?: number // how many workers share the units (default: see workerCount)
   signal?: AbortSignal // stops the worker(s): the result is then a failure
   batchUnits?: number // runChainContained: units per batch (default BATCH_UNITS)
+  python?: string // the interpreter for .py steps (choosePython), default python3
 }
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
@@ -122,7 +123,7 @@ export class ChainPool {
   private waiters: Array<() => void> = []
   private active: number // how many workers take batches (see use())
 
-  constructor(workers: number, { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal }: SandboxOptions = {}) {
+  constructor(workers: number, { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal, python }: SandboxOptions = {}) {
     this.size = Math.max(1, workers)
     this.active = this.size
     this.timeoutMs = timeoutMs
@@ -134,7 +135,7 @@ export class ChainPool {
       const view = new Int32Array(progress)
       Atomics.store(view, 0, PHASE.idle)
       Atomics.store(view, 2, -1)
-      const data: SandboxWorkerData = { dryRun, unitsReadable, ...(validateVersion === undefined ? {} : { validateVersion }), progress }
+      const data: SandboxWorkerData = { dryRun, unitsReadable, ...(validateVersion === undefined ? {} : { validateVersion }), progress, memoryMb, ...(python ? { python } : {}) }
       const slot: Slot = { worker: startWorker(data, memoryMb), view, queue: [], answered: 0, lastBeat: -1, lastChange: Date.now() }
       this.attach(slot)
       return slot
@@ -476,7 +477,7 @@ function checkedValidation(raw: unknown, units: readonly UnitInput[], version: n
   return { ok: failures.length === 0, version, checked: units.length, mode: modeOf(v.mode), coverage, note: String(v.note), failures }
 }
 
-const KNOWN = new Set<string>(['SCRIPT_LOAD_FAILED', 'SCRIPT_INVALID', 'SCRIPT_FAILED', 'SCRIPT_NO_BUMP', 'UNIT_UNREADABLE', 'UNIT_WRITE_INVALID', 'CHAIN_GAP'])
+const KNOWN = new Set<string>(['SCRIPT_LOAD_FAILED', 'SCRIPT_INVALID', 'SCRIPT_FAILED', 'SCRIPT_NO_BUMP', 'UNIT_UNREADABLE', 'UNIT_WRITE_INVALID', 'CHAIN_GAP', 'PYTHON_UNAVAILABLE'])
 
 function revive(e: SerializedError): AasError {
   const code = (KNOWN.has(e.code) ? e.code : 'SCRIPT_FAILED') as AasErrorCode

@@ -1,6 +1,6 @@
 import { isAlias, isCollection, isMap, isScalar, isSeq, type Document, type Node, type YAMLMap, type YAMLSeq } from 'yaml'
 import { DEFAULT_STYLE, emitFlow, emitInlineScalar, emitItem, emitMapping, emitPair, type EmitStyle, type NodeHints, type ScalarStyle } from './frontmatter-emit.js'
-import { isPlainObject, sameValue, type FrontmatterValue } from './frontmatter-values.js'
+import { isPlainObject, PlainScalar, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
 // Turns a change of front matter values into text edits on the original YAML
 // source, so that everything the change does not touch keeps its bytes:
@@ -52,7 +52,7 @@ class Patcher {
     if (sameValue(before, after)) return []
     if (!node || isAlias(node) || !node.range) return null
     if (isScalar(node)) {
-      if (after !== null && typeof after === 'object') return null
+      if (after !== null && typeof after === 'object' && !(after instanceof PlainScalar)) return null
       const type = node.type as ScalarStyle | undefined
       if (type === 'BLOCK_LITERAL' || type === 'BLOCK_FOLDED') return null
       const [start, end] = node.range
@@ -61,7 +61,7 @@ class Patcher {
       return [{ start, end, text: start === end ? ` ${text}` : text }]
     }
     if (isCollection(node) && node.flow) {
-      if (Array.isArray(after) !== isSeq(node) || after === null || typeof after !== 'object') return null
+      if (Array.isArray(after) !== isSeq(node) || after === null || typeof after !== 'object' || after instanceof PlainScalar) return null
       // Padding (`[ a ]`) follows this collection's own source where it shows it.
       const padded = node.items.length > 0 ? this.src[node.range[0] + 1] === ' ' : this.style().flowPadding
       return [{ start: node.range[0], end: node.range[1], text: emitFlow(after, { ...this.style(), flowPadding: padded }) }]

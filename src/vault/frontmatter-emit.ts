@@ -1,5 +1,5 @@
-import { Document, Pair, Scalar, YAMLMap, YAMLSeq, isScalar, parse, visit, type Node, type ToStringOptions } from 'yaml'
-import type { FrontmatterValue } from './frontmatter-values.js'
+import { Document, Pair, Scalar, YAMLMap, YAMLSeq, isScalar, parse, visit, type DocumentOptions, type Node, type ScalarTag, type SchemaOptions, type ToStringOptions } from 'yaml'
+import { PlainScalar, type FrontmatterValue } from './frontmatter-values.js'
 
 // Serialises the values a migration writes, in the file's own style (indent
 // step, sequence indentation, flow padding), never folding long lines, and
@@ -23,6 +23,15 @@ export const DEFAULT_STYLE: EmitStyle = { indent: 2, indentSeq: true, flowPaddin
 const DATE = /^\d{4}-\d\d-\d\d$/
 const NEEDS_DOUBLE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\ufeff]/
 const SILENT = { logLevel: 'silent' } as const
+// A PlainScalar is written as its text, with no tag and no quotes.
+const PLAIN_TAG: ScalarTag = {
+  tag: 'tag:aas-migrate.invalid,2026:plain',
+  default: true,
+  identify: (v: unknown) => v instanceof PlainScalar,
+  resolve: (s: string) => s,
+  stringify: (item) => (item.value as PlainScalar).text,
+}
+const DOC_OPTIONS: DocumentOptions & SchemaOptions = { version: '1.2', customTags: [PLAIN_TAG] }
 const plainCache = new Map<string, boolean>()
 
 // Whether `s` written without quotes reads back as the same string under YAML
@@ -45,8 +54,9 @@ export function plainReadsBack(s: string): boolean {
 
 // A one-line replacement for an edited scalar, keeping the old quoting style
 // where it can represent the new value. `oldSource` is the old scalar's text.
-export function emitInlineScalar(value: string | number | boolean | null, oldType: ScalarStyle | undefined, oldSource: string): string {
+export function emitInlineScalar(value: string | number | boolean | null | PlainScalar, oldType: ScalarStyle | undefined, oldSource: string): string {
   if (value === null) return 'null'
+  if (value instanceof PlainScalar) return value.text
   if (typeof value === 'boolean') return String(value)
   if (typeof value === 'number') return Number.isInteger(value) && Math.abs(value) < 1e21 ? String(value) : toYaml(new Document(value), DEFAULT_STYLE).trimEnd()
   if (value.includes('\n') || NEEDS_DOUBLE.test(value) || oldType === 'QUOTE_DOUBLE') return JSON.stringify(value)
@@ -62,7 +72,7 @@ function singleQuoted(s: string): string {
 
 // A yaml node for a new value, with strings quoted where a plain form would be misread.
 export function createValueNode(value: FrontmatterValue, hints: NodeHints = {}): Node {
-  const doc = new Document(null, { version: '1.2' })
+  const doc = new Document(null, DOC_OPTIONS)
   const node = doc.createNode(value, { flow: hints.flow ?? false }) as Node
   visit(node, {
     Scalar(_key, scalar) {
@@ -104,7 +114,7 @@ export function emitMapping(meta: Record<string, FrontmatterValue>, style: EmitS
 }
 
 function docOf(node: Node): Document {
-  const doc = new Document(null, { version: '1.2' })
+  const doc = new Document(null, DOC_OPTIONS)
   doc.contents = node as never
   return doc
 }

@@ -3,7 +3,27 @@ import { AasError } from '../errors.js'
 // Plain values a front matter can hold: what readFrontmatter() returns and what
 // writeFrontmatter() accepts.
 
-export type FrontmatterValue = string | number | boolean | null | FrontmatterValue[] | { [key: string]: FrontmatterValue }
+export type FrontmatterValue = string | number | boolean | null | PlainScalar | FrontmatterValue[] | { [key: string]: FrontmatterValue }
+
+// A scalar written as `text`, unquoted, which this tool reads back as `value`. Only the
+// Python bridge makes these: a date or timestamp a .py script set (`2026-01-01` and
+// `2026-01-01 10:00:00`, which PyYAML reads as a date and a datetime, stay unquoted as
+// PyYAML writes them) or a float as PyYAML writes it (`2.0`, `.nan`). Scripts never
+// see one: readFrontmatter() returns `value`.
+export class PlainScalar {
+  constructor(
+    readonly text: string,
+    readonly value: string | number,
+  ) {}
+}
+
+// The values as this tool reads them back: every PlainScalar replaced by its value.
+export function readBackValue<T>(value: T): T {
+  if (value instanceof PlainScalar) return value.value as T
+  if (Array.isArray(value)) return value.map(readBackValue) as T
+  if (typeof value === 'object' && value !== null) return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, readBackValue(v)])) as T
+  return value
+}
 
 // Checks a value given to writeFrontmatter() and returns a copy without
 // undefined-valued keys (JSON semantics: `meta.x = undefined` removes `x`).
@@ -26,7 +46,7 @@ function normaliseObject(obj: object, path: string[], seen: Set<object>): Record
 }
 
 function normaliseValue(value: unknown, path: string[], seen: Set<object>): FrontmatterValue {
-  if (value === null || typeof value === 'string' || typeof value === 'boolean' || typeof value === 'number') return value
+  if (value === null || typeof value === 'string' || typeof value === 'boolean' || typeof value === 'number' || value instanceof PlainScalar) return value
   if (Array.isArray(value)) {
     if (seen.has(value)) throw invalid(path, 'a value that contains itself (a cycle)', 'Write a tree of plain values, not a structure that refers to itself.')
     seen.add(value)
@@ -57,6 +77,8 @@ function invalid(path: string[], what: string, hint: string): AasError {
 
 // Structural equality of plain values; key order of objects does not matter.
 export function sameValue(a: unknown, b: unknown): boolean {
+  if (a instanceof PlainScalar) a = a.value
+  if (b instanceof PlainScalar) b = b.value
   if (a === b) return true
   if (typeof a === 'number' && typeof b === 'number') return Number.isNaN(a) && Number.isNaN(b)
   if (typeof a !== 'object' || typeof b !== 'object' || a === null || b === null) return false
@@ -76,5 +98,5 @@ export function sameValue(a: unknown, b: unknown): boolean {
 }
 
 export function isPlainObject(v: unknown): v is Record<string, FrontmatterValue> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v)
+  return typeof v === 'object' && v !== null && !Array.isArray(v) && !(v instanceof PlainScalar)
 }

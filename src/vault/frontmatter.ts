@@ -3,7 +3,7 @@ import { AasError } from '../errors.js'
 import { applyEdits, detectStyle, planEdits } from './frontmatter-edit.js'
 import { emitMapping } from './frontmatter-emit.js'
 import { splitUnitText, opensFrontmatter, type UnitTextParts } from './frontmatter-split.js'
-import { normaliseMeta, sameValue, type FrontmatterValue } from './frontmatter-values.js'
+import { normaliseMeta, readBackValue, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
 // Reading and writing a unit's front matter so that a write changes only the
 // lines of the keys whose values changed (docs/how-it-works.md, "Front matter and
@@ -87,7 +87,7 @@ export class UnitText {
       // Read back later, once for all writes of a step (settle), not once per write.
       this.#pending = { parts, parsed: this.#parsed, hasFrontmatter: this.#hasFrontmatter, meta: next }
       this.#parts = { ...parts, source: applyEdits(parts.source, edits) }
-      this.#parsed = { doc: null, meta: next }
+      this.#parsed = { doc: null, meta: readBackValue(next) }
       return
     }
     if (edits && this.#commit({ ...parts, source: applyEdits(parts.source, edits) }, next)) return
@@ -129,6 +129,12 @@ export class UnitText {
 
   readBody(): string {
     return this.#parts.body
+  }
+
+  // The front matter's YAML text as it stands, without the --- lines ('' when there is
+  // none): what the Python bridge parses with PyYAML.
+  get frontmatterSource(): string {
+    return this.#hasFrontmatter ? this.#parts.source : ''
   }
 
   writeBody(text: string): void {

@@ -18,6 +18,7 @@ export interface MigrateInput {
   lockTimeoutMs: number
   now: () => Date
   onEvent?: (event: EngineEvent) => void
+  python?: string | undefined // --python: the interpreter for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
 }
 
 export interface RunContext {

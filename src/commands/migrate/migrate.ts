@@ -6,6 +6,7 @@ import type { BaseTree } from '../../git/store.js'
 import type { ChainStep } from '../../migrations/plan.js'
 import type { ScriptFile } from '../../migrations/discover.js'
 import { ChainPool, sandboxLimitsFromEnv, workerCount } from '../../migrations/sandbox.js'
+import { choosePython } from '../../migrations/python-interpreter.js'
 import type { ValidationResult } from '../../schema/validate.js'
 import type { TakeSnapshotResult } from '../../snapshots/take.js'
 import { collectGarbage, collector } from '../../transaction/collect.js'
@@ -117,7 +118,7 @@ async function vaultVersionOf(root: string): Promise<number | null> {
 type Finish = (got: Partial<MigrateResult>, errors?: AasError[]) => MigrateResult
 
 async function runPipeline(input: MigrateInput, session: WriteSession, finish: Finish): Promise<MigrateResult> {
-  const limits = { dryRun: input.dryRun, validateVersion: input.target, unitsReadable: true, ...sandboxLimitsFromEnv(input.env) }
+  const limits = { dryRun: input.dryRun, validateVersion: input.target, unitsReadable: true, ...sandboxLimitsFromEnv(input.env), python: choosePython({ flag: input.python, env: input.env }).command }
   const ctx: RunContext = { root: input.store.agentsRoot, store: input.store, input, session, limits, budget: bufferBytesFromEnv(input.env), tick: collector() }
   // The chain's workers: started with the scan, they parse the pre-flight's units, then
   // run the chain; a refusal or an error stops them.

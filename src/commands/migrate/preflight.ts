@@ -3,6 +3,7 @@ import type { PreReadFile } from '../../git/store.js'
 import type { ApplyResult, UnitInput } from '../../migrations/apply.js'
 import { discoverScripts, type ScriptFile } from '../../migrations/discover.js'
 import { planChain, type ChainStep } from '../../migrations/plan.js'
+import { checkPython, choosePython } from '../../migrations/python-interpreter.js'
 import { BATCH_UNITS, ChainPool, workerCount } from '../../migrations/sandbox.js'
 import { decodeUnit, readUnit, readUnitVersion, summarize, type Inventory, type UnitReading } from '../../vault/inventory.js'
 import type { UnitType } from '../../vault/rules.js'
@@ -55,6 +56,9 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
   if (inventory.unreadable.length > 0) return { ok: false, errors: [unreadableError(inventory)], from: null }
   const plan = planChain({ current: inventory.vaultVersion, target: input.target, scripts: discovery.scripts })
   if (!plan.ok) return { ok: false, errors: [plan.error], from: inventory.vaultVersion }
+  // A .py step needs its interpreter (and PyYAML, and scripts that compile) before anything is written.
+  const python = await checkPython(plan.steps.map((s) => s.script), choosePython({ flag: input.python, env: input.env }))
+  if (python) return { ok: false, errors: [python], from: inventory.vaultVersion }
   return {
     ok: true,
     from: inventory.vaultVersion,
