@@ -37,6 +37,7 @@ Examples:
   aas-migrate --status --json                            one JSON document on stdout (docs/json.md)
   aas-migrate --to v2 --dry-run                          preview: unified diff + validation, nothing written
   aas-migrate --to v2 --dry-run --stat --no-progress     the preview as a per-file summary, no progress lines
+  aas-migrate --to v2 --dry-run --python python3         .py scripts run by this interpreter (else $AAS_PYTHON, $VIRTUAL_ENV, python3)
   aas-migrate --to v2 --commit                           migrate, and record it as one commit (git vaults)
   aas-migrate --to v3 --lock-timeout 60                  snapshot, migrate, validate, apply (wait 60 s for agent locks)
   aas-migrate --list-snapshots                           snapshots, newest first
