@@ -48,6 +48,7 @@ export interface RollbackOptions extends VaultOptions {
 export interface StatusOptions extends Omit<VaultOptions, 'backend'> {
   onProgress?: (done: number) => void
   onEvent?: (event: EngineEvent) => void
+  python?: string | undefined // the interpreter reported for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
 }
 
 export type DoctorOptions = VaultOptions
@@ -143,7 +144,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 export async function status(options: StatusOptions = {}): Promise<StatusResult> {
   const root = await rootOf(options)
   const { location, store } = await existingStore(root.path, {})
-  return vaultStatus({ root, location, store, ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}) })
+  return vaultStatus({ root, location, store, ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}), python: options.python, ...(options.env ? { env: options.env } : {}) })
 }
 
 /**

@@ -83,7 +83,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
   const onEvent = eventPrinter(req, io, paint, progress, action.kind === 'migrate' && action.dryRun)
   switch (action.kind) {
     case 'status': {
-      const result = await status({ agentsRoot: req.agentsRoot, env: io.env, onEvent: eventPrinter(req, io, paint, progress, true), onProgress: (done) => progress.enumerate(done) })
+      const result = await status({ agentsRoot: req.agentsRoot, env: io.env, python: req.python, onEvent: eventPrinter(req, io, paint, progress, true), onProgress: (done) => progress.enumerate(done) })
       progress.finish()
       io.stdout(req.json ? renderJson(command, { status: result }) : renderStatusText(result, paint.out))
       return 0

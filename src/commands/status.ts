@@ -2,6 +2,7 @@ import type { AasError } from '../errors.js'
 import type { Store, StoreLocation } from '../git/store.js'
 import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
+import { probePython, type PythonProbe } from '../migrations/python-interpreter.js'
 import type { RecoveryResult } from '../transaction/transaction.js'
 import type { AgentsRoot } from '../vault/agents-root.js'
 import { takeInventory, type Inventory } from '../vault/inventory.js'
@@ -14,6 +15,8 @@ export interface StatusInput {
   store: Store | null // null: no store exists yet
   onProgress?: (done: number) => void
   onEvent?: (event: EngineEvent) => void
+  python?: string | undefined // --python: the interpreter reported for .py scripts
+  env?: NodeJS.ProcessEnv // where $AAS_PYTHON and $VIRTUAL_ENV are read
 }
 
 export interface ChainSummary {
@@ -32,11 +35,12 @@ export interface StatusResult {
   chain: ChainSummary
   skipped: Array<{ path: string; reason: string }>
   recovered: RecoveryResult | null // an interrupted transaction this command completed first
+  python: PythonProbe | null // the interpreter .py scripts would run with; null when there is no .py script
 }
 
 // Read-only: names scripts without executing them (docs/how-it-works.md, "Status and
 // doctor") and takes no lock, except to complete an interrupted transaction it finds.
-export async function vaultStatus({ root, location, store, onProgress, onEvent }: StatusInput): Promise<StatusResult> {
+export async function vaultStatus({ root, location, store, onProgress, onEvent, python, env = process.env }: StatusInput): Promise<StatusResult> {
   const recovered = store ? await recoverIfInterrupted(store, { command: '--status', ...(onEvent ? { onEvent } : {}) }) : null
   const [{ scan, inventory }, discovery] = await Promise.all([takeInventory(root.path, onProgress ? { onProgress } : {}), discoverScripts(root.path)])
   return {
@@ -48,6 +52,8 @@ export async function vaultStatus({ root, location, store, onProgress, onEvent }
     chain: summarizeChain(inventory.vaultVersion, discovery.scripts),
     skipped: scan.skipped,
     recovered,
+    // The interpreter only, never a script.
+    python: discovery.scripts.some((s) => s.ext === 'py') ? await probePython({ python, env }) : null,
   }
 }
 

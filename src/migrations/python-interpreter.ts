@@ -137,11 +137,12 @@ export async function checkPython(scripts: readonly ScriptFile[], choice: Python
 
 export function pythonUnavailable({ command, source, scripts, reason, noYaml = false, stderr }: { command: string; source?: PythonSource; scripts: readonly string[]; reason: string; noYaml?: boolean; stderr?: string }): AasError {
   const from = source ? ` (from ${SOURCE_WORDS[source]})` : ''
-  const needs = `${scripts.join(', ')} ${scripts.length === 1 ? 'needs' : 'need'} it`
+  const needs = scripts.length === 0 ? '' : `; ${scripts.join(', ')} ${scripts.length === 1 ? 'needs' : 'need'} it`
+  const nothing = scripts.length === 0 ? '' : ' Nothing was written.'
   const hint = noYaml
-    ? `Install PyYAML for that interpreter: \`apt-get install python3-yaml\` (Debian, Ubuntu), or \`${command} -m pip install pyyaml\` in a virtualenv; or pass --python PATH (or set AAS_PYTHON) to an interpreter that has it. Nothing was written.`
-    : `Install Python 3 with PyYAML (\`apt-get install python3 python3-yaml\`), or pass --python PATH (or set AAS_PYTHON) to the interpreter to use. Nothing was written.`
-  return new AasError('PYTHON_UNAVAILABLE', `The Python interpreter ${command}${from} cannot run .py migration scripts: ${reason}; ${needs}.`, {
+    ? `Install PyYAML for that interpreter: \`apt-get install python3-yaml\` (Debian, Ubuntu), or \`${command} -m pip install pyyaml\` in a virtualenv; or pass --python PATH (or set AAS_PYTHON) to an interpreter that has it.${nothing}`
+    : `Install Python 3 with PyYAML (\`apt-get install python3 python3-yaml\`), or pass --python PATH (or set AAS_PYTHON) to the interpreter to use.${nothing}`
+  return new AasError('PYTHON_UNAVAILABLE', `The Python interpreter ${command}${from} cannot run .py migration scripts: ${reason}${needs}.`, {
     hint,
     data: { python: command, ...(source ? { source } : {}), scripts: [...scripts], reason, ...(noYaml ? { missing: 'PyYAML' } : {}), ...(stderr ? { stderr } : {}) },
   })

@@ -73,6 +73,9 @@ const schemas = {
       chain: z.strictObject({ latest: z.number().nullable(), steps: z.array(z.strictObject({ from: z.number(), to: z.number(), file: z.string() })), complete: z.boolean(), gap: z.strictObject({ from: z.number(), to: z.number() }).nullable() }),
       skipped: z.array(z.strictObject({ path: z.string(), reason: z.string() })),
       recovered: z.record(z.string(), z.unknown()).nullable(),
+      python: z
+        .strictObject({ command: z.string(), source: z.enum(['flag', 'AAS_PYTHON', 'VIRTUAL_ENV', 'PATH']), ok: z.boolean(), executable: z.string().nullable(), version: z.string().nullable(), yaml: z.string().nullable(), libyaml: z.boolean(), atomicAgents: z.string().nullable(), error: errorShape.partial({ hint: true }).nullable() })
+        .nullable(),
     }),
   }),
   dryRun: envelope(z.literal('dry-run'), { result: migrateResult, errors: z.array(errorShape) }),

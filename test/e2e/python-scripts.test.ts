@@ -106,6 +106,20 @@ describe.each([
   })
 })
 
+describe('--status with a .py script', () => {
+  it('when the vault has a .py script then --status names the interpreter, its version, PyYAML and atomic_agents, running no script', async () => {
+    const v = await pyVault({ script: 'raise SystemExit("a script that runs fails the test")\n' })
+    const text = bin(['--agents-root', v.root, '--status'])
+    expect(text.code, text.stderr).toBe(0)
+    expect(text.stdout).toMatch(/^python: +python3 \(from PATH\): Python 3\.\d+\.\d+ \(.+\), PyYAML \d[^,]*, atomic_agents not installed \(the built-in stand-in is used\)$/m)
+    const doc = JSON.parse(bin(['--agents-root', v.root, '--status', '--json', '--python', '/nonexistent/python3']).stdout)
+    expect(doc.status.python).toMatchObject({ command: '/nonexistent/python3', source: 'flag', ok: false, error: { code: 'PYTHON_UNAVAILABLE' } })
+    const none = await makeVault('vault-v1')
+    vaults.push(none)
+    expect(JSON.parse(bin(['--agents-root', none.root, '--status', '--json']).stdout).status.python).toBeNull()
+  })
+})
+
 describe('faults of a .py chain', () => {
   async function refused(args: string[], script: string | undefined, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; snapshots: unknown[] }> {
     const v = await pyVault({ script })

@@ -33,6 +33,12 @@ export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false
   lines.push(`scripts (${s.scripts.length}, by file name; none executed):`)
   if (s.scripts.length === 0) lines.push('  none in _migrations/')
   for (const sc of s.scripts) lines.push(`  v${sc.from} -> v${sc.to}  ${sc.file}`)
+  const py = s.python
+  if (py) {
+    const found = py.version ? `Python ${py.version}${py.executable ? ` (${py.executable})` : ''}, PyYAML ${py.yaml ?? 'missing'}${py.libyaml ? ' with libyaml' : ''}, atomic_agents ${py.atomicAgents ?? 'not installed (the built-in stand-in is used)'}` : 'not usable'
+    lines.push(`python:        ${py.command} (from ${py.source === 'flag' ? '--python' : py.source === 'PATH' ? 'PATH' : `$${py.source}`}): ${found}`)
+    if (py.error) lines.push(`  ${py.error.message} ${py.error.hint ?? ''}`.trimEnd())
+  }
   for (const e of s.scriptErrors) lines.push(`  ${paint.error('error:')} ${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`)
   const c = s.chain
   if (c.latest === null) lines.push('chain:         no scripts; nothing to migrate to')
