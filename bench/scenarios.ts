@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { measure, median, type Sample } from './measure.js'
@@ -123,6 +123,15 @@ export async function measureSize({ dist, units, reps, backends, previous, log =
         rollbackTimes.push(await measure(aas(copy, ['--rollback', name], b)))
         return s
       })
+      // The same v1 -> v2 as the atomic-agents .py script (fixtures/migrations-py/v1_to_v2.py),
+      // run through the Python bridge. (The .mjs it is compared with also validates v2.)
+      log(`${b}: --to v2 (py script)`)
+      f.migratePy = await figure(reps, async () => {
+        await copyVault(pristine, copy)
+        await rm(path.join(copy, '_migrations', 'v1_to_v2.mjs'))
+        await copyFile(path.join(BENCH_DIR, '..', 'fixtures', 'migrations-py', 'v1_to_v2.py'), path.join(copy, '_migrations', 'v1_to_v2.py'))
+        return measure(aas(copy, ['--to', 'v2'], b))
+      })
       f.rollbackFull = f.migrate.seconds === null ? { seconds: null, rssKb: null, error: 'no migration' } : await figure(rollbackTimes.length, async () => rollbackTimes.shift() as Sample)
       log(`${b}: cold snapshot, repeat snapshot after 1% changed`)
       const repeats: Sample[] = []
@@ -156,6 +165,7 @@ export async function measureSize({ dist, units, reps, backends, previous, log =
       { key: 'status', figure: '--status', vs: () => ['tar czf', tar, null] },
       { key: 'dryRun', figure: '--to v2 --dry-run', vs: (f) => ['--to v2', f.migrate, 1.5] },
       { key: 'migrate', figure: '--to v2', vs: () => ['read+write floor', floor, 3] },
+      { key: 'migratePy', figure: '--to v2 (py script)', vs: (f) => ['--to v2', f.migrate, 1.5] },
       { key: 'rollbackFull', figure: '--rollback after --to v2', vs: (f) => ['--to v2', f.migrate, 1] },
       { key: 'snapshotCold', figure: 'cold snapshot', vs: () => ['tar czf', tar, 1] },
       { key: 'snapshotRepeat', figure: 'repeat snapshot, 1% changed', vs: () => ['tar czf', tar, 0.2] },
