@@ -158,6 +158,20 @@ describe('the Python bridge', () => {
     await expect(run).rejects.toThrow(/SIGKILL/)
   })
 
+  it('when a script allocates past the memory limit then the unit fails with a MemoryError marked as memory, and the bridge goes on', async () => {
+    const b = await PythonBridge.start({ python: 'python3', memoryMb: 64, forwardStderr: false })
+    bridges.push(b)
+    const s = await script('v1_to_v2.py', HEAD + 'def migrate(unit):\n    if unit.unit_id.endswith("big.md"):\n        x = bytearray(512 * 1024 * 1024)\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
+    expect(await b.load([s])).toEqual([])
+    const outs = await b.run(0, false, [
+      { id: '/v/a/memory/big.md', type: 'memory', fm: FM },
+      { id: '/v/a/memory/small.md', type: 'memory', fm: FM },
+    ])
+    expect(outs[0]).toMatchObject({ error: { phase: 'migrate', type: 'MemoryError', memory: true } })
+    expect(outs[1]).toMatchObject({ applies: true, set: [['schema_version', 2]] })
+    b.close()
+  })
+
   it('when the interpreter does not exist then start rejects with BridgeDied', async () => {
     await expect(PythonBridge.start({ python: '/nonexistent/python3', forwardStderr: false })).rejects.toThrow(/not found/)
   })
