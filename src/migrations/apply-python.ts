@@ -30,31 +30,50 @@ export class PythonStepFatal extends Error {
   }
 }
 
-export async function runPythonStep(step: LoadedMigration, states: readonly PythonUnitState[], dryRun: boolean): Promise<PythonStepOutcome[]> {
+export interface PythonRequestUnit {
+  unitId: string
+  unitType: UnitType
+  fm: string // the front matter's YAML text as the step's input has it
+}
+
+// Sends one .py step's units to the bridge. Resolves with each unit's outcome in order,
+// or rejects with PythonStepFatal when the interpreter dies. Several may be in flight
+// (the bridge answers in order), so the next units can be sent before these are used;
+// a request never awaited does not leave an unhandled rejection.
+export function requestPythonStep(step: LoadedMigration, units: readonly PythonRequestUnit[], dryRun: boolean): Promise<BridgeOutcome[]> {
   const py = step.python
   if (!py) throw new Error(`${step.file} is not a Python step`)
-  const where = (unitId: string): { script: string; unit: string; step: string } => ({ script: step.file, unit: unitId, step: `v${step.from} -> v${step.to}` })
-  let outcomes: BridgeOutcome[]
   let current = 0
-  try {
-    const units = states.map((s) => ({ id: path.join(py.agentsRoot, ...s.input.unitId.split('/')), type: s.input.unitType, fm: s.text.frontmatterSource }))
-    outcomes = await py.bridge.run(py.step, dryRun, units, (i) => {
-      current = i
-      const s = states[i]
-      if (s) py.onUnit?.(s.input.unitId)
-    })
-  } catch (err) {
-    if (!(err instanceof BridgeDied)) throw err
-    const unitId = states[current]?.input.unitId ?? null
-    const tail = err.stderrTail.trim().split('\n').pop()?.trim()
-    throw new PythonStepFatal(
-      new AasError('SCRIPT_FAILED', `${step.file}${unitId ? ` on ${unitId}` : ''} (step v${step.from} -> v${step.to}) stopped the Python interpreter: ${err.message}${tail ? ` (${tail})` : ''}. Nothing was written.`, {
-        hint: `Run the script on that unit alone to see why the interpreter stopped (a crash in a C extension, os._exit(), or the system killing it for memory); nothing was written.`,
-        data: { ...where(unitId ?? ''), unit: unitId, reason: 'crash', stderr: err.stderrTail },
-      }),
+  const request = py.bridge
+    .run(
+      py.step,
+      dryRun,
+      units.map((u) => ({ id: path.join(py.agentsRoot, ...u.unitId.split('/')), type: u.unitType, fm: u.fm })),
+      (i) => {
+        current = i
+        const u = units[i]
+        if (u) py.onUnit?.(u.unitId)
+      },
     )
-  }
-  return states.map((state, i) => applyOutcome(step, state, outcomes[i] as BridgeOutcome, where(state.input.unitId)))
+    .catch((err: unknown) => {
+      if (!(err instanceof BridgeDied)) throw err
+      const unitId = units[current]?.unitId ?? null
+      const tail = err.stderrTail.trim().split('\n').pop()?.trim()
+      throw new PythonStepFatal(
+        new AasError('SCRIPT_FAILED', `${step.file}${unitId ? ` on ${unitId}` : ''} (step v${step.from} -> v${step.to}) stopped the Python interpreter: ${err.message}${tail ? ` (${tail})` : ''}. Nothing was written.`, {
+          hint: `Run the script on that unit alone to see why the interpreter stopped (a crash in a C extension, os._exit(), or the system killing it for memory); nothing was written.`,
+          data: { script: step.file, unit: unitId, step: `v${step.from} -> v${step.to}`, reason: 'crash', stderr: err.stderrTail },
+        }),
+      )
+    })
+  request.catch(() => undefined)
+  return request
+}
+
+// What one unit's outcome does to it: the changed keys written with the minimal-diff
+// editor, or the unit's error.
+export function applyPythonOutcome(step: LoadedMigration, state: PythonUnitState, outcome: BridgeOutcome): PythonStepOutcome {
+  return applyOutcome(step, state, outcome, { script: step.file, unit: state.input.unitId, step: `v${step.from} -> v${step.to}` })
 }
 
 function applyOutcome(step: LoadedMigration, state: PythonUnitState, outcome: BridgeOutcome, where: { script: string; unit: string; step: string }): PythonStepOutcome {

@@ -1,10 +1,12 @@
 import { AasError, isAasError } from '../errors.js'
 import { makeValidator, type ValidateOptions, type ValidationResult } from '../schema/validate.js'
 import { parseUnitText, type UnitText } from '../vault/frontmatter.js'
+import { splitUnitText } from '../vault/frontmatter-split.js'
 import type { UnitType } from '../vault/rules.js'
 import type { MigrateReturn } from './define.js'
 import type { LoadedMigration } from './load.js'
-import { PythonStepFatal, runPythonStep } from './apply-python.js'
+import { applyPythonOutcome, PythonStepFatal, requestPythonStep } from './apply-python.js'
+import type { BridgeOutcome } from './python-bridge.js'
 import { createUnitHandle } from './unit.js'
 
 // Runs a planned chain over in-memory unit texts. No global state and no file
@@ -119,57 +121,94 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
   return validator ? { ok: true, units: results, errors: [], validation: validator.finish(results.length) } : { ok: true, units: results, errors: [] }
 }
 
-// A chain with .py steps runs step by step over all the units given (a batch): a .py
-// step sends the batch to the Python bridge in one request, not one per unit. The
-// errors reported are the same as unit by unit: every failure of the earliest failing
-// step (no later step runs), and validation only when every step ran.
+// A chain with .py steps runs step by step over chunks of a batch: a .py step sends a
+// chunk's units to the Python bridge in one request, and the next chunk's first-step
+// request is sent before this chunk is worked on, so the interpreter parses while this
+// thread edits. Chunks keep few parsed documents alive at once. The errors are those of
+// the unit-by-unit order: every failure of the earliest failing step (after a failure at
+// step k, later chunks run steps up to k only), and validation only when every step ran.
+export const PYTHON_CHUNK_UNITS = 32
+
+// (Called once every unit is known to parse: applyChain checked, or the engine did.)
 async function applyStaged(steps: readonly LoadedMigration[], units: readonly UnitInput[], dryRun: boolean, validator: Awaited<ReturnType<typeof makeValidator>> | null): Promise<ApplyResult> {
-  const states: UnitState[] = []
-  const unreadable: AasError[] = []
-  for (const input of units) {
-    const parsed = parseUnitText(input.text, { deferReadBack: true })
-    if (!parsed.ok) unreadable.push(unreadableError(input.unitId, parsed.error))
-    else if (unreadable.length === 0) states.push({ input, text: parsed.unit, current: input.text, touched: false, changes: [], steps: [] })
-  }
-  if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
-  for (const step of steps) {
-    const errors: AasError[] = []
-    if (step.python) {
-      let outcomes
-      try {
-        outcomes = await runPythonStep(step, states, dryRun)
-      } catch (err) {
-        if (err instanceof PythonStepFatal) return { ok: false, units: [], errors: [err.error] }
-        throw err
-      }
-      states.forEach((state, i) => {
-        const o = outcomes[i]!
-        if (o.error) return void errors.push(o.error)
-        if (o.touched) {
-          state.current = state.text.toString()
-          state.touched = true
+  const first = steps[0] as LoadedMigration
+  // The first step's request for a chunk: its input is the units' own text.
+  const prefetch = (chunk: readonly UnitInput[]): Promise<BridgeOutcome[]> | null =>
+    first.python ? requestPythonStep(first, chunk.map((u) => ({ unitId: u.unitId, unitType: u.unitType, fm: frontmatterSourceOf(u.text) })), dryRun) : null
+  const results: UnitApplyResult[] = []
+  const errorsByStep = new Map<number, AasError[]>()
+  let lastStep = steps.length - 1 // lowers to the earliest step that failed
+  const chunks: UnitInput[][] = []
+  for (let i = 0; i < units.length; i += PYTHON_CHUNK_UNITS) chunks.push(units.slice(i, i + PYTHON_CHUNK_UNITS))
+  let next = chunks[0] ? prefetch(chunks[0]) : null
+  for (let c = 0; c < chunks.length; c++) {
+    const chunk = chunks[c] as UnitInput[]
+    const firstOutcomes = next
+    next = chunks[c + 1] ? prefetch(chunks[c + 1] as UnitInput[]) : null
+    const states: UnitState[] = []
+    const unreadable: AasError[] = []
+    for (const input of chunk) {
+      const parsed = parseUnitText(input.text, { deferReadBack: true })
+      if (!parsed.ok) unreadable.push(unreadableError(input.unitId, parsed.error))
+      else states.push({ input, text: parsed.unit, current: input.text, touched: false, changes: [], steps: [] })
+    }
+    if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
+    const failed = new Set<UnitState>()
+    for (let k = 0; k <= lastStep; k++) {
+      const step = steps[k] as LoadedMigration
+      const live = states.filter((s) => !failed.has(s))
+      const errors: Array<[UnitState, AasError]> = []
+      if (step.python) {
+        let outcomes: BridgeOutcome[]
+        try {
+          outcomes = await (k === 0 && firstOutcomes ? firstOutcomes : requestPythonStep(step, live.map((s) => ({ unitId: s.input.unitId, unitType: s.input.unitType, fm: s.text.frontmatterSource })), dryRun))
+        } catch (err) {
+          if (err instanceof PythonStepFatal) return { ok: false, units: [], errors: [err.error] }
+          throw err
         }
-        state.changes.push(...o.changes)
-        state.steps.push({ file: step.file, from: step.from, to: step.to, status: o.status })
-        if (o.status === 'not-applicable') return
-        const version = state.text.peekFrontmatter().schema_version
-        if (version !== step.to) errors.push(noBumpError(step, state.input.unitId, version, false))
-      })
-    } else {
-      for (const state of states) {
-        const error = await runStep(step, state, dryRun)
-        if (error) errors.push(error)
+        live.forEach((state, i) => {
+          const o = applyPythonOutcome(step, state, outcomes[i] as BridgeOutcome)
+          if (o.error) return void errors.push([state, o.error])
+          if (o.touched) {
+            state.current = state.text.toString()
+            state.touched = true
+          }
+          state.changes.push(...o.changes)
+          state.steps.push({ file: step.file, from: step.from, to: step.to, status: o.status })
+          if (o.status === 'not-applicable') return
+          const version = state.text.peekFrontmatter().schema_version
+          if (version !== step.to) errors.push([state, noBumpError(step, state.input.unitId, version, false)])
+        })
+      } else {
+        for (const state of live) {
+          const error = await runStep(step, state, dryRun)
+          if (error) errors.push([state, error])
+        }
+      }
+      if (errors.length > 0) {
+        errorsByStep.set(k, [...(errorsByStep.get(k) ?? []), ...errors.map(([, e]) => e)])
+        for (const [state] of errors) failed.add(state)
+        lastStep = k
       }
     }
-    if (errors.length > 0) return { ok: false, units: states.map(toResult), errors, failedStep: { file: step.file, from: step.from, to: step.to } }
+    for (const state of states) {
+      const result = toResult(state)
+      results.push(result)
+      if (errorsByStep.size === 0 && validator) await validator.check({ unitId: state.input.unitId, unitType: state.input.unitType, text: result.after, parsed: state.text })
+    }
   }
-  const results = states.map(toResult)
-  if (!validator) return { ok: true, units: results, errors: [] }
-  for (let i = 0; i < states.length; i++) {
-    const state = states[i]!
-    await validator.check({ unitId: state.input.unitId, unitType: state.input.unitType, text: results[i]!.after, parsed: state.text })
+  if (errorsByStep.size > 0) {
+    const k = Math.min(...errorsByStep.keys())
+    const step = steps[k] as LoadedMigration
+    return { ok: false, units: results, errors: errorsByStep.get(k) as AasError[], failedStep: { file: step.file, from: step.from, to: step.to } }
   }
-  return { ok: true, units: results, errors: [], validation: validator.finish(results.length) }
+  return validator ? { ok: true, units: results, errors: [], validation: validator.finish(results.length) } : { ok: true, units: results, errors: [] }
+}
+
+// The front matter's YAML text of a unit's text ('' without front matter), as UnitText has it.
+function frontmatterSourceOf(text: string): string {
+  const split = splitUnitText(text)
+  return split.kind === 'frontmatter' ? split.parts.source : ''
 }
 
 function unreadableError(unitId: string, { line, column, message }: { line: number; column: number; message: string }): AasError {

@@ -77,13 +77,15 @@ export function bridgeScriptPath(): string {
 
 const STDERR_TAIL = 4096
 
-type Waiter = { onFrame: (frame: Record<string, unknown>) => boolean; resolve: () => void; reject: (err: BridgeDied) => void }
+type Waiter = { onFrame: (frame: Record<string, unknown>) => boolean; onHead?: (() => void) | undefined; resolve: () => void; reject: (err: BridgeDied) => void }
 
 export class PythonBridge {
   readonly hello: BridgeHello
   readonly #child: ChildProcess
   #buffer: Buffer = Buffer.alloc(0)
-  #waiter: Waiter | null = null
+  // Requests sent and not yet answered, in order: the bridge answers them one after the
+  // other, so a caller may send the next batch before the previous one is answered.
+  #waiters: Waiter[] = []
   #dead: BridgeDied | null = null
   #stderr = ''
 
@@ -160,16 +162,16 @@ export class PythonBridge {
 
   // One step over a batch of units: the outcome of each, in order. onUnit(i) is called
   // when unit i starts (as far as the engine can tell: when unit i - 1 has answered).
+  // Several runs may be in flight; they are answered in the order they were sent.
   async run(step: number, dryRun: boolean, units: readonly BridgeUnit[], onUnit?: (i: number) => void): Promise<BridgeOutcome[]> {
     const out: BridgeOutcome[] = []
     if (units.length === 0) return out
-    onUnit?.(0)
     await this.#request({ op: 'run', step, dry_run: dryRun, units }, (frame) => {
       if (frame.op !== 'unit' || frame.i !== out.length) throw new BridgeDied(`the bridge answered out of order (${String(frame.op)} ${String(frame.i)} for unit ${out.length})`, this.#stderr)
       out.push(frame as unknown as BridgeOutcome)
       if (out.length < units.length) onUnit?.(out.length)
       return out.length === units.length
-    })
+    }, onUnit ? () => onUnit(0) : undefined)
     return out
   }
 
@@ -188,11 +190,12 @@ export class PythonBridge {
     this.#child.kill(signal)
   }
 
-  #request(message: Record<string, unknown>, onFrame: (frame: Record<string, unknown>) => boolean): Promise<void> {
+  // onHead: called when the bridge starts on this request (the ones before it answered).
+  #request(message: Record<string, unknown>, onFrame: (frame: Record<string, unknown>) => boolean, onHead?: () => void): Promise<void> {
     if (this.#dead) return Promise.reject(this.#dead)
-    if (this.#waiter) return Promise.reject(new BridgeDied('a request was sent while another was running', this.#stderr))
     return new Promise((resolve, reject) => {
-      this.#waiter = { onFrame, resolve, reject }
+      this.#waiters.push({ onFrame, onHead, resolve, reject })
+      if (this.#waiters.length === 1) onHead?.()
       const body = Buffer.from(JSON.stringify(message), 'utf8')
       const head = Buffer.alloc(4)
       head.writeUInt32BE(body.length, 0)
@@ -208,13 +211,14 @@ export class PythonBridge {
       if (this.#buffer.length - at - 4 < n) break
       const body = this.#buffer.subarray(at + 4, at + 4 + n)
       at += 4 + n
-      const waiter = this.#waiter
+      const waiter = this.#waiters[0]
       if (!waiter) return this.#die(new BridgeDied('the bridge sent a frame nobody asked for', this.#stderr))
       try {
         const frame = JSON.parse(body.toString('utf8')) as Record<string, unknown>
         if (waiter.onFrame(frame)) {
-          this.#waiter = null
+          this.#waiters.shift()
           waiter.resolve()
+          this.#waiters[0]?.onHead?.()
         }
       } catch (err) {
         return this.#die(err instanceof BridgeDied ? err : new BridgeDied('the bridge sent a malformed frame', this.#stderr))
@@ -227,9 +231,9 @@ export class PythonBridge {
     if (this.#dead && this.#dead.message !== 'the bridge was closed') return
     const first = !this.#dead
     this.#dead = err
-    const waiter = this.#waiter
-    this.#waiter = null
-    waiter?.reject(err)
+    const waiters = this.#waiters
+    this.#waiters = []
+    for (const w of waiters) w.reject(err)
     if (first) this.#child.kill('SIGKILL')
   }
 }

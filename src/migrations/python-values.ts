@@ -48,5 +48,6 @@ function mapOf(obj: Record<string, unknown>): Record<string, FrontmatterValue> {
 
 // out[key] = value, also for a key named __proto__ (an own key, not the prototype).
 export function setKey(out: Record<string, unknown>, key: string, value: unknown): void {
-  Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+  if (key === '__proto__') Object.defineProperty(out, key, { value, enumerable: true, writable: true, configurable: true })
+  else out[key] = value
 }

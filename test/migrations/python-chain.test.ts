@@ -173,6 +173,29 @@ describe('a .py step through the minimal-diff editor', () => {
   })
 })
 
+describe('a .py step over a batch larger than a chunk', () => {
+  const many = (n: number): UnitInput[] => Array.from({ length: n }, (_, i) => unit(UNIT.replace('name: Debt priority order', `name: unit ${i}`), `a/memory/feedback_u${String(i).padStart(3, '0')}.md`))
+
+  it('when 100 units go through a .py then an .mjs step then every unit gets its own result, in order', async () => {
+    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["seen"] = m["name"]\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
+    await put('v2_to_v3.mjs', "export default { from: 2, to: 3, appliesTo: () => true, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 3; u.writeFrontmatter(m); return true } }\n")
+    const r = await chain(many(100))
+    expect(r.errors).toEqual([])
+    expect(r.units.map((u) => u.unitId)).toEqual(many(100).map((u) => u.unitId))
+    r.units.forEach((u, i) => expect(u.after).toContain(`schema_version: 3\nname: unit ${i}\n`))
+    r.units.forEach((u, i) => expect(u.after).toContain(`\nseen: unit ${i}\n`))
+  })
+
+  it('when a later chunk fails at the .py step and an earlier one at the next step then only the earliest step\'s errors are reported', async () => {
+    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    if unit.unit_id.endswith("u070.md"):\n        raise KeyError("x")\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
+    await put('v2_to_v3.mjs', "export default { from: 2, to: 3, appliesTo: () => true, migrate(u) { if (u.unitId.endsWith('u005.md')) throw new Error('later step'); const m = u.readFrontmatter(); m.schema_version = 3; u.writeFrontmatter(m); return true } }\n")
+    const r = await chain(many(100))
+    expect(r.ok).toBe(false)
+    expect(r.failedStep).toEqual({ file: '_migrations/v1_to_v2.py', from: 1, to: 2 })
+    expect(r.errors.map((e) => [e.code, e.data.unit])).toEqual([['SCRIPT_FAILED', 'a/memory/feedback_u070.md']])
+  })
+})
+
 describe('the interpreter', () => {
   it('when --python, $AAS_PYTHON, $VIRTUAL_ENV are given then they are chosen in that order, else python3', async () => {
     const venv = path.join(root, 'venv')
