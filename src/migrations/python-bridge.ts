@@ -212,7 +212,10 @@ export class PythonBridge {
       const body = this.#buffer.subarray(at + 4, at + 4 + n)
       at += 4 + n
       const waiter = this.#waiters[0]
-      if (!waiter) return this.#die(new BridgeDied('the bridge sent a frame nobody asked for', this.#stderr))
+      if (!waiter) {
+        this.#die(new BridgeDied('the bridge sent a frame nobody asked for', this.#stderr))
+        return
+      }
       try {
         const frame = JSON.parse(body.toString('utf8')) as Record<string, unknown>
         if (waiter.onFrame(frame)) {
@@ -221,7 +224,8 @@ export class PythonBridge {
           this.#waiters[0]?.onHead?.()
         }
       } catch (err) {
-        return this.#die(err instanceof BridgeDied ? err : new BridgeDied('the bridge sent a malformed frame', this.#stderr))
+        this.#die(err instanceof BridgeDied ? err : new BridgeDied('the bridge sent a malformed frame', this.#stderr))
+        return
       }
     }
     this.#buffer = at === this.#buffer.length ? Buffer.alloc(0) : this.#buffer.subarray(at)

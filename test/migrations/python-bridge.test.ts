@@ -8,7 +8,7 @@ import { BridgeDied, PythonBridge, type BridgeOutcome, type BridgeScript } from 
 // The bridge as a real python3 process, spoken to over its framed protocol.
 
 let dir: string
-let bridges: PythonBridge[] = []
+const bridges: PythonBridge[] = []
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'aas-bridge-'))
