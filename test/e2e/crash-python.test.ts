@@ -81,7 +81,7 @@ describe(`SIGKILL during a ${UNITS}-unit .py -> .ts migration`, () => {
     for (let i = 0; i < TRIALS; i++) {
       const work = path.join(base, `to-${i}`)
       await cp(pristine, work, { recursive: true })
-      const killAt = Math.round(toMs * (0.15 + (0.8 * i) / TRIALS))
+      const killAt = Math.round(toMs * (0.3 + (1.0 * i) / TRIALS)) // up to 1.175x: the fast-forward too
       const r = await runKilled(['--agents-root', work, '--to', 'v3'], killAt)
       if (r.killed) outcomes.killed++
       const s = bin(['--agents-root', work, '--status', '--json'])
