@@ -311,7 +311,10 @@ export class ChainPool {
       }
       // A worker's first answer includes its start-up; loading compiles the scripts.
       const allowance = slot.answered === 0 || slot.queue[0]?.command === 'load' ? LOAD_ALLOWANCE_MS : 0
-      if (now - slot.lastChange >= this.timeoutMs + allowance) return this.fail(slot, containedFailure(this.where(slot), `did not return within ${this.timeoutMs} ms`, 'timeout', this.timeoutMs))
+      if (now - slot.lastChange >= this.timeoutMs + allowance) {
+        this.fail(slot, containedFailure(this.where(slot), `did not return within ${this.timeoutMs} ms`, 'timeout', this.timeoutMs))
+        return
+      }
     }
   }
 
