@@ -44,7 +44,15 @@ export function runFrontmatterBench({ count = 10_000, seed = 1 }: { count?: numb
   const cpu = process.cpuUsage(cpu0)
   if (bytes === 0) throw new Error('nothing written')
   const round = (n: number): number => Math.round(n)
-  return { units: count, parseMs: round(parseMs), editMs: round(editMs), writeMs: round(writeMs), totalMs: round(parseMs + editMs + writeMs), cpuMs: round((cpu.user + cpu.system) / 1000), edited }
+  return {
+    units: count,
+    parseMs: round(parseMs),
+    editMs: round(editMs),
+    writeMs: round(writeMs),
+    totalMs: round(parseMs + editMs + writeMs),
+    cpuMs: round((cpu.user + cpu.system) / 1000),
+    edited,
+  }
 }
 
 const invokedDirectly = process.argv[1] !== undefined && import.meta.url.endsWith(process.argv[1].replace(/\\/g, '/').split('/').pop() ?? '')
@@ -53,5 +61,8 @@ if (invokedDirectly) {
   runFrontmatterBench({ count: Math.min(count, 1000), seed: 99 }) // warm-up
   const result = runFrontmatterBench({ count })
   if (process.argv.includes('--json')) process.stdout.write(`${JSON.stringify(result)}\n`)
-  else process.stdout.write(`frontmatter: ${result.units} units (${result.edited} edited): parse ${result.parseMs} ms + edit ${result.editMs} ms + write ${result.writeMs} ms = ${result.totalMs} ms (cpu ${result.cpuMs} ms)\n`)
+  else
+    process.stdout.write(
+      `frontmatter: ${result.units} units (${result.edited} edited): parse ${result.parseMs} ms + edit ${result.editMs} ms + write ${result.writeMs} ms = ${result.totalMs} ms (cpu ${result.cpuMs} ms)\n`,
+    )
 }

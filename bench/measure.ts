@@ -62,7 +62,11 @@ export async function measure(spec: RunSpec): Promise<Sample> {
   }
 }
 
-export function run(cmd: string, args: string[], { cwd, env }: { cwd?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+export function run(
+  cmd: string,
+  args: string[],
+  { cwd, env }: { cwd?: string | undefined; env?: NodeJS.ProcessEnv } = {},
+): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { cwd, env, stdio: ['ignore', 'pipe', 'pipe'] })
     const out: Buffer[] = []

@@ -46,7 +46,9 @@ export function tableLines(report: SizeReport): string[] {
   const lines = [`| ${head.join(' | ')} |`, `|${head.map(() => '---').join('|')}|`]
   for (const r of report.rows) {
     const m = met(r)
-    lines.push(`| ${[r.figure, r.backend || '—', fmtS(r.seconds), r.vs || '—', fmtR(r.ratio), fmtMb(r.rssKb), targetText(r), m === null ? '—' : m ? 'yes' : '**no**'].join(' | ')} |`)
+    lines.push(
+      `| ${[r.figure, r.backend || '—', fmtS(r.seconds), r.vs || '—', fmtR(r.ratio), fmtMb(r.rssKb), targetText(r), m === null ? '—' : m ? 'yes' : '**no**'].join(' | ')} |`,
+    )
   }
   return lines
 }
@@ -89,7 +91,19 @@ export function describeMachine(): Machine {
   }
 }
 
-export function markdown({ reports, machine, date, command, notes }: { reports: SizeReport[]; machine: Machine; date: string; command: string; notes: string[] }): string {
+export function markdown({
+  reports,
+  machine,
+  date,
+  command,
+  notes,
+}: {
+  reports: SizeReport[]
+  machine: Machine
+  date: string
+  command: string
+  notes: string[]
+}): string {
   const parts = [
     '# Performance',
     '',
@@ -102,7 +116,8 @@ export function markdown({ reports, machine, date, command, notes }: { reports: 
     'vault in the same run. `cli` and `js` are the two store backends (`AAS_GIT=cli|js`).',
     '',
   ]
-  for (const r of reports) parts.push(`## ${r.units.toLocaleString('en-US')} units (median of ${r.reps} repetition${r.reps === 1 ? '' : 's'})`, '', ...tableLines(r), '')
+  for (const r of reports)
+    parts.push(`## ${r.units.toLocaleString('en-US')} units (median of ${r.reps} repetition${r.reps === 1 ? '' : 's'})`, '', ...tableLines(r), '')
   parts.push('## How each figure is measured', '', ...notes.map((n) => `- ${n}`), '')
   return parts.join('\n')
 }

@@ -36,8 +36,12 @@ function parseArgs(argv: string[]): BenchArgs {
   }
   if (args.units.some((u) => !SIZES.includes(u))) throw new Error(`--units takes ${SIZES.join('|')} (comma-separated for several)`)
   if (args.reps.some((r) => !Number.isInteger(r) || r < 1)) throw new Error('--reps takes a positive integer (or one per size, comma-separated)')
-  if (args.backends.some((g) => g.length === 0 || g.some((b) => b !== 'cli' && b !== 'js'))) throw new Error('--backends takes cli, js or cli,js (or one group per size, separated by /)')
-  for (const [name, list] of [['--reps', args.reps], ['--backends', args.backends]] as const) {
+  if (args.backends.some((g) => g.length === 0 || g.some((b) => b !== 'cli' && b !== 'js')))
+    throw new Error('--backends takes cli, js or cli,js (or one group per size, separated by /)')
+  for (const [name, list] of [
+    ['--reps', args.reps],
+    ['--backends', args.backends],
+  ] as const) {
     if (list.length !== 1 && list.length !== args.units.length) throw new Error(`${name} takes one value or one per size in --units`)
   }
   return args
@@ -75,7 +79,14 @@ const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
 try {
   for (const [i, units] of args.units.entries()) {
     const previous = reports.at(-1)
-    const report = await measureSize({ dist, units, reps: perSize(args.reps, i), backends: perSize(args.backends, i), ...(previous ? { previous } : {}), log: (l) => process.stderr.write(`[${units}] ${l}\n`) })
+    const report = await measureSize({
+      dist,
+      units,
+      reps: perSize(args.reps, i),
+      backends: perSize(args.backends, i),
+      ...(previous ? { previous } : {}),
+      log: (l) => process.stderr.write(`[${units}] ${l}\n`),
+    })
     reports.push(report)
     process.stdout.write(`${textTable(report)}\n\n`)
     for (const row of report.rows) if (row.error) process.stderr.write(`${row.figure} (${row.backend}) failed: ${row.error}\n`)

@@ -31,7 +31,15 @@ interface Figure {
 let CLI = ''
 
 function envFor(backend: Backend | null): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = { ...process.env, AAS_BENCH_DIST: path.dirname(path.dirname(CLI)), NO_COLOR: '1', GIT_AUTHOR_NAME: 'bench', GIT_AUTHOR_EMAIL: 'bench@example.invalid', GIT_COMMITTER_NAME: 'bench', GIT_COMMITTER_EMAIL: 'bench@example.invalid' }
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AAS_BENCH_DIST: path.dirname(path.dirname(CLI)),
+    NO_COLOR: '1',
+    GIT_AUTHOR_NAME: 'bench',
+    GIT_AUTHOR_EMAIL: 'bench@example.invalid',
+    GIT_COMMITTER_NAME: 'bench',
+    GIT_COMMITTER_EMAIL: 'bench@example.invalid',
+  }
   for (const k of Object.keys(env)) if (k.startsWith('GIT_') && !k.startsWith('GIT_AUTHOR_') && !k.startsWith('GIT_COMMITTER_')) delete env[k]
   if (backend) env.AAS_GIT = backend
   else delete env.AAS_GIT
@@ -132,7 +140,10 @@ export async function measureSize({ dist, units, reps, backends, previous, log =
         await copyFile(path.join(BENCH_DIR, '..', 'fixtures', 'migrations-py', 'v1_to_v2.py'), path.join(copy, '_migrations', 'v1_to_v2.py'))
         return measure(aas(copy, ['--to', 'v2'], b))
       })
-      f.rollbackFull = f.migrate.seconds === null ? { seconds: null, rssKb: null, error: 'no migration' } : await figure(rollbackTimes.length, async () => rollbackTimes.shift() as Sample)
+      f.rollbackFull =
+        f.migrate.seconds === null
+          ? { seconds: null, rssKb: null, error: 'no migration' }
+          : await figure(rollbackTimes.length, async () => rollbackTimes.shift() as Sample)
       log(`${b}: cold snapshot, repeat snapshot after 1% changed`)
       const repeats: Sample[] = []
       f.snapshotCold = await figure(reps, async () => {
@@ -142,8 +153,14 @@ export async function measureSize({ dist, units, reps, backends, previous, log =
         repeats.push(await measure(node([SNAPSHOT_CHILD, copy], b)))
         return s
       })
-      f.snapshotRepeat = f.snapshotCold.seconds === null ? { seconds: null, rssKb: null, error: 'no cold snapshot' } : await figure(repeats.length, async () => repeats.shift() as Sample)
-      for (const [key, fraction] of [['rollback1', 0.01], ['rollback100', 1]] as const) {
+      f.snapshotRepeat =
+        f.snapshotCold.seconds === null
+          ? { seconds: null, rssKb: null, error: 'no cold snapshot' }
+          : await figure(repeats.length, async () => repeats.shift() as Sample)
+      for (const [key, fraction] of [
+        ['rollback1', 0.01],
+        ['rollback100', 1],
+      ] as const) {
         log(`${b}: --rollback of a ${fraction * 100}%-changed vault`)
         f[key] = await figure(reps, async () => {
           await copyVault(pristine, copy)
@@ -186,7 +203,12 @@ export async function measureSize({ dist, units, reps, backends, previous, log =
         // linear from the 50,000-unit figure of the same run.
         if (units === 50_000 && fig.rssKb !== null) checks.push({ label: '≤ 300 MB RSS', ratio: fig.rssKb / RSS_LIMIT_KB, limit: 1 })
         const before = previous?.units === 50_000 && units > 50_000 ? previous.rows.find((r) => r.figure === s.figure && r.backend === b) : undefined
-        if (before?.rssKb && fig.rssKb !== null) checks.push({ label: `RSS ≤ linear from 50,000 (${Math.round((before.rssKb * units) / 50_000 / 1024)} MB)`, ratio: fig.rssKb / ((before.rssKb * units) / 50_000), limit: 1 })
+        if (before?.rssKb && fig.rssKb !== null)
+          checks.push({
+            label: `RSS ≤ linear from 50,000 (${Math.round((before.rssKb * units) / 50_000 / 1024)} MB)`,
+            ratio: fig.rssKb / ((before.rssKb * units) / 50_000),
+            limit: 1,
+          })
         rows.push({ figure: s.figure, backend: b, ...fig, vs, ratio: ratioOf(fig, base), checks })
       }
     }

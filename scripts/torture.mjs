@@ -48,7 +48,10 @@ async function capture(root) {
         out[`${rel}/`] = `dir ${(st.mode & 0o777).toString(8)}`
         await walk(rel)
       } else if (st.isSymbolicLink()) out[rel] = `link ${await readlink(abs)}`
-      else out[rel] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha1').update(await readFile(abs)).digest('hex')}`
+      else
+        out[rel] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha1')
+          .update(await readFile(abs))
+          .digest('hex')}`
     }
   }
   await walk('')
@@ -105,7 +108,13 @@ try {
     await cp(kind === 'to' ? pristine : migrated, work, { recursive: true })
     const killed = await killedAt(['--agents-root', work, ...(kind === 'to' ? ['--to', 'v2'] : ['--rollback', snapshot])], ms)
     run(['--agents-root', work, '--status'])
-    if (await lstat(path.join(work, '.migration.lock')).then(() => true, () => false)) staleLocks++
+    if (
+      await lstat(path.join(work, '.migration.lock')).then(
+        () => true,
+        () => false,
+      )
+    )
+      staleLocks++
     const now = await capture(work)
     const at = now === pre ? 'pre' : now === post ? 'post' : 'mixed'
     const s = tally[kind]
@@ -120,7 +129,9 @@ try {
     console.log(`--${kind}: trials ${s.trials}, killed mid-run ${s.killed}, ended before ${s.pre}, ended after ${s.post}, mixed ${s.mixed}`)
   }
   const mixed = tally.to.mixed + tally.rollback.mixed
-  console.log(`total: trials ${tally.to.trials + tally.rollback.trials}, mixed states ${mixed} (stale vault locks left by kills before the journal: ${staleLocks})`)
+  console.log(
+    `total: trials ${tally.to.trials + tally.rollback.trials}, mixed states ${mixed} (stale vault locks left by kills before the journal: ${staleLocks})`,
+  )
   process.exitCode = mixed === 0 ? 0 : 1
 } finally {
   if (process.exitCode !== 1) await rm(base, { recursive: true, force: true })

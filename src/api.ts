@@ -78,7 +78,12 @@ async function existingStore(root: string, options: VaultOptions): Promise<{ loc
 // A vault and its store, or the failure that prevents opening them: a missing or
 // unreadable agents_root (no audit line: there is no vault to write it to), or a store
 // that cannot be opened (its audit line is written here).
-async function openVault(options: VaultOptions, runId: string, command: string, started: number): Promise<{ root: string; store: Store } | { root: string | null; error: AasError }> {
+async function openVault(
+  options: VaultOptions,
+  runId: string,
+  command: string,
+  started: number,
+): Promise<{ root: string; store: Store } | { root: string | null; error: AasError }> {
   let root: string
   try {
     root = (await rootOf(options)).path
@@ -144,7 +149,15 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 export async function status(options: StatusOptions = {}): Promise<StatusResult> {
   const root = await rootOf(options)
   const { location, store } = await existingStore(root.path, {})
-  return vaultStatus({ root, location, store, ...(options.onProgress ? { onProgress: options.onProgress } : {}), ...(options.onEvent ? { onEvent: options.onEvent } : {}), python: options.python, ...(options.env ? { env: options.env } : {}) })
+  return vaultStatus({
+    root,
+    location,
+    store,
+    ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+    ...(options.onEvent ? { onEvent: options.onEvent } : {}),
+    python: options.python,
+    ...(options.env ? { env: options.env } : {}),
+  })
 }
 
 /**

@@ -57,9 +57,15 @@ function scriptFileOf(file: string): ScriptFile {
 async function loadAll({ scripts = [], migrations = [] }: RunInMemoryOptions): Promise<LoadedMigration[]> {
   const loaded = await loadScripts(scripts.map(scriptFileOf))
   if (loaded.errors[0]) throw loaded.errors[0]
-  const objects = migrations.map((m): LoadedMigration => ({ file: `v${m.from}_to_v${m.to} (in memory)`, path: '', from: m.from, to: m.to, ext: 'mjs', migration: m }))
+  const objects = migrations.map(
+    (m): LoadedMigration => ({ file: `v${m.from}_to_v${m.to} (in memory)`, path: '', from: m.from, to: m.to, ext: 'mjs', migration: m }),
+  )
   const all = [...loaded.loaded, ...objects]
-  if (all.length === 0) throw new AasError('USAGE', 'runMigrationInMemory needs `scripts` or `migrations`.', { hint: 'Pass { migrations: [myMigration] } or { scripts: ["_migrations/v1_to_v2.ts"] }.', data: {} })
+  if (all.length === 0)
+    throw new AasError('USAGE', 'runMigrationInMemory needs `scripts` or `migrations`.', {
+      hint: 'Pass { migrations: [myMigration] } or { scripts: ["_migrations/v1_to_v2.ts"] }.',
+      data: {},
+    })
   return all
 }
 
@@ -112,7 +118,15 @@ export async function runMigrationInMemory(options: RunInMemoryOptions): Promise
   )
   const diffFiles: DiffFile[] = applied.units
     .filter((u) => u.after !== u.before)
-    .map((u) => ({ path: u.unitId, oldMode: '100644', newMode: '100644', oldOid: null, newOid: null, oldContent: Buffer.from(u.before, 'utf8'), newContent: Buffer.from(u.after, 'utf8') }))
+    .map((u) => ({
+      path: u.unitId,
+      oldMode: '100644',
+      newMode: '100644',
+      oldOid: null,
+      newOid: null,
+      oldContent: Buffer.from(u.before, 'utf8'),
+      newContent: Buffer.from(u.after, 'utf8'),
+    }))
   return {
     from,
     target,

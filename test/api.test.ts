@@ -57,7 +57,13 @@ describe('the library boundary', () => {
     expect(back).toMatchObject({ ok: false, error: { code: 'SNAPSHOT_NOT_FOUND' }, written: 0, removed: 0 })
     const { records } = await readAudit(v.root)
     expect(records).toHaveLength(1)
-    expect(records[0]).toMatchObject({ run_id: back.runId, result: 'refused', rolled_back: false, error_code: 'SNAPSHOT_NOT_FOUND', error: back.error?.message })
+    expect(records[0]).toMatchObject({
+      run_id: back.runId,
+      result: 'refused',
+      rolled_back: false,
+      error_code: 'SNAPSHOT_NOT_FOUND',
+      error: back.error?.message,
+    })
     expect(await captureTree(v.root)).toEqual(before)
     expect(existsSync(path.join(v.root, '_migrations', 'aas.git'))).toBe(false)
   })
@@ -129,7 +135,10 @@ describe('step statuses', () => {
 
   it('when the first step fails then the later one is not run', async () => {
     const v = await vault()
-    await writeFile(path.join(v.root, '_migrations', 'v1_to_v2.mjs'), `export default { from: 1, to: 2, appliesTo: () => true, migrate() { throw new Error('broken') } }\n`)
+    await writeFile(
+      path.join(v.root, '_migrations', 'v1_to_v2.mjs'),
+      `export default { from: 1, to: 2, appliesTo: () => true, migrate() { throw new Error('broken') } }\n`,
+    )
     const run = await migrate({ agentsRoot: v.root, target: 3, dryRun: true })
     expect(run.error?.code).toBe('SCRIPT_FAILED')
     expect(run.steps.map((s) => [s.from, s.status])).toEqual([

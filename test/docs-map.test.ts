@@ -63,8 +63,20 @@ describe(`the map of src/ in ${DOC}, "${SECTION}"`, () => {
   it.each([
     ['a room is missing', '- `src/vault/`: files', ['vault', 'git'], [], ['src/git is not named in "Where things are"']],
     ['a top-level file is missing', '- `src/vault/`', ['vault', 'api.ts'], [], ['src/api.ts is not named in "Where things are"']],
-    ['a named room does not exist', '- `src/vault/`, `src/engine/`', ['vault'], ['src/engine'], ['src/engine is named in "Where things are" but does not exist']],
-    ['a named file deeper down does not exist', '- `src/git/` (`src/git/refs.ts`)', ['git'], ['src/git/refs.ts'], ['src/git/refs.ts is named in "Where things are" but does not exist']],
+    [
+      'a named room does not exist',
+      '- `src/vault/`, `src/engine/`',
+      ['vault'],
+      ['src/engine'],
+      ['src/engine is named in "Where things are" but does not exist'],
+    ],
+    [
+      'a named file deeper down does not exist',
+      '- `src/git/` (`src/git/refs.ts`)',
+      ['git'],
+      ['src/git/refs.ts'],
+      ['src/git/refs.ts is named in "Where things are" but does not exist'],
+    ],
     ['everything matches', '- `src/vault/`, `src/api.ts`', ['api.ts', 'vault'], [], []],
   ])('when %s then that is reported', (_what, text, top, missing, problems) => {
     expect(mapProblems(text, top, (p) => !missing.includes(p))).toEqual(problems)
@@ -102,7 +114,9 @@ function codeFiles(dir: string): string[] {
 
 describe('sections cited from the code', () => {
   // This file's own examples of citations are not citations.
-  const files = ['src', 'test', 'bench', 'scripts'].flatMap((d) => codeFiles(path.join(repoRoot, d))).filter((f) => path.relative(repoRoot, f) !== path.join('test', 'docs-map.test.ts'))
+  const files = ['src', 'test', 'bench', 'scripts']
+    .flatMap((d) => codeFiles(path.join(repoRoot, d)))
+    .filter((f) => path.relative(repoRoot, f) !== path.join('test', 'docs-map.test.ts'))
   const cited = files.flatMap((f) => citationsIn(readFileSync(f, 'utf8')).map((c) => ({ ...c, file: path.relative(repoRoot, f) })))
 
   it('are found', () => {

@@ -5,7 +5,18 @@ import { makeVault } from './helpers/make-vault.js'
 
 describe('public API', () => {
   it('exports exactly the documented run-time names', () => {
-    expect(Object.keys(api).sort()).toEqual(['AasError', 'defineMigration', 'doctor', 'exportSnapshot', 'importSnapshot', 'isAasError', 'listSnapshots', 'migrate', 'rollback', 'status'])
+    expect(Object.keys(api).sort()).toEqual([
+      'AasError',
+      'defineMigration',
+      'doctor',
+      'exportSnapshot',
+      'importSnapshot',
+      'isAasError',
+      'listSnapshots',
+      'migrate',
+      'rollback',
+      'status',
+    ])
     expect(Object.keys(testing).sort()).toEqual(['runMigrationInMemory'])
   })
 

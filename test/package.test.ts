@@ -8,7 +8,12 @@ import { repoRoot } from './helpers/make-vault.js'
 // dependency nothing uses (gray-matter and tar were listed for months) fails here.
 
 const read = (...p: string[]): string => readFileSync(path.join(repoRoot, ...p), 'utf8')
-const pkg = JSON.parse(read('package.json')) as { name: string; scripts: Record<string, string>; dependencies: Record<string, string>; devDependencies: Record<string, string> }
+const pkg = JSON.parse(read('package.json')) as {
+  name: string
+  scripts: Record<string, string>
+  dependencies: Record<string, string>
+  devDependencies: Record<string, string>
+}
 
 function sourceFiles(dir: string): string[] {
   return readdirSync(path.join(repoRoot, dir), { withFileTypes: true }).flatMap((e) => {
@@ -21,7 +26,14 @@ function sourceFiles(dir: string): string[] {
 // `import('x')`, `require('x')`, `require.resolve('x')`; a subpath `x/y` counts as x.
 function importedPackages(text: string): string[] {
   const re = /(?:\bfrom\s+|\bimport\s+|\bimport\s*\(\s*|\brequire\s*\(\s*|\.resolve\s*\(\s*)['"]([@\w][\w@./-]*)['"]/g
-  return [...text.matchAll(re)].map((m) => m[1] as string).map((s) => s.split('/').slice(0, s.startsWith('@') ? 2 : 1).join('/'))
+  return [...text.matchAll(re)]
+    .map((m) => m[1] as string)
+    .map((s) =>
+      s
+        .split('/')
+        .slice(0, s.startsWith('@') ? 2 : 1)
+        .join('/'),
+    )
 }
 
 const external = (name: string): boolean => !name.startsWith('node:') && !builtinModules.includes(name) && name !== pkg.name

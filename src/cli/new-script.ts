@@ -96,7 +96,11 @@ async function writeNew(file: string, text: string, rel: string): Promise<void> 
         data: { file: rel },
       })
     }
-    throw new AasError('IO_FAILED', `Cannot write ${rel}: ${describeFsError(err)}`, { hint: `Check that ${path.dirname(file)} is writable.`, data: { file: rel }, cause: err })
+    throw new AasError('IO_FAILED', `Cannot write ${rel}: ${describeFsError(err)}`, {
+      hint: `Check that ${path.dirname(file)} is writable.`,
+      data: { file: rel },
+      cause: err,
+    })
   }
 }
 

@@ -107,7 +107,10 @@ export function buildProgram(): Command {
     .option('--out <file>', 'with --export-snapshot: where to write (default _migrations/snapshots/NAME.tar.gz)')
     .option('--import-snapshot <file>', 'turn a Python-runner .tar.gz into a snapshot')
     .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
-    .option('--new-script [version]', 'write the next migration script _migrations/v<N>_to_v<N+1>.ts and a test (N: the version given, else the highest script or vault version)')
+    .option(
+      '--new-script [version]',
+      'write the next migration script _migrations/v<N>_to_v<N+1>.ts and a test (N: the version given, else the highest script or vault version)',
+    )
     .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for agent locks before refusing').default('30'))
     .option('--python <path>', 'the Python interpreter for .py scripts (default: $AAS_PYTHON, else $VIRTUAL_ENV/bin/python, else python3)')
     .option('--json', 'print one JSON document on stdout')
@@ -148,7 +151,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const o = program.opts<Record<string, string | boolean | undefined>>()
   const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
-  if (given.length === 0) return usage('no action given: pass one of --status, --to vN, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.')
+  if (given.length === 0)
+    return usage('no action given: pass one of --status, --to vN, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.')
   if (given.length > 1) return usage(`${given.map((a) => ACTION_FLAGS[a]).join(' and ')} cannot be combined: pass one action at a time.`)
   const action = given[0] as (typeof ACTIONS)[number]
   const modifierOwners: Array<[string, string, boolean]> = [

@@ -83,13 +83,28 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
   const onEvent = eventPrinter(req, io, paint, progress, action.kind === 'migrate' && action.dryRun)
   switch (action.kind) {
     case 'status': {
-      const result = await status({ agentsRoot: req.agentsRoot, env: io.env, python: req.python, onEvent: eventPrinter(req, io, paint, progress, true), onProgress: (done) => progress.enumerate(done) })
+      const result = await status({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        python: req.python,
+        onEvent: eventPrinter(req, io, paint, progress, true),
+        onProgress: (done) => progress.enumerate(done),
+      })
       progress.finish()
       io.stdout(req.json ? renderJson(command, { status: result }) : renderStatusText(result, paint.out))
       return 0
     }
     case 'migrate': {
-      const result = await migrate({ agentsRoot: req.agentsRoot, env: io.env, target: action.target, dryRun: action.dryRun, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent, python: req.python })
+      const result = await migrate({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        target: action.target,
+        dryRun: action.dryRun,
+        commit: action.commit,
+        lockTimeoutMs: req.lockTimeoutMs,
+        onEvent,
+        python: req.python,
+      })
       progress.finish()
       if (req.json) io.stdout(renderJson(command, migrateJson(result), result.error))
       else if (action.dryRun) {
@@ -102,7 +117,15 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return result.ok ? 0 : 1
     }
     case 'rollback': {
-      const result = await rollback({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, force: action.force, commit: action.commit, lockTimeoutMs: req.lockTimeoutMs, onEvent })
+      const result = await rollback({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        snapshot: action.snapshot,
+        force: action.force,
+        commit: action.commit,
+        lockTimeoutMs: req.lockTimeoutMs,
+        onEvent,
+      })
       progress.finish()
       const { error, errors, ...rest } = result
       if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson) }, error))
@@ -116,13 +139,22 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
     case 'export-snapshot': {
-      const r = await exportSnapshot({ agentsRoot: req.agentsRoot, env: io.env, snapshot: action.snapshot, ...(action.out === undefined ? {} : { out: action.out }) })
+      const r = await exportSnapshot({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        snapshot: action.snapshot,
+        ...(action.out === undefined ? {} : { out: action.out }),
+      })
       io.stdout(req.json ? renderJson(command, { export: r }) : `exported ${r.name} (${r.files} files) to ${r.file}\n`)
       return 0
     }
     case 'import-snapshot': {
       const r = await importSnapshot({ agentsRoot: req.agentsRoot, env: io.env, file: action.file })
-      io.stdout(req.json ? renderJson(command, { import: r }) : `imported ${r.name} (${r.files} files) as ${r.ref}${r.skipped.length > 0 ? `; ${r.skipped.length} members outside the snapshot scope skipped` : ''}\n`)
+      io.stdout(
+        req.json
+          ? renderJson(command, { import: r })
+          : `imported ${r.name} (${r.files} files) as ${r.ref}${r.skipped.length > 0 ? `; ${r.skipped.length} members outside the snapshot scope skipped` : ''}\n`,
+      )
       return 0
     }
     case 'doctor': {
@@ -153,7 +185,13 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
 
 // Announcements that must appear while the command runs (the snapshot name before any
 // live write, a recovery), and the progress lines.
-function eventPrinter(req: CliRequest, io: CliIo, paints: { out: Paint; err: Paint }, progress: ProgressRenderer, quietStdout = false): (e: EngineEvent) => void {
+function eventPrinter(
+  req: CliRequest,
+  io: CliIo,
+  paints: { out: Paint; err: Paint },
+  progress: ProgressRenderer,
+  quietStdout = false,
+): (e: EngineEvent) => void {
   // stdout carries only the patch (dry run) or the JSON document.
   const toStderr = req.json || quietStdout
   const say = toStderr ? io.stderr : io.stdout
@@ -163,7 +201,9 @@ function eventPrinter(req: CliRequest, io: CliIo, paints: { out: Paint; err: Pai
     if (e.type === 'snapshot' && e.ref === null) say(`preview base: ${e.commit.slice(0, 12)} (${e.files} files; a dry run keeps no snapshot ref)\n`)
     else if (e.type === 'snapshot') say(`${e.purpose === 'safety' ? 'safety snapshot' : 'snapshot'}: ${paint.bold(e.name)} (${e.ref}, ${e.files} files)\n`)
     if (e.type === 'recovered') {
-      io.stderr(`${paints.err.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`)
+      io.stderr(
+        `${paints.err.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`,
+      )
     }
   }
 }

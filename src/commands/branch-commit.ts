@@ -39,7 +39,12 @@ function userEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 }
 
 async function git(workTree: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; allowFail?: boolean } = {}) {
-  return runGit([...safeConfigArgs(), ...args], { cwd: workTree, env: userEnv(opts.env), ...(opts.input === undefined ? {} : { input: opts.input }), ...(opts.allowFail ? { allowFail: true } : {}) })
+  return runGit([...safeConfigArgs(), ...args], {
+    cwd: workTree,
+    env: userEnv(opts.env),
+    ...(opts.input === undefined ? {} : { input: opts.input }),
+    ...(opts.allowFail ? { allowFail: true } : {}),
+  })
 }
 
 function refused(reason: string, hint: string, data: Record<string, unknown> = {}): AasError {
@@ -47,7 +52,10 @@ function refused(reason: string, hint: string, data: Record<string, unknown> = {
 }
 
 function parseZ(out: Buffer): string[] {
-  return out.toString('utf8').split('\0').filter((l) => l !== '')
+  return out
+    .toString('utf8')
+    .split('\0')
+    .filter((l) => l !== '')
 }
 
 // Check, before any live write, that a commit of these paths is possible and would hold
@@ -56,12 +64,15 @@ function parseZ(out: Buffer): string[] {
 export async function prepareBranchCommit(store: Store, changes: readonly JournalChange[]): Promise<BranchCommitPlan> {
   const { location } = store
   if (location.kind !== 'repo' || !location.workTree) {
-    throw refused(`${store.agentsRoot} is not inside a git work tree`, 'Run without --commit; snapshots are kept in _migrations/aas.git either way.', { agentsRoot: store.agentsRoot })
+    throw refused(`${store.agentsRoot} is not inside a git work tree`, 'Run without --commit; snapshots are kept in _migrations/aas.git either way.', {
+      agentsRoot: store.agentsRoot,
+    })
   }
   if (!hasGitBinary()) throw refused('it needs the git binary, which is not on PATH', 'Install git, or run without --commit.')
   const workTree = location.workTree
   const sym = await git(workTree, ['symbolic-ref', '-q', 'HEAD'], { allowFail: true })
-  if (sym.code !== 0) throw refused('HEAD is detached, so there is no current branch to commit to', 'Check out a branch (git switch <branch>), or run without --commit.')
+  if (sym.code !== 0)
+    throw refused('HEAD is detached, so there is no current branch to commit to', 'Check out a branch (git switch <branch>), or run without --commit.')
   const branch = sym.stdout.toString('utf8').trim()
   const headRun = await git(workTree, ['rev-parse', '-q', '--verify', 'HEAD^{commit}'], { allowFail: true })
   const head = headRun.code === 0 ? headRun.stdout.toString('utf8').trim() : null
@@ -87,12 +98,18 @@ export async function prepareBranchCommit(store: Store, changes: readonly Journa
     const inIndex = index.get(p) ?? []
     const live = c.oldOid === null ? null : { mode: c.oldMode, oid: c.oldOid }
     if (inIndex.some((e) => e.stage !== 0)) dirty.push({ path: c.path, reason: 'has merge conflicts' })
-    else if ((inIndex[0]?.oid ?? null) !== (inHead?.oid ?? null) || (inIndex[0]?.mode ?? null) !== (inHead?.mode ?? null)) dirty.push({ path: c.path, reason: 'has staged changes' })
-    else if ((live?.oid ?? null) !== (inHead?.oid ?? null) || (live?.mode ?? null) !== (inHead?.mode ?? null)) dirty.push({ path: c.path, reason: inHead ? 'has uncommitted changes' : 'is not committed (untracked)' })
+    else if ((inIndex[0]?.oid ?? null) !== (inHead?.oid ?? null) || (inIndex[0]?.mode ?? null) !== (inHead?.mode ?? null))
+      dirty.push({ path: c.path, reason: 'has staged changes' })
+    else if ((live?.oid ?? null) !== (inHead?.oid ?? null) || (live?.mode ?? null) !== (inHead?.mode ?? null))
+      dirty.push({ path: c.path, reason: inHead ? 'has uncommitted changes' : 'is not committed (untracked)' })
   }
   if (dirty.length > 0) {
     const shown = dirty.slice(0, 20).map((d) => `${d.path} ${d.reason}`)
-    throw refused(`${dirty.length} of the paths it would commit ${dirty.length === 1 ? 'is' : 'are'} not clean on ${branch.replace('refs/heads/', '')}:\n  ${shown.join('\n  ')}${dirty.length > 20 ? '\n  …' : ''}`, 'Commit or stash your changes to these files first (git status shows them), or run without --commit.', { branch, paths: dirty })
+    throw refused(
+      `${dirty.length} of the paths it would commit ${dirty.length === 1 ? 'is' : 'are'} not clean on ${branch.replace('refs/heads/', '')}:\n  ${shown.join('\n  ')}${dirty.length > 20 ? '\n  …' : ''}`,
+      'Commit or stash your changes to these files first (git status shows them), or run without --commit.',
+      { branch, paths: dirty },
+    )
   }
   return plan
 }
@@ -106,7 +123,12 @@ function indexInfo(plan: BranchCommitPlan, changes: readonly JournalChange[]): s
 
 // After the live write: one commit on the branch (compare-and-swap against the HEAD
 // checked before), then the index entries of these paths moved to the new blobs.
-export async function recordBranchCommit(store: Store, plan: BranchCommitPlan, changes: readonly JournalChange[], message: string): Promise<{ branch: string; commit: string }> {
+export async function recordBranchCommit(
+  store: Store,
+  plan: BranchCommitPlan,
+  changes: readonly JournalChange[],
+  message: string,
+): Promise<{ branch: string; commit: string }> {
   const tmpIndex = path.join(store.location.stateDir, `commit-index-${process.pid}`)
   const env = { GIT_INDEX_FILE: tmpIndex }
   try {
@@ -115,9 +137,16 @@ export async function recordBranchCommit(store: Store, plan: BranchCommitPlan, c
     await git(plan.workTree, ['update-index', '-z', '--index-info'], { env, input: indexInfo(plan, changes) })
     const tree = (await git(plan.workTree, ['write-tree'], { env })).stdout.toString('utf8').trim()
     const ident = await git(plan.workTree, ['var', 'GIT_COMMITTER_IDENT'], { allowFail: true })
-    const identEnv = ident.code === 0 ? {} : { GIT_AUTHOR_NAME: AAS_IDENT.name, GIT_AUTHOR_EMAIL: AAS_IDENT.email, GIT_COMMITTER_NAME: AAS_IDENT.name, GIT_COMMITTER_EMAIL: AAS_IDENT.email }
-    const commit = (await git(plan.workTree, ['commit-tree', tree, ...(plan.head ? ['-p', plan.head] : [])], { input: message, env: identEnv })).stdout.toString('utf8').trim()
-    const moved = await git(plan.workTree, ['update-ref', '-m', `aas-migrate: ${message.split('\n')[0]}`, plan.branch, commit, plan.head ?? '0'.repeat(40)], { allowFail: true })
+    const identEnv =
+      ident.code === 0
+        ? {}
+        : { GIT_AUTHOR_NAME: AAS_IDENT.name, GIT_AUTHOR_EMAIL: AAS_IDENT.email, GIT_COMMITTER_NAME: AAS_IDENT.name, GIT_COMMITTER_EMAIL: AAS_IDENT.email }
+    const commit = (await git(plan.workTree, ['commit-tree', tree, ...(plan.head ? ['-p', plan.head] : [])], { input: message, env: identEnv })).stdout
+      .toString('utf8')
+      .trim()
+    const moved = await git(plan.workTree, ['update-ref', '-m', `aas-migrate: ${message.split('\n')[0]}`, plan.branch, commit, plan.head ?? '0'.repeat(40)], {
+      allowFail: true,
+    })
     if (moved.code !== 0) {
       throw new AasError('REF_MOVED', `${plan.branch} moved while the command ran; the vault was changed but not committed.`, {
         hint: `Commit the migrated files yourself (git add ${plan.prefix || '.'} && git commit), or roll back and run again.`,

@@ -73,7 +73,7 @@ async function checkStoreRefs(store: Store): Promise<{ refs: number; blobs: numb
       const fresh = [...new Set(entries.map((e) => e.oid))].filter((o) => !seen.has(o))
       for await (const { oid: blob } of store.readBlobs(fresh)) seen.add(blob)
     } catch (err) {
-      const message = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)
+      const message = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err)
       broken.push({ ref, problem: message })
     }
   }
@@ -86,13 +86,19 @@ async function storeCheck(location: StoreLocation, store: Store | null): Promise
   try {
     r = await checkStoreRefs(store)
   } catch (err) {
-    const message = err instanceof Error ? err.message.split('\n')[0] ?? '' : String(err)
+    const message = err instanceof Error ? (err.message.split('\n')[0] ?? '') : String(err)
     return {
-      check: fail('store', `the refs of ${location.gitDir} cannot be listed: ${message}`, [location.gitDir], [`git --git-dir=${shellQuote(location.gitDir)} fsck --full`]),
+      check: fail(
+        'store',
+        `the refs of ${location.gitDir} cannot be listed: ${message}`,
+        [location.gitDir],
+        [`git --git-dir=${shellQuote(location.gitDir)} fsck --full`],
+      ),
       store,
     }
   }
-  if (r.broken.length === 0) return { check: pass('store', `${plural(r.refs, 'ref')} under refs/aas/ in ${location.gitDir}, ${plural(r.blobs, 'blob')} read`), store }
+  if (r.broken.length === 0)
+    return { check: pass('store', `${plural(r.refs, 'ref')} under refs/aas/ in ${location.gitDir}, ${plural(r.blobs, 'blob')} read`), store }
   return {
     check: fail(
       'store',
@@ -124,7 +130,10 @@ async function journalCheck(stateDir: string, rootArg: string): Promise<DoctorCh
 async function lockCheck(root: string): Promise<DoctorCheck> {
   const lock = await inspectVaultLock(root)
   if (lock.state === 'free') return pass('lock', 'not held')
-  if (lock.state === 'held') return pass('lock', `held by pid ${lock.holder.pid} on ${lock.holder.host} since ${lock.holder.startedAt} (${lock.holder.command}); a run is in progress`, [lock.path])
+  if (lock.state === 'held')
+    return pass('lock', `held by pid ${lock.holder.pid} on ${lock.holder.host} since ${lock.holder.startedAt} (${lock.holder.command}); a run is in progress`, [
+      lock.path,
+    ])
   return fail('lock', `stale: ${lock.reason}`, [lock.path], [lock.clearCommand])
 }
 
@@ -133,7 +142,12 @@ export async function checkVault({ root, location, store: opened }: DoctorInput)
   const started = Date.now()
   const rootArg = `--agents-root ${shellQuote(root)}`
   const { check: store } = await storeCheck(location, opened)
-  const [journal, lock, { inventory: inv }, discovery] = await Promise.all([journalCheck(location.stateDir, rootArg), lockCheck(root), takeInventory(root), discoverScripts(root)])
+  const [journal, lock, { inventory: inv }, discovery] = await Promise.all([
+    journalCheck(location.stateDir, rootArg),
+    lockCheck(root),
+    takeInventory(root),
+    discoverScripts(root),
+  ])
   const checks: DoctorCheck[] = [store, journal, lock]
 
   checks.push(
@@ -175,7 +189,16 @@ export async function checkVault({ root, location, store: opened }: DoctorInput)
   const chain = summarizeChain(inv.vaultVersion, discovery.scripts)
   checks.push(
     chain.complete
-      ? pass('chain', chain.latest === null ? 'no scripts in _migrations/' : inv.vaultVersion === null ? 'the vault is empty' : chain.latest <= inv.vaultVersion ? `the vault is at the latest scripted version (v${chain.latest})` : `v${inv.vaultVersion} -> v${chain.latest} complete`)
+      ? pass(
+          'chain',
+          chain.latest === null
+            ? 'no scripts in _migrations/'
+            : inv.vaultVersion === null
+              ? 'the vault is empty'
+              : chain.latest <= inv.vaultVersion
+                ? `the vault is at the latest scripted version (v${chain.latest})`
+                : `v${inv.vaultVersion} -> v${chain.latest} complete`,
+        )
       : fail(
           'chain',
           `no migration script for v${chain.gap?.from} -> v${chain.gap?.to}: the chain v${inv.vaultVersion} -> v${chain.latest} cannot run (copy the release's script into _migrations/, or write one)`,

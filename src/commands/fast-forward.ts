@@ -19,7 +19,12 @@ export interface FastForwardInput {
 const PHASE = { migrate: 'fast-forward', rollback: 'rollback' } as const
 const FAULT = { migrate: 'mid-fast-forward', rollback: 'mid-rollback' } as const
 
-export async function fastForward(store: Store, session: WriteSession, runId: string, { kind, from, to, changes, blobs, tick }: FastForwardInput): Promise<TransactionResult> {
+export async function fastForward(
+  store: Store,
+  session: WriteSession,
+  runId: string,
+  { kind, from, to, changes, blobs, tick }: FastForwardInput,
+): Promise<TransactionResult> {
   const phase = PHASE[kind]
   let reported = 0
   return session.withAgentLocks(

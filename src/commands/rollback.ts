@@ -62,7 +62,11 @@ async function foreignPaths(store: Store, changedPaths: readonly string[], curre
 type Ref = { name: string; ref: string; commit: string }
 
 // A result from what the steps gave so far: `errors` empty means the rollback succeeded.
-export function rollbackResult(input: Pick<RollbackInput, 'runId' | 'force'> & { agentsRoot: string; started: number }, got: Partial<RollbackResult>, errors: AasError[] = []): RollbackResult {
+export function rollbackResult(
+  input: Pick<RollbackInput, 'runId' | 'force'> & { agentsRoot: string; started: number },
+  got: Partial<RollbackResult>,
+  errors: AasError[] = [],
+): RollbackResult {
   return {
     ok: errors.length === 0,
     runId: input.runId,
@@ -133,7 +137,10 @@ async function restore(input: RollbackInput, session: WriteSession, note: (got: 
   if (changes.length === 0) return done
   const unitChanges = changes.filter((c) => unitTypeOf(c.path) !== null)
   const commitPlan = input.commit && unitChanges.length > 0 ? await prepareBranchCommit(store, unitChanges) : null
-  const blobs = prefetchingBlobSource(store, changes.flatMap((c) => (c.newOid ? [c.newOid] : [])))
+  const blobs = prefetchingBlobSource(
+    store,
+    changes.flatMap((c) => (c.newOid ? [c.newOid] : [])),
+  )
   const t = await fastForward(store, session, input.runId, { kind: 'rollback', from: safety.commit, to: snapshot.commit, changes, blobs })
   note({ written: t.written, removed: t.removed })
   if (!commitPlan) return { ...done, written: t.written, removed: t.removed }
@@ -165,15 +172,34 @@ async function findSnapshot(store: Store, input: string): Promise<{ snap: Snapsh
 // call of its own so that the snapshot's entries and the tree diff (a vault's worth each)
 // are dropped before the transaction runs: held through it, they made a 100,000-unit
 // rollback's peak grow faster than the vault.
-async function safetyAndChanges(store: Store, snap: Snapshot & Ref & { tree: string }, input: RollbackInput, session: WriteSession): Promise<{ safety: TakeSnapshotResult; changes: JournalChange[]; foreign: string[] }> {
+async function safetyAndChanges(
+  store: Store,
+  snap: Snapshot & Ref & { tree: string },
+  input: RollbackInput,
+  session: WriteSession,
+): Promise<{ safety: TakeSnapshotResult; changes: JournalChange[]; foreign: string[] }> {
   session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
-  const safety = await takeSnapshot(store, { target: snap.target ?? 0, from: snap.from ?? 0, runId: input.runId, now: input.now(), label: 'pre_rollback', onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }) })
+  const safety = await takeSnapshot(store, {
+    target: snap.target ?? 0,
+    from: snap.from ?? 0,
+    runId: input.runId,
+    now: input.now(),
+    label: 'pre_rollback',
+    onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }),
+  })
   session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
   // The safety snapshot's files are known from its scan: only the target is listed.
   const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
   if (diff.length === 0) return { safety, changes: [], foreign: [] }
   const runCommit = await runOfSnapshot(store, snap.commit)
-  const foreign = runCommit ? await foreignPaths(store, diff.map((c) => c.path), safety.entries, runCommit) : []
+  const foreign = runCommit
+    ? await foreignPaths(
+        store,
+        diff.map((c) => c.path),
+        safety.entries,
+        runCommit,
+      )
+    : []
   return { safety, changes: journalChangesOf(diff), foreign }
 }
 

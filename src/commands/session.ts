@@ -70,7 +70,11 @@ export function agentDirOf(rel: string): string | null {
 // transaction first, the command, then one audit line, then the lock goes. What the body
 // throws becomes its outcome through onError — an AasError as it is, anything else as
 // INTERNAL — so the audit line is written whatever happened.
-export async function withWriteSession<R>(options: WriteSessionOptions<R>, body: (session: WriteSession) => Promise<R>, onError: (err: AasError) => R | Promise<R>): Promise<R> {
+export async function withWriteSession<R>(
+  options: WriteSessionOptions<R>,
+  body: (session: WriteSession) => Promise<R>,
+  onError: (err: AasError) => R | Promise<R>,
+): Promise<R> {
   const { store, runId, command, onEvent } = options
   const root = store.agentsRoot
   const started = Date.now()
@@ -92,7 +96,13 @@ export async function withWriteSession<R>(options: WriteSessionOptions<R>, body:
         const locked: string[] = []
         for (const dir of dirs) {
           // Only agents that use a lock file; the engine never creates one in an agent folder.
-          if (await access(path.join(dir, AGENT_LOCK_FILE)).then(() => true, () => false)) locked.push(dir)
+          if (
+            await access(path.join(dir, AGENT_LOCK_FILE)).then(
+              () => true,
+              () => false,
+            )
+          )
+            locked.push(dir)
         }
         return lockAgents(locked, { timeoutMs: options.lockTimeoutMs }, fn)
       },
@@ -112,10 +122,14 @@ export async function withWriteSession<R>(options: WriteSessionOptions<R>, body:
 async function recoverUnderLock(store: Store, emit: (e: EngineEvent) => void): Promise<RecoveryResult | null> {
   const recovery = await recoverTransaction(store)
   if (recovery && recovery.conflicts.length > 0) {
-    throw new AasError('RECOVERY_REQUIRED', `An interrupted ${recovery.kind} (run ${recovery.runId}) cannot be undone: ${recovery.conflicts.join(', ')} changed since.`, {
-      hint: 'Compare these files with the snapshot (git diff refs/aas/snapshots/<name> -- <path>), keep what you need, restore them, then run the command again.',
-      data: { runId: recovery.runId, paths: recovery.conflicts },
-    })
+    throw new AasError(
+      'RECOVERY_REQUIRED',
+      `An interrupted ${recovery.kind} (run ${recovery.runId}) cannot be undone: ${recovery.conflicts.join(', ')} changed since.`,
+      {
+        hint: 'Compare these files with the snapshot (git diff refs/aas/snapshots/<name> -- <path>), keep what you need, restore them, then run the command again.',
+        data: { runId: recovery.runId, paths: recovery.conflicts },
+      },
+    )
   }
   if (recovery) emit({ type: 'recovered', recovery })
   return recovery
@@ -124,7 +138,10 @@ async function recoverUnderLock(store: Store, emit: (e: EngineEvent) => void): P
 // For read-only commands: they take no lock, except to complete an interrupted
 // transaction they find (docs/how-it-works.md, "Recovery": the writing commands and
 // --status complete a journal first).
-export async function recoverIfInterrupted(store: Store, { command, onEvent }: { command: string; onEvent?: (e: EngineEvent) => void }): Promise<RecoveryResult | null> {
+export async function recoverIfInterrupted(
+  store: Store,
+  { command, onEvent }: { command: string; onEvent?: (e: EngineEvent) => void },
+): Promise<RecoveryResult | null> {
   if (!(await readJournal(store.location.stateDir))) return null
   const lock = await acquireVaultLock(store.agentsRoot, { command, breakStale: true })
   try {

@@ -27,10 +27,18 @@ export async function* withDiffContents(store: Store, files: readonly DiffFile[]
     const got = new Map<string, Buffer>()
     if (wanted.size > 0) for await (const { oid, content } of store.readBlobs([...wanted])) got.set(oid, content)
     const missing = [...wanted].find((oid) => !got.has(oid))
-    if (missing) throw new AasError('STORE_CORRUPT', `Object ${missing} of the diff is missing from the store.`, { hint: 'Run `aas-migrate --doctor`; the store may be damaged.', data: { oid: missing } })
+    if (missing)
+      throw new AasError('STORE_CORRUPT', `Object ${missing} of the diff is missing from the store.`, {
+        hint: 'Run `aas-migrate --doctor`; the store may be damaged.',
+        data: { oid: missing },
+      })
     yield slice.map((f) =>
       lacksContent(f)
-        ? { ...f, oldContent: f.oldContent ?? (f.oldMode !== null && f.oldOid ? (got.get(f.oldOid) ?? null) : null), newContent: f.newContent ?? (f.newMode !== null && f.newOid ? (got.get(f.newOid) ?? null) : null) }
+        ? {
+            ...f,
+            oldContent: f.oldContent ?? (f.oldMode !== null && f.oldOid ? (got.get(f.oldOid) ?? null) : null),
+            newContent: f.newContent ?? (f.newMode !== null && f.newOid ? (got.get(f.newOid) ?? null) : null),
+          }
         : f,
     )
   }

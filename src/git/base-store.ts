@@ -271,7 +271,10 @@ export abstract class BaseStore implements Store {
 
   // The tree of the job once every blob id is known (hashed: the ids of the blobs the
   // source gave, in order), and what the stat cache will record.
-  private finishVault(job: VaultJob, hashed: string[]): { entries: TreeEntry[]; tree: string; trees: RawObject[]; changed: TreeEntry[]; removed: string[]; result: SnapshotTreeResult } {
+  private finishVault(
+    job: VaultJob,
+    hashed: string[],
+  ): { entries: TreeEntry[]; tree: string; trees: RawObject[]; changed: TreeEntry[]; removed: string[]; result: SnapshotTreeResult } {
     if (hashed.length !== job.todo.length) throw storeFailed(['fast-import'], `${hashed.length} blob ids for ${job.todo.length} files`)
     const unread = job.entries.find(lacksStat)
     if (unread) throw storeFailed(['fast-import'], `${unread.path} was never read`)
@@ -307,7 +310,8 @@ export abstract class BaseStore implements Store {
     let previous: SnapshotTreeResult['previous'] = null
     if (job.cache.tree !== null) {
       const blobs = new Set<string>()
-      for (let i = 0; i < entries.length; i++) if ((job.rows[i] as number) >= 0 && !(sorted[i] as { read: boolean }).read) blobs.add((entries[i] as TreeEntry).oid)
+      for (let i = 0; i < entries.length; i++)
+        if ((job.rows[i] as number) >= 0 && !(sorted[i] as { read: boolean }).read) blobs.add((entries[i] as TreeEntry).oid)
       for (let row = 0; row < seen.length; row++) if (seen[row] !== 2) blobs.add(cacheOid(job.cache, row))
       previous = { tree: job.cache.tree, blobs }
     }
@@ -340,26 +344,27 @@ export abstract class BaseStore implements Store {
     let commit: string
     try {
       commit = await this.writeSnapshotObjects(job.source, async (hashed) => {
-      const f = (finished = this.finishVault(job, hashed))
-      opts.onProgress?.(f.result.files, f.result.files)
-      const input = { ...(await opts.commit(f.result)), tree: f.tree }
-      const bytes = encodeCommit(input)
-      // Against the tree of the stat cache (which exists, see prepareVault): what changed.
-      const base: SnapshotCommitPlan['base'] = job.cache.tree !== null && job.cache.tree !== EMPTY_TREE ? { tree: job.cache.tree, removed: f.removed, changed: f.changed } : null
-      // The stat cache is written while the backend writes the trees and the commit: it
-      // is trusted next time only if its tree exists then (see prepareVault), so a
-      // snapshot that fails from here on leaves a cache that is ignored, never a wrong one.
-      saving = this.saveVault(job, f.tree, f.trees)
-      saving.catch(() => {})
-      return {
-        tree: f.tree,
-        newTrees: f.trees.filter((t) => !job.cache.trees.has(t.oid)),
-        entries: f.entries,
-        base,
-        commitInput: input,
-        commit: bytes,
-        oid: hashObject('commit', bytes),
-      }
+        const f = (finished = this.finishVault(job, hashed))
+        opts.onProgress?.(f.result.files, f.result.files)
+        const input = { ...(await opts.commit(f.result)), tree: f.tree }
+        const bytes = encodeCommit(input)
+        // Against the tree of the stat cache (which exists, see prepareVault): what changed.
+        const base: SnapshotCommitPlan['base'] =
+          job.cache.tree !== null && job.cache.tree !== EMPTY_TREE ? { tree: job.cache.tree, removed: f.removed, changed: f.changed } : null
+        // The stat cache is written while the backend writes the trees and the commit: it
+        // is trusted next time only if its tree exists then (see prepareVault), so a
+        // snapshot that fails from here on leaves a cache that is ignored, never a wrong one.
+        saving = this.saveVault(job, f.tree, f.trees)
+        saving.catch(() => {})
+        return {
+          tree: f.tree,
+          newTrees: f.trees.filter((t) => !job.cache.trees.has(t.oid)),
+          entries: f.entries,
+          base,
+          commitInput: input,
+          commit: bytes,
+          oid: hashObject('commit', bytes),
+        }
       })
     } catch (err) {
       await (saving as Promise<void> | null)?.catch(() => {})
@@ -371,7 +376,11 @@ export abstract class BaseStore implements Store {
     return { ...f.result, commit, entries: f.entries, trees: new Set(f.trees.map((t) => t.oid)) }
   }
 
-  async writeCommitWithChanges(given: BaseTree | Promise<BaseTree>, changes: Iterable<FileChange> | AsyncIterable<FileChange>, commit: Omit<CommitInput, 'tree'> | (() => Omit<CommitInput, 'tree'>)): Promise<{ tree: string; commit: string }> {
+  async writeCommitWithChanges(
+    given: BaseTree | Promise<BaseTree>,
+    changes: Iterable<FileChange> | AsyncIterable<FileChange>,
+    commit: Omit<CommitInput, 'tree'> | (() => Omit<CommitInput, 'tree'>),
+  ): Promise<{ tree: string; commit: string }> {
     await this.ensureWritable()
     // A base still being made (a snapshot) is awaited only once every change was written.
     void Promise.resolve(given).catch(() => undefined)
@@ -441,7 +450,8 @@ export abstract class BaseStore implements Store {
   }
 
   async diffTrees(a: string | BaseTree, b: string | BaseTree): Promise<TreeChange[]> {
-    const list = async (t: string | BaseTree): Promise<readonly TreeEntry[]> => (typeof t === 'string' ? this.listTree(t) : (t.entries ?? this.listTree(t.tree)))
+    const list = async (t: string | BaseTree): Promise<readonly TreeEntry[]> =>
+      typeof t === 'string' ? this.listTree(t) : (t.entries ?? this.listTree(t.tree))
     const [left, right] = await Promise.all([list(a), list(b)])
     const l = new Map(left.map((e) => [e.path, e]))
     const out: TreeChange[] = []
@@ -482,4 +492,3 @@ export function refMoved(ref: string, expected: string | null, actual: string | 
 }
 
 export const ZERO_OID = '0000000000000000000000000000000000000000'
-

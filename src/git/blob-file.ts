@@ -39,7 +39,8 @@ export async function openFileRef(ref: BlobFileRef): Promise<OpenedFileRef> {
     fh = await open(ref.path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK)
   } catch (err) {
     const code = (err as NodeJS.ErrnoException).code
-    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR') throw changedWhileSnapshotting(ref.path, `it is gone or no longer a file: ${describeFsError(err)}`)
+    if (code === 'ENOENT' || code === 'ELOOP' || code === 'ENOTDIR')
+      throw changedWhileSnapshotting(ref.path, `it is gone or no longer a file: ${describeFsError(err)}`)
     throw readFailed(ref.path, err)
   }
   let first: Stats

@@ -4,13 +4,33 @@ import { lstat, mkdir, readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import type { SimpleGit } from 'simple-git'
 import { AasError } from '../errors.js'
-import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, ZERO_OID, type SnapshotBlob, type SnapshotBlobSource, type SnapshotCommitPlan } from './base-store.js'
+import {
+  BaseStore,
+  checkAasRef,
+  refMoved,
+  snapshotBlobInput,
+  ZERO_OID,
+  type SnapshotBlob,
+  type SnapshotBlobSource,
+  type SnapshotCommitPlan,
+} from './base-store.js'
 import { isBlobFileRef, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
 import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
 import { runGit, spawnGit, storeFailed } from './run-git.js'
-import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefCommit, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
+import {
+  BIG_BLOB_BYTES,
+  type BlobDestination,
+  type BlobInput,
+  type CommitInfo,
+  type CommitInput,
+  type ReadBlobToFileOptions,
+  type RefCommit,
+  type RefEntry,
+  type StoreLocation,
+  type TreeEntry,
+} from './store.js'
 import { TMP_REF_PREFIX } from './refs.js'
 
 const NEWLINE = Buffer.from('\n')
@@ -56,7 +76,11 @@ export class CliStore extends BaseStore {
   }
 
   private env(timestamp?: number): NodeJS.ProcessEnv {
-    return gitChildEnv({ gitDir: this.location.gitDir, indexFile: path.join(this.location.stateDir, 'index'), ...(timestamp === undefined ? {} : { timestamp }) })
+    return gitChildEnv({
+      gitDir: this.location.gitDir,
+      indexFile: path.join(this.location.stateDir, 'index'),
+      ...(timestamp === undefined ? {} : { timestamp }),
+    })
   }
 
   // A failing git call names the store it ran in; damaged objects are STORE_CORRUPT.
@@ -71,7 +95,9 @@ export class CliStore extends BaseStore {
     if (!(err instanceof AasError) || err.code !== 'STORE_FAILED') return err
     const corrupt = /bad file|bad object|missing|corrupt|not a valid object|unable to read/i.test(String(err.data.stderr ?? ''))
     return new AasError(corrupt ? 'STORE_CORRUPT' : 'STORE_FAILED', `${err.message} (store ${gitDir})`, {
-      hint: corrupt ? `The store ${gitDir} is damaged: run \`git -C ${gitDir} fsck\` and \`aas-migrate --doctor\`; nothing in the vault was changed.` : err.hint ?? '',
+      hint: corrupt
+        ? `The store ${gitDir} is damaged: run \`git -C ${gitDir} fsck\` and \`aas-migrate --doctor\`; nothing in the vault was changed.`
+        : (err.hint ?? ''),
       data: { ...err.data, gitDir },
       cause: err,
     })
@@ -499,7 +525,10 @@ export class CliStore extends BaseStore {
     checkOid(oid)
     const gitDir = this.location.gitDir
     const sink = await openBlobSink(dest)
-    const cat = spawnGit([...safeConfigArgs(), ...PACK_WINDOW, '-c', `core.bigFileThreshold=${BIG_BLOB_BYTES}`, 'cat-file', '--batch'], { env: this.env(), cwd: gitDir })
+    const cat = spawnGit([...safeConfigArgs(), ...PACK_WINDOW, '-c', `core.bigFileThreshold=${BIG_BLOB_BYTES}`, 'cat-file', '--batch'], {
+      env: this.env(),
+      cwd: gitDir,
+    })
     let size = -1
     let written = 0
     try {
@@ -595,7 +624,9 @@ export class CliStore extends BaseStore {
   // One for-each-ref, with each commit's tree and committer time: no process per ref.
   async listRefCommits(prefix: string): Promise<RefCommit[]> {
     if (!(await this.exists())) return []
-    const out = (await this.git(['for-each-ref', '--format=%(objectname) %(objecttype) %(tree) %(committerdate:raw)%00%(refname)', prefix])).stdout.toString('utf8')
+    const out = (await this.git(['for-each-ref', '--format=%(objectname) %(objecttype) %(tree) %(committerdate:raw)%00%(refname)', prefix])).stdout.toString(
+      'utf8',
+    )
     const refs: RefCommit[] = []
     for (const line of out.split('\n')) {
       const nul = line.indexOf('\0')

@@ -12,7 +12,18 @@ import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_C
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
-import { BIG_BLOB_BYTES, type BlobDestination, type BlobInput, type CommitInfo, type CommitInput, type ReadBlobToFileOptions, type RefCommit, type RefEntry, type StoreLocation, type TreeEntry } from './store.js'
+import {
+  BIG_BLOB_BYTES,
+  type BlobDestination,
+  type BlobInput,
+  type CommitInfo,
+  type CommitInput,
+  type ReadBlobToFileOptions,
+  type RefCommit,
+  type RefEntry,
+  type StoreLocation,
+  type TreeEntry,
+} from './store.js'
 
 const deflateAsync = promisify(deflate)
 
@@ -194,13 +205,17 @@ export class JsStore extends BaseStore {
     let type = ''
     let content = Buffer.alloc(0)
     let filled = 0
-    const { size, bytes } = await this.inflateLoose(this.loosePath(oid), (t, len) => {
-      type = t
-      content = Buffer.allocUnsafe(len)
-    }, (chunk) => {
-      chunk.copy(content, filled)
-      filled += chunk.length
-    })
+    const { size, bytes } = await this.inflateLoose(
+      this.loosePath(oid),
+      (t, len) => {
+        type = t
+        content = Buffer.allocUnsafe(len)
+      },
+      (chunk) => {
+        chunk.copy(content, filled)
+        filled += chunk.length
+      },
+    )
     if (bytes !== size) throw new Error(`loose object ${oid} ended after ${bytes} of its ${size} bytes`)
     return { type, content }
   }
@@ -446,13 +461,17 @@ export class JsStore extends BaseStore {
     }
     const sink = await openBlobSink(dest)
     try {
-      const { size, bytes } = await this.inflateLoose(file, (type, len) => {
-        if (type !== 'blob') throw notABlob(oid, type, this.gitDir)
-        onSize?.(len)
-      }, async (chunk) => {
-        onData?.(chunk)
-        await sink.write(chunk)
-      })
+      const { size, bytes } = await this.inflateLoose(
+        file,
+        (type, len) => {
+          if (type !== 'blob') throw notABlob(oid, type, this.gitDir)
+          onSize?.(len)
+        },
+        async (chunk) => {
+          onData?.(chunk)
+          await sink.write(chunk)
+        },
+      )
       if (bytes !== size) throw shortBlob(oid, bytes, size, this.gitDir)
       await sink.close()
       return bytes

@@ -79,10 +79,7 @@ export async function initEmbeddedStore(gitDir: string): Promise<void> {
   try {
     for (const d of ['objects/info', 'objects/pack', 'refs/heads', 'refs/tags', 'info', 'aas']) await mkdir(path.join(tmp, d), { recursive: true })
     await writeFile(path.join(tmp, 'HEAD'), 'ref: refs/heads/main\n')
-    await writeFile(
-      path.join(tmp, 'config'),
-      '[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\tautocrlf = false\n[gc]\n\tauto = 0\n',
-    )
+    await writeFile(path.join(tmp, 'config'), '[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = true\n\tautocrlf = false\n[gc]\n\tauto = 0\n')
     await writeFile(path.join(tmp, 'description'), 'aas-migrate snapshot store\n')
     await writeFile(path.join(tmp, 'info', 'attributes'), NEUTRAL_ATTRIBUTES)
     await writeFile(path.join(tmp, 'info', 'exclude'), `/${EMBEDDED_STORE_DIR}/\n`)

@@ -35,7 +35,10 @@ export function runGit(args: string[], { env, cwd, input, allowFail = false }: R
 }
 
 export function storeFailed(args: string[], stderr: string, cause?: unknown): AasError {
-  const cmd = args.filter((a, i) => a !== '-c' && args[i - 1] !== '-c').slice(0, 3).join(' ')
+  const cmd = args
+    .filter((a, i) => a !== '-c' && args[i - 1] !== '-c')
+    .slice(0, 3)
+    .join(' ')
   return new AasError('STORE_FAILED', `git ${cmd} failed: ${stderr.trim() || 'no output'}`, {
     hint: 'Run `aas-migrate --doctor` to check the store; the vault itself was not changed.',
     data: { command: cmd, stderr: stderr.trim() },
@@ -44,7 +47,10 @@ export function storeFailed(args: string[], stderr: string, cause?: unknown): Aa
 }
 
 // A long-running git child fed through stdin with backpressure (fast-import, cat-file --batch).
-export function spawnGit(args: string[], { env, cwd }: { env: NodeJS.ProcessEnv; cwd?: string }): {
+export function spawnGit(
+  args: string[],
+  { env, cwd }: { env: NodeJS.ProcessEnv; cwd?: string },
+): {
   child: ChildProcessWithoutNullStreams
   write(chunk: Buffer | string): Promise<void>
   // Queues a chunk and waits only while much is queued; otherwise lets the event loop

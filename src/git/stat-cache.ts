@@ -42,7 +42,16 @@ export interface StatCache {
 }
 
 export function emptyStatCache(): StatCache {
-  return { tree: null, trees: new Set(), paths: [], index: new Map(), modes: new Uint8Array(0), nums: new Float64Array(0), oids: Buffer.alloc(0), trusted: new Uint8Array(0) }
+  return {
+    tree: null,
+    trees: new Set(),
+    paths: [],
+    index: new Map(),
+    modes: new Uint8Array(0),
+    nums: new Float64Array(0),
+    oids: Buffer.alloc(0),
+    trusted: new Uint8Array(0),
+  }
 }
 
 export function cacheOid(cache: StatCache, i: number): string {
@@ -78,9 +87,13 @@ function fromColumns(d: Omit<JsonV2, 'version'>): StatCache | null {
   const ok =
     n >= 0 &&
     [d.sizes, d.mtimes, d.ctimes, d.inos].every((a) => Array.isArray(a) && a.length === n) &&
-    typeof d.modes === 'string' && d.modes.length === n &&
-    typeof d.trusted === 'string' && d.trusted.length === n &&
-    typeof d.oids === 'string' && d.oids.length === n * 40 && /^[0-9a-f]*$/.test(d.oids)
+    typeof d.modes === 'string' &&
+    d.modes.length === n &&
+    typeof d.trusted === 'string' &&
+    d.trusted.length === n &&
+    typeof d.oids === 'string' &&
+    d.oids.length === n * 40 &&
+    /^[0-9a-f]*$/.test(d.oids)
   if (!ok) return null
   const nums = new Float64Array(4 * n)
   nums.set(d.sizes, 0)
@@ -130,7 +143,13 @@ const HEAD = 24
 function decode(buf: Buffer): StatCache | null {
   if (buf.length < HEAD + 20 || !buf.subarray(0, 8).equals(MAGIC)) return null
   const body = buf.subarray(0, buf.length - 20)
-  if (!createHash('sha1').update(body).digest().equals(buf.subarray(buf.length - 20))) return null
+  if (
+    !createHash('sha1')
+      .update(body)
+      .digest()
+      .equals(buf.subarray(buf.length - 20))
+  )
+    return null
   const n = buf.readUInt32LE(8)
   const metaLen = buf.readUInt32LE(12)
   const pathsLen = buf.readUInt32LE(16)
@@ -211,7 +230,10 @@ function encode(tree: string, trees: Iterable<string>, entries: ArrayLike<{ e: S
     buf[modesAt + i] = MODE_CODE[e.mode]
     buf[trustedAt + i] = isRacy(e.mtimeMs, scanStartedMs) ? 0x30 : TRUSTED
   }
-  createHash('sha1').update(buf.subarray(0, total - 20)).digest().copy(buf, total - 20)
+  createHash('sha1')
+    .update(buf.subarray(0, total - 20))
+    .digest()
+    .copy(buf, total - 20)
   return buf
 }
 

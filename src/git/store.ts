@@ -152,7 +152,11 @@ export interface Store {
   // being produced (each content is written and dropped as it comes; a stream that
   // throws writes no commit); base and commit may be a promise and a function, taken
   // once the stream has ended.
-  writeCommitWithChanges(base: BaseTree | Promise<BaseTree>, changes: Iterable<FileChange> | AsyncIterable<FileChange>, commit: Omit<CommitInput, 'tree'> | (() => Omit<CommitInput, 'tree'>)): Promise<{ tree: string; commit: string }>
+  writeCommitWithChanges(
+    base: BaseTree | Promise<BaseTree>,
+    changes: Iterable<FileChange> | AsyncIterable<FileChange>,
+    commit: Omit<CommitInput, 'tree'> | (() => Omit<CommitInput, 'tree'>),
+  ): Promise<{ tree: string; commit: string }>
   // A new tree from a flat list of vault-relative entries whose blobs exist.
   writeTree(entries: TreeEntry[]): Promise<string>
   // Many blobs in one pass (pulled lazily, ids returned in order). A BlobFileRef is

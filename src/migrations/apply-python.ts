@@ -60,10 +60,14 @@ export function requestPythonStep(step: LoadedMigration, units: readonly PythonR
       const unitId = units[current]?.unitId ?? null
       const tail = err.stderrTail.trim().split('\n').pop()?.trim()
       throw new PythonStepFatal(
-        new AasError('SCRIPT_FAILED', `${step.file}${unitId ? ` on ${unitId}` : ''} (step v${step.from} -> v${step.to}) stopped the Python interpreter: ${err.message}${tail ? ` (${tail})` : ''}. Nothing was written.`, {
-          hint: `Run the script on that unit alone to see why the interpreter stopped (a crash in a C extension, os._exit(), or the system killing it for memory); nothing was written.`,
-          data: { script: step.file, unit: unitId, step: `v${step.from} -> v${step.to}`, reason: 'crash', stderr: err.stderrTail },
-        }),
+        new AasError(
+          'SCRIPT_FAILED',
+          `${step.file}${unitId ? ` on ${unitId}` : ''} (step v${step.from} -> v${step.to}) stopped the Python interpreter: ${err.message}${tail ? ` (${tail})` : ''}. Nothing was written.`,
+          {
+            hint: `Run the script on that unit alone to see why the interpreter stopped (a crash in a C extension, os._exit(), or the system killing it for memory); nothing was written.`,
+            data: { script: step.file, unit: unitId, step: `v${step.from} -> v${step.to}`, reason: 'crash', stderr: err.stderrTail },
+          },
+        ),
       )
     })
   request.catch(() => undefined)
@@ -76,7 +80,12 @@ export function applyPythonOutcome(step: LoadedMigration, state: PythonUnitState
   return applyOutcome(step, state, outcome, { script: step.file, unit: state.input.unitId, step: `v${step.from} -> v${step.to}` })
 }
 
-function applyOutcome(step: LoadedMigration, state: PythonUnitState, outcome: BridgeOutcome, where: { script: string; unit: string; step: string }): PythonStepOutcome {
+function applyOutcome(
+  step: LoadedMigration,
+  state: PythonUnitState,
+  outcome: BridgeOutcome,
+  where: { script: string; unit: string; step: string },
+): PythonStepOutcome {
   const unitId = state.input.unitId
   const failed = (error: AasError): PythonStepOutcome => ({ status: 'skipped', touched: false, changes: [], error })
   if ('error' in outcome) {
@@ -121,7 +130,12 @@ function applyOutcome(step: LoadedMigration, state: PythonUnitState, outcome: Br
         setKey(next, key, fromBridgeValue(value))
       } catch (err) {
         if (!(err instanceof BadBridgeValue)) throw err
-        return failed(new AasError('UNIT_WRITE_INVALID', `${step.file} wrote an invalid value to ${unitId}: ${err.message} at ${key}.`, { hint: `Write plain values to ${key}. (in ${step.file})`, data: { ...where, field: key, key } }))
+        return failed(
+          new AasError('UNIT_WRITE_INVALID', `${step.file} wrote an invalid value to ${unitId}: ${err.message} at ${key}.`, {
+            hint: `Write plain values to ${key}. (in ${step.file})`,
+            data: { ...where, field: key, key },
+          }),
+        )
       }
     }
     try {

@@ -72,7 +72,11 @@ interface UnitState {
 // documents). Each step sees the previous step's output exactly as it would be written.
 // After a failure at step k, the remaining units run steps up to k only: the errors
 // reported are every failure of the earliest failing step, and no later step's.
-export async function applyChain(steps: readonly LoadedMigration[], units: readonly UnitInput[], { dryRun = false, validate, unitsReadable = false }: ApplyOptions = {}): Promise<ApplyResult> {
+export async function applyChain(
+  steps: readonly LoadedMigration[],
+  units: readonly UnitInput[],
+  { dryRun = false, validate, unitsReadable = false }: ApplyOptions = {},
+): Promise<ApplyResult> {
   const chainError = checkContiguous(steps)
   if (chainError) return { ok: false, units: [], errors: [chainError] }
   if (!unitsReadable) {
@@ -110,7 +114,8 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
     }
     const result = toResult(state)
     results.push(result)
-    if (!failed && errorsByStep.size === 0 && validator) await validator.check({ unitId: input.unitId, unitType: input.unitType, text: result.after, parsed: state.text })
+    if (!failed && errorsByStep.size === 0 && validator)
+      await validator.check({ unitId: input.unitId, unitType: input.unitType, text: result.after, parsed: state.text })
   }
   if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable }
   if (errorsByStep.size > 0) {
@@ -130,11 +135,22 @@ export async function applyChain(steps: readonly LoadedMigration[], units: reado
 export const PYTHON_CHUNK_UNITS = 32
 
 // (Called once every unit is known to parse: applyChain checked, or the engine did.)
-async function applyStaged(steps: readonly LoadedMigration[], units: readonly UnitInput[], dryRun: boolean, validator: Awaited<ReturnType<typeof makeValidator>> | null): Promise<ApplyResult> {
+async function applyStaged(
+  steps: readonly LoadedMigration[],
+  units: readonly UnitInput[],
+  dryRun: boolean,
+  validator: Awaited<ReturnType<typeof makeValidator>> | null,
+): Promise<ApplyResult> {
   const first = steps[0] as LoadedMigration
   // The first step's request for a chunk: its input is the units' own text.
   const prefetch = (chunk: readonly UnitInput[]): Promise<BridgeOutcome[]> | null =>
-    first.python ? requestPythonStep(first, chunk.map((u) => ({ unitId: u.unitId, unitType: u.unitType, fm: frontmatterSourceOf(u.text) })), dryRun) : null
+    first.python
+      ? requestPythonStep(
+          first,
+          chunk.map((u) => ({ unitId: u.unitId, unitType: u.unitType, fm: frontmatterSourceOf(u.text) })),
+          dryRun,
+        )
+      : null
   const results: UnitApplyResult[] = []
   const errorsByStep = new Map<number, AasError[]>()
   let lastStep = steps.length - 1 // lowers to the earliest step that failed
@@ -161,7 +177,13 @@ async function applyStaged(steps: readonly LoadedMigration[], units: readonly Un
       if (step.python) {
         let outcomes: BridgeOutcome[]
         try {
-          outcomes = await (k === 0 && firstOutcomes ? firstOutcomes : requestPythonStep(step, live.map((s) => ({ unitId: s.input.unitId, unitType: s.input.unitType, fm: s.text.frontmatterSource })), dryRun))
+          outcomes = await (k === 0 && firstOutcomes
+            ? firstOutcomes
+            : requestPythonStep(
+                step,
+                live.map((s) => ({ unitId: s.input.unitId, unitType: s.input.unitType, fm: s.text.frontmatterSource })),
+                dryRun,
+              ))
         } catch (err) {
           if (err instanceof PythonStepFatal) return { ok: false, units: [], errors: [err.error] }
           throw err
@@ -194,7 +216,8 @@ async function applyStaged(steps: readonly LoadedMigration[], units: readonly Un
     for (const state of states) {
       const result = toResult(state)
       results.push(result)
-      if (errorsByStep.size === 0 && validator) await validator.check({ unitId: state.input.unitId, unitType: state.input.unitType, text: result.after, parsed: state.text })
+      if (errorsByStep.size === 0 && validator)
+        await validator.check({ unitId: state.input.unitId, unitType: state.input.unitType, text: result.after, parsed: state.text })
     }
   }
   if (errorsByStep.size > 0) {

@@ -20,14 +20,12 @@ export interface MigratableUnit {
   writeBody(text: string): void
 }
 
-
 // A truthy return counts the unit as touched, a falsy one as skipped.
 export interface MigrationResult {
   changes?: string[]
 }
 
 export type MigrateReturn = MigrationResult | boolean | null | undefined | void
-
 
 export interface Migration {
   from: number

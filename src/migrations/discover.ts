@@ -91,10 +91,14 @@ export async function discoverScripts(agentsRoot: string): Promise<DiscoveryResu
     const ext = m[3] as ScriptExt
     if (to !== from + 1) {
       errors.push(
-        new AasError('SCRIPT_VERSION_SKIP', `Migration script ${file} goes from v${from} to v${to}; a script must move exactly one version (v${from} -> v${from + 1}).`, {
-          hint: `Split it into one script per step (v${from}_to_v${from + 1}.${ext}, …), or prefix the name with _ to ignore it.`,
-          data: { file, from, to },
-        }),
+        new AasError(
+          'SCRIPT_VERSION_SKIP',
+          `Migration script ${file} goes from v${from} to v${to}; a script must move exactly one version (v${from} -> v${from + 1}).`,
+          {
+            hint: `Split it into one script per step (v${from}_to_v${from + 1}.${ext}, …), or prefix the name with _ to ignore it.`,
+            data: { file, from, to },
+          },
+        ),
       )
       continue
     }

@@ -52,7 +52,12 @@ export async function loadScript(script: ScriptFile): Promise<LoadedMigration> {
 export async function loadScripts(scripts: readonly ScriptFile[], options: LoadOptions = {}): Promise<LoadResult> {
   const loaded: LoadedMigration[] = []
   const errors: AasError[] = []
-  const py = scripts.some((s) => s.ext === 'py') ? await loadPythonScripts(scripts.filter((s) => s.ext === 'py'), options) : null
+  const py = scripts.some((s) => s.ext === 'py')
+    ? await loadPythonScripts(
+        scripts.filter((s) => s.ext === 'py'),
+        options,
+      )
+    : null
   for (const script of scripts) {
     if (script.ext === 'py') {
       const r = py?.results.get(script.file)
@@ -99,13 +104,17 @@ function isObject(v: unknown): v is Record<string, unknown> {
 
 function checkMigration(exp: unknown, script: ScriptFile): string[] {
   if (exp === undefined) return ['it has no default export']
-  if (!isObject(exp) || Array.isArray(exp)) return [`its default export is ${Array.isArray(exp) ? 'an array' : typeof exp === 'function' ? 'a function' : typeof exp}, not an object`]
+  if (!isObject(exp) || Array.isArray(exp))
+    return [`its default export is ${Array.isArray(exp) ? 'an array' : typeof exp === 'function' ? 'a function' : typeof exp}, not an object`]
   const problems: string[] = []
   if (exp.from !== script.from) problems.push(`from is ${describe(exp.from)} but the file name says ${script.from}`)
   if (exp.to !== script.to) problems.push(`to is ${describe(exp.to)} but the file name says ${script.to}`)
-  if (typeof exp.appliesTo !== 'function') problems.push(`appliesTo is ${exp.appliesTo === undefined ? 'missing' : describe(exp.appliesTo)}; it must be a function (unit) => boolean`)
-  if (typeof exp.migrate !== 'function') problems.push(`migrate is ${exp.migrate === undefined ? 'missing' : describe(exp.migrate)}; it must be a function (unit) => result`)
-  if (exp.validate !== undefined && typeof exp.validate !== 'function') problems.push(`validate is ${describe(exp.validate)}; it must be a function (frontmatter, unit) => string[]`)
+  if (typeof exp.appliesTo !== 'function')
+    problems.push(`appliesTo is ${exp.appliesTo === undefined ? 'missing' : describe(exp.appliesTo)}; it must be a function (unit) => boolean`)
+  if (typeof exp.migrate !== 'function')
+    problems.push(`migrate is ${exp.migrate === undefined ? 'missing' : describe(exp.migrate)}; it must be a function (unit) => result`)
+  if (exp.validate !== undefined && typeof exp.validate !== 'function')
+    problems.push(`validate is ${describe(exp.validate)}; it must be a function (frontmatter, unit) => string[]`)
   if (exp.description !== undefined && typeof exp.description !== 'string') problems.push(`description is ${describe(exp.description)}; it must be a string`)
   if (exp.schema !== undefined) {
     if (!isObject(exp.schema)) problems.push(`schema is ${describe(exp.schema)}; it must be { memory?: zodSchema, wiki?: zodSchema }`)

@@ -22,7 +22,14 @@ export interface PlanInput<S extends ScriptFile = ScriptFile> {
 
 export function planChain<S extends ScriptFile>({ current, target, scripts }: PlanInput<S>): ChainPlan<S> {
   if (!Number.isSafeInteger(target) || target < 0) {
-    return fail(current, target, new AasError('USAGE', `Target version ${String(target)} is not a version number.`, { hint: 'Pass --to vN with a whole number N, e.g. --to v2.', data: { current, target } }))
+    return fail(
+      current,
+      target,
+      new AasError('USAGE', `Target version ${String(target)} is not a version number.`, {
+        hint: 'Pass --to vN with a whole number N, e.g. --to v2.',
+        data: { current, target },
+      }),
+    )
   }
   // An empty vault has no unit to migrate: any target is reached by no step.
   if (current === null) return { ok: true, current, target, steps: [] }
@@ -31,7 +38,10 @@ export function planChain<S extends ScriptFile>({ current, target, scripts }: Pl
       current,
       target,
       new AasError('NOT_ABOVE_CURRENT', `Target version v${target} is not above current v${current}.`, {
-        hint: target === current ? `The vault is already at v${target}; nothing to migrate.` : `Migrations only go forward; to return to an earlier state use --rollback SNAPSHOT (see --list-snapshots).`,
+        hint:
+          target === current
+            ? `The vault is already at v${target}; nothing to migrate.`
+            : `Migrations only go forward; to return to an earlier state use --rollback SNAPSHOT (see --list-snapshots).`,
         data: { current, target },
       }),
     )
@@ -44,7 +54,14 @@ export function planChain<S extends ScriptFile>({ current, target, scripts }: Pl
     const group = (byFrom.get(v) ?? []).filter((s) => s.to === v + 1)
     if (group.length > 1) {
       const files = group.map((s) => s.file)
-      return fail(current, target, new AasError('SCRIPT_DUPLICATE', `Two migration scripts for v${v} -> v${v + 1}: ${files.join(', ')}.`, { hint: 'Keep one of them; delete the others or prefix their names with _ to ignore them.', data: { file: files[0], files, from: v, to: v + 1 } }))
+      return fail(
+        current,
+        target,
+        new AasError('SCRIPT_DUPLICATE', `Two migration scripts for v${v} -> v${v + 1}: ${files.join(', ')}.`, {
+          hint: 'Keep one of them; delete the others or prefix their names with _ to ignore them.',
+          data: { file: files[0], files, from: v, to: v + 1 },
+        }),
+      )
     }
     const script = group[0]
     if (script) steps.push({ from: v, to: v + 1, script })
@@ -54,14 +71,24 @@ export function planChain<S extends ScriptFile>({ current, target, scripts }: Pl
     const first = missing[0]!
     const found = [...scripts].sort((a, b) => a.from - b.from).map((s) => s.file)
     const expected = missing.map((m) => `_migrations/v${m.from}_to_v${m.to}.{mjs,js,ts,mts,py}`)
-    const others = missing.length > 1 ? ` (also missing: ${missing.slice(1).map((m) => `v${m.from} -> v${m.to}`).join(', ')})` : ''
+    const others =
+      missing.length > 1
+        ? ` (also missing: ${missing
+            .slice(1)
+            .map((m) => `v${m.from} -> v${m.to}`)
+            .join(', ')})`
+        : ''
     return fail(
       current,
       target,
-      new AasError('CHAIN_GAP', `No migration script for v${first.from} -> v${first.to}${others}; found: ${found.length > 0 ? found.join(', ') : 'no scripts'}.`, {
-        hint: `Add ${expected.join(' and ')} to the vault, or choose a lower --to.`,
-        data: { current, target, missing, found },
-      }),
+      new AasError(
+        'CHAIN_GAP',
+        `No migration script for v${first.from} -> v${first.to}${others}; found: ${found.length > 0 ? found.join(', ') : 'no scripts'}.`,
+        {
+          hint: `Add ${expected.join(' and ')} to the vault, or choose a lower --to.`,
+          data: { current, target, missing, found },
+        },
+      ),
     )
   }
   return { ok: true, current, target, steps }

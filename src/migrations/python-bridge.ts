@@ -77,7 +77,12 @@ export function bridgeScriptPath(): string {
 
 const STDERR_TAIL = 4096
 
-type Waiter = { onFrame: (frame: Record<string, unknown>) => boolean; onHead?: (() => void) | undefined; resolve: () => void; reject: (err: BridgeDied) => void }
+type Waiter = {
+  onFrame: (frame: Record<string, unknown>) => boolean
+  onHead?: (() => void) | undefined
+  resolve: () => void
+  reject: (err: BridgeDied) => void
+}
 
 export class PythonBridge {
   readonly hello: BridgeHello
@@ -97,7 +102,10 @@ export class PythonBridge {
   // Starts the interpreter and waits for its hello; rejects with BridgeDied when it
   // cannot start (ENOENT) or exits first (no PyYAML: exit 3).
   static start({ python, memoryMb = 0, forwardStderr = true }: { python: string; memoryMb?: number; forwardStderr?: boolean }): Promise<PythonBridge> {
-    const child = spawn(python, ['-B', bridgeScriptPath(), '--memory-mb', String(memoryMb)], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } })
+    const child = spawn(python, ['-B', bridgeScriptPath(), '--memory-mb', String(memoryMb)], {
+      stdio: ['pipe', 'pipe', 'pipe'],
+      env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' },
+    })
     return new Promise((resolve, reject) => {
       let bridge: PythonBridge | null = null
       let pending: Buffer = Buffer.alloc(0)
@@ -138,7 +146,9 @@ export class PythonBridge {
         if (rest.length > 0) bridge.#receive(rest)
         resolve(bridge)
       })
-      child.on('error', (err: NodeJS.ErrnoException) => died(err.code === 'ENOENT' ? `${python} was not found` : `${python} could not be started: ${err.message}`))
+      child.on('error', (err: NodeJS.ErrnoException) =>
+        died(err.code === 'ENOENT' ? `${python} was not found` : `${python} could not be started: ${err.message}`),
+      )
       child.on('close', (code, signal) => died(signal ? `the Python process was killed by ${signal}` : `the Python process exited with code ${code}`))
       // A write to a dead child must not throw out of the event loop: the exit handler reports it.
       child.stdin?.on('error', () => undefined)
@@ -166,12 +176,17 @@ export class PythonBridge {
   async run(step: number, dryRun: boolean, units: readonly BridgeUnit[], onUnit?: (i: number) => void): Promise<BridgeOutcome[]> {
     const out: BridgeOutcome[] = []
     if (units.length === 0) return out
-    await this.#request({ op: 'run', step, dry_run: dryRun, units }, (frame) => {
-      if (frame.op !== 'unit' || frame.i !== out.length) throw new BridgeDied(`the bridge answered out of order (${String(frame.op)} ${String(frame.i)} for unit ${out.length})`, this.#stderr)
-      out.push(frame as unknown as BridgeOutcome)
-      if (out.length < units.length) onUnit?.(out.length)
-      return out.length === units.length
-    }, onUnit ? () => onUnit(0) : undefined)
+    await this.#request(
+      { op: 'run', step, dry_run: dryRun, units },
+      (frame) => {
+        if (frame.op !== 'unit' || frame.i !== out.length)
+          throw new BridgeDied(`the bridge answered out of order (${String(frame.op)} ${String(frame.i)} for unit ${out.length})`, this.#stderr)
+        out.push(frame as unknown as BridgeOutcome)
+        if (out.length < units.length) onUnit?.(out.length)
+        return out.length === units.length
+      },
+      onUnit ? () => onUnit(0) : undefined,
+    )
     return out
   }
 

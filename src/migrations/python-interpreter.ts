@@ -82,19 +82,28 @@ interface ProbeOutput {
 
 function runProbe(command: string, scriptPaths: readonly string[]): Promise<{ out: ProbeOutput } | { failure: string; notFound: boolean }> {
   return new Promise((resolve) => {
-    execFile(command, ['-B', '-c', PROBE, ...scriptPaths], { timeout: PROBE_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } }, (err, stdout, stderr) => {
-      if (err) {
-        const code = (err as NodeJS.ErrnoException).code
-        const notFound = code === 'ENOENT' || code === 'EACCES'
-        const reason = notFound ? (code === 'ENOENT' ? 'not found' : 'not executable') : `${err.message.split('\n')[0]}${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`
-        return resolve({ failure: reason, notFound })
-      }
-      try {
-        resolve({ out: JSON.parse(stdout.trim().split('\n').pop() ?? '') as ProbeOutput })
-      } catch {
-        resolve({ failure: `it printed no answer to the probe (${stdout.trim().slice(0, 80) || 'nothing'})`, notFound: false })
-      }
-    })
+    execFile(
+      command,
+      ['-B', '-c', PROBE, ...scriptPaths],
+      { timeout: PROBE_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
+      (err, stdout, stderr) => {
+        if (err) {
+          const code = (err as NodeJS.ErrnoException).code
+          const notFound = code === 'ENOENT' || code === 'EACCES'
+          const reason = notFound
+            ? code === 'ENOENT'
+              ? 'not found'
+              : 'not executable'
+            : `${err.message.split('\n')[0]}${stderr.trim() ? `: ${stderr.trim().split('\n').pop()}` : ''}`
+          return resolve({ failure: reason, notFound })
+        }
+        try {
+          resolve({ out: JSON.parse(stdout.trim().split('\n').pop() ?? '') as ProbeOutput })
+        } catch {
+          resolve({ failure: `it printed no answer to the probe (${stdout.trim().slice(0, 80) || 'nothing'})`, notFound: false })
+        }
+      },
+    )
   })
 }
 
@@ -106,15 +115,31 @@ export async function probePython({ python, env = process.env }: { python?: stri
 async function probe(choice: PythonChoice, scripts: readonly ScriptFile[]): Promise<{ probe: PythonProbe; syntax: ProbeOutput['syntax'] }> {
   const base = { ...choice, ok: false, executable: null, version: null, yaml: null, libyaml: false, atomicAgents: null }
   const files = scripts.map((s) => s.file)
-  const r = await runProbe(choice.command, scripts.map((s) => s.path))
+  const r = await runProbe(
+    choice.command,
+    scripts.map((s) => s.path),
+  )
   if ('failure' in r) return { probe: { ...base, error: pythonUnavailable({ ...choice, scripts: files, reason: r.failure }) }, syntax: [] }
   const o = r.out
   const found = { ...base, executable: o.executable, version: o.version, yaml: o.yaml, libyaml: o.libyaml, atomicAgents: o.atomic_agents }
   const [major = 0, minor = 0] = o.version.split('.').map(Number)
   if (major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1])) {
-    return { probe: { ...found, error: pythonUnavailable({ ...choice, scripts: files, reason: `it is Python ${o.version}; ${MIN_VERSION.join('.')} or later is needed` }) }, syntax: [] }
+    return {
+      probe: {
+        ...found,
+        error: pythonUnavailable({ ...choice, scripts: files, reason: `it is Python ${o.version}; ${MIN_VERSION.join('.')} or later is needed` }),
+      },
+      syntax: [],
+    }
   }
-  if (o.yaml === null) return { probe: { ...found, error: pythonUnavailable({ ...choice, scripts: files, reason: `it (Python ${o.version}, ${o.executable}) has no PyYAML`, noYaml: true }) }, syntax: [] }
+  if (o.yaml === null)
+    return {
+      probe: {
+        ...found,
+        error: pythonUnavailable({ ...choice, scripts: files, reason: `it (Python ${o.version}, ${o.executable}) has no PyYAML`, noYaml: true }),
+      },
+      syntax: [],
+    }
   return { probe: { ...found, ok: true, error: null }, syntax: o.syntax }
 }
 
@@ -131,11 +156,33 @@ export async function checkPython(scripts: readonly ScriptFile[], choice: Python
   const where = `${script.file}${first.line ? `:${first.line}` : ''}${first.line && first.column ? `:${first.column}` : ''}`
   return new AasError('SCRIPT_LOAD_FAILED', `Migration script ${script.file} failed to load: ${where}: ${first.message}.`, {
     hint: `Fix the syntax at ${where} (\`${choice.command} -m py_compile ${script.path}\` shows it), or prefix its name with _ to ignore it. Nothing was written.`,
-    data: { file: script.file, from: script.from, to: script.to, line: first.line, column: first.column, kind: 'syntax', others: r.syntax.slice(1).map((s) => s.path) },
+    data: {
+      file: script.file,
+      from: script.from,
+      to: script.to,
+      line: first.line,
+      column: first.column,
+      kind: 'syntax',
+      others: r.syntax.slice(1).map((s) => s.path),
+    },
   })
 }
 
-export function pythonUnavailable({ command, source, scripts, reason, noYaml = false, stderr }: { command: string; source?: PythonSource; scripts: readonly string[]; reason: string; noYaml?: boolean; stderr?: string }): AasError {
+export function pythonUnavailable({
+  command,
+  source,
+  scripts,
+  reason,
+  noYaml = false,
+  stderr,
+}: {
+  command: string
+  source?: PythonSource
+  scripts: readonly string[]
+  reason: string
+  noYaml?: boolean
+  stderr?: string
+}): AasError {
   const from = source ? ` (from ${SOURCE_WORDS[source]})` : ''
   const needs = scripts.length === 0 ? '' : `; ${scripts.join(', ')} ${scripts.length === 1 ? 'needs' : 'need'} it`
   const nothing = scripts.length === 0 ? '' : ' Nothing was written.'
@@ -144,6 +191,13 @@ export function pythonUnavailable({ command, source, scripts, reason, noYaml = f
     : `Install Python 3 with PyYAML (\`apt-get install python3 python3-yaml\`), or pass --python PATH (or set AAS_PYTHON) to the interpreter to use.${nothing}`
   return new AasError('PYTHON_UNAVAILABLE', `The Python interpreter ${command}${from} cannot run .py migration scripts: ${reason}${needs}.`, {
     hint,
-    data: { python: command, ...(source ? { source } : {}), scripts: [...scripts], reason, ...(noYaml ? { missing: 'PyYAML' } : {}), ...(stderr ? { stderr } : {}) },
+    data: {
+      python: command,
+      ...(source ? { source } : {}),
+      scripts: [...scripts],
+      reason,
+      ...(noYaml ? { missing: 'PyYAML' } : {}),
+      ...(stderr ? { stderr } : {}),
+    },
   })
 }

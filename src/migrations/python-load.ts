@@ -34,7 +34,13 @@ export async function loadPythonScripts(scripts: readonly ScriptFile[], { python
     bridge = await PythonBridge.start({ python, memoryMb })
   } catch (err) {
     if (!(err instanceof BridgeDied)) throw err
-    const error = pythonUnavailable({ command: python, scripts: scripts.map((s) => s.file), reason: err.message, noYaml: /PyYAML/.test(err.stderrTail), stderr: err.stderrTail })
+    const error = pythonUnavailable({
+      command: python,
+      scripts: scripts.map((s) => s.file),
+      reason: err.message,
+      noYaml: /PyYAML/.test(err.stderrTail),
+      stderr: err.stderrTail,
+    })
     for (const s of scripts) results.set(s.file, { error })
     return { results, bridge: null }
   }
@@ -44,10 +50,14 @@ export async function loadPythonScripts(scripts: readonly ScriptFile[], { python
   } catch (err) {
     if (!(err instanceof BridgeDied)) throw err
     bridge.close()
-    const error = new AasError('SCRIPT_LOAD_FAILED', `Loading ${scripts.map((s) => s.file).join(', ')} stopped the Python interpreter: ${err.message}${lastLine(err.stderrTail)}.`, {
-      hint: `Run \`${python} ${scripts[0]?.path ?? ''}\` to see what the import does; nothing was written.`,
-      data: { files: scripts.map((s) => s.file), reason: 'crash', stderr: err.stderrTail },
-    })
+    const error = new AasError(
+      'SCRIPT_LOAD_FAILED',
+      `Loading ${scripts.map((s) => s.file).join(', ')} stopped the Python interpreter: ${err.message}${lastLine(err.stderrTail)}.`,
+      {
+        hint: `Run \`${python} ${scripts[0]?.path ?? ''}\` to see what the import does; nothing was written.`,
+        data: { files: scripts.map((s) => s.file), reason: 'crash', stderr: err.stderrTail },
+      },
+    )
     for (const s of scripts) results.set(s.file, { error })
     return { results, bridge: null }
   }

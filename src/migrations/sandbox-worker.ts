@@ -104,7 +104,10 @@ async function handle(command: SandboxCommand): Promise<void> {
   if (command.type === 'load') {
     Atomics.store(progress, 0, PHASE.load)
     bridge?.close()
-    const loaded = await loadScripts(command.scripts, { ...(input.python ? { python: input.python } : {}), ...(input.memoryMb ? { memoryMb: input.memoryMb } : {}) })
+    const loaded = await loadScripts(command.scripts, {
+      ...(input.python ? { python: input.python } : {}),
+      ...(input.memoryMb ? { memoryMb: input.memoryMb } : {}),
+    })
     bridge = loaded.bridge ?? null
     Atomics.store(progress, 0, PHASE.idle)
     if (loaded.errors.length > 0) return post({ type: 'load-errors', errors: loaded.errors.map(serialize) })
@@ -129,7 +132,11 @@ async function handle(command: SandboxCommand): Promise<void> {
             Atomics.add(progress, 3, 1)
           },
         }
-  const result = await applyChain(chain.wrapped, units, { dryRun: input.dryRun, unitsReadable: input.unitsReadable === true, ...(validate ? { validate } : {}) })
+  const result = await applyChain(chain.wrapped, units, {
+    dryRun: input.dryRun,
+    unitsReadable: input.unitsReadable === true,
+    ...(validate ? { validate } : {}),
+  })
   Atomics.store(progress, 0, PHASE.idle)
   // The engine keeps the texts it sent: only texts that changed travel back.
   const out = result.units.map((u) => ({ ...u, before: '', after: u.touched ? u.after : '' }))

@@ -60,7 +60,11 @@ const QUEUED_PER_WORKER = 2
 export function sandboxLimitsFromEnv(env: NodeJS.ProcessEnv): { timeoutMs: number; memoryMb: number; workers?: number } {
   const num = (v: string | undefined, d: number): number => (v !== undefined && /^\d+$/.test(v.trim()) && Number(v) > 0 ? Number(v) : d)
   const workers = num(env.AAS_SCRIPT_WORKERS, 0)
-  return { timeoutMs: num(env.AAS_SCRIPT_TIMEOUT_MS, DEFAULT_SCRIPT_TIMEOUT_MS), memoryMb: num(env.AAS_SCRIPT_MEMORY_MB, DEFAULT_SCRIPT_MEMORY_MB), ...(workers > 0 ? { workers } : {}) }
+  return {
+    timeoutMs: num(env.AAS_SCRIPT_TIMEOUT_MS, DEFAULT_SCRIPT_TIMEOUT_MS),
+    memoryMb: num(env.AAS_SCRIPT_MEMORY_MB, DEFAULT_SCRIPT_MEMORY_MB),
+    ...(workers > 0 ? { workers } : {}),
+  }
 }
 
 // Workers for a chain over `units` units: one per available core (at most MAX_WORKERS),
@@ -123,7 +127,18 @@ export class ChainPool {
   private waiters: Array<() => void> = []
   private active: number // how many workers take batches (see use())
 
-  constructor(workers: number, { dryRun = false, validateVersion, unitsReadable = false, timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS, memoryMb = DEFAULT_SCRIPT_MEMORY_MB, signal, python }: SandboxOptions = {}) {
+  constructor(
+    workers: number,
+    {
+      dryRun = false,
+      validateVersion,
+      unitsReadable = false,
+      timeoutMs = DEFAULT_SCRIPT_TIMEOUT_MS,
+      memoryMb = DEFAULT_SCRIPT_MEMORY_MB,
+      signal,
+      python,
+    }: SandboxOptions = {},
+  ) {
     this.size = Math.max(1, workers)
     this.active = this.size
     this.timeoutMs = timeoutMs
@@ -135,7 +150,14 @@ export class ChainPool {
       const view = new Int32Array(progress)
       Atomics.store(view, 0, PHASE.idle)
       Atomics.store(view, 2, -1)
-      const data: SandboxWorkerData = { dryRun, unitsReadable, ...(validateVersion === undefined ? {} : { validateVersion }), progress, memoryMb, ...(python ? { python } : {}) }
+      const data: SandboxWorkerData = {
+        dryRun,
+        unitsReadable,
+        ...(validateVersion === undefined ? {} : { validateVersion }),
+        progress,
+        memoryMb,
+        ...(python ? { python } : {}),
+      }
       const slot: Slot = { worker: startWorker(data, memoryMb), view, queue: [], answered: 0, lastBeat: -1, lastChange: Date.now() }
       this.attach(slot)
       return slot
@@ -178,7 +200,21 @@ export class ChainPool {
     if ('failure' in outcome) return { ok: false, result: { ok: false, units: [], errors: [outcome.failure] } }
     const m = outcome.message
     if (m.type === 'readings' && Array.isArray(m.readings) && m.readings.length === units.length) return { ok: true, readings: m.readings }
-    return { ok: false, result: { ok: false, units: [], errors: [containedFailure({ script: 'the pre-flight parse', unit: null, step: null, phase: 'read' }, 'reported a malformed reading list', 'crash', this.timeoutMs)] } }
+    return {
+      ok: false,
+      result: {
+        ok: false,
+        units: [],
+        errors: [
+          containedFailure(
+            { script: 'the pre-flight parse', unit: null, step: null, phase: 'read' },
+            'reported a malformed reading list',
+            'crash',
+            this.timeoutMs,
+          ),
+        ],
+      },
+    }
   }
 
   // Loads the chain's scripts into every worker: null when all loaded, else the failure.
@@ -243,7 +279,8 @@ export class ChainPool {
   }
 
   private send(slot: Slot, command: SandboxCommand, units: readonly UnitInput[]): Promise<Outcome> {
-    if (this.stopped) return Promise.resolve({ failure: containedFailure(this.where(slot), 'was stopped before the chain finished', 'aborted', this.timeoutMs) })
+    if (this.stopped)
+      return Promise.resolve({ failure: containedFailure(this.where(slot), 'was stopped before the chain finished', 'aborted', this.timeoutMs) })
     return new Promise((resolve) => {
       if (slot.queue.length === 0) slot.lastChange = Date.now()
       slot.queue.push({ command: command.type, units, resolve })
@@ -272,11 +309,27 @@ export class ChainPool {
     })
     slot.worker.on('error', (err: Error & { code?: string }) => {
       const oom = err.code === 'ERR_WORKER_OUT_OF_MEMORY'
-      this.fail(slot, containedFailure(this.where(slot), oom ? `ran out of memory (worker heap limit ${this.memoryMb} MB)` : `crashed the script worker: ${safeText(err)}`, oom ? 'memory' : 'crash', this.timeoutMs))
+      this.fail(
+        slot,
+        containedFailure(
+          this.where(slot),
+          oom ? `ran out of memory (worker heap limit ${this.memoryMb} MB)` : `crashed the script worker: ${safeText(err)}`,
+          oom ? 'memory' : 'crash',
+          this.timeoutMs,
+        ),
+      )
     })
     slot.worker.on('exit', (code) => {
       if (this.stopped) return
-      this.fail(slot, containedFailure(this.where(slot), `stopped the script worker (exit ${code}) before the chain finished, e.g. a promise that never settles or process.exit()`, 'exit', this.timeoutMs))
+      this.fail(
+        slot,
+        containedFailure(
+          this.where(slot),
+          `stopped the script worker (exit ${code}) before the chain finished, e.g. a promise that never settles or process.exit()`,
+          'exit',
+          this.timeoutMs,
+        ),
+      )
     })
   }
 
@@ -293,7 +346,8 @@ export class ChainPool {
     clearInterval(this.watchdog)
     this.signal?.removeEventListener('abort', this.onAbort)
     for (const slot of this.slots) {
-      while (slot.queue.length > 0) this.settle(slot, { failure: containedFailure(this.where(slot), 'was stopped before the chain finished', 'aborted', this.timeoutMs) })
+      while (slot.queue.length > 0)
+        this.settle(slot, { failure: containedFailure(this.where(slot), 'was stopped before the chain finished', 'aborted', this.timeoutMs) })
       void slot.worker.terminate().catch(() => undefined)
     }
     for (const w of this.waiters) w()
@@ -418,7 +472,8 @@ function mergeResults(results: ApplyResult[], aborted: boolean): ApplyResult {
   const unreadable = failed.filter((r) => r.errors.length > 0 && r.errors.every((e) => e.code === 'UNIT_UNREADABLE'))
   if (unreadable.length > 0) return { ok: false, units: [], errors: unreadable.flatMap((r) => r.errors) }
   // Not the stop of a batch stopped because another failed: the failure that stopped it.
-  const fatal = failed.find((r) => !r.failedStep && !r.errors.some((e) => e.data.reason === 'aborted')) ?? (aborted ? failed.find((r) => !r.failedStep) : undefined)
+  const fatal =
+    failed.find((r) => !r.failedStep && !r.errors.some((e) => e.data.reason === 'aborted')) ?? (aborted ? failed.find((r) => !r.failedStep) : undefined)
   if (fatal) return fatal
   const earliest = Math.min(...failed.map((r) => (r.failedStep as { from: number }).from))
   const atEarliest = failed.filter((r) => r.failedStep?.from === earliest)
@@ -430,7 +485,16 @@ function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: reado
   const bad = (why: string): ApplyResult => ({
     ok: false,
     units: [],
-    errors: [new AasError('SCRIPT_FAILED', `The migration chain (${scripts.map((s) => s.file).join(', ')}) returned a malformed result: ${why}. Nothing was written.`, { hint: 'Check the scripts for code that changes built-in objects (prototypes, JSON, Array).', data: { scripts: scripts.map((s) => s.file), reason: why } })],
+    errors: [
+      new AasError(
+        'SCRIPT_FAILED',
+        `The migration chain (${scripts.map((s) => s.file).join(', ')}) returned a malformed result: ${why}. Nothing was written.`,
+        {
+          hint: 'Check the scripts for code that changes built-in objects (prototypes, JSON, Array).',
+          data: { scripts: scripts.map((s) => s.file), reason: why },
+        },
+      ),
+    ],
   })
   const r = raw as { ok?: unknown; units?: unknown; errors?: unknown; failedStep?: unknown; validation?: unknown } | null
   if (!r || typeof r !== 'object' || !Array.isArray(r.units) || !Array.isArray(r.errors)) return bad('not a result object')
@@ -454,7 +518,9 @@ function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: reado
     if (!got || got.unitId !== u.unitId) return bad(`unit ${i} is not ${u.unitId}`)
     if (typeof got.after !== 'string') return bad(`no text for ${u.unitId}`)
     const touched = got.touched === true
-    const steps = Array.isArray(got.steps) ? (got.steps as UnitStepResult[]).map((s) => ({ file: String(s.file), from: Number(s.from), to: Number(s.to), status: s.status })) : []
+    const steps = Array.isArray(got.steps)
+      ? (got.steps as UnitStepResult[]).map((s) => ({ file: String(s.file), from: Number(s.from), to: Number(s.to), status: s.status }))
+      : []
     const changes = Array.isArray(got.changes) ? got.changes.map((c) => String(c)) : []
     out.push({ unitId: u.unitId, unitType: u.unitType, before: u.text, after: touched ? got.after : u.text, touched, changes, steps })
   }
@@ -472,7 +538,10 @@ function checkedValidation(raw: unknown, units: readonly UnitInput[], version: n
   for (const f of v.failures as unknown[]) {
     const ff = f as Partial<UnitFailure> | null
     if (!ff || typeof ff.unitId !== 'string' || !known.has(ff.unitId) || !Array.isArray(ff.issues) || ff.issues.length === 0) return null
-    const issues = (ff.issues as unknown[]).map((i) => ({ field: String((i as ValidationIssue | null)?.field), message: String((i as ValidationIssue | null)?.message) }))
+    const issues = (ff.issues as unknown[]).map((i) => ({
+      field: String((i as ValidationIssue | null)?.field),
+      message: String((i as ValidationIssue | null)?.message),
+    }))
     failures.push({ unitId: ff.unitId, unitType: known.get(ff.unitId) as UnitType, issues })
   }
   const modeOf = (m: unknown): ValidationMode => (m === 'schema' ? 'schema' : 'structure-only')
@@ -480,7 +549,16 @@ function checkedValidation(raw: unknown, units: readonly UnitInput[], version: n
   return { ok: failures.length === 0, version, checked: units.length, mode: modeOf(v.mode), coverage, note: String(v.note), failures }
 }
 
-const KNOWN = new Set<string>(['SCRIPT_LOAD_FAILED', 'SCRIPT_INVALID', 'SCRIPT_FAILED', 'SCRIPT_NO_BUMP', 'UNIT_UNREADABLE', 'UNIT_WRITE_INVALID', 'CHAIN_GAP', 'PYTHON_UNAVAILABLE'])
+const KNOWN = new Set<string>([
+  'SCRIPT_LOAD_FAILED',
+  'SCRIPT_INVALID',
+  'SCRIPT_FAILED',
+  'SCRIPT_NO_BUMP',
+  'UNIT_UNREADABLE',
+  'UNIT_WRITE_INVALID',
+  'CHAIN_GAP',
+  'PYTHON_UNAVAILABLE',
+])
 
 function revive(e: SerializedError): AasError {
   const code = (KNOWN.has(e.code) ? e.code : 'SCRIPT_FAILED') as AasErrorCode
@@ -488,7 +566,12 @@ function revive(e: SerializedError): AasError {
 }
 
 function containedFailure(at: Where, reason: string, kind: 'timeout' | 'memory' | 'crash' | 'exit' | 'aborted', timeoutMs: number): AasError {
-  const subject = at.phase === 'read' ? 'The pre-flight parse of the units' : at.phase === 'load' ? `Loading ${at.script}` : `${at.script}${at.unit ? ` on ${at.unit}` : ''}${at.step ? ` (step ${at.step})` : ''}`
+  const subject =
+    at.phase === 'read'
+      ? 'The pre-flight parse of the units'
+      : at.phase === 'load'
+        ? `Loading ${at.script}`
+        : `${at.script}${at.unit ? ` on ${at.unit}` : ''}${at.step ? ` (step ${at.step})` : ''}`
   const hint =
     kind === 'timeout'
       ? `Fix the loop or unsettled promise in ${at.script}; if the unit really needs longer, raise AAS_SCRIPT_TIMEOUT_MS (now ${timeoutMs}). Nothing was written.`

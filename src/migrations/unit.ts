@@ -26,7 +26,8 @@ export function createUnitHandle({ unitId, unitType, text, dryRun = false, scrip
   let open = true
   let wrote = false
   const ensureOpen = (op: string): void => {
-    if (!open) throw writeInvalid(unitId, script, `${op}() was called after migrate() returned`, 'Await every write inside migrate(); do not keep the unit handle.')
+    if (!open)
+      throw writeInvalid(unitId, script, `${op}() was called after migrate() returned`, 'Await every write inside migrate(); do not keep the unit handle.')
   }
   const unit: MigratableUnit = Object.freeze({
     unitId,
@@ -38,7 +39,12 @@ export function createUnitHandle({ unitId, unitType, text, dryRun = false, scrip
     writeFrontmatter(meta: FrontmatterData): void {
       ensureOpen('writeFrontmatter')
       if (typeof meta !== 'object' || meta === null || Array.isArray(meta)) {
-        throw writeInvalid(unitId, script, `writeFrontmatter() needs a plain object, got ${Array.isArray(meta) ? 'an array' : meta === null ? 'null' : typeof meta}`, 'Pass the whole front matter object, e.g. the result of readFrontmatter() with your changes.')
+        throw writeInvalid(
+          unitId,
+          script,
+          `writeFrontmatter() needs a plain object, got ${Array.isArray(meta) ? 'an array' : meta === null ? 'null' : typeof meta}`,
+          'Pass the whole front matter object, e.g. the result of readFrontmatter() with your changes.',
+        )
       }
       let copy: FrontmatterData
       try {
@@ -55,7 +61,8 @@ export function createUnitHandle({ unitId, unitType, text, dryRun = false, scrip
     },
     writeBody(body: string): void {
       ensureOpen('writeBody')
-      if (typeof body !== 'string') throw writeInvalid(unitId, script, `writeBody() needs a string, got ${body === null ? 'null' : typeof body}`, 'Pass the whole new body as a string.')
+      if (typeof body !== 'string')
+        throw writeInvalid(unitId, script, `writeBody() needs a string, got ${body === null ? 'null' : typeof body}`, 'Pass the whole new body as a string.')
       text.writeBody(body)
       wrote = true
     },

@@ -56,7 +56,11 @@ export async function validateUnits(units: readonly ValidationUnit[], options: V
 }
 
 // validateUnits one unit at a time, for callers that stream units (and drop each after).
-export async function makeValidator({ version, scripts = [], onUnit }: ValidateOptions): Promise<{ check(unit: ValidationUnit): Promise<void>; finish(checked: number): ValidationResult }> {
+export async function makeValidator({
+  version,
+  scripts = [],
+  onUnit,
+}: ValidateOptions): Promise<{ check(unit: ValidationUnit): Promise<void>; finish(checked: number): ValidationResult }> {
   // The built-in v1 schemas (and zod with them) are loaded only when v1 is validated.
   const rules = rulesFor(version, scripts, version === 1 ? await import('./v1.js') : null)
   const failures: UnitFailure[] = []
@@ -101,7 +105,12 @@ function rulesFor(version: number, scripts: readonly VersionRulesSource[], v1: t
   const own = script?.migration.schema ?? {}
   const validate = script?.migration.validate ? script : null
   if (v1) {
-    return { schema: { memory: own.memory ?? v1.schemaV1.memory, wiki: own.wiki ?? v1.schemaV1.wiki }, validate, fileNameRule: v1.memoryFileNameIssueV1, source: 'the built-in v1 schemas' }
+    return {
+      schema: { memory: own.memory ?? v1.schemaV1.memory, wiki: own.wiki ?? v1.schemaV1.wiki },
+      validate,
+      fileNameRule: v1.memoryFileNameIssueV1,
+      source: 'the built-in v1 schemas',
+    }
   }
   return { schema: own, validate, fileNameRule: null, source: script ? script.file : 'no script' }
 }
@@ -132,7 +141,12 @@ async function checkUnit(unit: ValidationUnit, version: number, rules: Rules): P
   return issues
 }
 
-async function runValidate(script: VersionRulesSource, shared: Readonly<Record<string, unknown>>, unit: ValidationUnit, text: { readFrontmatter(): Record<string, unknown>; readBody(): string }): Promise<ValidationIssue[]> {
+async function runValidate(
+  script: VersionRulesSource,
+  shared: Readonly<Record<string, unknown>>,
+  unit: ValidationUnit,
+  text: { readFrontmatter(): Record<string, unknown>; readBody(): string },
+): Promise<ValidationIssue[]> {
   const view: ValidatedUnit = Object.freeze({
     unitId: unit.unitId,
     unitType: unit.unitType,
@@ -146,7 +160,8 @@ async function runValidate(script: VersionRulesSource, shared: Readonly<Record<s
     return [{ field: 'validate', message: `${script.file} validate() threw: ${err instanceof Error ? err.message : String(err)}` }]
   }
   if (out === undefined || out === null) return []
-  if (!Array.isArray(out)) return [{ field: 'validate', message: `${script.file} validate() returned ${typeof out}; it must return an array of 'field: message' strings` }]
+  if (!Array.isArray(out))
+    return [{ field: 'validate', message: `${script.file} validate() returned ${typeof out}; it must return an array of 'field: message' strings` }]
   return out.map((e) => splitMessage(String(e)))
 }
 

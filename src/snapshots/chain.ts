@@ -13,7 +13,12 @@ export async function latestSnapshotCommit(store: Store): Promise<RefCommit | nu
 
 // Bytes of the blobs not in the parent's tree. The store's previous snapshot tree comes
 // with its blob ids (the stat cache), so the usual case lists no tree.
-export async function bytesAddedSince(store: Store, parent: RefCommit | null, sizes: Map<string, number>, previous: SnapshotTreeResult['previous'] = null): Promise<number> {
+export async function bytesAddedSince(
+  store: Store,
+  parent: RefCommit | null,
+  sizes: Map<string, number>,
+  previous: SnapshotTreeResult['previous'] = null,
+): Promise<number> {
   let seen: ReadonlySet<string>
   if (!parent) seen = new Set()
   else if (previous && previous.tree === parent.tree) seen = previous.blobs

@@ -31,7 +31,10 @@ export async function exportSnapshot(store: Store, name: string, { out }: { out?
   }
   const file = path.resolve(out ?? path.join(legacyDir(store), `${snap.name}.tar.gz`))
   if (await exists(file)) {
-    throw new AasError('TARBALL_EXISTS', `${file} already exists.`, { hint: 'Pass --out with a new file name, or move the existing file away.', data: { file } })
+    throw new AasError('TARBALL_EXISTS', `${file} already exists.`, {
+      hint: 'Pass --out with a new file name, or move the existing file away.',
+      data: { file },
+    })
   }
   await mkdir(path.dirname(file), { recursive: true })
   const entries = await store.listTree(snap.commit)

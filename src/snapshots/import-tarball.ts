@@ -79,7 +79,11 @@ interface Kept {
 }
 
 // Pass 1: every header vetted, contents skipped; what is kept, in archive order.
-async function vetTarball(file: string, members: AsyncIterable<TarEntry>, rules: Awaited<ReturnType<typeof loadRules>>): Promise<{ kept: Map<string, Kept>; skipped: string[] }> {
+async function vetTarball(
+  file: string,
+  members: AsyncIterable<TarEntry>,
+  rules: Awaited<ReturnType<typeof loadRules>>,
+): Promise<{ kept: Map<string, Kept>; skipped: string[] }> {
   const kept = new Map<string, Kept>()
   const seen = new Set<string>()
   const dirs = new Set<string>()
@@ -113,7 +117,13 @@ async function collect(chunks: AsyncIterable<Buffer>, size: number): Promise<Buf
 // member above BIG_BLOB_BYTES is streamed to a scratch file (listed in `scratch`, for the
 // caller to remove) and handed over as a file, never held in memory whole. A member
 // that differs from pass 1 (the file changed in between) fails.
-async function* blobInputs(file: string, members: AsyncIterable<TarEntry>, kept: Map<string, Kept>, scratchDir: string, scratch: string[]): AsyncGenerator<BlobInput> {
+async function* blobInputs(
+  file: string,
+  members: AsyncIterable<TarEntry>,
+  kept: Map<string, Kept>,
+  scratchDir: string,
+  scratch: string[],
+): AsyncGenerator<BlobInput> {
   const { TarFormatError } = await loadTarball()
   const expected = [...kept]
   let i = 0
@@ -121,7 +131,8 @@ async function* blobInputs(file: string, members: AsyncIterable<TarEntry>, kept:
     const p = vetMember(file, m)
     if (p === null || m.kind === 'directory' || !kept.has(p)) continue
     const [want, was] = expected[i++] ?? []
-    if (p !== want || modeOf(m) !== was?.mode || sizeOf(m) !== was.size) throw new TarFormatError(`${m.name} differs from the first read: the file changed meanwhile`)
+    if (p !== want || modeOf(m) !== was?.mode || sizeOf(m) !== was.size)
+      throw new TarFormatError(`${m.name} differs from the first read: the file changed meanwhile`)
     if (m.kind === 'symlink') yield Buffer.from(m.linkname)
     else if (m.size <= BIG_BLOB_BYTES) yield await collect(m.content(), m.size)
     else {
@@ -165,7 +176,10 @@ export async function importSnapshot(store: Store, file: string): Promise<Import
   if (!isValidName(name)) throw invalidName(base)
   const ref = snapshotRef(name)
   if ((await store.resolveRef(ref)) !== null) {
-    throw new AasError('SNAPSHOT_EXISTS', `Snapshot ${name} already exists.`, { hint: 'Rename the tarball to import it under another name.', data: { name, ref } })
+    throw new AasError('SNAPSHOT_EXISTS', `Snapshot ${name} already exists.`, {
+      hint: 'Rename the tarball to import it under another name.',
+      data: { name, ref },
+    })
   }
   const st = await isRegularFile(file)
   if (!st) throw new AasError('SNAPSHOT_NOT_FOUND', `${file} is not a file.`, { hint: 'Pass the path of a .tar.gz file.', data: { file } })

@@ -88,5 +88,16 @@ export async function takeSnapshot(
   })
   const { name, ref } = setRef ? await allocateRef(store, base, res.commit) : { name: base, ref: null }
   const parentOid = (parent as RefCommit | null)?.oid ?? null
-  return { name, ref, commit: res.commit, tree: res.tree, files: res.files, bytesAdded, bytesHashed: res.bytesHashed, parent: parentOid, entries: res.entries, trees: res.trees }
+  return {
+    name,
+    ref,
+    commit: res.commit,
+    tree: res.tree,
+    files: res.files,
+    bytesAdded,
+    bytesHashed: res.bytesHashed,
+    parent: parentOid,
+    entries: res.entries,
+    trees: res.trees,
+  }
 }

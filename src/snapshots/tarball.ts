@@ -158,7 +158,18 @@ function headerBlocks(e: TarWriteEntry, size: number): Buffer {
   const mtime = new Date(Math.max(0, Math.floor(e.mtime)) * 1000)
   const linkpath = e.kind === 'symlink' ? (e.linkname ?? '') : undefined
   const block = Buffer.alloc(512)
-  const header = new Header({ path: e.name, type: TYPES[e.kind], mode: e.mode & 0o7777, uid: 0, gid: 0, size, mtime, uname: '', gname: '', ...(linkpath === undefined ? {} : { linkpath }) })
+  const header = new Header({
+    path: e.name,
+    type: TYPES[e.kind],
+    mode: e.mode & 0o7777,
+    uid: 0,
+    gid: 0,
+    size,
+    mtime,
+    uname: '',
+    gname: '',
+    ...(linkpath === undefined ? {} : { linkpath }),
+  })
   if (!header.encode(block)) return block
   return Buffer.concat([new Pax({ path: e.name, mtime, ...(linkpath ? { linkpath } : {}) }).encode(), block])
 }

@@ -1,6 +1,25 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { spawnSync } from 'node:child_process'
-import { appendFileSync, chmodSync, closeSync, constants, existsSync, readFileSync, readSync, fchmodSync, linkSync, lstatSync, mkdirSync, openSync, renameSync, rmdirSync, symlinkSync, unlinkSync, writeSync, type Dirent } from 'node:fs'
+import {
+  appendFileSync,
+  chmodSync,
+  closeSync,
+  constants,
+  existsSync,
+  readFileSync,
+  readSync,
+  fchmodSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmdirSync,
+  symlinkSync,
+  unlinkSync,
+  writeSync,
+  type Dirent,
+} from 'node:fs'
 import { type FileHandle, open, readdir, rename, symlink, unlink } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
@@ -129,7 +148,10 @@ export function claimNameFor(fileName: string, runId: string): string {
 // nothing was there. Like all write-phase calls it is synchronous: for thousands of
 // small files in a row, a thread-pool round trip per call costs more than the call. `verified`
 // remembers directories already checked by this write phase (see prepareParentsSync).
-export function claimFileSync(absPath: string, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): string | null {
+export function claimFileSync(
+  absPath: string,
+  { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs },
+): string | null {
   const target = path.resolve(absPath)
   prepareParentsSync(target, within, false, verified)
   const claim = path.join(path.dirname(target), claimNameFor(path.basename(target), runId))
@@ -177,11 +199,15 @@ export function restoreClaimSync(claim: string, absPath: string, { ours = null }
       bytes = readFileSync(aside)
     } catch (err) {
       renameSync(aside, absPath)
-      throw new AasError('IO_FAILED', `Cannot restore ${absPath}: something other than a file was created there while it was being replaced (${describeFsError(err)}); the file's bytes are kept at ${claim}.`, {
-        data: { file: absPath, claim },
-        hint: `Move ${absPath} out of the way, rename ${claim} back to it, then run \`aas-migrate --status\`.`,
-        cause: err,
-      })
+      throw new AasError(
+        'IO_FAILED',
+        `Cannot restore ${absPath}: something other than a file was created there while it was being replaced (${describeFsError(err)}); the file's bytes are kept at ${claim}.`,
+        {
+          data: { file: absPath, claim },
+          hint: `Move ${absPath} out of the way, rename ${claim} back to it, then run \`aas-migrate --status\`.`,
+          cause: err,
+        },
+      )
     }
     taken.push({ file: aside, consumed: bytes.length })
     if (ours !== null && startsWithOurs(bytes, ours)) bytes = bytes.subarray(ours.length)
@@ -240,7 +266,10 @@ export type PlacedContent =
 // The parents of absPath made ready (checked, created) and the path of its temp file,
 // free for a caller that fills it itself (a big blob streamed from the store) and then
 // hands it to placeNewSync as { kind: 'prepared' } or renames it over absPath.
-export function prepareTempSync(absPath: string, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): { temp: string; createdDirs: string[] } {
+export function prepareTempSync(
+  absPath: string,
+  { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs },
+): { temp: string; createdDirs: string[] } {
   const target = path.resolve(absPath)
   const createdDirs = prepareParentsSync(target, within, true, verified)
   const temp = path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
@@ -250,7 +279,11 @@ export function prepareTempSync(absPath: string, { within, runId, verified }: Re
 
 // Create absPath with the given content only if nothing is there: temp file, then
 // link(2), which fails with EEXIST instead of replacing a file a writer just created.
-export function placeNewSync(absPath: string, what: PlacedContent, { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs }): WriteResult & { placed: boolean } {
+export function placeNewSync(
+  absPath: string,
+  what: PlacedContent,
+  { within, runId, verified }: Required<Pick<WriteOptions, 'within' | 'runId'>> & { verified?: VerifiedDirs },
+): WriteResult & { placed: boolean } {
   const target = path.resolve(absPath)
   const createdDirs = prepareParentsSync(target, within, true, verified)
   const temp = what.kind === 'prepared' ? what.temp : path.join(path.dirname(target), tempNameFor(path.basename(target), runId))
@@ -396,7 +429,10 @@ export async function fsyncFile(absPath: string): Promise<void> {
 // fsync many files then many directories, a few at a time (the batched end of a
 // transaction). Past `syncfsAbove` paths, one syncfs(2) per file system (`sync -f`)
 // makes everything durable at once instead; where that is unavailable, per-path fsync.
-export async function fsyncAll({ files = [], dirs = [] }: { files?: Iterable<string>; dirs?: Iterable<string> }, { parallel = 8, syncfsAbove = 256 } = {}): Promise<void> {
+export async function fsyncAll(
+  { files = [], dirs = [] }: { files?: Iterable<string>; dirs?: Iterable<string> },
+  { parallel = 8, syncfsAbove = 256 } = {},
+): Promise<void> {
   const fileList = [...new Set(files)]
   const dirList = [...new Set(dirs)]
   if (fileList.length + dirList.length > syncfsAbove && syncFileSystems([...dirList, ...new Set(fileList.map((f) => path.dirname(f)))])) return
@@ -567,4 +603,3 @@ function ioError(action: string, file: string, err: unknown): AasError {
     cause: err,
   })
 }
-

@@ -28,7 +28,10 @@ export function hashBlob(content: Buffer): string {
 export async function hashFile(absPath: string, mode: FileMode): Promise<string> {
   const live = hashLiveEntrySync(absPath)
   if (live === null) {
-    throw new AasError('IO_FAILED', `Cannot hash ${absPath}: nothing is there`, { data: { file: absPath }, hint: 'Check that the file exists and is readable.' })
+    throw new AasError('IO_FAILED', `Cannot hash ${absPath}: nothing is there`, {
+      data: { file: absPath },
+      hint: 'Check that the file exists and is readable.',
+    })
   }
   if ((live.mode === '120000') !== (mode === '120000')) throw typeMismatch(absPath, mode, live.mode === '120000' ? 'a symlink' : 'not a symlink')
   if (live.oid === CHANGING_OID) {

@@ -57,10 +57,14 @@ export async function writeBlobToTemp(
     })
     const got = hash.digest('hex')
     if (bytes !== announced || got !== oid || (expectedSize !== undefined && bytes !== expectedSize)) {
-      throw new AasError('STORE_CORRUPT', `Blob ${oid} read back as ${bytes} bytes hashing to ${got}${expectedSize !== undefined ? ` (expected ${expectedSize} bytes)` : ''}; ${tempAbsPath} was not kept.`, {
-        hint: `The store ${store.location.gitDir} is damaged: run \`git -C ${store.location.gitDir} fsck\` and \`aas-migrate --doctor\`.`,
-        data: { oid, bytes, announced, expectedSize: expectedSize ?? null, hash: got, file: tempAbsPath },
-      })
+      throw new AasError(
+        'STORE_CORRUPT',
+        `Blob ${oid} read back as ${bytes} bytes hashing to ${got}${expectedSize !== undefined ? ` (expected ${expectedSize} bytes)` : ''}; ${tempAbsPath} was not kept.`,
+        {
+          hint: `The store ${store.location.gitDir} is damaged: run \`git -C ${store.location.gitDir} fsck\` and \`aas-migrate --doctor\`.`,
+          data: { oid, bytes, announced, expectedSize: expectedSize ?? null, hash: got, file: tempAbsPath },
+        },
+      )
     }
     try {
       await handle.chmod(modeBits(mode))

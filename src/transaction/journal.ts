@@ -253,7 +253,11 @@ export function isJournalTempName(name: string): boolean {
 // With a stat cache, a regular file whose stat proves it unchanged since it was hashed
 // (see stat-cache.ts) is not read again: for a check that is repeated at each path's
 // claim anyway, not for recovery.
-export async function readLiveStates(agentsRoot: string, changes: readonly Pick<JournalChange, 'path'>[], statCache?: StatCache): Promise<Map<string, LiveEntry | null>> {
+export async function readLiveStates(
+  agentsRoot: string,
+  changes: readonly Pick<JournalChange, 'path'>[],
+  statCache?: StatCache,
+): Promise<Map<string, LiveEntry | null>> {
   const live = new Map<string, LiveEntry | null>()
   for (const change of changes) {
     const abs = path.join(agentsRoot, ...change.path.split('/'))

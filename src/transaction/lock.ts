@@ -199,10 +199,14 @@ function lockedError(inspection: LockInspection): AasError {
   }
   if (inspection.state === 'held') {
     const h = inspection.holder
-    return new AasError('LOCKED', `The vault is locked by pid ${h.pid} on ${h.host} (${h.command || 'unknown command'}, since ${h.startedAt || 'unknown time'})`, {
-      data: { holder: h, file: inspection.path },
-      hint: `Wait for that aas-migrate process to finish, then run the command again. ${inspection.path} is removed when it ends.`,
-    })
+    return new AasError(
+      'LOCKED',
+      `The vault is locked by pid ${h.pid} on ${h.host} (${h.command || 'unknown command'}, since ${h.startedAt || 'unknown time'})`,
+      {
+        data: { holder: h, file: inspection.path },
+        hint: `Wait for that aas-migrate process to finish, then run the command again. ${inspection.path} is removed when it ends.`,
+      },
+    )
   }
   // The lock vanished between our attempt and the inspection: the holder just finished.
   return new AasError('LOCKED', `The vault lock ${inspection.path} was busy`, {

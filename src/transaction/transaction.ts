@@ -106,7 +106,11 @@ export function prefetchingBlobSource(store: Store, oidsInOrder: readonly string
     const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))].filter((o) => (known.get(o) ?? 0) <= BIG_BLOB_BYTES)
     for await (const { oid: o, content } of store.readBlobs(wanted)) cache.set(o, content)
     const got = cache.get(oid)
-    if (!got) throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, { hint: 'Run `aas-migrate --doctor`; the store may be damaged.', data: { oid } })
+    if (!got)
+      throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, {
+        hint: 'Run `aas-migrate --doctor`; the store may be damaged.',
+        data: { oid },
+      })
     return got
   }
 }
@@ -131,10 +135,14 @@ function absOf(root: string, rel: string): string {
 
 function concurrentChange(paths: string[], phase: string): AasError {
   const shown = paths.slice(0, 20).join(', ')
-  return new AasError('CONCURRENT_CHANGE', `${paths.length === 1 ? `${paths[0]} was` : `${paths.length} files were`} changed while the ${phase} ran: ${shown}${paths.length > 20 ? ', …' : ''}. Nothing was overwritten; the vault is as it was before the command.`, {
-    hint: 'Stop the agents writing to these files (or wait for them to finish), check --status, then run the command again.',
-    data: { paths },
-  })
+  return new AasError(
+    'CONCURRENT_CHANGE',
+    `${paths.length === 1 ? `${paths[0]} was` : `${paths.length} files were`} changed while the ${phase} ran: ${shown}${paths.length > 20 ? ', …' : ''}. Nothing was overwritten; the vault is as it was before the command.`,
+    {
+      hint: 'Stop the agents writing to these files (or wait for them to finish), check --status, then run the command again.',
+      data: { paths },
+    },
+  )
 }
 
 // What a write phase must make durable before its journal goes: written files, and
@@ -147,7 +155,14 @@ interface Touched {
 const newTouched = (): Touched => ({ files: new Set(), dirs: new Set() })
 
 // Write one target state at a path: a blob with a mode, or nothing.
-async function putState(store: Store, rel: string, target: { oid: string; mode: FileMode } | null, blobs: BlobSource, runId: string, touched: Touched): Promise<'written' | 'removed'> {
+async function putState(
+  store: Store,
+  rel: string,
+  target: { oid: string; mode: FileMode } | null,
+  blobs: BlobSource,
+  runId: string,
+  touched: Touched,
+): Promise<'written' | 'removed'> {
   const root = store.agentsRoot
   const abs = absOf(root, rel)
   touched.dirs.add(path.dirname(abs))
@@ -159,13 +174,20 @@ async function putState(store: Store, rel: string, target: { oid: string; mode: 
   const content = await blobs(target.oid)
   let createdDirs: string[]
   if (!Buffer.isBuffer(content)) {
-    if (target.mode === '120000') throw new AasError('STORE_CORRUPT', `Symlink ${rel} has a ${content.size}-byte target in the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { path: rel } })
+    if (target.mode === '120000')
+      throw new AasError('STORE_CORRUPT', `Symlink ${rel} has a ${content.size}-byte target in the store.`, {
+        hint: 'Run `aas-migrate --doctor`.',
+        data: { path: rel },
+      })
     const prepared = prepareTempSync(abs, { within: root, runId })
     createdDirs = prepared.createdDirs
     await writeBlobToTemp(store, content.oid, prepared.temp, target.mode, { expectedSize: content.size })
     await rename(prepared.temp, abs)
   } else {
-    const r = target.mode === '120000' ? await replaceWithSymlink(abs, content, { within: root, runId }) : await writeFileAtomic(abs, content, { mode: target.mode, within: root, runId, fsync: false })
+    const r =
+      target.mode === '120000'
+        ? await replaceWithSymlink(abs, content, { within: root, runId })
+        : await writeFileAtomic(abs, content, { mode: target.mode, within: root, runId, fsync: false })
     createdDirs = r.createdDirs
   }
   for (const d of createdDirs) touched.dirs.add(path.dirname(d))
@@ -191,7 +213,15 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   const root = store.agentsRoot
   const stateDir = store.location.stateDir
   await refuseMoved(root, stateDir, changes, input.kind)
-  const journal = await writeJournal(stateDir, { runId, kind: input.kind, agentsRoot: root, from: input.from, to: input.to, changes, startedAt: new Date().toISOString() })
+  const journal = await writeJournal(stateDir, {
+    runId,
+    kind: input.kind,
+    agentsRoot: root,
+    from: input.from,
+    to: input.to,
+    changes,
+    startedAt: new Date().toISOString(),
+  })
   collectGarbage() // the live-state check and the journal's text
   faultPoint('after-journal')
   const touched = newTouched()
@@ -228,7 +258,15 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
 // 'moved': the live path did not hold the old state (or a writer got in): nothing of
 // ours is left at it, and whatever the writer wrote is at the path. Synchronous file
 // calls (see atomic-write.ts); only a blob not in memory is awaited.
-async function writeClaimed(store: Store, c: JournalChange, blobs: BlobSource, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
+async function writeClaimed(
+  store: Store,
+  c: JournalChange,
+  blobs: BlobSource,
+  runId: string,
+  touched: Touched,
+  n: number,
+  verified: VerifiedDirs,
+): Promise<'written' | 'removed' | 'moved'> {
   const root = store.agentsRoot
   const abs = absOf(root, c.path)
   touched.dirs.add(path.dirname(abs))
@@ -236,7 +274,11 @@ async function writeClaimed(store: Store, c: JournalChange, blobs: BlobSource, r
   // A big blob is streamed into its temp file before the claim, so the claim stays short.
   let prepared: string | null = null
   if (content !== null && !Buffer.isBuffer(content)) {
-    if (c.newMode === null || c.newMode === '120000') throw new AasError('STORE_CORRUPT', `Symlink ${c.path} has a ${content.size}-byte target in the store.`, { hint: 'Run `aas-migrate --doctor`.', data: { path: c.path } })
+    if (c.newMode === null || c.newMode === '120000')
+      throw new AasError('STORE_CORRUPT', `Symlink ${c.path} has a ${content.size}-byte target in the store.`, {
+        hint: 'Run `aas-migrate --doctor`.',
+        data: { path: c.path },
+      })
     const t = prepareTempSync(abs, { within: root, runId, verified })
     for (const d of t.createdDirs) touched.dirs.add(path.dirname(d))
     await writeBlobToTemp(store, content.oid, t.temp, c.newMode, { expectedSize: content.size })
@@ -249,7 +291,17 @@ async function writeClaimed(store: Store, c: JournalChange, blobs: BlobSource, r
   }
 }
 
-async function claimAndPlace(root: string, abs: string, c: JournalChange, content: BlobContent | null, prepared: string | null, runId: string, touched: Touched, n: number, verified: VerifiedDirs): Promise<'written' | 'removed' | 'moved'> {
+async function claimAndPlace(
+  root: string,
+  abs: string,
+  c: JournalChange,
+  content: BlobContent | null,
+  prepared: string | null,
+  runId: string,
+  touched: Touched,
+  n: number,
+  verified: VerifiedDirs,
+): Promise<'written' | 'removed' | 'moved'> {
   let claim: string | null = null
   // A file replaced by one of the same git mode keeps its permission bits: git records
   // only 100644 or 100755, and a vault's notes are often group-writable (0o664) so that
@@ -273,7 +325,11 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
   }
   if (content !== null && c.newMode !== null) {
     const what: PlacedContent =
-      prepared !== null ? { kind: 'prepared', temp: prepared, perm } : c.newMode === '120000' ? { kind: 'symlink', target: content as Buffer } : { kind: 'file', content: content as Buffer, mode: c.newMode, perm }
+      prepared !== null
+        ? { kind: 'prepared', temp: prepared, perm }
+        : c.newMode === '120000'
+          ? { kind: 'symlink', target: content as Buffer }
+          : { kind: 'file', content: content as Buffer, mode: c.newMode, perm }
     const placed = placeNewSync(abs, what, { within: root, runId, verified })
     for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
     if (!placed.placed) {
@@ -288,7 +344,12 @@ async function claimAndPlace(root: string, abs: string, c: JournalChange, conten
     if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
       // A writer with the file open wrote into the claimed inode: its bytes go back live,
       // with anything appended to the new file meanwhile (the new bytes themselves go).
-      const ours: OwnBytes | null = prepared !== null && content !== null && !Buffer.isBuffer(content) ? { oid: content.oid, length: content.size } : Buffer.isBuffer(content) ? content : null
+      const ours: OwnBytes | null =
+        prepared !== null && content !== null && !Buffer.isBuffer(content)
+          ? { oid: content.oid, length: content.size }
+          : Buffer.isBuffer(content)
+            ? content
+            : null
       restoreClaimSync(claim, abs, { ours })
       return 'moved'
     }
@@ -337,11 +398,15 @@ async function undoAfterFailure(store: Store, narrowed: Journal, cause: unknown)
     await undo(store, narrowed)
   } catch (undoErr) {
     const first = cause instanceof Error ? cause.message : String(cause)
-    throw new AasError('RECOVERY_REQUIRED', `A write failed (${first}) and undoing the paths written so far failed too: ${undoErr instanceof Error ? undoErr.message : String(undoErr)}`, {
-      hint: 'Fix the cause (free space, permissions), then run `aas-migrate --status`: it completes the undo from the journal.',
-      data: { cause: first, ...(cause instanceof AasError ? cause.data : {}) },
-      cause: undoErr,
-    })
+    throw new AasError(
+      'RECOVERY_REQUIRED',
+      `A write failed (${first}) and undoing the paths written so far failed too: ${undoErr instanceof Error ? undoErr.message : String(undoErr)}`,
+      {
+        hint: 'Fix the cause (free space, permissions), then run `aas-migrate --status`: it completes the undo from the journal.',
+        data: { cause: first, ...(cause instanceof AasError ? cause.data : {}) },
+        cause: undoErr,
+      },
+    )
   }
 }
 
@@ -365,7 +430,10 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   const temps = await removeTempFiles(root)
   const live = await readLiveStates(root, journal.changes)
   const plan = planRecovery(journal, live, { direction: 'backward' })
-  blobs ??= prefetchingBlobSource(store, plan.steps.flatMap((s) => (s.target ? [s.target.oid] : [])))
+  blobs ??= prefetchingBlobSource(
+    store,
+    plan.steps.flatMap((s) => (s.target ? [s.target.oid] : [])),
+  )
   if (plan.conflicts.length > 0) {
     return { runId: journal.runId, kind: journal.kind, restored: 0, conflicts: plan.conflicts.map((c) => c.path), tempFilesRemoved: temps.length }
   }

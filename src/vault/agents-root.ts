@@ -47,7 +47,10 @@ export async function resolveAgentsRoot(source: AgentsRootSource = {}): Promise<
       })
     }
     throw new AasError('AGENTS_ROOT_INVALID', `agents_root ${root.path} cannot be read: ${describeFsError(err)}.`, {
-      hint: code === 'ELOOP' ? 'The path is a symlink loop; point --agents-root at the real folder.' : 'Check the permissions of the folder, or pass another --agents-root.',
+      hint:
+        code === 'ELOOP'
+          ? 'The path is a symlink loop; point --agents-root at the real folder.'
+          : 'Check the permissions of the folder, or pass another --agents-root.',
       data: { agentsRoot: root.path, origin: root.origin, errno: code },
       cause: err,
     })

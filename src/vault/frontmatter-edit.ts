@@ -1,5 +1,15 @@
 import { isAlias, isCollection, isMap, isScalar, isSeq, type Document, type Node, type YAMLMap, type YAMLSeq } from 'yaml'
-import { DEFAULT_STYLE, emitFlow, emitInlineScalar, emitItem, emitMapping, emitPair, type EmitStyle, type NodeHints, type ScalarStyle } from './frontmatter-emit.js'
+import {
+  DEFAULT_STYLE,
+  emitFlow,
+  emitInlineScalar,
+  emitItem,
+  emitMapping,
+  emitPair,
+  type EmitStyle,
+  type NodeHints,
+  type ScalarStyle,
+} from './frontmatter-emit.js'
 import { isPlainObject, PlainScalar, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
 // Turns a change of front matter values into text edits on the original YAML
@@ -15,7 +25,13 @@ export interface TextEdit {
 // Edits that turn `source` (parsed as `doc`, whose values are `before`) into a
 // front matter whose values are `after`; null when the layout cannot be edited
 // in place (the caller then re-emits the whole block).
-export function planEdits(source: string, doc: Document, before: Record<string, FrontmatterValue>, after: Record<string, FrontmatterValue>, eol: string): TextEdit[] | null {
+export function planEdits(
+  source: string,
+  doc: Document,
+  before: Record<string, FrontmatterValue>,
+  after: Record<string, FrontmatterValue>,
+  eol: string,
+): TextEdit[] | null {
   const patcher = new Patcher(source, doc, eol)
   const root = doc.contents as Node | null
   if (!root) {

@@ -1,4 +1,18 @@
-import { Document, Pair, Scalar, YAMLMap, YAMLSeq, isScalar, parse, visit, type DocumentOptions, type Node, type ScalarTag, type SchemaOptions, type ToStringOptions } from 'yaml'
+import {
+  Document,
+  Pair,
+  Scalar,
+  YAMLMap,
+  YAMLSeq,
+  isScalar,
+  parse,
+  visit,
+  type DocumentOptions,
+  type Node,
+  type ScalarTag,
+  type SchemaOptions,
+  type ToStringOptions,
+} from 'yaml'
 import { PlainScalar, type FrontmatterValue } from './frontmatter-values.js'
 
 // Serialises the values a migration writes, in the file's own style (indent

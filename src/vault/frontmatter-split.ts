@@ -20,10 +20,7 @@ export interface UnitTextParts {
   eol: '\n' | '\r\n' // the line break new lines are written with
 }
 
-export type SplitResult =
-  | { kind: 'frontmatter'; parts: UnitTextParts }
-  | { kind: 'none'; parts: UnitTextParts }
-  | { kind: 'unclosed'; parts: UnitTextParts }
+export type SplitResult = { kind: 'frontmatter'; parts: UnitTextParts } | { kind: 'none'; parts: UnitTextParts } | { kind: 'unclosed'; parts: UnitTextParts }
 
 const OPEN = /^---[ \t]*(\r?\n)/
 const CLOSE = /^---[ \t]*(?:\r?\n|(?![\s\S]))/gm

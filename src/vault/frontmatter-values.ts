@@ -66,7 +66,8 @@ function normaliseValue(value: unknown, path: string[], seen: Set<object>): Fron
     const proto = Object.getPrototypeOf(value) as unknown
     if (proto === Object.prototype || proto === null) return normaliseObject(value, path, seen)
   }
-  const kind = typeof value === 'object' ? (Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object' : typeof value
+  const kind =
+    typeof value === 'object' ? ((Object.getPrototypeOf(value) as { constructor?: { name?: string } } | null)?.constructor?.name ?? 'object') : typeof value
   throw invalid(path, `a ${kind}`, 'Use only strings, numbers, booleans, null, arrays and plain objects.')
 }
 

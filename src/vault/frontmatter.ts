@@ -140,10 +140,14 @@ export class UnitText {
   writeBody(text: string): void {
     const parts = this.#parts
     if (!this.#hasFrontmatter && opensFrontmatter(text)) {
-      throw new AasError('UNIT_WRITE_INVALID', 'writeBody() got a body that starts with a --- line in a unit without front matter; it would be read back as front matter.', {
-        hint: 'Write front matter with writeFrontmatter(), or start the body with something other than a --- line.',
-        data: {},
-      })
+      throw new AasError(
+        'UNIT_WRITE_INVALID',
+        'writeBody() got a body that starts with a --- line in a unit without front matter; it would be read back as front matter.',
+        {
+          hint: 'Write front matter with writeFrontmatter(), or start the body with something other than a --- line.',
+          data: {},
+        },
+      )
     }
     // A closing delimiter at the very end of the file needs a line break before a new body.
     const close = this.#hasFrontmatter && text !== '' && !parts.close.endsWith('\n') ? parts.close + parts.eol : parts.close

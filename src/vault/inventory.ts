@@ -61,15 +61,15 @@ export function decodeUnit(bytes: Buffer): { ok: true; text: string } | { ok: fa
   if (text.includes('\u0000')) {
     const at = text.indexOf('\u0000')
     const before = text.slice(0, at)
-    return { ok: false, error: { message: 'file contains NUL bytes (binary content with a .md name)', line: before.split('\n').length, column: at - before.lastIndexOf('\n') } }
+    return {
+      ok: false,
+      error: { message: 'file contains NUL bytes (binary content with a .md name)', line: before.split('\n').length, column: at - before.lastIndexOf('\n') },
+    }
   }
   return { ok: true, text }
 }
 
-export type UnitReading =
-  | { kind: 'versioned'; version: number }
-  | { kind: 'unversioned' }
-  | { kind: 'unreadable'; error: FrontmatterParseError }
+export type UnitReading = { kind: 'versioned'; version: number } | { kind: 'unversioned' } | { kind: 'unreadable'; error: FrontmatterParseError }
 
 // Classify one unit's content without executing anything.
 export function readUnitVersion(bytes: Buffer): UnitReading {

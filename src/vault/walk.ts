@@ -197,7 +197,14 @@ export function fillStat(e: ScopeEntry, st: Stats): void {
 // readEntryBytesSync into buf at off, without allocating: the length read, or -1 when
 // the entry has more than max bytes (nothing is written then; read it whole instead).
 // onStat sees the fstat of the regular file opened, before it is read.
-export function readEntryIntoSync(root: string, entry: Pick<ScopeEntry, 'path' | 'mode'>, buf: Buffer, off: number, max: number, onStat?: (st: Stats) => void): number {
+export function readEntryIntoSync(
+  root: string,
+  entry: Pick<ScopeEntry, 'path' | 'mode'>,
+  buf: Buffer,
+  off: number,
+  max: number,
+  onStat?: (st: Stats) => void,
+): number {
   const abs = path.join(root, entry.path)
   if (entry.mode === '120000') {
     const target = readlinkSync(abs, { encoding: 'buffer' })

@@ -13,7 +13,10 @@ describe('--help', () => {
       .filter((f): f is string => f !== undefined && f !== '--help')
     expect(flags.length).toBeGreaterThan(15)
     for (const flag of flags) {
-      expect(exampleLines.some((l) => l.split(/\s+/).includes(flag)), `no example for ${flag}`).toBe(true)
+      expect(
+        exampleLines.some((l) => l.split(/\s+/).includes(flag)),
+        `no example for ${flag}`,
+      ).toBe(true)
     }
     expect(r.stdout).toContain(EXAMPLES.trim().split('\n')[0])
   })

@@ -19,7 +19,9 @@ const validation = z.strictObject({
   mode: z.enum(['schema', 'structure-only']),
   coverage: z.strictObject({ memory: z.enum(['schema', 'structure-only']), wiki: z.enum(['schema', 'structure-only']) }),
   note: z.string(),
-  failures: z.array(z.strictObject({ unitId: z.string(), unitType: z.enum(['memory', 'wiki']), issues: z.array(z.strictObject({ field: z.string(), message: z.string() })) })),
+  failures: z.array(
+    z.strictObject({ unitId: z.string(), unitType: z.enum(['memory', 'wiki']), issues: z.array(z.strictObject({ field: z.string(), message: z.string() })) }),
+  ),
 })
 const migrateResult = z.strictObject({
   ok: z.boolean(),
@@ -70,11 +72,26 @@ const schemas = {
       }),
       scripts: z.array(z.strictObject({ file: z.string(), from: z.number(), to: z.number() })),
       scriptErrors: z.array(z.object({ code: z.string(), message: z.string(), data: z.record(z.string(), z.unknown()) })),
-      chain: z.strictObject({ latest: z.number().nullable(), steps: z.array(z.strictObject({ from: z.number(), to: z.number(), file: z.string() })), complete: z.boolean(), gap: z.strictObject({ from: z.number(), to: z.number() }).nullable() }),
+      chain: z.strictObject({
+        latest: z.number().nullable(),
+        steps: z.array(z.strictObject({ from: z.number(), to: z.number(), file: z.string() })),
+        complete: z.boolean(),
+        gap: z.strictObject({ from: z.number(), to: z.number() }).nullable(),
+      }),
       skipped: z.array(z.strictObject({ path: z.string(), reason: z.string() })),
       recovered: z.record(z.string(), z.unknown()).nullable(),
       python: z
-        .strictObject({ command: z.string(), source: z.enum(['flag', 'AAS_PYTHON', 'VIRTUAL_ENV', 'PATH']), ok: z.boolean(), executable: z.string().nullable(), version: z.string().nullable(), yaml: z.string().nullable(), libyaml: z.boolean(), atomicAgents: z.string().nullable(), error: errorShape.partial({ hint: true }).nullable() })
+        .strictObject({
+          command: z.string(),
+          source: z.enum(['flag', 'AAS_PYTHON', 'VIRTUAL_ENV', 'PATH']),
+          ok: z.boolean(),
+          executable: z.string().nullable(),
+          version: z.string().nullable(),
+          yaml: z.string().nullable(),
+          libyaml: z.boolean(),
+          atomicAgents: z.string().nullable(),
+          error: errorShape.partial({ hint: true }).nullable(),
+        })
         .nullable(),
     }),
   }),
@@ -100,16 +117,29 @@ const schemas = {
   }),
   listSnapshots: envelope(z.literal('list-snapshots'), { snapshots: z.array(snapshot) }),
   exportSnapshot: envelope(z.literal('export-snapshot'), { export: z.strictObject({ name: z.string(), file: z.string(), files: z.number() }) }),
-  importSnapshot: envelope(z.literal('import-snapshot'), { import: z.strictObject({ name: z.string(), ref: z.string(), commit: z.string(), tree: z.string(), files: z.number(), skipped: z.array(z.string()) }) }),
+  importSnapshot: envelope(z.literal('import-snapshot'), {
+    import: z.strictObject({ name: z.string(), ref: z.string(), commit: z.string(), tree: z.string(), files: z.number(), skipped: z.array(z.string()) }),
+  }),
   doctor: envelope(z.literal('doctor'), {
     doctor: z.strictObject({
       ok: z.boolean(),
       agentsRoot: z.string(),
-      checks: z.array(z.strictObject({ id: z.enum(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts']), title: z.string(), ok: z.boolean(), message: z.string(), details: z.array(z.string()), fixes: z.array(z.string()) })),
+      checks: z.array(
+        z.strictObject({
+          id: z.enum(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts']),
+          title: z.string(),
+          ok: z.boolean(),
+          message: z.string(),
+          details: z.array(z.string()),
+          fixes: z.array(z.string()),
+        }),
+      ),
       durationMs: z.number(),
     }),
   }),
-  newScript: envelope(z.literal('new-script'), { newScript: z.strictObject({ from: z.number(), to: z.number(), script: z.string(), test: z.string(), scriptPath: z.string(), testPath: z.string() }) }),
+  newScript: envelope(z.literal('new-script'), {
+    newScript: z.strictObject({ from: z.number(), to: z.number(), script: z.string(), test: z.string(), scriptPath: z.string(), testPath: z.string() }),
+  }),
   version: envelope(z.literal('version'), { version: z.string() }),
   errorOnly: envelope(z.string().nullable(), {}),
 }
@@ -164,7 +194,9 @@ describe('--json', () => {
     await (await import('node:fs/promises')).writeFile(unit, (await readFile(unit, 'utf8')).replace(/^captured: .*$/m, 'captured: yesterday'))
     const r = doc(await cli(['--agents-root', v.root, '--json', '--to', 'v2', '--dry-run']), schemas.dryRun, 1)
     expect(r.error?.code).toBe('SCHEMA_INVALID')
-    expect(r.result.validation?.failures).toEqual([{ unitId: 'writer/memory/project_newsletter.md', unitType: 'memory', issues: [{ field: 'captured', message: 'must be a date written YYYY-MM-DD' }] }])
+    expect(r.result.validation?.failures).toEqual([
+      { unitId: 'writer/memory/project_newsletter.md', unitType: 'memory', issues: [{ field: 'captured', message: 'must be a date written YYYY-MM-DD' }] },
+    ])
   })
 
   it('answers a usage error with exit 2 and a USAGE document whose command is null', async () => {

@@ -41,7 +41,8 @@ describe('on a terminal', () => {
     const v = await vault()
     const run = underPty(['--agents-root', v.root, '--to', 'v3'], { AAS_PROGRESS_DELAY_MS: '0' })
     expect(run.code, run.out).toBe(0)
-    for (const phase of ['snapshot', 'apply', 'validate', 'fast-forward']) expect(run.out).toMatch(new RegExp(`${phase}: \\d+/\\d+ (files|units) in \\d+\\.\\d s \\(\\d[\\d,]*/s\\)`))
+    for (const phase of ['snapshot', 'apply', 'validate', 'fast-forward'])
+      expect(run.out).toMatch(new RegExp(`${phase}: \\d+/\\d+ (files|units) in \\d+\\.\\d s \\(\\d[\\d,]*/s\\)`))
     const snapshot = /roll back with: aas-migrate --rollback (\S+)/.exec(run.out)?.[1] as string
     const back = underPty(['--agents-root', v.root, '--rollback', snapshot], { AAS_PROGRESS_DELAY_MS: '0' })
     expect(back.code, back.out).toBe(0)
@@ -68,7 +69,7 @@ describe('on a terminal', () => {
     const v = await vault()
     const dry = underPty(['--agents-root', v.root, '--to', 'v2', '--dry-run'])
     expect(dry.out).toContain('\x1b[1mdiff --git a/')
-    expect(dry.out).toContain("\x1b[32m+\x1b[m\x1b[32mprovenance: v1_migrated\x1b[m")
+    expect(dry.out).toContain('\x1b[32m+\x1b[m\x1b[32mprovenance: v1_migrated\x1b[m')
     expect(dry.out).toMatch(/\x1b\[36m@@ /)
     const refused = underPty(['--agents-root', v.root, '--to', 'v1'])
     expect(refused.code).toBe(1)
@@ -76,7 +77,10 @@ describe('on a terminal', () => {
     const doctor = underPty(['--agents-root', v.root, '--doctor'])
     expect(doctor.out).toContain('\x1b[32mok  \x1b[m')
 
-    for (const off of [{ env: { NO_COLOR: '1' }, args: [] }, { env: {}, args: ['--no-color'] }]) {
+    for (const off of [
+      { env: { NO_COLOR: '1' }, args: [] },
+      { env: {}, args: ['--no-color'] },
+    ]) {
       for (const args of [['--to', 'v2', '--dry-run'], ['--to', 'v1'], ['--doctor']]) {
         const r = underPty(['--agents-root', v.root, ...args, ...off.args], off.env)
         expect(r.out.length).toBeGreaterThan(0)

@@ -58,7 +58,10 @@ describe('doctor', () => {
     const v = await vault()
     expect((await cli(['--agents-root', v.root, '--to', 'v2'])).code).toBe(0)
     const gitDir = path.join(v.root, '_migrations', 'aas.git')
-    const snapshotRef = execFileSync('git', ['--git-dir', gitDir, 'for-each-ref', '--format=%(refname)', 'refs/aas/snapshots/'], { env: gitEnv, encoding: 'utf8' }).trim()
+    const snapshotRef = execFileSync('git', ['--git-dir', gitDir, 'for-each-ref', '--format=%(refname)', 'refs/aas/snapshots/'], {
+      env: gitEnv,
+      encoding: 'utf8',
+    }).trim()
     const blob = execFileSync('git', ['--git-dir', gitDir, 'rev-parse', `${snapshotRef}:caldwell/persona.md`], { env: gitEnv, encoding: 'utf8' }).trim()
     // The store keeps its objects in packs: unpack them all, then delete the one blob.
     const packDir = path.join(gitDir, 'objects', 'pack')
@@ -99,7 +102,10 @@ describe('doctor', () => {
 
   it('when only a stale lock is left then the lock check fails and the printed rm clears it', async () => {
     const v = await vault()
-    await writeFile(path.join(v.root, '.migration.lock'), JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), startedAt: '2026-01-01T00:00:00.000Z', command: '--to v2' }) + '\n')
+    await writeFile(
+      path.join(v.root, '.migration.lock'),
+      JSON.stringify({ pid: 2 ** 22 + 12345, host: (await import('node:os')).hostname(), startedAt: '2026-01-01T00:00:00.000Z', command: '--to v2' }) + '\n',
+    )
     const r = await doctor({ agentsRoot: v.root })
     expect(failedIds(r)).toEqual(['lock'])
     const fixes = check(r, 'lock').fixes
@@ -154,7 +160,9 @@ describe('doctor', () => {
     expect(failedIds(r)).toEqual(['scripts'])
     const scripts = check(r, 'scripts')
     expect(scripts.details).toEqual([expect.stringMatching(/^SCRIPT_VERSION_SKIP: /)])
-    expect(scripts.fixes).toEqual([`mv ${shellQuote(path.join(v.root, '_migrations/v3_to_v5.mjs'))} ${shellQuote(path.join(v.root, '_migrations/_v3_to_v5.mjs'))}`])
+    expect(scripts.fixes).toEqual([
+      `mv ${shellQuote(path.join(v.root, '_migrations/v3_to_v5.mjs'))} ${shellQuote(path.join(v.root, '_migrations/_v3_to_v5.mjs'))}`,
+    ])
     runFix(scripts.fixes[0] as string, v.root)
     expect((await doctor({ agentsRoot: v.root })).ok).toBe(true)
     expect(existsSync(path.join(v.root, '_migrations', '_v3_to_v5.mjs'))).toBe(true)

@@ -42,7 +42,10 @@ async function files(root: string): Promise<Record<string, string>> {
   for (const e of await readdir(root, { recursive: true, withFileTypes: true })) {
     const abs = path.join(e.parentPath, e.name)
     const rel = path.relative(root, abs)
-    if (e.isFile() && !rel.startsWith('_migrations')) out[rel] = createHash('sha1').update(await readFile(abs)).digest('hex')
+    if (e.isFile() && !rel.startsWith('_migrations'))
+      out[rel] = createHash('sha1')
+        .update(await readFile(abs))
+        .digest('hex')
   }
   return out
 }

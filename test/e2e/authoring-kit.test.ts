@@ -50,12 +50,18 @@ describe('--new-script', () => {
     expect((await cli(['--agents-root', v.root, '--new-script'])).code).toBe(0)
     await mkdir(path.join(v.dir, 'node_modules'), { recursive: true })
     await symlink(repoRoot, path.join(v.dir, 'node_modules', 'aas-migrate'))
-    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', path.join(v.root, '_migrations/tests/v3_to_v4.test.ts')], { cwd: repoRoot, encoding: 'utf8' })
+    const r = spawnSync(process.execPath, ['--import', 'tsx', '--test', path.join(v.root, '_migrations/tests/v3_to_v4.test.ts')], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    })
     expect(r.status, r.stdout + r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^# pass 1$/m)
     // A broken script makes the same test fail.
     await writeFile(path.join(v.root, '_migrations/v3_to_v4.ts'), scriptTemplate(3).replace('meta.schema_version = 4', 'meta.schema_version = 3'))
-    const broken = spawnSync(process.execPath, ['--import', 'tsx', '--test', path.join(v.root, '_migrations/tests/v3_to_v4.test.ts')], { cwd: repoRoot, encoding: 'utf8' })
+    const broken = spawnSync(process.execPath, ['--import', 'tsx', '--test', path.join(v.root, '_migrations/tests/v3_to_v4.test.ts')], {
+      cwd: repoRoot,
+      encoding: 'utf8',
+    })
     expect(broken.status).not.toBe(0)
   })
 })
@@ -68,7 +74,14 @@ describe('runMigrationInMemory', () => {
       scripts: [path.join(fixturesDir, 'migrations/v1_to_v2.mjs'), path.join(fixturesDir, 'migrations/v2_to_v3.ts')],
       units: [{ unitId, text }],
     })
-    expect(run).toMatchObject({ from: 1, target: 3, steps: [{ from: 1, to: 2 }, { from: 2, to: 3 }] })
+    expect(run).toMatchObject({
+      from: 1,
+      target: 3,
+      steps: [
+        { from: 1, to: 2 },
+        { from: 2, to: 3 },
+      ],
+    })
     const [unit] = run.units
     expect(unit).toMatchObject({ unitId, unitType: 'memory', before: text, touched: true })
     expect(unit?.after).toMatch(/^schema_version: 3$/m)
@@ -100,10 +113,22 @@ describe('runMigrationInMemory', () => {
   })
 
   it('reports invalid units as validation data and throws SCRIPT_NO_BUMP for a script that forgets the version', async () => {
-    const keep = { from: 1, to: 2, appliesTo: () => true, migrate: () => true, validate: (m: Record<string, unknown>) => (m.provenance ? [] : ['provenance: is required']) }
+    const keep = {
+      from: 1,
+      to: 2,
+      appliesTo: () => true,
+      migrate: () => true,
+      validate: (m: Record<string, unknown>) => (m.provenance ? [] : ['provenance: is required']),
+    }
     const text = '---\nschema_version: 1\nname: x\n---\n'
     await expect(runMigrationInMemory({ migrations: [keep], units: [{ unitId: 'a/wiki/page.md', text }] })).rejects.toMatchObject({ code: 'SCRIPT_NO_BUMP' })
-    const bump = { ...keep, migrate: (u: { readFrontmatter(): Record<string, unknown>; writeFrontmatter(m: Record<string, unknown>): void }) => { u.writeFrontmatter({ ...u.readFrontmatter(), schema_version: 2 }); return true } }
+    const bump = {
+      ...keep,
+      migrate: (u: { readFrontmatter(): Record<string, unknown>; writeFrontmatter(m: Record<string, unknown>): void }) => {
+        u.writeFrontmatter({ ...u.readFrontmatter(), schema_version: 2 })
+        return true
+      },
+    }
     const run = await runMigrationInMemory({ migrations: [bump], units: [{ unitId: 'a/wiki/page.md', text }] })
     expect(run.validation.failures).toEqual([{ unitId: 'a/wiki/page.md', unitType: 'wiki', issues: [{ field: 'provenance', message: 'is required' }] }])
   })

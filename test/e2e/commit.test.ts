@@ -30,7 +30,9 @@ describe('--commit', () => {
     // The staged file is still staged (and not part of the commit); nothing else is dirty
     // but the engine's audit log, which is not committed for the user.
     expect(git(v.dir, 'status', '--porcelain').trim().split('\n')).toEqual(['A  TODO.txt', '?? vault/_migrations/migration.jsonl'])
-    expect(git(v.dir, 'show', `${newHead}:vault/caldwell/memory/user_household.md`)).toBe(await readFile(path.join(v.root, 'caldwell/memory/user_household.md'), 'utf8'))
+    expect(git(v.dir, 'show', `${newHead}:vault/caldwell/memory/user_household.md`)).toBe(
+      await readFile(path.join(v.root, 'caldwell/memory/user_household.md'), 'utf8'),
+    )
     expect(git(v.dir, 'log', '-1', '--format=%s')).toBe('Migrate vault to v2\n')
 
     const back = await cli(['--agents-root', v.root, '--rollback', doc.result.snapshot.name, '--commit', '--json'])
@@ -49,8 +51,13 @@ describe('--commit', () => {
     const head = git(v.dir, 'rev-parse', 'HEAD').trim()
     const r = await cli(['--agents-root', v.root, '--to', 'v2', '--commit', '--json'])
     expect(r.code).toBe(1)
-    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'COMMIT_REFUSED', data: { paths: [{ path: 'scout/memory/feedback_citation_style.md', reason: 'has uncommitted changes' }] } })
-    expect(await captureTree(v.root, { exclude: (rel) => rel === '.git' || rel.startsWith('.git/') || rel.startsWith('_migrations/migration.jsonl') })).toEqual(before)
+    expect(JSON.parse(r.stdout).error).toMatchObject({
+      code: 'COMMIT_REFUSED',
+      data: { paths: [{ path: 'scout/memory/feedback_citation_style.md', reason: 'has uncommitted changes' }] },
+    })
+    expect(await captureTree(v.root, { exclude: (rel) => rel === '.git' || rel.startsWith('.git/') || rel.startsWith('_migrations/migration.jsonl') })).toEqual(
+      before,
+    )
     expect(git(v.dir, 'rev-parse', 'HEAD').trim()).toBe(head)
   })
 

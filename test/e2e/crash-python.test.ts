@@ -97,7 +97,9 @@ describe(`SIGKILL during a ${UNITS}-unit .py -> .ts migration`, () => {
     expect(pids.length).toBeGreaterThan(0)
     for (let i = 0; i < 50 && pids.some(alive); i++) await new Promise((res) => setTimeout(res, 100))
     expect(pids.filter(alive)).toEqual([])
-    console.log(`--to (.py chain) kill trials: ${TRIALS}, killed mid-run ${outcomes.killed}, ended at pre ${outcomes.pre}, at post ${outcomes.post}, mixed 0 (full run ${toMs} ms, ${pids.length} interpreters started)`)
+    console.log(
+      `--to (.py chain) kill trials: ${TRIALS}, killed mid-run ${outcomes.killed}, ended at pre ${outcomes.pre}, at post ${outcomes.post}, mixed 0 (full run ${toMs} ms, ${pids.length} interpreters started)`,
+    )
     expect(outcomes.killed).toBeGreaterThanOrEqual(TRIALS / 2)
   }, 900_000)
 })

@@ -24,8 +24,7 @@ let toMs = 0
 let rollbackMs = 0
 
 // The engine's own bookkeeping is not part of the vault state being compared.
-const vaultOnly = (rel: string): boolean =>
-  rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl' || rel.startsWith('.migration.lock')
+const vaultOnly = (rel: string): boolean => rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl' || rel.startsWith('.migration.lock')
 
 async function vaultState(root: string): Promise<TreeState> {
   return filesOf(await captureTree(root, { exclude: vaultOnly }))
@@ -107,7 +106,9 @@ describe(`SIGKILL during a ${UNITS}-unit migration and rollback`, () => {
       outcomes[at as 'pre' | 'post']++
       await rm(work, { recursive: true, force: true })
     }
-    console.log(`--to kill trials: ${TRIALS}, killed mid-run ${outcomes.killed}, ended at pre ${outcomes.pre}, at post ${outcomes.post}, mixed 0 (full run ${toMs} ms)`)
+    console.log(
+      `--to kill trials: ${TRIALS}, killed mid-run ${outcomes.killed}, ended at pre ${outcomes.pre}, at post ${outcomes.post}, mixed 0 (full run ${toMs} ms)`,
+    )
     expect(outcomes.killed).toBeGreaterThanOrEqual(TRIALS / 2)
   }, 900_000)
 
@@ -129,7 +130,9 @@ describe(`SIGKILL during a ${UNITS}-unit migration and rollback`, () => {
       outcomes[at as 'pre' | 'post']++
       await rm(work, { recursive: true, force: true })
     }
-    console.log(`--rollback kill trials: ${TRIALS}, killed mid-run ${outcomes.killed}, ended migrated ${outcomes.post}, ended rolled back ${outcomes.pre}, mixed 0 (full run ${rollbackMs} ms)`)
+    console.log(
+      `--rollback kill trials: ${TRIALS}, killed mid-run ${outcomes.killed}, ended migrated ${outcomes.post}, ended rolled back ${outcomes.pre}, mixed 0 (full run ${rollbackMs} ms)`,
+    )
     expect(outcomes.killed).toBeGreaterThanOrEqual(TRIALS / 2)
   }, 900_000)
 })

@@ -80,7 +80,13 @@ async function runSession(commands: DocCommand[]): Promise<void> {
   }
 }
 
-const docs = ['README.md', ...(await readdir(path.join(repoRoot, 'docs'))).filter((f) => f.endsWith('.md')).sort().map((f) => `docs/${f}`)]
+const docs = [
+  'README.md',
+  ...(await readdir(path.join(repoRoot, 'docs')))
+    .filter((f) => f.endsWith('.md'))
+    .sort()
+    .map((f) => `docs/${f}`),
+]
 const perFile = await Promise.all(docs.map(async (f) => ({ file: f, commands: commandsOf(await readFile(path.join(repoRoot, f), 'utf8'), f) })))
 
 describe('documented commands', () => {
@@ -92,9 +98,12 @@ describe('documented commands', () => {
     expect(helpCommands().length).toBeGreaterThanOrEqual(15)
   })
 
-  it.each(perFile.filter((p) => p.commands.length > 0).map((p) => [p.file, p.commands] as const))('every aas-migrate command of %s runs on the sample vault', async (_file, commands) => {
-    await runSession([...commands])
-  })
+  it.each(perFile.filter((p) => p.commands.length > 0).map((p) => [p.file, p.commands] as const))(
+    'every aas-migrate command of %s runs on the sample vault',
+    async (_file, commands) => {
+      await runSession([...commands])
+    },
+  )
 
   it('every --help example runs on the sample vault', async () => {
     await runSession(helpCommands())

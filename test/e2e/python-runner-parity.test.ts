@@ -66,8 +66,27 @@ describe('the audit line', () => {
       expect(typeof line.duration_ms).toBe('number')
     }
     const [dry, real, refused, back] = lines as [Record<string, unknown>, Record<string, unknown>, Record<string, unknown>, Record<string, unknown>]
-    expect(dry).toMatchObject({ from_version: 1, to_version: 2, dry_run: true, rolled_back: false, error: '', error_code: null, result: 'ok', units_touched: 13 })
-    expect(real).toMatchObject({ run_id: run.result.runId, from_version: 1, to_version: 2, dry_run: false, error: '', result: 'ok', units_touched: 13, snapshot: run.result.snapshot.name, result_commit: run.result.result.commit })
+    expect(dry).toMatchObject({
+      from_version: 1,
+      to_version: 2,
+      dry_run: true,
+      rolled_back: false,
+      error: '',
+      error_code: null,
+      result: 'ok',
+      units_touched: 13,
+    })
+    expect(real).toMatchObject({
+      run_id: run.result.runId,
+      from_version: 1,
+      to_version: 2,
+      dry_run: false,
+      error: '',
+      result: 'ok',
+      units_touched: 13,
+      snapshot: run.result.snapshot.name,
+      result_commit: run.result.result.commit,
+    })
     expect(refused).toMatchObject({ from_version: 2, to_version: 2, units_touched: 0, error_code: 'NOT_ABOVE_CURRENT', result: 'refused' })
     expect(refused.error).toMatch(/^Target version v2 is not above current v2\./)
     expect(back).toMatchObject({ rolled_back: true, error: '', result: 'ok', snapshot: run.result.snapshot.name })
@@ -94,17 +113,28 @@ describe('failures print an Error: line on stderr, with and without --json', () 
   const cases: Array<[string, (v: TempVault) => Promise<string[]>, string]> = [
     ['--to refused', async () => ['--to', 'v1'], 'NOT_ABOVE_CURRENT'],
     ['--to with a chain gap', async () => ['--to', 'v9'], 'CHAIN_GAP'],
-    ['--to --dry-run that would fail validation', async (v) => {
-      await writeFile(path.join(v.root, '_migrations', 'v1_to_v2.mjs'), 'export default { from: 1, to: 2, appliesTo: () => true, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 2; m.name = 7; u.writeFrontmatter(m); return true }, validate: (m) => typeof m.name === "string" ? [] : ["name: must be a string"] }\n')
-      return ['--to', 'v2', '--dry-run']
-    }, 'SCHEMA_INVALID'],
+    [
+      '--to --dry-run that would fail validation',
+      async (v) => {
+        await writeFile(
+          path.join(v.root, '_migrations', 'v1_to_v2.mjs'),
+          'export default { from: 1, to: 2, appliesTo: () => true, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 2; m.name = 7; u.writeFrontmatter(m); return true }, validate: (m) => typeof m.name === "string" ? [] : ["name: must be a string"] }\n',
+        )
+        return ['--to', 'v2', '--dry-run']
+      },
+      'SCHEMA_INVALID',
+    ],
     ['--rollback of an unknown snapshot', async () => ['--rollback', 'no_such_snapshot'], 'SNAPSHOT_NOT_FOUND'],
     ['--export-snapshot of an unknown snapshot', async () => ['--export-snapshot', 'no_such_snapshot'], 'SNAPSHOT_NOT_FOUND'],
     ['--import-snapshot of a missing file', async (v) => ['--import-snapshot', path.join(v.dir, 'missing.tar.gz')], ''],
-    ['--doctor on an unhealthy vault', async (v) => {
-      await writeFile(path.join(v.root, 'caldwell', 'memory', 'user_unversioned.md'), '---\nname: x\n---\n')
-      return ['--doctor']
-    }, 'DOCTOR_UNHEALTHY'],
+    [
+      '--doctor on an unhealthy vault',
+      async (v) => {
+        await writeFile(path.join(v.root, 'caldwell', 'memory', 'user_unversioned.md'), '---\nname: x\n---\n')
+        return ['--doctor']
+      },
+      'DOCTOR_UNHEALTHY',
+    ],
     ['--status of a missing agents_root', async (v) => ['--agents-root', path.join(v.dir, 'nope'), '--status'], 'AGENTS_ROOT_MISSING'],
     ['--list-snapshots of a missing agents_root', async (v) => ['--agents-root', path.join(v.dir, 'nope'), '--list-snapshots'], 'AGENTS_ROOT_MISSING'],
     ['--new-script of a missing agents_root', async (v) => ['--agents-root', path.join(v.dir, 'nope'), '--new-script'], 'AGENTS_ROOT_MISSING'],

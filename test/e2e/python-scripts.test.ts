@@ -38,7 +38,12 @@ async function pyVault({ useGit = false, script }: { useGit?: boolean; script?: 
 }
 
 // The vault's own files: not the engine's store, audit log or lock; not git's folder.
-const vaultOnly = (rel: string): boolean => rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl' || rel.startsWith('.migration.lock') || rel === '.git' || rel.startsWith('.git/')
+const vaultOnly = (rel: string): boolean =>
+  rel.startsWith('_migrations/aas.git') ||
+  rel === '_migrations/migration.jsonl' ||
+  rel.startsWith('.migration.lock') ||
+  rel === '.git' ||
+  rel.startsWith('.git/')
 const state = async (root: string): Promise<TreeState> => filesOf(await captureTree(root, { exclude: vaultOnly }))
 
 const UNITS = [
@@ -97,7 +102,12 @@ describe.each([
     const after = await state(v.root)
     expect(Object.keys(after).sort()).toEqual(Object.keys(before).sort())
     expect(existsSync(path.join(v.root, '_migrations', '__pycache__'))).toBe(false)
-    if (useGit) expect(git(v.dir, 'status', '--porcelain').split('\n').filter((l) => l.endsWith('.md')).length).toBe(UNITS.length)
+    if (useGit)
+      expect(
+        git(v.dir, 'status', '--porcelain')
+          .split('\n')
+          .filter((l) => l.endsWith('.md')).length,
+      ).toBe(UNITS.length)
 
     const back = bin(['--agents-root', v.root, '--rollback', doc.result.snapshot.name, '--no-progress'])
     expect(back.code, back.stderr).toBe(0)
@@ -111,7 +121,9 @@ describe('--status with a .py script', () => {
     const v = await pyVault({ script: 'raise SystemExit("a script that runs fails the test")\n' })
     const text = bin(['--agents-root', v.root, '--status'])
     expect(text.code, text.stderr).toBe(0)
-    expect(text.stdout).toMatch(/^python: +python3 \(from PATH\): Python 3\.\d+\.\d+ \(.+\), PyYAML \d[^,]*, atomic_agents not installed \(the built-in stand-in is used\)$/m)
+    expect(text.stdout).toMatch(
+      /^python: +python3 \(from PATH\): Python 3\.\d+\.\d+ \(.+\), PyYAML \d[^,]*, atomic_agents not installed \(the built-in stand-in is used\)$/m,
+    )
     const doc = JSON.parse(bin(['--agents-root', v.root, '--status', '--json', '--python', '/nonexistent/python3']).stdout)
     expect(doc.status.python).toMatchObject({ command: '/nonexistent/python3', source: 'flag', ok: false, error: { code: 'PYTHON_UNAVAILABLE' } })
     const none = await makeVault('vault-v1')
@@ -121,7 +133,11 @@ describe('--status with a .py script', () => {
 })
 
 describe('faults of a .py chain', () => {
-  async function refused(args: string[], script: string | undefined, env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; snapshots: unknown[] }> {
+  async function refused(
+    args: string[],
+    script: string | undefined,
+    env: NodeJS.ProcessEnv = {},
+  ): Promise<{ code: number; stdout: string; stderr: string; snapshots: unknown[] }> {
     const v = await pyVault({ script })
     const before = await state(v.root)
     const r = bin(['--agents-root', v.root, '--to', 'v2', '--no-progress', ...args], { env })
@@ -147,14 +163,19 @@ def migrate(unit):
 `
 
   it('when a script raises on one unit then the run fails naming the script, the unit and the exception, traceback in --json', async () => {
-    const message = '_migrations/v1_to_v2.py migrate() raised on caldwell/memory/feedback_debt_priority.md (step v1 -> v2): RuntimeError: boom on Debt priority order — credit cards before mortgage prepay (_migrations/v1_to_v2.py:10)'
+    const message =
+      '_migrations/v1_to_v2.py migrate() raised on caldwell/memory/feedback_debt_priority.md (step v1 -> v2): RuntimeError: boom on Debt priority order — credit cards before mortgage prepay (_migrations/v1_to_v2.py:10)'
     const text = await refused([], RAISES)
     expect(text.code).toBe(1)
     expect(text.stderr).toContain(`Error: ${message}\n`)
     const r = await refused(['--json'], RAISES)
     expect(r.code).toBe(1)
     const doc = JSON.parse(r.stdout)
-    expect(doc.error).toMatchObject({ code: 'SCRIPT_FAILED', message, data: { script: '_migrations/v1_to_v2.py', unit: 'caldwell/memory/feedback_debt_priority.md', exception: 'RuntimeError', line: 10 } })
+    expect(doc.error).toMatchObject({
+      code: 'SCRIPT_FAILED',
+      message,
+      data: { script: '_migrations/v1_to_v2.py', unit: 'caldwell/memory/feedback_debt_priority.md', exception: 'RuntimeError', line: 10 },
+    })
     expect(doc.error.data.traceback).toMatch(/^Traceback \(most recent call last\):[\s\S]*line 10, in migrate[\s\S]*RuntimeError: boom/)
   })
 
@@ -168,20 +189,29 @@ def migrate(unit):
   it('when a script fails at import then it is refused naming the exception and the line', async () => {
     const r = await refused([], 'import atomic_agents.migration\nimport no_such_module_anywhere\nFROM_VERSION = 1\nTO_VERSION = 2\n')
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain("Error: Migration script _migrations/v1_to_v2.py failed to load: ModuleNotFoundError: No module named 'no_such_module_anywhere' (at _migrations/v1_to_v2.py:2).")
+    expect(r.stderr).toContain(
+      "Error: Migration script _migrations/v1_to_v2.py failed to load: ModuleNotFoundError: No module named 'no_such_module_anywhere' (at _migrations/v1_to_v2.py:2).",
+    )
   })
 
   it('when the Python process is killed mid-batch then the run fails cleanly naming the script and the signal', async () => {
-    const script = RAISES.replace('raise RuntimeError("boom on " + unit.read_frontmatter()["name"])', 'import os, signal\n        os.kill(os.getpid(), signal.SIGKILL)')
+    const script = RAISES.replace(
+      'raise RuntimeError("boom on " + unit.read_frontmatter()["name"])',
+      'import os, signal\n        os.kill(os.getpid(), signal.SIGKILL)',
+    )
     const r = await refused([], script)
     expect(r.code).toBe(1)
-    expect(r.stderr).toMatch(/^Error: _migrations\/v1_to_v2\.py on caldwell\/memory\/feedback_debt_priority\.md \(step v1 -> v2\) stopped the Python interpreter: the Python process was killed by SIGKILL/m)
+    expect(r.stderr).toMatch(
+      /^Error: _migrations\/v1_to_v2\.py on caldwell\/memory\/feedback_debt_priority\.md \(step v1 -> v2\) stopped the Python interpreter: the Python process was killed by SIGKILL/m,
+    )
   })
 
   it('when --python names no interpreter then the run is refused before the snapshot with the fix', async () => {
     const r = await refused(['--python', '/nonexistent/python3'], undefined)
     expect(r.code).toBe(1)
-    expect(r.stderr).toContain('Error: The Python interpreter /nonexistent/python3 (from --python) cannot run .py migration scripts: not found; _migrations/v1_to_v2.py needs it.')
+    expect(r.stderr).toContain(
+      'Error: The Python interpreter /nonexistent/python3 (from --python) cannot run .py migration scripts: not found; _migrations/v1_to_v2.py needs it.',
+    )
     expect(r.stderr).toContain('apt-get install python3 python3-yaml')
     expect(r.snapshots).toEqual([])
   })
@@ -193,7 +223,12 @@ def migrate(unit):
   })
 
   it('when a script loops forever then the unit timeout stops it, naming the unit, and the interpreter is gone', async () => {
-    const v = await pyVault({ script: RAISES.replace('raise RuntimeError("boom on " + unit.read_frontmatter()["name"])', 'import os\n        open(os.environ["PID_FILE"], "w").write(str(os.getpid()))\n        while True: pass') })
+    const v = await pyVault({
+      script: RAISES.replace(
+        'raise RuntimeError("boom on " + unit.read_frontmatter()["name"])',
+        'import os\n        open(os.environ["PID_FILE"], "w").write(str(os.getpid()))\n        while True: pass',
+      ),
+    })
     const before = await state(v.root)
     const pidFile = path.join(tmpdir(), `aas-bridge-${process.pid}-${Date.now()}.pid`)
     const r = bin(['--agents-root', v.root, '--to', 'v2', '--no-progress'], { env: { AAS_SCRIPT_TIMEOUT_MS: '1500', PID_FILE: pidFile } })
@@ -215,7 +250,10 @@ def migrate(unit):
   })
 
   it('when a script prints to stdout then --json stays one JSON document and the prints go to stderr', async () => {
-    const script = (await readFile(PY_FIXTURE, 'utf8')).replace('    meta = unit.read_frontmatter()\n    meta["schema_version"]', '    print("migrating", unit.unit_id)\n    meta = unit.read_frontmatter()\n    meta["schema_version"]')
+    const script = (await readFile(PY_FIXTURE, 'utf8')).replace(
+      '    meta = unit.read_frontmatter()\n    meta["schema_version"]',
+      '    print("migrating", unit.unit_id)\n    meta = unit.read_frontmatter()\n    meta["schema_version"]',
+    )
     const v = await pyVault({ script })
     const r = bin(['--agents-root', v.root, '--to', 'v2', '--json'])
     expect(r.code, r.stderr).toBe(0)

@@ -27,7 +27,13 @@ describe('--status', () => {
     expect(r.code).toBe(0)
     const doc = JSON.parse(r.stdout)
     expect(doc).toMatchObject({ schemaVersion: 1, ok: true, command: 'status' })
-    expect(doc.status.inventory).toMatchObject({ units: 13, vaultVersion: 1, versions: [{ version: 1, memory: 9, wiki: 4, total: 13 }], unreadable: [], unversioned: [] })
+    expect(doc.status.inventory).toMatchObject({
+      units: 13,
+      vaultVersion: 1,
+      versions: [{ version: 1, memory: 9, wiki: 4, total: 13 }],
+      unreadable: [],
+      unversioned: [],
+    })
     expect(doc.status.scripts).toEqual([
       { file: '_migrations/v1_to_v2.mjs', from: 1, to: 2 },
       { file: '_migrations/v2_to_v3.ts', from: 2, to: 3 },
@@ -50,7 +56,10 @@ describe('--status', () => {
     const v = await makeVault('vault-v1')
     vaults.push(v)
     const marker = path.join(v.root, 'executed.marker')
-    await writeFile(path.join(v.root, '_migrations', 'v3_to_v4.mjs'), `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker)}, 'ran')\nexport default {}\n`)
+    await writeFile(
+      path.join(v.root, '_migrations', 'v3_to_v4.mjs'),
+      `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker)}, 'ran')\nexport default {}\n`,
+    )
     const r = bin(['--agents-root', v.root, '--status'])
     expect(r.code).toBe(0)
     expect(r.stdout).toContain('v3 -> v4  _migrations/v3_to_v4.mjs')

@@ -13,7 +13,8 @@ afterEach(async () => {
 })
 
 // In a git vault the repository's own files are compared separately (captureGitState).
-const notEngine = (rel: string): boolean => rel === '.git' || rel.startsWith('.git/') || rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl'
+const notEngine = (rel: string): boolean =>
+  rel === '.git' || rel.startsWith('.git/') || rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl'
 
 async function unitVersions(root: string, units: string[]): Promise<number[]> {
   return Promise.all(units.map(async (u) => Number(/^schema_version: (\d+)/m.exec(await readFile(path.join(root, u), 'utf8'))?.[1])))
@@ -104,7 +105,10 @@ describe('refusals leave the vault byte-identical', () => {
       await writeFile(p, (await readFile(p, 'utf8')).replace(/^captured: .*$/m, 'captured: last tuesday'))
     }
     const pre = await captureTree(v.root)
-    for (const args of [['--to', 'v3', '--dry-run'], ['--to', 'v3']]) {
+    for (const args of [
+      ['--to', 'v3', '--dry-run'],
+      ['--to', 'v3'],
+    ]) {
       const r = await cli(['--agents-root', v.root, ...args])
       expect(r.code).toBe(1)
       expect(r.stderr).toMatch(/^Error: 2 units would not be valid at v3/m)
@@ -184,7 +188,14 @@ describe('--rollback accepts every form of snapshot name', () => {
     const legacyName = '2026-08-12T143000_pre_v2_migration'
     await mkdir(path.join(v.root, '_migrations/snapshots'), { recursive: true })
     await rename(exported.export.file, path.join(v.root, '_migrations/snapshots', `${legacyName}.tar.gz`))
-    const redo = await cli(['--agents-root', v.root, '--rollback', JSON.parse((await cli(['--agents-root', v.root, '--list-snapshots', '--json'])).stdout).snapshots.find((s: { name: string }) => s.name.endsWith('_pre_rollback')).name])
+    const redo = await cli([
+      '--agents-root',
+      v.root,
+      '--rollback',
+      JSON.parse((await cli(['--agents-root', v.root, '--list-snapshots', '--json'])).stdout).snapshots.find((s: { name: string }) =>
+        s.name.endsWith('_pre_rollback'),
+      ).name,
+    ])
     expect(redo.code, redo.stderr).toBe(0)
     const files = (s: Record<string, string>) => Object.fromEntries(Object.entries(s).filter(([k]) => !k.startsWith('_migrations/snapshots')))
     expect(files(await captureTree(v.root))).toEqual(files(post))
@@ -205,6 +216,8 @@ describe('--rollback accepts every form of snapshot name', () => {
     expect(r.code).toBe(1)
     expect(['SNAPSHOT_NAME_INVALID', 'SNAPSHOT_NOT_FOUND']).toContain(JSON.parse(r.stdout).error.code)
     const after = await captureTree(v.root)
-    expect(Object.keys(after).filter((k) => !k.startsWith('_migrations/') && k !== '.migration.lock')).toEqual(Object.keys(pre).filter((k) => !k.startsWith('_migrations/')))
+    expect(Object.keys(after).filter((k) => !k.startsWith('_migrations/') && k !== '.migration.lock')).toEqual(
+      Object.keys(pre).filter((k) => !k.startsWith('_migrations/')),
+    )
   })
 })

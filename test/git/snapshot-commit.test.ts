@@ -89,7 +89,9 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
     expect(b.parent).toBe(a.commit)
     // only the changed files were read (the chmod-ed one too: its ctime moved)
-    expect(b.bytesHashed).toBe(['plain, edited\n', 'newline, edited\n', 'now a file\n', 'a file became a folder\n', 'new\n', 'spaces\n'].reduce((n, s) => n + Buffer.byteLength(s), 0))
+    expect(b.bytesHashed).toBe(
+      ['plain, edited\n', 'newline, edited\n', 'now a file\n', 'a file became a folder\n', 'new\n', 'spaces\n'].reduce((n, s) => n + Buffer.byteLength(s), 0),
+    )
     const back = await readBack(store, b.commit)
     expect(back['100644 alice/memory/plain.md']).toBe('plain, edited\n')
     expect(back['100644 alice/wiki/new\nline.md']).toBe('newline, edited\n')
@@ -100,7 +102,9 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     expect(Object.keys(back).some((k) => k.includes('"quoted"') || k.includes('sub/deep'))).toBe(false)
     expect(await freshTree(store)).toBe(b.tree)
     // the size added is the new bytes only, counted against the parent's tree
-    expect(b.bytesAdded).toBe(['plain, edited\n', 'newline, edited\n', 'now a file\n', 'a file became a folder\n', 'new\n'].reduce((n, s) => n + Buffer.byteLength(s), 0))
+    expect(b.bytesAdded).toBe(
+      ['plain, edited\n', 'newline, edited\n', 'now a file\n', 'a file became a folder\n', 'new\n'].reduce((n, s) => n + Buffer.byteLength(s), 0),
+    )
     git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
   })
 
@@ -118,34 +122,51 @@ describe.each<BackendName>(['cli', 'js'])('snapshot tree and commit written toge
     expect(b.bytesAdded).toBe(Object.values(FILES).reduce((n, s) => n + Buffer.byteLength(s), 0))
   })
 
-  it.each([1, 2])('when the stat cache was written as JSON (version %i) then a repeat still reads only what changed, and the cache is rewritten in version 3', async (version) => {
-    v = await makeVault(null)
-    await writeFiles(v.root, FILES)
-    const store = await openStore({ agentsRoot: v.root, backend })
-    await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
-    const bin = path.join(store.location.stateDir, STAT_CACHE_FILE)
-    const json = path.join(store.location.stateDir, LEGACY_STAT_CACHE_FILE)
-    const c = await loadStatCache(store.location.stateDir)
-    expect(c.paths.length).toBe(Object.keys(FILES).length)
-    const n = c.paths.length
-    const col = (k: number) => Array.from(c.nums.subarray(k * n, (k + 1) * n))
-    const modes = Buffer.from(c.modes).toString('latin1')
-    const trusted = Buffer.from(c.trusted).toString('latin1')
-    const oids = c.oids.toString('hex')
-    const mode: Record<string, string> = { f: '100644', x: '100755', l: '120000' }
-    const data =
-      version === 2
-        ? { version: 2, tree: c.tree, trees: [...c.trees], paths: c.paths, modes, sizes: col(0), mtimes: col(1), ctimes: col(2), inos: col(3), oids, trusted }
-        : { version: 1, tree: c.tree, trees: [...c.trees], rows: c.paths.map((p, i) => [p, mode[modes[i] as string], col(0)[i], col(1)[i], col(2)[i], col(3)[i], oids.slice(i * 40, i * 40 + 40), Number(trusted[i])]) }
-    await rm(bin)
-    await writeFile(json, JSON.stringify(data))
-    await writeFile(path.join(v.root, 'bob/memory/b.md'), 'bob, edited\n')
-    const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
-    expect(b.bytesHashed).toBe(Buffer.byteLength('bob, edited\n'))
-    expect((await readBack(store, b.commit))['100644 bob/memory/b.md']).toBe('bob, edited\n')
-    expect((await readdir(store.location.stateDir)).filter((f) => f.startsWith('stat-cache'))).toEqual([STAT_CACHE_FILE])
-    expect(await freshTree(store)).toBe(b.tree)
-  })
+  it.each([1, 2])(
+    'when the stat cache was written as JSON (version %i) then a repeat still reads only what changed, and the cache is rewritten in version 3',
+    async (version) => {
+      v = await makeVault(null)
+      await writeFiles(v.root, FILES)
+      const store = await openStore({ agentsRoot: v.root, backend })
+      await takeSnapshot(store, { target: 2, from: 1, runId: 'a', now: NOW })
+      const bin = path.join(store.location.stateDir, STAT_CACHE_FILE)
+      const json = path.join(store.location.stateDir, LEGACY_STAT_CACHE_FILE)
+      const c = await loadStatCache(store.location.stateDir)
+      expect(c.paths.length).toBe(Object.keys(FILES).length)
+      const n = c.paths.length
+      const col = (k: number) => Array.from(c.nums.subarray(k * n, (k + 1) * n))
+      const modes = Buffer.from(c.modes).toString('latin1')
+      const trusted = Buffer.from(c.trusted).toString('latin1')
+      const oids = c.oids.toString('hex')
+      const mode: Record<string, string> = { f: '100644', x: '100755', l: '120000' }
+      const data =
+        version === 2
+          ? { version: 2, tree: c.tree, trees: [...c.trees], paths: c.paths, modes, sizes: col(0), mtimes: col(1), ctimes: col(2), inos: col(3), oids, trusted }
+          : {
+              version: 1,
+              tree: c.tree,
+              trees: [...c.trees],
+              rows: c.paths.map((p, i) => [
+                p,
+                mode[modes[i] as string],
+                col(0)[i],
+                col(1)[i],
+                col(2)[i],
+                col(3)[i],
+                oids.slice(i * 40, i * 40 + 40),
+                Number(trusted[i]),
+              ]),
+            }
+      await rm(bin)
+      await writeFile(json, JSON.stringify(data))
+      await writeFile(path.join(v.root, 'bob/memory/b.md'), 'bob, edited\n')
+      const b = await takeSnapshot(store, { target: 2, from: 1, runId: 'b', now: NOW })
+      expect(b.bytesHashed).toBe(Buffer.byteLength('bob, edited\n'))
+      expect((await readBack(store, b.commit))['100644 bob/memory/b.md']).toBe('bob, edited\n')
+      expect((await readdir(store.location.stateDir)).filter((f) => f.startsWith('stat-cache'))).toEqual([STAT_CACHE_FILE])
+      expect(await freshTree(store)).toBe(b.tree)
+    },
+  )
 
   it('when a cold snapshot takes each file stat from its read then a repeat with nothing changed reads nothing and an executable stays executable', async () => {
     v = await makeVault(null)
@@ -300,7 +321,13 @@ describe.each<BackendName>(['cli', 'js'])('pre-read files (%s)', (backend) => {
     await utimes(path.join(v.root, 'alice/memory/a.md'), OLD, new Date('2024-01-01T00:00:05Z'))
     // the inode and ctime the caller saw, so only size and mtime could tell (size is equal)
     const st = await lstat(path.join(v.root, 'alice/memory/a.md'))
-    const snap = await takeSnapshot(store, { target: 2, from: 1, runId: 'p', now: NOW, preRead: new Map([['alice/memory/a.md', { ...pre, ctimeMs: st.ctimeMs, ino: st.ino }]]) })
+    const snap = await takeSnapshot(store, {
+      target: 2,
+      from: 1,
+      runId: 'p',
+      now: NOW,
+      preRead: new Map([['alice/memory/a.md', { ...pre, ctimeMs: st.ctimeMs, ino: st.ino }]]),
+    })
     expect((await readBack(store, snap.commit))['100644 alice/memory/a.md']).toBe('BBBB\n')
   })
 
@@ -376,7 +403,25 @@ describe('buildSortedTrees', () => {
       .sort((a, b) => Buffer.compare(Buffer.from(a.path), Buffer.from(b.path)))
 
   it('when paths go in and out of folders in byte order then every tree equals the one buildTrees makes', () => {
-    const paths = ['a', 'a!x', 'a.md', 'a0/x', 'b/c/d/e.md', 'b/c/d.md', 'b/c.md', 'b/c/f', 'b-c/g', 'b/cc/h', 'z', 'y/x/w/v/u.md', 'y/x/w.md', 'y/x0.md', 'ü/ö.md', 'name with spaces/f.md', 'tab\there/n\nl.md']
+    const paths = [
+      'a',
+      'a!x',
+      'a.md',
+      'a0/x',
+      'b/c/d/e.md',
+      'b/c/d.md',
+      'b/c.md',
+      'b/c/f',
+      'b-c/g',
+      'b/cc/h',
+      'z',
+      'y/x/w/v/u.md',
+      'y/x/w.md',
+      'y/x0.md',
+      'ü/ö.md',
+      'name with spaces/f.md',
+      'tab\there/n\nl.md',
+    ]
     for (let k = 0; k < 40; k++) paths.push(`d${k % 7}/sub${k % 3}/f${k}.md`)
     const entries = sorted(paths)
     const got = buildSortedTrees(entries)

@@ -206,7 +206,10 @@ describe.each<BackendName>(['cli', 'js'])('store conformance (%s)', (backend) =>
       most = Math.max(most, ++running)
       return make().finally(() => running--)
     }
-    const [, snap] = await Promise.all([store.writeBlob(Buffer.from('racing\n')), store.writeVaultCommit({ commit: async () => ({ parents: [], message: 'first\n', timestamp: 1_700_000_000 }) })])
+    const [, snap] = await Promise.all([
+      store.writeBlob(Buffer.from('racing\n')),
+      store.writeVaultCommit({ commit: async () => ({ parents: [], message: 'first\n', timestamp: 1_700_000_000 }) }),
+    ])
     expect(most).toBe(1)
     expect(snap.entries.filter((e) => e.path.startsWith('_migrations/aas.git'))).toEqual([])
     expect((await readdir(path.join(v.root, '_migrations'))).filter((n) => n.startsWith('aas.git'))).toEqual(['aas.git'])
@@ -281,7 +284,7 @@ describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%
   let v: TempVault
   afterEach(async () => v?.cleanup())
 
-  it('when a 40 MB file is snapshotted then it streams in and out byte-identically, with git\'s blob id', async () => {
+  it("when a 40 MB file is snapshotted then it streams in and out byte-identically, with git's blob id", async () => {
     expect(BIG).toBeGreaterThan(BIG_BLOB_BYTES)
     v = await makeVault(null)
     const bytes = await writeBig(v.root)
@@ -293,7 +296,12 @@ describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%
     expect(big.oid).toBe(git(v.root, 'hash-object', '--no-filters', path.join(v.root, BIG_PATH)).trim())
     expect(res.blobSizes.get(big.oid)).toBe(BIG)
     expect(res.bytesHashed).toBeGreaterThanOrEqual(BIG)
-    expect(await store.blobSizes([big.oid, note.oid, big.oid])).toEqual(new Map([[big.oid, BIG], [note.oid, NOTE.length]]))
+    expect(await store.blobSizes([big.oid, note.oid, big.oid])).toEqual(
+      new Map([
+        [big.oid, BIG],
+        [note.oid, NOTE.length],
+      ]),
+    )
 
     // to a new path: created exclusively, 0600, every byte
     const out = path.join(v.dir, 'out.bin')
@@ -350,9 +358,15 @@ describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%
         setTimeout(() => void change(), 0)
         yield { path: file, size: BIG }
       }
-    await expect(store.writeBlobs(during(() => truncate(file, 1000))())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', message: expect.stringContaining(file) })
+    await expect(store.writeBlobs(during(() => truncate(file, 1000))())).rejects.toMatchObject({
+      code: 'CONCURRENT_CHANGE',
+      message: expect.stringContaining(file),
+    })
     await writeFile(file, bytes)
-    await expect(store.writeBlobs(during(() => appendFile(file, 'more'))())).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', message: expect.stringContaining(file) })
+    await expect(store.writeBlobs(during(() => appendFile(file, 'more'))())).rejects.toMatchObject({
+      code: 'CONCURRENT_CHANGE',
+      message: expect.stringContaining(file),
+    })
     await writeFile(file, bytes)
     // or it changed between the scan and the read
     for (const size of [BIG - 1, BIG + 1]) {
@@ -396,7 +410,7 @@ describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%
 })
 
 describe('big files: backends agree', () => {
-  it('when both backends store the same 40 MB file then the blob id is the same and each streams the other\'s object out, packed or loose', async () => {
+  it("when both backends store the same 40 MB file then the blob id is the same and each streams the other's object out, packed or loose", async () => {
     const v = await makeVault(null)
     try {
       const bytes = await writeBig(v.root)

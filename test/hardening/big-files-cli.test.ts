@@ -46,7 +46,10 @@ const RSS_WRAPPER = path.join(repoRoot, 'bench', 'rss-wrapper.mjs')
 
 // Runs the CLI under GNU time (else the bench's wrapper, which sees the Node process
 // only); returns the JSON document and the peak RSS in KB.
-function runMeasured(args: string[], rssFile: string): { doc: { ok: boolean; error?: { code: string; message: string } } & Record<string, unknown>; rssKb: number; seconds: number } {
+function runMeasured(
+  args: string[],
+  rssFile: string,
+): { doc: { ok: boolean; error?: { code: string; message: string } } & Record<string, unknown>; rssKb: number; seconds: number } {
   const started = Date.now()
   const cli = [binPath, ...args, '--json']
   const [cmd, argv] = HAS_GNU_TIME ? ['/usr/bin/time', ['-f', 'MAX_RSS_KB=%M', process.execPath, ...cli]] : [process.execPath, [RSS_WRAPPER, ...cli]]

@@ -78,25 +78,36 @@ describe('big files under raw/ are streamed, never held in memory whole', () => 
     if (base) await rm(base, { recursive: true, force: true })
   })
 
-  it.each<BackendName>(['cli', 'js'])('when a vault holds a 300 MB file then the %s store snapshots it and streams it back with peak RSS under 200 MB, byte-identical', async (backend) => {
-    await rm(path.join(root, '_migrations'), { recursive: true, force: true })
-    const out = path.join(base, `.restored-${backend}.aas-tmp-test`)
-    await rm(out, { force: true })
-    // /usr/bin/time reports the largest RSS of the process tree (git children included);
-    // the assertion is on the Node process's own peak.
-    const hasTime = existsSync('/usr/bin/time')
-    const cmd = hasTime ? '/usr/bin/time' : process.execPath
-    const args = [...(hasTime ? ['-f', 'TREE_MAX_RSS_KB=%M', process.execPath] : []), script, dist, root, backend, RAW, out]
-    const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, AAS_GIT: backend }, maxBuffer: 1 << 20 })
-    expect(r.status, r.stderr).toBe(0)
-    const report = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { oid: string; bytes: number; snapshotSeconds: number; restoreSeconds: number; snapshotRssKB: number; maxRssKB: number }
-    const tree = /TREE_MAX_RSS_KB=(\d+)/.exec(r.stderr)?.[1]
-    console.log(`${backend}: ${JSON.stringify({ ...report, treeMaxRssKB: tree ? Number(tree) : null })}`)
-    expect(report.oid).toBe(blobId)
-    expect(report.bytes).toBe(SIZE)
-    expect(report.maxRssKB).toBeLessThan(RSS_LIMIT_KB)
-    expect((await stat(out)).size).toBe(SIZE)
-    expect(await sha1File(out)).toBe(contentSha1)
-    await rm(out, { force: true })
-  }, 300_000)
+  it.each<BackendName>(['cli', 'js'])(
+    'when a vault holds a 300 MB file then the %s store snapshots it and streams it back with peak RSS under 200 MB, byte-identical',
+    async (backend) => {
+      await rm(path.join(root, '_migrations'), { recursive: true, force: true })
+      const out = path.join(base, `.restored-${backend}.aas-tmp-test`)
+      await rm(out, { force: true })
+      // /usr/bin/time reports the largest RSS of the process tree (git children included);
+      // the assertion is on the Node process's own peak.
+      const hasTime = existsSync('/usr/bin/time')
+      const cmd = hasTime ? '/usr/bin/time' : process.execPath
+      const args = [...(hasTime ? ['-f', 'TREE_MAX_RSS_KB=%M', process.execPath] : []), script, dist, root, backend, RAW, out]
+      const r = spawnSync(cmd, args, { encoding: 'utf8', env: { ...process.env, AAS_GIT: backend }, maxBuffer: 1 << 20 })
+      expect(r.status, r.stderr).toBe(0)
+      const report = JSON.parse(r.stdout.trim().split('\n').pop() as string) as {
+        oid: string
+        bytes: number
+        snapshotSeconds: number
+        restoreSeconds: number
+        snapshotRssKB: number
+        maxRssKB: number
+      }
+      const tree = /TREE_MAX_RSS_KB=(\d+)/.exec(r.stderr)?.[1]
+      console.log(`${backend}: ${JSON.stringify({ ...report, treeMaxRssKB: tree ? Number(tree) : null })}`)
+      expect(report.oid).toBe(blobId)
+      expect(report.bytes).toBe(SIZE)
+      expect(report.maxRssKB).toBeLessThan(RSS_LIMIT_KB)
+      expect((await stat(out)).size).toBe(SIZE)
+      expect(await sha1File(out)).toBe(contentSha1)
+      await rm(out, { force: true })
+    },
+    300_000,
+  )
 })

@@ -44,10 +44,24 @@ describe('write failures during the fast-forward', () => {
     await chmod(readOnly, 0o555)
     const before = filesOf(await captureTree(root, { exclude: notEngine }))
     // Without the capabilities that let root write anywhere, so the folder's mode applies.
-    const r = spawnSync('setpriv', ['--bounding-set=-dac_override,-dac_read_search', '--inh-caps=-dac_override,-dac_read_search', '--', process.execPath, binPath, '--agents-root', root, '--to', 'v2'], {
-      env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', NO_COLOR: '1' },
-      encoding: 'utf8',
-    })
+    const r = spawnSync(
+      'setpriv',
+      [
+        '--bounding-set=-dac_override,-dac_read_search',
+        '--inh-caps=-dac_override,-dac_read_search',
+        '--',
+        process.execPath,
+        binPath,
+        '--agents-root',
+        root,
+        '--to',
+        'v2',
+      ],
+      {
+        env: { PATH: process.env.PATH ?? '/usr/bin:/bin', HOME: '/tmp', NO_COLOR: '1' },
+        encoding: 'utf8',
+      },
+    )
     expect(r.status, r.stderr).toBe(1)
     expect(r.stderr).toMatch(/^Error: .*EACCES/m)
     expect(r.stderr.slice(r.stderr.search(/^Error: /m))).toContain(readOnly)

@@ -65,20 +65,26 @@ afterAll(async () => {
 })
 
 describe('kill points of --to', () => {
-  it.each(['after-journal', 'mid-fast-forward:1', 'mid-fast-forward:137', 'mid-claim:1', 'mid-claim:90', 'mid-link:1', 'mid-link:200', 'before-journal-delete'])(
-    'when --to is killed at %s then --status restores the vault exactly to before the run',
-    async (fault) => {
-      const work = await copyOf(pristine, `to-${fault.replace(':', '-')}`)
-      const r = killedRun(['--agents-root', work, '--to', 'v3'], fault)
-      expect(r.signal, `${fault}: ${r.stderr}`).toBe('SIGKILL')
-      expect(where(await state(work))).not.toBe('pre') // the kill left work to recover (journal, lock)
-      recoverWithStatus(work)
-      expect(where(await state(work))).toBe('pre')
-      const again = bin(['--agents-root', work, '--to', 'v3'])
-      expect(again.code, again.stderr).toBe(0)
-      expect(where(await state(work))).toBe('post')
-    },
-  )
+  it.each([
+    'after-journal',
+    'mid-fast-forward:1',
+    'mid-fast-forward:137',
+    'mid-claim:1',
+    'mid-claim:90',
+    'mid-link:1',
+    'mid-link:200',
+    'before-journal-delete',
+  ])('when --to is killed at %s then --status restores the vault exactly to before the run', async (fault) => {
+    const work = await copyOf(pristine, `to-${fault.replace(':', '-')}`)
+    const r = killedRun(['--agents-root', work, '--to', 'v3'], fault)
+    expect(r.signal, `${fault}: ${r.stderr}`).toBe('SIGKILL')
+    expect(where(await state(work))).not.toBe('pre') // the kill left work to recover (journal, lock)
+    recoverWithStatus(work)
+    expect(where(await state(work))).toBe('pre')
+    const again = bin(['--agents-root', work, '--to', 'v3'])
+    expect(again.code, again.stderr).toBe(0)
+    expect(where(await state(work))).toBe('post')
+  })
 })
 
 describe('kill points of --rollback', () => {
@@ -98,15 +104,18 @@ describe('kill points of --rollback', () => {
 })
 
 describe('kill points of the recovery itself', () => {
-  it.each(['mid-recovery:1', 'mid-recovery:40'])('when the recovery of a killed --to is killed at %s then the next --status still ends exactly before the run', async (fault) => {
-    const work = await copyOf(pristine, `rec-${fault.replace(':', '-')}`)
-    expect(killedRun(['--agents-root', work, '--to', 'v3'], 'mid-fast-forward:150').signal).toBe('SIGKILL')
-    const r = killedRun(['--agents-root', work, '--status'], fault)
-    expect(r.signal, r.stderr).toBe('SIGKILL')
-    expect(where(await state(work))).toBe('mixed')
-    recoverWithStatus(work)
-    expect(where(await state(work))).toBe('pre')
-  })
+  it.each(['mid-recovery:1', 'mid-recovery:40'])(
+    'when the recovery of a killed --to is killed at %s then the next --status still ends exactly before the run',
+    async (fault) => {
+      const work = await copyOf(pristine, `rec-${fault.replace(':', '-')}`)
+      expect(killedRun(['--agents-root', work, '--to', 'v3'], 'mid-fast-forward:150').signal).toBe('SIGKILL')
+      const r = killedRun(['--agents-root', work, '--status'], fault)
+      expect(r.signal, r.stderr).toBe('SIGKILL')
+      expect(where(await state(work))).toBe('mixed')
+      recoverWithStatus(work)
+      expect(where(await state(work))).toBe('pre')
+    },
+  )
 
   it('when a kill lands between the claim and the check then the claimed file is put back, not lost', async () => {
     const work = await copyOf(pristine, 'claim-visible')

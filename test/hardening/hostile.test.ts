@@ -100,13 +100,23 @@ const cases: HostileCase[] = [
   { name: '--to with a non-version', args: (c) => ['--agents-root', c.root, '--to', 'vx'], code: 2, culprit: () => 'vx' },
   { name: '--to with a negative version', args: (c) => ['--agents-root', c.root, '--to', '-3'], code: 2, culprit: () => '--to' },
   { name: '--to with a fractional version', args: (c) => ['--agents-root', c.root, '--to', 'v2.5'], code: 2, culprit: () => 'v2.5' },
-  { name: '--lock-timeout that is not a duration', args: (c) => ['--agents-root', c.root, '--to', 'v2', '--lock-timeout', 'soon'], code: 2, culprit: () => 'soon' },
+  {
+    name: '--lock-timeout that is not a duration',
+    args: (c) => ['--agents-root', c.root, '--to', 'v2', '--lock-timeout', 'soon'],
+    code: 2,
+    culprit: () => 'soon',
+  },
   { name: 'two actions at once', args: (c) => ['--agents-root', c.root, '--to', 'v2', '--status'], code: 2, culprit: () => '--status' },
   { name: 'an unknown flag', args: (c) => ['--agents-root', c.root, '--frobnicate'], code: 2, culprit: () => '--frobnicate' },
   { name: '--rollback without a snapshot', args: (c) => ['--agents-root', c.root, '--rollback'], code: 2, culprit: () => '--rollback' },
 
   // ---- agents_root ----
-  { name: 'agents_root that does not exist', args: (c) => ['--agents-root', path.join(c.base, 'nope'), '--to', 'v2'], code: 1, culprit: (c) => path.join(c.base, 'nope') },
+  {
+    name: 'agents_root that does not exist',
+    args: (c) => ['--agents-root', path.join(c.base, 'nope'), '--to', 'v2'],
+    code: 1,
+    culprit: (c) => path.join(c.base, 'nope'),
+  },
   {
     name: 'agents_root that is a file',
     setup: async (c) => writeFile(path.join(c.base, 'plain-file'), 'x'),
@@ -130,9 +140,27 @@ const cases: HostileCase[] = [
   },
 
   // ---- units ----
-  { name: 'a unit with invalid YAML (an unquoted colon)', setup: (c) => writeUnit(c, BASE_UNIT, '---\nschema_version: 1\ndescription: Locked: avalanche first\n---\nbody\n'), code: 1, culprit: () => BASE_UNIT, errorCode: 'UNIT_UNREADABLE' },
-  { name: 'a unit indented with tabs', setup: (c) => writeUnit(c, BASE_UNIT, '---\nschema_version: 1\nsources:\n\t- a\n---\nbody\n'), code: 1, culprit: () => BASE_UNIT, errorCode: 'UNIT_UNREADABLE' },
-  { name: 'a unit with duplicate keys', setup: (c) => writeUnit(c, BASE_UNIT, '---\nschema_version: 1\nname: a\nname: b\n---\nbody\n'), code: 1, culprit: () => BASE_UNIT, errorCode: 'UNIT_UNREADABLE' },
+  {
+    name: 'a unit with invalid YAML (an unquoted colon)',
+    setup: (c) => writeUnit(c, BASE_UNIT, '---\nschema_version: 1\ndescription: Locked: avalanche first\n---\nbody\n'),
+    code: 1,
+    culprit: () => BASE_UNIT,
+    errorCode: 'UNIT_UNREADABLE',
+  },
+  {
+    name: 'a unit indented with tabs',
+    setup: (c) => writeUnit(c, BASE_UNIT, '---\nschema_version: 1\nsources:\n\t- a\n---\nbody\n'),
+    code: 1,
+    culprit: () => BASE_UNIT,
+    errorCode: 'UNIT_UNREADABLE',
+  },
+  {
+    name: 'a unit with duplicate keys',
+    setup: (c) => writeUnit(c, BASE_UNIT, '---\nschema_version: 1\nname: a\nname: b\n---\nbody\n'),
+    code: 1,
+    culprit: () => BASE_UNIT,
+    errorCode: 'UNIT_UNREADABLE',
+  },
   {
     name: 'a unit with an alias bomb',
     setup: (c) => {
@@ -151,8 +179,19 @@ const cases: HostileCase[] = [
     culprit: () => BASE_UNIT,
     errorCode: 'UNIT_UNREADABLE',
   },
-  { name: 'binary content under a .md name', setup: (c) => writeUnit(c, BASE_UNIT, Buffer.concat([Buffer.from('---\nschema_version: 1\n'), Buffer.from([0, 1, 2, 0xff, 0xfe, 0, 0x9c]), Buffer.from('\n---\n')])), code: 1, culprit: () => BASE_UNIT },
-  { name: 'a unit that is not UTF-8', setup: (c) => writeUnit(c, BASE_UNIT, Buffer.concat([Buffer.from('---\nschema_version: 1\nname: caf'), Buffer.from([0xe9]), Buffer.from('\n---\nbody\n')])), code: 1, culprit: () => BASE_UNIT },
+  {
+    name: 'binary content under a .md name',
+    setup: (c) =>
+      writeUnit(c, BASE_UNIT, Buffer.concat([Buffer.from('---\nschema_version: 1\n'), Buffer.from([0, 1, 2, 0xff, 0xfe, 0, 0x9c]), Buffer.from('\n---\n')])),
+    code: 1,
+    culprit: () => BASE_UNIT,
+  },
+  {
+    name: 'a unit that is not UTF-8',
+    setup: (c) => writeUnit(c, BASE_UNIT, Buffer.concat([Buffer.from('---\nschema_version: 1\nname: caf'), Buffer.from([0xe9]), Buffer.from('\n---\nbody\n')])),
+    code: 1,
+    culprit: () => BASE_UNIT,
+  },
   {
     name: 'a unit its user cannot read',
     asNobody: true,
@@ -162,7 +201,13 @@ const cases: HostileCase[] = [
   },
 
   // ---- scripts ----
-  { name: 'a script with a syntax error (.mjs)', setup: (c) => script(c, 'v1_to_v2.mjs', 'export default { from: 1, to: 2,, }\n'), code: 1, culprit: () => V1_TO_V2, snapshotMayBeTaken: true },
+  {
+    name: 'a script with a syntax error (.mjs)',
+    setup: (c) => script(c, 'v1_to_v2.mjs', 'export default { from: 1, to: 2,, }\n'),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    snapshotMayBeTaken: true,
+  },
   {
     name: 'a script with a syntax error (.ts)',
     setup: async (c) => {
@@ -173,13 +218,48 @@ const cases: HostileCase[] = [
     culprit: () => '_migrations/v1_to_v2.ts',
     snapshotMayBeTaken: true,
   },
-  { name: 'a script without a default export', setup: (c) => script(c, 'v1_to_v2.mjs', 'export const migration = {}\n'), code: 1, culprit: () => V1_TO_V2, snapshotMayBeTaken: true },
-  { name: 'a script whose default export is a function', setup: (c) => script(c, 'v1_to_v2.mjs', 'export default function () {}\n'), code: 1, culprit: () => V1_TO_V2, snapshotMayBeTaken: true },
-  { name: 'a script whose versions do not match its name', setup: (c) => script(c, 'v1_to_v2.mjs', 'export default { from: 2, to: 3, appliesTo: () => true, migrate: () => true }\n'), code: 1, culprit: () => V1_TO_V2, snapshotMayBeTaken: true },
-  { name: 'two scripts for the same step (.mjs and .ts)', setup: (c) => script(c, 'v1_to_v2.ts', migration('migrate: () => true')), code: 1, culprit: () => 'v1_to_v2' },
+  {
+    name: 'a script without a default export',
+    setup: (c) => script(c, 'v1_to_v2.mjs', 'export const migration = {}\n'),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    snapshotMayBeTaken: true,
+  },
+  {
+    name: 'a script whose default export is a function',
+    setup: (c) => script(c, 'v1_to_v2.mjs', 'export default function () {}\n'),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    snapshotMayBeTaken: true,
+  },
+  {
+    name: 'a script whose versions do not match its name',
+    setup: (c) => script(c, 'v1_to_v2.mjs', 'export default { from: 2, to: 3, appliesTo: () => true, migrate: () => true }\n'),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    snapshotMayBeTaken: true,
+  },
+  {
+    name: 'two scripts for the same step (.mjs and .ts)',
+    setup: (c) => script(c, 'v1_to_v2.ts', migration('migrate: () => true')),
+    code: 1,
+    culprit: () => 'v1_to_v2',
+  },
   { name: 'a script that skips a version', setup: (c) => script(c, 'v2_to_v4.mjs', 'export default {}\n'), code: 1, culprit: () => 'v2_to_v4.mjs' },
-  { name: 'a script name that looks like a step but is not one', setup: (c) => script(c, 'v1-to-v2.mjs', 'export default {}\n'), code: 1, culprit: () => 'v1-to-v2.mjs' },
-  { name: 'a script that throws', setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { throw new Error('boom') }")), code: 1, culprit: () => V1_TO_V2, errorCode: 'SCRIPT_FAILED', snapshotMayBeTaken: true },
+  {
+    name: 'a script name that looks like a step but is not one',
+    setup: (c) => script(c, 'v1-to-v2.mjs', 'export default {}\n'),
+    code: 1,
+    culprit: () => 'v1-to-v2.mjs',
+  },
+  {
+    name: 'a script that throws',
+    setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { throw new Error('boom') }")),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    errorCode: 'SCRIPT_FAILED',
+    snapshotMayBeTaken: true,
+  },
   {
     name: 'a script that throws a non-Error whose toString throws',
     setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { throw { toString() { throw new Error('no') } } }")),
@@ -190,7 +270,14 @@ const cases: HostileCase[] = [
   },
   {
     name: 'a script that returns an object with a throwing getter',
-    setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { const m = u.readFrontmatter(); m.schema_version = 2; u.writeFrontmatter(m); return { get changes() { throw new Error('gotcha') } } }")),
+    setup: (c) =>
+      script(
+        c,
+        'v1_to_v2.mjs',
+        migration(
+          "migrate(u) { const m = u.readFrontmatter(); m.schema_version = 2; u.writeFrontmatter(m); return { get changes() { throw new Error('gotcha') } } }",
+        ),
+      ),
     code: 1,
     culprit: () => V1_TO_V2,
     errorCode: 'SCRIPT_FAILED',
@@ -223,7 +310,14 @@ const cases: HostileCase[] = [
     errorCode: 'SCRIPT_FAILED',
     snapshotMayBeTaken: true,
   },
-  { name: 'a script that calls process.exit', setup: (c) => script(c, 'v1_to_v2.mjs', migration('migrate(u) { process.exit(0) }')), code: 1, culprit: () => V1_TO_V2, errorCode: 'SCRIPT_FAILED', snapshotMayBeTaken: true },
+  {
+    name: 'a script that calls process.exit',
+    setup: (c) => script(c, 'v1_to_v2.mjs', migration('migrate(u) { process.exit(0) }')),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    errorCode: 'SCRIPT_FAILED',
+    snapshotMayBeTaken: true,
+  },
   {
     name: "a script that sets unit.unitId = '../x'",
     setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { u.unitId = '../../outside/secret.md'; return true }")),
@@ -234,25 +328,54 @@ const cases: HostileCase[] = [
   },
   {
     name: 'a script that writes front matter with a getter',
-    setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { const m = u.readFrontmatter(); m.schema_version = 2; Object.defineProperty(m, 'name', { get() { throw new Error('x') }, enumerable: true }); u.writeFrontmatter(m); return true }")),
+    setup: (c) =>
+      script(
+        c,
+        'v1_to_v2.mjs',
+        migration(
+          "migrate(u) { const m = u.readFrontmatter(); m.schema_version = 2; Object.defineProperty(m, 'name', { get() { throw new Error('x') }, enumerable: true }); u.writeFrontmatter(m); return true }",
+        ),
+      ),
     code: 1,
     culprit: () => V1_TO_V2,
     snapshotMayBeTaken: true,
   },
   {
     name: 'a script that breaks Array.prototype.map in its worker',
-    setup: (c) => script(c, 'v1_to_v2.mjs', `Array.prototype.map = function () { return [{ unitId: '../../outside/secret.md', after: 'pwned', touched: true }] }\n${migration('migrate(u) { return true }')}`),
+    setup: (c) =>
+      script(
+        c,
+        'v1_to_v2.mjs',
+        `Array.prototype.map = function () { return [{ unitId: '../../outside/secret.md', after: 'pwned', touched: true }] }\n${migration('migrate(u) { return true }')}`,
+      ),
     code: 1,
     culprit: () => V1_TO_V2,
     snapshotMayBeTaken: true,
   },
-  { name: 'a script that does not bump schema_version', setup: (c) => script(c, 'v1_to_v2.mjs', migration('migrate(u) { return { changes: [] } }')), code: 1, culprit: () => V1_TO_V2, errorCode: 'SCRIPT_NO_BUMP', snapshotMayBeTaken: true },
+  {
+    name: 'a script that does not bump schema_version',
+    setup: (c) => script(c, 'v1_to_v2.mjs', migration('migrate(u) { return { changes: [] } }')),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    errorCode: 'SCRIPT_NO_BUMP',
+    snapshotMayBeTaken: true,
+  },
 
   // ---- snapshot names ----
-  { name: 'a snapshot name that climbs out of the store', args: (c) => ['--agents-root', c.root, '--rollback', '../../../x'], code: 1, culprit: () => '../../../x' },
+  {
+    name: 'a snapshot name that climbs out of the store',
+    args: (c) => ['--agents-root', c.root, '--rollback', '../../../x'],
+    code: 1,
+    culprit: () => '../../../x',
+  },
   { name: 'a snapshot name that is a ref', args: (c) => ['--agents-root', c.root, '--rollback', 'refs/heads/main'], code: 1, culprit: () => 'refs/heads/main' },
   { name: 'a snapshot name with ref syntax', args: (c) => ['--agents-root', c.root, '--rollback', 'HEAD@{1}'], code: 1, culprit: () => 'HEAD@{1}' },
-  { name: 'a snapshot name with shell and option syntax', args: (c) => ['--agents-root', c.root, '--rollback', '--upload-pack=touch /tmp/x;'], code: 1, culprit: () => '--upload-pack' },
+  {
+    name: 'a snapshot name with shell and option syntax',
+    args: (c) => ['--agents-root', c.root, '--rollback', '--upload-pack=touch /tmp/x;'],
+    code: 1,
+    culprit: () => '--upload-pack',
+  },
   { name: 'an export name that climbs out', args: (c) => ['--agents-root', c.root, '--export-snapshot', '../escape'], code: 1, culprit: () => '../escape' },
 
   // ---- hostile tarballs ----
@@ -262,7 +385,8 @@ const cases: HostileCase[] = [
       // tar(1) will not write a member named with '..': Python's tarfile will.
       const dir = path.join(c.root, '_migrations', 'snapshots')
       await mkdir(dir, { recursive: true })
-      const py = "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w:gz')\ni=tarfile.TarInfo('caldwell/../../evil.md')\ni.size=1\nt.addfile(i,io.BytesIO(b'x'))\nt.close()"
+      const py =
+        "import tarfile,io,sys\nt=tarfile.open(sys.argv[1],'w:gz')\ni=tarfile.TarInfo('caldwell/../../evil.md')\ni.size=1\nt.addfile(i,io.BytesIO(b'x'))\nt.close()"
       const r = spawnSync('python3', ['-c', py, path.join(dir, 'dotdot.tar.gz')])
       expect(r.status, r.stderr.toString()).toBe(0)
     },
@@ -343,8 +467,22 @@ const cases: HostileCase[] = [
   },
 
   // ---- git vaults ----
-  { name: 'a ref-injection snapshot name in a git vault', gitVault: true, args: (c) => ['--agents-root', c.root, '--rollback', 'refs/heads/main'], code: 1, culprit: () => 'refs/heads/main' },
-  { name: 'a script that throws in a git vault', gitVault: true, setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { throw new Error('boom') }")), code: 1, culprit: () => V1_TO_V2, errorCode: 'SCRIPT_FAILED', snapshotMayBeTaken: true },
+  {
+    name: 'a ref-injection snapshot name in a git vault',
+    gitVault: true,
+    args: (c) => ['--agents-root', c.root, '--rollback', 'refs/heads/main'],
+    code: 1,
+    culprit: () => 'refs/heads/main',
+  },
+  {
+    name: 'a script that throws in a git vault',
+    gitVault: true,
+    setup: (c) => script(c, 'v1_to_v2.mjs', migration("migrate(u) { throw new Error('boom') }")),
+    code: 1,
+    culprit: () => V1_TO_V2,
+    errorCode: 'SCRIPT_FAILED',
+    snapshotMayBeTaken: true,
+  },
 ]
 
 // Store and audit log: compared separately from the vault (see the file comment).
@@ -370,31 +508,35 @@ describe('hostile input is refused and changes nothing', () => {
     expect(cases.length).toBeGreaterThanOrEqual(40)
   })
 
-  it.each(cases.map((c) => [c.name, c] as const))('%s', async (_name, hc) => {
-    const c = await makeCtx(hc.gitVault === true)
-    await hc.setup?.(c)
-    const exclude = (rel: string): boolean => engineFile(rel) || (hc.snapshotMayBeTaken === true && storeFile(rel))
-    const before: TreeState = await captureTree(c.base, { exclude })
-    const gitBefore = hc.gitVault ? await captureGitState(c.root) : null
-    const args = hc.args ? hc.args(c) : ['--agents-root', c.root, '--to', 'v2']
-    const r = hc.asNobody ? runAsNobody(args, hc.env ?? {}) : await cli(args, hc.env ?? {})
-    if (hc.asNobody) {
-      // The unprivileged run really is subject to file modes (else this case proves nothing).
-      const probe = path.join(c.base, 'mode-probe')
-      await writeFile(probe, 'x', { mode: 0o000 })
-      const [cmd, ...pre] = UNPRIVILEGED as [string, ...string[]]
-      expect(spawnSync(cmd, [...pre, 'cat', probe]).status).not.toBe(0)
-      await rm(probe)
-    }
-    expect(r.code, r.stderr).toBe(hc.code)
-    const at = r.stderr.search(/^Error: /m)
-    expect(at, r.stderr).toBeGreaterThanOrEqual(0)
-    expect(r.stderr.slice(at)).toContain(hc.culprit(c))
-    if (hc.errorCode) {
-      const j = hc.asNobody ? runAsNobody([...args, '--json'], hc.env ?? {}) : await cli([...args, '--json'], hc.env ?? {})
-      expect(JSON.parse(j.stdout).error?.code, j.stdout).toBe(hc.errorCode)
-    }
-    expect(await captureTree(c.base, { exclude })).toEqual(before)
-    if (gitBefore) expect(await captureGitState(c.root)).toEqual(gitBefore)
-  }, 120_000)
+  it.each(cases.map((c) => [c.name, c] as const))(
+    '%s',
+    async (_name, hc) => {
+      const c = await makeCtx(hc.gitVault === true)
+      await hc.setup?.(c)
+      const exclude = (rel: string): boolean => engineFile(rel) || (hc.snapshotMayBeTaken === true && storeFile(rel))
+      const before: TreeState = await captureTree(c.base, { exclude })
+      const gitBefore = hc.gitVault ? await captureGitState(c.root) : null
+      const args = hc.args ? hc.args(c) : ['--agents-root', c.root, '--to', 'v2']
+      const r = hc.asNobody ? runAsNobody(args, hc.env ?? {}) : await cli(args, hc.env ?? {})
+      if (hc.asNobody) {
+        // The unprivileged run really is subject to file modes (else this case proves nothing).
+        const probe = path.join(c.base, 'mode-probe')
+        await writeFile(probe, 'x', { mode: 0o000 })
+        const [cmd, ...pre] = UNPRIVILEGED as [string, ...string[]]
+        expect(spawnSync(cmd, [...pre, 'cat', probe]).status).not.toBe(0)
+        await rm(probe)
+      }
+      expect(r.code, r.stderr).toBe(hc.code)
+      const at = r.stderr.search(/^Error: /m)
+      expect(at, r.stderr).toBeGreaterThanOrEqual(0)
+      expect(r.stderr.slice(at)).toContain(hc.culprit(c))
+      if (hc.errorCode) {
+        const j = hc.asNobody ? runAsNobody([...args, '--json'], hc.env ?? {}) : await cli([...args, '--json'], hc.env ?? {})
+        expect(JSON.parse(j.stdout).error?.code, j.stdout).toBe(hc.errorCode)
+      }
+      expect(await captureTree(c.base, { exclude })).toEqual(before)
+      if (gitBefore) expect(await captureGitState(c.root)).toEqual(gitBefore)
+    },
+    120_000,
+  )
 })

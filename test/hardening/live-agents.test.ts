@@ -71,7 +71,6 @@ const generated = new Map<string, Buffer>() // every unit as generated (v1)
 const table: string[] = []
 const stopFiles: string[] = [] // of the writers started, so a failed test stops them too
 
-
 afterAll(async () => {
   for (const stop of stopFiles) await writeFile(stop, '').catch(() => undefined)
   await new Promise((r) => setTimeout(r, 300))
@@ -92,7 +91,9 @@ function spawnText(cmd: string, args: string[], env: NodeJS.ProcessEnv = {}): Pr
 }
 
 // A command with no writer around: the steps between trials, on the built CLI.
-async function cliQuiet(args: string[]): Promise<{ code: number | null; doc: { ok: boolean; result: { snapshot: { name: string } | null }; error?: { code: string } } }> {
+async function cliQuiet(
+  args: string[],
+): Promise<{ code: number | null; doc: { ok: boolean; result: { snapshot: { name: string } | null }; error?: { code: string } } }> {
   const r = await spawnText(process.execPath, [binPath, '--agents-root', root, ...args, '--json'])
   if (!r.stdout.trim()) throw new Error(`aas-migrate ${args.join(' ')} printed nothing (exit ${r.code}): ${r.stderr.slice(-2000)}`)
   return { code: r.code, doc: JSON.parse(r.stdout) }
@@ -333,7 +334,12 @@ describe(`agent writers during --to and --rollback on ${UNITS} units`, () => {
     const s1 = t1.outcome.snapshot as string
 
     // Trial 3: a forced rollback of that run while writers create files after its safety snapshot.
-    const t3 = await trial({ name: 'trial 3 --rollback --force, writes outside the diff', tag: 't3', command: { command: 'rollback', snapshot: s1, force: true }, gate: 'safety' })
+    const t3 = await trial({
+      name: 'trial 3 --rollback --force, writes outside the diff',
+      tag: 't3',
+      command: { command: 'rollback', snapshot: s1, force: true },
+      gate: 'safety',
+    })
     expect(t3.code, JSON.stringify(t3.outcome.error)).toBe('ok')
     expect(t3.overlapping.none, 'no write landed during the write phase').toBeGreaterThan(0)
     expect(t3.duringWrites.none).toBeGreaterThan(0)
@@ -347,7 +353,13 @@ describe(`agent writers during --to and --rollback on ${UNITS} units`, () => {
     // unit at neither state, which recovery rightly refuses to overwrite (RECOVERY_REQUIRED,
     // journal kept for the operator), a legitimate outcome this trial does not set out to test.
     const edits = { gate: 'writing' as const, flock: unitsOf(FLOCK_AGENT, 6), none: unitsOf(FREE_AGENT, 1) }
-    const t2 = await trial({ name: 'trial 2 --to v2, writers also edit units of the diff', tag: 't2', command: { command: 'to', target: 2 }, gate: 'snapshot', edits })
+    const t2 = await trial({
+      name: 'trial 2 --to v2, writers also edit units of the diff',
+      tag: 't2',
+      command: { command: 'to', target: 2 },
+      gate: 'snapshot',
+      edits,
+    })
     expect(['ok', 'CONCURRENT_CHANGE'], JSON.stringify(t2.outcome.error)).toContain(t2.code)
     if (t2.code === 'ok') {
       expect(t2.overlapping.none).toBeGreaterThan(0)
@@ -391,10 +403,12 @@ describe(`agent writers during --to and --rollback on ${UNITS} units`, () => {
 // in no snapshot: they are gone for good, while the command reports CONCURRENT_CHANGE,
 // "Nothing was overwritten; the vault is as it was before the command".
 describe('a lock-free writer appending to a unit the engine has claimed', () => {
-  const HOT_UNIT = '---\nschema_version: 1\nname: hot note\ndescription: appended to by an agent\ntype: user\ncaptured: 2026-05-01\nlast_seen: 2026-05-01\nsources:\n  - live\nconfidence: low\n---\nbody\n'
+  const HOT_UNIT =
+    '---\nschema_version: 1\nname: hot note\ndescription: appended to by an agent\ntype: user\ncaptured: 2026-05-01\nlast_seen: 2026-05-01\nsources:\n  - live\nconfidence: low\n---\nbody\n'
   // Appends "hot N" to FILE in a tight loop from the moment GATE exists until STOP
   // does, logging each line to LOG once its write is done.
-  const HOT_WRITER = 'file=$1 log=$2 gate=$3 stop=$4 parent=$PPID n=0\n' +
+  const HOT_WRITER =
+    'file=$1 log=$2 gate=$3 stop=$4 parent=$PPID n=0\n' +
     'while [ ! -e "$gate" ]; do kill -0 "$parent" 2>/dev/null || exit 0; done\n' +
     'while [ ! -e "$stop" ] && kill -0 "$parent" 2>/dev/null; do n=$((n + 1)); printf \'hot %s\\n\' $n >> "$file" && printf \'hot %s\\n\' $n >> "$log"; done\n'
 
@@ -438,7 +452,9 @@ describe('a lock-free writer appending to a unit the engine has claimed', () => 
     const logged = (await linesOf(log)).filter(Boolean)
     const onDisk = new Set(await linesOf(hot))
     const lost = logged.filter((l) => !onDisk.has(l))
-    console.log(`hot unit: ${outcome.ok ? 'ok' : outcome.error?.code}; ${logged.length} lines appended, ${lost.length} lost; the unit now starts ${JSON.stringify((await readFile(hot, 'utf8')).slice(0, 40))}`)
+    console.log(
+      `hot unit: ${outcome.ok ? 'ok' : outcome.error?.code}; ${logged.length} lines appended, ${lost.length} lost; the unit now starts ${JSON.stringify((await readFile(hot, 'utf8')).slice(0, 40))}`,
+    )
     expect(['ok', 'CONCURRENT_CHANGE']).toContain(outcome.ok ? 'ok' : outcome.error?.code)
     expect(logged.length).toBeGreaterThan(0)
     expect(onDisk.has('name: hot note'), 'the unit itself is gone').toBe(true)
@@ -448,14 +464,19 @@ describe('a lock-free writer appending to a unit the engine has claimed', () => 
   it('after a crash mid-claim: recovery keeps the claimed unit when a writer re-created its path', async () => {
     // A line the agent appended before the command: part of the unit, so of the claim.
     await writeFile(hot, HOT_UNIT + 'hot 1\n')
-    const killed = spawnSync(process.execPath, [binPath, '--agents-root', vault, '--to', 'v2'], { env: { ...process.env, NO_COLOR: '1', AAS_FAULT: 'mid-claim:1' }, encoding: 'utf8' })
+    const killed = spawnSync(process.execPath, [binPath, '--agents-root', vault, '--to', 'v2'], {
+      env: { ...process.env, NO_COLOR: '1', AAS_FAULT: 'mid-claim:1' },
+      encoding: 'utf8',
+    })
     expect(killed.signal).toBe('SIGKILL')
     expect(await readdir(path.dirname(hot))).toEqual([expect.stringMatching(/^\.user_hot_note\.md\.aas-tmp-claim-/)])
     // The agent appends again: the path is empty, so `>>` creates it.
     await writeFile(hot, 'hot 2\n', { flag: 'a' })
     const status = spawnSync(process.execPath, [binPath, '--agents-root', vault, '--status'], { env: { ...process.env, NO_COLOR: '1' }, encoding: 'utf8' })
     const lines = await linesOf(hot)
-    console.log(`after the crash: --status exit ${status.status}; the unit is now ${JSON.stringify(await readFile(hot, 'utf8'))}; left in its folder: ${(await readdir(path.dirname(hot))).join(', ')}`)
+    console.log(
+      `after the crash: --status exit ${status.status}; the unit is now ${JSON.stringify(await readFile(hot, 'utf8'))}; left in its folder: ${(await readdir(path.dirname(hot))).join(', ')}`,
+    )
     expect(lines).toContain('name: hot note')
     expect(lines).toContain('hot 1')
     expect(lines).toContain('hot 2')

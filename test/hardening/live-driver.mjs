@@ -34,9 +34,7 @@ const onEvent = (e) => {
 
 const common = { agentsRoot: spec.root, env: {}, lockTimeoutMs: spec.lockTimeoutMs ?? 60_000, onEvent }
 const result =
-  spec.command === 'to'
-    ? await migrate({ ...common, target: spec.target })
-    : await rollback({ ...common, snapshot: spec.snapshot, force: spec.force ?? false })
+  spec.command === 'to' ? await migrate({ ...common, target: spec.target }) : await rollback({ ...common, snapshot: spec.snapshot, force: spec.force ?? false })
 timeline.end = nowUs()
 
 const error = result.error ? { code: result.error.code, message: result.error.message, data: result.error.data } : null

@@ -12,7 +12,10 @@ export interface GenVaultOptions {
 
 const AGENTS = ['caldwell', 'scout', 'writer', 'ledger', 'projects/atlas/agents/researcher', 'projects/atlas/agents/reviewer']
 const TYPES = ['user', 'feedback', 'project', 'decision', 'reference'] as const
-const WORDS = 'budget debt avalanche mortgage savings invoice research paper citation draft outline chart feed summary review decision cost plan quarter tax note source memory wiki agent'.split(' ')
+const WORDS =
+  'budget debt avalanche mortgage savings invoice research paper citation draft outline chart feed summary review decision cost plan quarter tax note source memory wiki agent'.split(
+    ' ',
+  )
 
 function rng(seed: number): () => number {
   let s = seed >>> 0 || 1

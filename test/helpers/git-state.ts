@@ -28,11 +28,17 @@ export async function captureGitState(repoDir: string): Promise<GitState> {
     .join('\n')
   const packed = await readOrNull(path.join(gitDir, 'packed-refs'), 'utf8')
   return {
-    head: (await readFile(path.join(gitDir, 'HEAD'), 'utf8')) + (await readOrNull(path.join(gitDir, 'ORIG_HEAD'), 'utf8') ?? ''),
+    head: (await readFile(path.join(gitDir, 'HEAD'), 'utf8')) + ((await readOrNull(path.join(gitDir, 'ORIG_HEAD'), 'utf8')) ?? ''),
     index: await readOrNull(path.join(gitDir, 'index'), 'base64'),
     refs,
     stash: await readOrNull(path.join(gitDir, 'logs', 'refs', 'stash'), 'utf8'),
     config: await readFile(path.join(gitDir, 'config'), 'utf8'),
-    packedRefs: packed === null ? null : packed.split('\n').filter((l) => !l.includes(' refs/aas/')).join('\n'),
+    packedRefs:
+      packed === null
+        ? null
+        : packed
+            .split('\n')
+            .filter((l) => !l.includes(' refs/aas/'))
+            .join('\n'),
   }
 }

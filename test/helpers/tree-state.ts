@@ -6,7 +6,8 @@ import path from 'node:path'
 // whole-tree before/after comparisons. Engine bookkeeping can be excluded.
 export type TreeState = Record<string, string>
 
-export const ENGINE_FILES = (rel: string): boolean => rel === '_migrations/aas.git' || rel.startsWith('_migrations/aas.git/') || rel === '_migrations/migration.jsonl'
+export const ENGINE_FILES = (rel: string): boolean =>
+  rel === '_migrations/aas.git' || rel.startsWith('_migrations/aas.git/') || rel === '_migrations/migration.jsonl'
 
 export async function captureTree(root: string, { exclude = ENGINE_FILES }: { exclude?: (rel: string) => boolean } = {}): Promise<TreeState> {
   const out: TreeState = {}
@@ -22,7 +23,9 @@ export async function captureTree(root: string, { exclude = ENGINE_FILES }: { ex
       } else if (st.isSymbolicLink()) {
         out[rel] = `link ${await readlink(abs)}`
       } else {
-        out[rel] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha1').update(await readFile(abs)).digest('hex')}`
+        out[rel] = `file ${(st.mode & 0o777).toString(8)} ${createHash('sha1')
+          .update(await readFile(abs))
+          .digest('hex')}`
       }
     }
   }

@@ -26,7 +26,26 @@ export function prng(seed: number): () => number {
   }
 }
 
-const WORDS = ['debt', 'avalanche', 'mortgage', 'budget', 'retrieval', 'chunking', 'newsletter', 'pgvector', 'taxes', 'quarterly', 'savings', 'citation', 'rerank', 'emergency', 'fund', 'outline', 'priority', 'strategy']
+const WORDS = [
+  'debt',
+  'avalanche',
+  'mortgage',
+  'budget',
+  'retrieval',
+  'chunking',
+  'newsletter',
+  'pgvector',
+  'taxes',
+  'quarterly',
+  'savings',
+  'citation',
+  'rerank',
+  'emergency',
+  'fund',
+  'outline',
+  'priority',
+  'strategy',
+]
 const UNICODE = ['café', 'naïve', 'Zürich', '東京', 'résumé', '—', '✓', '🚀', 'Ελληνικά', 'שלום', 'ß', '½']
 const TYPES = ['user', 'feedback', 'project', 'decision', 'reference'] as const
 const AGENTS = ['caldwell', 'scout', 'writer', 'researcher']
@@ -83,7 +102,8 @@ export function generateUnitCorpus({ count = 1000, seed = 1 }: CorpusOptions = {
         lines.push(`sources: [${pad}${Array.from({ length: int(1, 3) }, () => `conversation_${date()}`).join(', ')}${pad}]`)
       } else {
         lines.push('sources:')
-        for (let s = int(1, 4); s > 0; s--) lines.push(`${seqInd}- ${chance(0.15) ? `"${words(2)}"` : `conversation_${date()}`}${chance(0.05) ? ' # primary' : ''}`)
+        for (let s = int(1, 4); s > 0; s--)
+          lines.push(`${seqInd}- ${chance(0.15) ? `"${words(2)}"` : `conversation_${date()}`}${chance(0.05) ? ' # primary' : ''}`)
       }
       lines.push(`confidence: ${pick(['high', 'medium', 'low'])}`)
       if (chance(0.5)) lines.push(`pinned: ${pick(['false', 'true'])}`)

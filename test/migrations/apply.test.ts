@@ -63,7 +63,14 @@ describe('applyChain', () => {
     expect(r.errors).toEqual([])
     expect(r.ok).toBe(true)
     const [m, w] = r.units
-    expect(meta(m!.after)).toEqual({ schema_version: 3, name: 'Household', created: '2026-03-02', tags: ['household'], provenance: 'v1_migrated', agent: 'caldwell' })
+    expect(meta(m!.after)).toEqual({
+      schema_version: 3,
+      name: 'Household',
+      created: '2026-03-02',
+      tags: ['household'],
+      provenance: 'v1_migrated',
+      agent: 'caldwell',
+    })
     expect(meta(w!.after)).toEqual({ schema_version: 3, type: 'wiki_page', name: 'Avalanche', provenance: 'v1_migrated', agent: 'caldwell' })
     expect(body(m!.after)).toBe('Household of three.\n')
     expect(body(w!.after)).toBe('# Avalanche\r\n')
@@ -103,8 +110,18 @@ describe('applyChain', () => {
     })
     await applyChain([s], [memory(), wiki()], { dryRun: true })
     expect(seen).toEqual([
-      { id: 'caldwell/memory/user_household.md', type: 'memory', dryRun: true, keys: ['dryRun', 'readBody', 'readFrontmatter', 'unitId', 'unitType', 'writeBody', 'writeFrontmatter'] },
-      { id: 'caldwell/wiki/avalanche_method.md', type: 'wiki', dryRun: true, keys: ['dryRun', 'readBody', 'readFrontmatter', 'unitId', 'unitType', 'writeBody', 'writeFrontmatter'] },
+      {
+        id: 'caldwell/memory/user_household.md',
+        type: 'memory',
+        dryRun: true,
+        keys: ['dryRun', 'readBody', 'readFrontmatter', 'unitId', 'unitType', 'writeBody', 'writeFrontmatter'],
+      },
+      {
+        id: 'caldwell/wiki/avalanche_method.md',
+        type: 'wiki',
+        dryRun: true,
+        keys: ['dryRun', 'readBody', 'readFrontmatter', 'unitId', 'unitType', 'writeBody', 'writeFrontmatter'],
+      },
     ])
   })
 
@@ -179,8 +196,14 @@ describe('applyChain', () => {
     const r = await applyChain([bad, later], [memory(), wiki()])
     expect(r.ok).toBe(false)
     expect(r.errors.map((e) => [e.code, e.data])).toEqual([
-      ['SCRIPT_NO_BUMP', { script: '_migrations/v1_to_v2.mjs', unit: 'caldwell/memory/user_household.md', step: 'v1 -> v2', found: 1, expected: 2, returned: 'truthy' }],
-      ['SCRIPT_NO_BUMP', { script: '_migrations/v1_to_v2.mjs', unit: 'caldwell/wiki/avalanche_method.md', step: 'v1 -> v2', found: 1, expected: 2, returned: 'truthy' }],
+      [
+        'SCRIPT_NO_BUMP',
+        { script: '_migrations/v1_to_v2.mjs', unit: 'caldwell/memory/user_household.md', step: 'v1 -> v2', found: 1, expected: 2, returned: 'truthy' },
+      ],
+      [
+        'SCRIPT_NO_BUMP',
+        { script: '_migrations/v1_to_v2.mjs', unit: 'caldwell/wiki/avalanche_method.md', step: 'v1 -> v2', found: 1, expected: 2, returned: 'truthy' },
+      ],
     ])
     expect(r.failedStep).toEqual({ file: '_migrations/v1_to_v2.mjs', from: 1, to: 2 })
     expect(laterRan).toBe(false)
@@ -238,7 +261,11 @@ describe('applyChain', () => {
   it('when a unit is unreadable then no script runs and the run fails with UNIT_UNREADABLE naming it and the position', async () => {
     let calls = 0
     const s = step(1, { appliesTo: () => (calls++, true) })
-    const broken: UnitInput = { unitId: 'caldwell/memory/feedback_debt_priority.md', unitType: 'memory', text: '---\nschema_version: 1\ndescription: Locked: avalanche first\n---\nbody\n' }
+    const broken: UnitInput = {
+      unitId: 'caldwell/memory/feedback_debt_priority.md',
+      unitType: 'memory',
+      text: '---\nschema_version: 1\ndescription: Locked: avalanche first\n---\nbody\n',
+    }
     const r = await applyChain([s], [memory(), broken])
     expect(r.ok).toBe(false)
     expect(r.units).toEqual([])
@@ -283,7 +310,9 @@ describe('applyChain', () => {
       },
     })
     const r = await applyChain([s], [memory()])
-    expect(r.errors.map((e) => [e.code, e.data.script, e.data.unit])).toEqual([['UNIT_WRITE_INVALID', '_migrations/v1_to_v2.mjs', 'caldwell/memory/user_household.md']])
+    expect(r.errors.map((e) => [e.code, e.data.script, e.data.unit])).toEqual([
+      ['UNIT_WRITE_INVALID', '_migrations/v1_to_v2.mjs', 'caldwell/memory/user_household.md'],
+    ])
   })
 
   it('when an unversioned unit without front matter goes through v0_to_v1 then it gains front matter and keeps its body', async () => {

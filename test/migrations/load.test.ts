@@ -47,7 +47,10 @@ describe('loadScript', () => {
   it.each([
     ['v1_to_v2.mjs', good(1, 2)],
     ['v1_to_v2.js', good(1, 2)],
-    ['v1_to_v2.ts', `const m: { from: number; to: number; appliesTo(u: unknown): boolean; migrate(u: unknown): boolean } = { from: 1, to: 2, appliesTo: () => true, migrate: () => true }\nexport default m\n`],
+    [
+      'v1_to_v2.ts',
+      `const m: { from: number; to: number; appliesTo(u: unknown): boolean; migrate(u: unknown): boolean } = { from: 1, to: 2, appliesTo: () => true, migrate: () => true }\nexport default m\n`,
+    ],
     ['v1_to_v2.mts', `export default { from: 1 as number, to: 2, appliesTo: (): boolean => true, migrate: (): boolean => true }\n`],
     ['v1_to_v2.js', `module.exports = { from: 1, to: 2, appliesTo() { return true }, migrate() { return true } }\n`],
   ])('when a %s script exports a plain object then it loads', async (name, text) => {
@@ -66,7 +69,12 @@ describe('loadScript', () => {
     ['migrate is missing', 'v1_to_v2.ts', 'export default { from: 1, to: 2, appliesTo() { return true } }\n', 'migrate'],
     ['migrate is not a function', 'v1_to_v2.mjs', 'export default { from: 1, to: 2, appliesTo() { return true }, migrate: true }\n', 'migrate'],
     ['validate is not a function', 'v1_to_v2.mjs', 'export default { from: 1, to: 2, appliesTo() {}, migrate() {}, validate: [] }\n', 'validate'],
-    ['schema.memory is not a schema', 'v1_to_v2.mjs', 'export default { from: 1, to: 2, appliesTo() {}, migrate() {}, schema: { memory: {} } }\n', 'schema.memory'],
+    [
+      'schema.memory is not a schema',
+      'v1_to_v2.mjs',
+      'export default { from: 1, to: 2, appliesTo() {}, migrate() {}, schema: { memory: {} } }\n',
+      'schema.memory',
+    ],
   ])('when %s then SCRIPT_INVALID names the file and the problem', async (_case, name, text, subject) => {
     const err = await loadError(await script(name, text))
     expect(err.code).toBe('SCRIPT_INVALID')

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest'
 import type { ScriptFile } from '../../src/migrations/discover.js'
 import { planChain } from '../../src/migrations/plan.js'
 
-const s = (from: number, ext: ScriptFile['ext'] = 'mjs'): ScriptFile => ({ file: `_migrations/v${from}_to_v${from + 1}.${ext}`, path: `/vault/_migrations/v${from}_to_v${from + 1}.${ext}`, from, to: from + 1, ext })
+const s = (from: number, ext: ScriptFile['ext'] = 'mjs'): ScriptFile => ({
+  file: `_migrations/v${from}_to_v${from + 1}.${ext}`,
+  path: `/vault/_migrations/v${from}_to_v${from + 1}.${ext}`,
+  from,
+  to: from + 1,
+  ext,
+})
 
 describe('planChain', () => {
   it('when every step exists then plans them in order from the vault version to the target only', () => {

@@ -32,7 +32,8 @@ async function script(name: string, body: string): Promise<BridgeScript> {
   return { step: 0, path: p, file: `_migrations/${name}`, from: Number(m[1]), to: Number(m[2]) }
 }
 
-const HEAD = 'from atomic_agents.migration import MigratableUnit\nFROM_VERSION = 1\nTO_VERSION = 2\ndef applies_to(unit):\n    return unit.read_frontmatter().get("schema_version") == 1\n'
+const HEAD =
+  'from atomic_agents.migration import MigratableUnit\nFROM_VERSION = 1\nTO_VERSION = 2\ndef applies_to(unit):\n    return unit.read_frontmatter().get("schema_version") == 1\n'
 
 async function runOne(body: string, fm: string, { dryRun = false } = {}): Promise<BridgeOutcome> {
   const b = await start()
@@ -56,7 +57,10 @@ describe('the Python bridge', () => {
   })
 
   it('when a script sets one key then only that key travels back, typed; an unchanged date is not sent', async () => {
-    const out = await runOne('def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"changes": ["bump"]}\n', FM)
+    const out = await runOne(
+      'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"changes": ["bump"]}\n',
+      FM,
+    )
     expect(out).toEqual({ op: 'unit', i: 0, applies: true, returned: true, changes: ['bump'], wrote: true, removed: [], set: [['schema_version', 2]] })
   })
 
@@ -89,12 +93,18 @@ describe('the Python bridge', () => {
   })
 
   it('when a value changes type but not by == (1 -> True) then it is sent', async () => {
-    const out = await runOne('def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = True\n    unit.write_frontmatter(m)\n    return {"x": 1}\n', FM)
+    const out = await runOne(
+      'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = True\n    unit.write_frontmatter(m)\n    return {"x": 1}\n',
+      FM,
+    )
     expect((out as { set: unknown }).set).toEqual([['schema_version', true]])
   })
 
   it('when a script writes a set then the unit is refused naming the key and the path', async () => {
-    const out = await runOne('def migrate(unit):\n    m = unit.read_frontmatter()\n    m["meta"] = {"tags": {"a", "b"}}\n    unit.write_frontmatter(m)\n    return {"x": 1}\n', FM)
+    const out = await runOne(
+      'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["meta"] = {"tags": {"a", "b"}}\n    unit.write_frontmatter(m)\n    return {"x": 1}\n',
+      FM,
+    )
     expect(out).toMatchObject({ invalid: { key: 'meta', path: 'meta.tags', what: 'a set' } })
   })
 
@@ -111,7 +121,8 @@ describe('the Python bridge', () => {
   })
 
   it('when a script prints to stdout, writes to fd 1 and reads stdin then the frames stay intact', async () => {
-    const body = 'import os, sys\ndef migrate(unit):\n    print("hello from the script")\n    os.write(1, b"\\x00\\x00\\x00\\x05junk")\n    sys.stdout.write("more\\n")\n    assert sys.stdin.read() == ""\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n'
+    const body =
+      'import os, sys\ndef migrate(unit):\n    print("hello from the script")\n    os.write(1, b"\\x00\\x00\\x00\\x05junk")\n    sys.stdout.write("more\\n")\n    assert sys.stdin.read() == ""\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n'
     const b = await start()
     const s = await script('v1_to_v2.py', HEAD + body)
     expect(await b.load([s])).toEqual([])
@@ -125,9 +136,16 @@ describe('the Python bridge', () => {
   })
 
   it('when the handle is read then read_frontmatter gives a fresh copy, and a dry run still records the write', async () => {
-    const body = 'def migrate(unit):\n    a = unit.read_frontmatter()\n    a["tags"].append("c")\n    assert unit.read_frontmatter()["tags"] == ["a", "b"]\n    assert unit.dry_run is True\n    assert unit.unit_id == "/vault/a/memory/user_x.md" and unit.unit_type == "memory"\n    a["schema_version"] = 2\n    unit.write_frontmatter(a)\n    assert unit.read_frontmatter()["tags"] == ["a", "b", "c"]\n    return {"ok": 1}\n'
+    const body =
+      'def migrate(unit):\n    a = unit.read_frontmatter()\n    a["tags"].append("c")\n    assert unit.read_frontmatter()["tags"] == ["a", "b"]\n    assert unit.dry_run is True\n    assert unit.unit_id == "/vault/a/memory/user_x.md" and unit.unit_type == "memory"\n    a["schema_version"] = 2\n    unit.write_frontmatter(a)\n    assert unit.read_frontmatter()["tags"] == ["a", "b", "c"]\n    return {"ok": 1}\n'
     const out = await runOne(body, FM, { dryRun: true })
-    expect(out).toMatchObject({ applies: true, set: [['schema_version', 2], ['tags', ['a', 'b', 'c']]] })
+    expect(out).toMatchObject({
+      applies: true,
+      set: [
+        ['schema_version', 2],
+        ['tags', ['a', 'b', 'c']],
+      ],
+    })
   })
 
   it('when scripts do not load then each failure is reported with its kind and line', async () => {
@@ -161,7 +179,11 @@ describe('the Python bridge', () => {
   it('when a script allocates past the memory limit then the unit fails with a MemoryError marked as memory, and the bridge goes on', async () => {
     const b = await PythonBridge.start({ python: 'python3', memoryMb: 64, forwardStderr: false })
     bridges.push(b)
-    const s = await script('v1_to_v2.py', HEAD + 'def migrate(unit):\n    if unit.unit_id.endswith("big.md"):\n        x = bytearray(512 * 1024 * 1024)\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
+    const s = await script(
+      'v1_to_v2.py',
+      HEAD +
+        'def migrate(unit):\n    if unit.unit_id.endswith("big.md"):\n        x = bytearray(512 * 1024 * 1024)\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n',
+    )
     expect(await b.load([s])).toEqual([])
     const outs = await b.run(0, false, [
       { id: '/v/a/memory/big.md', type: 'memory', fm: FM },

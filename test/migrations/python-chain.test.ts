@@ -97,10 +97,16 @@ describe('discovery of .py scripts', () => {
 
 describe('a .py step through the minimal-diff editor', () => {
   it('when the atomic-agents example migrates a unit then the diff is the two keys it sets, comments and quoting kept', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    meta = unit.read_frontmatter()\n    meta["schema_version"] = TO_VERSION\n    meta.setdefault("provenance", "v1_migrated")\n    unit.write_frontmatter(meta)\n    return {"unit_id": unit.unit_id, "changes": ["schema_version 1→2"]}\n')
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) +
+        'def migrate(unit):\n    meta = unit.read_frontmatter()\n    meta["schema_version"] = TO_VERSION\n    meta.setdefault("provenance", "v1_migrated")\n    unit.write_frontmatter(meta)\n    return {"unit_id": unit.unit_id, "changes": ["schema_version 1→2"]}\n',
+    )
     const r = await chain([unit()])
     expect(r.errors).toEqual([])
-    expect(r.units[0]!.after).toBe(UNIT.replace('schema_version: 1', 'schema_version: 2').replace('tags: [debt, strategy]\n', 'tags: [debt, strategy]\nprovenance: v1_migrated\n'))
+    expect(r.units[0]!.after).toBe(
+      UNIT.replace('schema_version: 1', 'schema_version: 2').replace('tags: [debt, strategy]\n', 'tags: [debt, strategy]\nprovenance: v1_migrated\n'),
+    )
     expect(r.units[0]).toMatchObject({ touched: true, changes: ['schema_version 1→2'], steps: [{ status: 'touched' }] })
   })
 
@@ -128,10 +134,16 @@ describe('a .py step through the minimal-diff editor', () => {
   })
 
   it('when a script writes a set then the run fails naming the unit, the script and the key', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["tags"] = set(m["tags"])\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) +
+        'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["tags"] = set(m["tags"])\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n',
+    )
     const r = await chain([unit()])
     expect(r.ok).toBe(false)
-    expect(r.errors.map((e) => [e.code, e.data.unit, e.data.script, e.data.key])).toEqual([['UNIT_WRITE_INVALID', 'caldwell/memory/feedback_debt.md', '_migrations/v1_to_v2.py', 'tags']])
+    expect(r.errors.map((e) => [e.code, e.data.unit, e.data.script, e.data.key])).toEqual([
+      ['UNIT_WRITE_INVALID', 'caldwell/memory/feedback_debt.md', '_migrations/v1_to_v2.py', 'tags'],
+    ])
     expect(r.errors[0]!.message).toContain('a set at tags')
   })
 
@@ -143,19 +155,27 @@ describe('a .py step through the minimal-diff editor', () => {
     expect(r.errors.map((e) => e.data.unit)).toEqual(['caldwell/memory/feedback_debt.md', 'caldwell/memory/feedback_other.md'])
     const e = r.errors[0]!
     expect(e.code).toBe('SCRIPT_FAILED')
-    expect(e.message).toBe('_migrations/v1_to_v2.py migrate() raised on caldwell/memory/feedback_debt.md (step v1 -> v2): ValueError: no owner for Debt priority order (_migrations/v1_to_v2.py:10)')
+    expect(e.message).toBe(
+      '_migrations/v1_to_v2.py migrate() raised on caldwell/memory/feedback_debt.md (step v1 -> v2): ValueError: no owner for Debt priority order (_migrations/v1_to_v2.py:10)',
+    )
     expect(e.data).toMatchObject({ script: '_migrations/v1_to_v2.py', phase: 'migrate', exception: 'ValueError', line: 10 })
     expect(String(e.data.traceback)).toMatch(/^Traceback[\s\S]*ValueError: no owner/)
   })
 
   it('when applies_to is true and the version does not move then SCRIPT_NO_BUMP names the unit', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["x"] = 1\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["x"] = 1\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n',
+    )
     const r = await chain([unit()])
     expect(r.errors.map((e) => [e.code, e.data.unit, e.data.found])).toEqual([['SCRIPT_NO_BUMP', 'caldwell/memory/feedback_debt.md', 1]])
   })
 
   it('when migrate returns an empty dict after writing then the write is kept, as the Python runner keeps it, and the step counts as skipped', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {}\n')
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {}\n',
+    )
     const r = await chain([unit()])
     expect(r.errors).toEqual([])
     expect(r.units[0]!.after).toBe(UNIT.replace('schema_version: 1', 'schema_version: 2'))
@@ -163,8 +183,15 @@ describe('a .py step through the minimal-diff editor', () => {
   })
 
   it('when a .py step is followed by an .mjs step then the .mjs step sees the .py output, in a dry run too', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    assert unit.dry_run\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["provenance"] = "py"\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
-    await put('v2_to_v3.mjs', "export default { from: 2, to: 3, appliesTo: (u) => u.readFrontmatter().schema_version === 2, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 3; m.provenance += '+mjs'; u.writeFrontmatter(m); return true } }\n")
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) +
+        'def migrate(unit):\n    assert unit.dry_run\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["provenance"] = "py"\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n',
+    )
+    await put(
+      'v2_to_v3.mjs',
+      "export default { from: 2, to: 3, appliesTo: (u) => u.readFrontmatter().schema_version === 2, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 3; m.provenance += '+mjs'; u.writeFrontmatter(m); return true } }\n",
+    )
     const r = await chain([unit(), unit('no front matter\n', 'caldwell/memory/user_plain.md')], { dryRun: true })
     expect(r.errors).toEqual([])
     expect(r.units[0]!.after).toContain('schema_version: 3\n')
@@ -174,11 +201,21 @@ describe('a .py step through the minimal-diff editor', () => {
 })
 
 describe('a .py step over a batch larger than a chunk', () => {
-  const many = (n: number): UnitInput[] => Array.from({ length: n }, (_, i) => unit(UNIT.replace('name: Debt priority order', `name: unit ${i}`), `a/memory/feedback_u${String(i).padStart(3, '0')}.md`))
+  const many = (n: number): UnitInput[] =>
+    Array.from({ length: n }, (_, i) =>
+      unit(UNIT.replace('name: Debt priority order', `name: unit ${i}`), `a/memory/feedback_u${String(i).padStart(3, '0')}.md`),
+    )
 
   it('when 100 units go through a .py then an .mjs step then every unit gets its own result, in order', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["seen"] = m["name"]\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
-    await put('v2_to_v3.mjs', "export default { from: 2, to: 3, appliesTo: () => true, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 3; u.writeFrontmatter(m); return true } }\n")
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) +
+        'def migrate(unit):\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    m["seen"] = m["name"]\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n',
+    )
+    await put(
+      'v2_to_v3.mjs',
+      'export default { from: 2, to: 3, appliesTo: () => true, migrate(u) { const m = u.readFrontmatter(); m.schema_version = 3; u.writeFrontmatter(m); return true } }\n',
+    )
     const r = await chain(many(100))
     expect(r.errors).toEqual([])
     expect(r.units.map((u) => u.unitId)).toEqual(many(100).map((u) => u.unitId))
@@ -186,9 +223,16 @@ describe('a .py step over a batch larger than a chunk', () => {
     r.units.forEach((u, i) => expect(u.after).toContain(`\nseen: unit ${i}\n`))
   })
 
-  it('when a later chunk fails at the .py step and an earlier one at the next step then only the earliest step\'s errors are reported', async () => {
-    await put('v1_to_v2.py', PY_HEAD(1, 2) + 'def migrate(unit):\n    if unit.unit_id.endswith("u070.md"):\n        raise KeyError("x")\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n')
-    await put('v2_to_v3.mjs', "export default { from: 2, to: 3, appliesTo: () => true, migrate(u) { if (u.unitId.endsWith('u005.md')) throw new Error('later step'); const m = u.readFrontmatter(); m.schema_version = 3; u.writeFrontmatter(m); return true } }\n")
+  it("when a later chunk fails at the .py step and an earlier one at the next step then only the earliest step's errors are reported", async () => {
+    await put(
+      'v1_to_v2.py',
+      PY_HEAD(1, 2) +
+        'def migrate(unit):\n    if unit.unit_id.endswith("u070.md"):\n        raise KeyError("x")\n    m = unit.read_frontmatter()\n    m["schema_version"] = 2\n    unit.write_frontmatter(m)\n    return {"ok": 1}\n',
+    )
+    await put(
+      'v2_to_v3.mjs',
+      "export default { from: 2, to: 3, appliesTo: () => true, migrate(u) { if (u.unitId.endsWith('u005.md')) throw new Error('later step'); const m = u.readFrontmatter(); m.schema_version = 3; u.writeFrontmatter(m); return true } }\n",
+    )
     const r = await chain(many(100))
     expect(r.ok).toBe(false)
     expect(r.failedStep).toEqual({ file: '_migrations/v1_to_v2.py', from: 1, to: 2 })
@@ -219,7 +263,9 @@ describe('the interpreter', () => {
     const { scripts } = await discoverScripts(root)
     const e = await checkPython(scripts, { command: '/nonexistent/python3', source: 'flag' })
     expect(e?.code).toBe('PYTHON_UNAVAILABLE')
-    expect(e?.message).toBe('The Python interpreter /nonexistent/python3 (from --python) cannot run .py migration scripts: not found; _migrations/v1_to_v2.py needs it.')
+    expect(e?.message).toBe(
+      'The Python interpreter /nonexistent/python3 (from --python) cannot run .py migration scripts: not found; _migrations/v1_to_v2.py needs it.',
+    )
     expect(e?.hint).toContain('apt-get install python3 python3-yaml')
   })
 

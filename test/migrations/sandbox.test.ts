@@ -97,7 +97,10 @@ function shape(r: ApplyResult): unknown {
 async function both(input: UnitInput[], workers: number): Promise<{ one: ApplyResult; many: ApplyResult }> {
   const opts = { validateVersion: 3, unitsReadable: true, timeoutMs: 20_000 }
   // One worker, one batch; against several workers sharing batches of 2 units.
-  const [one, many] = await Promise.all([runChainContained(scripts, input, { ...opts, workers: 1 }), runChainContained(scripts, input, { ...opts, workers, batchUnits: 2 })])
+  const [one, many] = await Promise.all([
+    runChainContained(scripts, input, { ...opts, workers: 1 }),
+    runChainContained(scripts, input, { ...opts, workers, batchUnits: 2 }),
+  ])
   return { one, many }
 }
 
@@ -141,7 +144,14 @@ describe('runChainContained over parallel workers and batches', () => {
   it('when the caller aborts then every worker stops and the result is a failure saying so', async () => {
     const input = units(4, { 0: { body: 'HANG' }, 3: { body: 'HANG' } })
     const stop = new AbortController()
-    const pending = runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, timeoutMs: 60_000, workers: 2, batchUnits: 2, signal: stop.signal })
+    const pending = runChainContained(scripts, input, {
+      validateVersion: 3,
+      unitsReadable: true,
+      timeoutMs: 60_000,
+      workers: 2,
+      batchUnits: 2,
+      signal: stop.signal,
+    })
     setTimeout(() => stop.abort(), 300)
     const r = await pending
     expect(r.ok).toBe(false)
@@ -157,7 +167,7 @@ describe('runChainContained over parallel workers and batches', () => {
 })
 
 describe('ChainPool: the pre-flight parse, then the chain, in the same workers', () => {
-  it('reports every unit\'s reading in order, then runs the chain it is given as runChainContained would', async () => {
+  it("reports every unit's reading in order, then runs the chain it is given as runChainContained would", async () => {
     const input = units(7, { 2: { raw: '---\nname: no version\n---\nx\n' }, 5: { raw: '---\nname: [unclosed\n---\nx\n' } })
     const pool = new ChainPool(3, { validateVersion: 3, unitsReadable: true })
     try {
@@ -250,7 +260,10 @@ describe('ChainPool: the pre-flight parse, then the chain, in the same workers',
   it('when cancelled after the readings then no script is ever loaded and the workers stop', async () => {
     const marker = path.join(dir, 'loaded.txt')
     const loud: ScriptFile = { file: '_migrations/v1_to_v2.mjs', path: path.join(dir, 'loud.mjs'), from: 1, to: 2, ext: 'mjs' }
-    await writeFile(loud.path, `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker)}, 'loaded')\nexport default { from: 1, to: 2, appliesTo: () => false, migrate: () => false }\n`)
+    await writeFile(
+      loud.path,
+      `import { writeFileSync } from 'node:fs'\nwriteFileSync(${JSON.stringify(marker)}, 'loaded')\nexport default { from: 1, to: 2, appliesTo: () => false, migrate: () => false }\n`,
+    )
     const pool = new ChainPool(2, { validateVersion: 2, unitsReadable: true })
     try {
       expect((await pool.read(units(4))).ok).toBe(true)

@@ -34,7 +34,11 @@ async function issuesOf(unit: ValidationUnit) {
   return r.failures.flatMap((f) => f.issues.map((i) => i.field))
 }
 
-const memory = (change: Fm, name = 'feedback_debt_priority.md'): ValidationUnit => ({ unitId: `caldwell/memory/${name}`, unitType: 'memory', text: text(MEMORY, change) })
+const memory = (change: Fm, name = 'feedback_debt_priority.md'): ValidationUnit => ({
+  unitId: `caldwell/memory/${name}`,
+  unitType: 'memory',
+  text: text(MEMORY, change),
+})
 const wiki = (change: Fm): ValidationUnit => ({ unitId: 'caldwell/wiki/avalanche_method.md', unitType: 'wiki', text: text(WIKI, change) })
 
 describe('built-in v1 memory note schema', () => {

@@ -61,8 +61,17 @@ describe('validateUnits', () => {
   })
 
   it('when a unit is at another version then schema_version is reported once, with what was found', async () => {
-    const r = await validateUnits([wik('schema_version: 2\ntype: wiki_page\nname: a\ndescription: b\n'), wik("schema_version: '1'\ntype: wiki_page\nname: a\ndescription: b\n", 'w/wiki/s.md')], { version: 1 })
-    expect(formatFailures(r.failures)).toEqual(['caldwell/wiki/page.md: schema_version: must be 1, found 2', 'w/wiki/s.md: schema_version: must be 1, found "1"'])
+    const r = await validateUnits(
+      [
+        wik('schema_version: 2\ntype: wiki_page\nname: a\ndescription: b\n'),
+        wik("schema_version: '1'\ntype: wiki_page\nname: a\ndescription: b\n", 'w/wiki/s.md'),
+      ],
+      { version: 1 },
+    )
+    expect(formatFailures(r.failures)).toEqual([
+      'caldwell/wiki/page.md: schema_version: must be 1, found 2',
+      'w/wiki/s.md: schema_version: must be 1, found "1"',
+    ])
   })
 
   it('when a unit is unreadable or has no front matter then it fails on front matter, not silently', async () => {
@@ -80,7 +89,11 @@ describe('validateUnits', () => {
   })
 
   it('when no script defines a schema for the version then only structure and schema_version are checked and the result says so', async () => {
-    const units = [mem('schema_version: 4\nanything: goes\n'), wik('schema_version: 3\n'), { unitId: 'x/wiki/y.md', unitType: 'wiki' as const, text: 'no front matter\n' }]
+    const units = [
+      mem('schema_version: 4\nanything: goes\n'),
+      wik('schema_version: 3\n'),
+      { unitId: 'x/wiki/y.md', unitType: 'wiki' as const, text: 'no front matter\n' },
+    ]
     const r = await validateUnits(units, { version: 4, scripts: [script(4, {})] })
     expect([r.mode, r.coverage]).toEqual(['structure-only', { memory: 'structure-only', wiki: 'structure-only' }])
     expect(r.note).toContain('schema_version === 4')

@@ -134,7 +134,9 @@ with tarfile.open(sys.argv[1], 'w:gz') as t:
     await expect(importSnapshot(store, file)).rejects.toMatchObject({ code: 'TARBALL_INVALID', data: { member } })
     expect(await store.listRefs('refs/aas/')).toEqual(before)
     // blob 'x' (c1b0730e…) was never written, loose or packed
-    expect(() => execFileSync('git', ['--git-dir', store.location.gitDir, 'cat-file', '-e', 'c1b0730e0133447badcfd47fd144e254807b06e1'], { stdio: 'ignore' })).toThrow()
+    expect(() =>
+      execFileSync('git', ['--git-dir', store.location.gitDir, 'cat-file', '-e', 'c1b0730e0133447badcfd47fd144e254807b06e1'], { stdio: 'ignore' }),
+    ).toThrow()
   })
 })
 

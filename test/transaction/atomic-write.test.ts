@@ -17,7 +17,10 @@ import {
 import { AasError } from '../../src/errors.js'
 
 async function caught(p: Promise<unknown>): Promise<AasError> {
-  const err = await p.then(() => null, (e: unknown) => e)
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  )
   if (!(err instanceof AasError)) throw new Error(`expected an AasError, got ${String(err)}`)
   return err
 }
@@ -39,7 +42,11 @@ describe('atomic writes', () => {
 
   it('when a file or a prepared temp is placed with permission bits then it gets those bits instead of its mode, and no temp remains', async () => {
     const dir = path.join(root, 'alice', 'memory')
-    const placed = placeNewSync(path.join(dir, 'shared.md'), { kind: 'file', content: Buffer.from('shared\n'), mode: '100644', perm: 0o664 }, { within: root, runId: 'r1' })
+    const placed = placeNewSync(
+      path.join(dir, 'shared.md'),
+      { kind: 'file', content: Buffer.from('shared\n'), mode: '100644', perm: 0o664 },
+      { within: root, runId: 'r1' },
+    )
     expect(placed.placed).toBe(true)
     const t = prepareTempSync(path.join(dir, 'big.md'), { within: root, runId: 'r1' })
     await writeFile(t.temp, 'big\n', { mode: 0o644 })

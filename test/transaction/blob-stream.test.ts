@@ -59,7 +59,11 @@ describe.each<BackendName>(['cli', 'js'])('writeBlobToTemp (%s)', (backend) => {
   it('when something is already at the temp path then it refuses with IO_FAILED and leaves it alone', async () => {
     const temp = path.join(dir, 'taken')
     await writeFile(temp, 'someone else')
-    await expect(writeBlobToTemp(store, bigOid, temp, '100644')).rejects.toMatchObject({ code: 'IO_FAILED', message: expect.stringContaining(temp), data: { errno: 'EEXIST' } })
+    await expect(writeBlobToTemp(store, bigOid, temp, '100644')).rejects.toMatchObject({
+      code: 'IO_FAILED',
+      message: expect.stringContaining(temp),
+      data: { errno: 'EEXIST' },
+    })
     expect(await readFile(temp, 'utf8')).toBe('someone else')
     // a planted symlink is not followed, and its target is not created
     const link = path.join(dir, 'planted')
@@ -73,7 +77,10 @@ describe.each<BackendName>(['cli', 'js'])('writeBlobToTemp (%s)', (backend) => {
     const temp = path.join(dir, 'temp')
     await expect(writeBlobToTemp(store, 'e'.repeat(40), temp, '100644')).rejects.toMatchObject({ code: 'STORE_CORRUPT' })
     await expect(lstat(temp)).rejects.toMatchObject({ code: 'ENOENT' })
-    await expect(writeBlobToTemp(store, bigOid, temp, '100644', { expectedSize: BIG - 1 })).rejects.toMatchObject({ code: 'STORE_CORRUPT', data: { oid: bigOid, bytes: BIG } })
+    await expect(writeBlobToTemp(store, bigOid, temp, '100644', { expectedSize: BIG - 1 })).rejects.toMatchObject({
+      code: 'STORE_CORRUPT',
+      data: { oid: bigOid, bytes: BIG },
+    })
     await expect(lstat(temp)).rejects.toMatchObject({ code: 'ENOENT' })
   })
 })
@@ -105,7 +112,10 @@ describe('writeBlobToTemp against a store that returns the wrong bytes', () => {
     ['more bytes than announced', 5, good],
   ])('when the store delivers %s then STORE_CORRUPT names the blob and the temp file is removed', async (_name, size, bytes) => {
     const temp = path.join(dir, 'temp')
-    await expect(writeBlobToTemp(lying(size, bytes), oid, temp, '100644')).rejects.toMatchObject({ code: 'STORE_CORRUPT', message: expect.stringContaining(oid) })
+    await expect(writeBlobToTemp(lying(size, bytes), oid, temp, '100644')).rejects.toMatchObject({
+      code: 'STORE_CORRUPT',
+      message: expect.stringContaining(oid),
+    })
     await expect(lstat(temp)).rejects.toMatchObject({ code: 'ENOENT' })
   })
 
@@ -136,7 +146,10 @@ describe('writeBlobToTemp on a full file system', () => {
       const { tree } = await store.writeVaultTree()
       const oid = (await store.listTree(tree))[0]!.oid
       const temp = path.join(mnt, '.big.bin.aas-tmp-run')
-      await expect(writeBlobToTemp(store, oid, temp, '100644')).rejects.toMatchObject({ code: 'IO_FAILED', message: expect.stringMatching(new RegExp(`${temp}.*ENOSPC`)) })
+      await expect(writeBlobToTemp(store, oid, temp, '100644')).rejects.toMatchObject({
+        code: 'IO_FAILED',
+        message: expect.stringMatching(new RegExp(`${temp}.*ENOSPC`)),
+      })
       expect(await readdir(mnt)).toEqual([])
     } finally {
       await rm(dir, { recursive: true, force: true })

@@ -23,7 +23,10 @@ const S = '1'.repeat(40)
 const M = '2'.repeat(40)
 
 async function caught(p: Promise<unknown>): Promise<AasError> {
-  const err = await p.then(() => null, (e: unknown) => e)
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  )
   if (!(err instanceof AasError)) throw new Error(`expected an AasError, got ${String(err)}`)
   return err
 }
@@ -42,10 +45,22 @@ const NEW = {
   'alice/wiki/link.md': Buffer.from('link is now a file\n'),
 }
 const CHANGES: JournalChange[] = [
-  { path: 'alice/memory/edit.md', oldOid: hashBlob(OLD['alice/memory/edit.md']), oldMode: '100644', newOid: hashBlob(NEW['alice/memory/edit.md']), newMode: '100644' },
+  {
+    path: 'alice/memory/edit.md',
+    oldOid: hashBlob(OLD['alice/memory/edit.md']),
+    oldMode: '100644',
+    newOid: hashBlob(NEW['alice/memory/edit.md']),
+    newMode: '100644',
+  },
   { path: 'alice/memory/gone.md', oldOid: hashBlob(OLD['alice/memory/gone.md']), oldMode: '100644', newOid: null, newMode: null },
   { path: 'alice/run.sh', oldOid: hashBlob(OLD['alice/run.sh']), oldMode: '100644', newOid: hashBlob(NEW['alice/run.sh']), newMode: '100755' },
-  { path: 'alice/wiki/link.md', oldOid: hashBlob(OLD['alice/wiki/link.md']), oldMode: '120000', newOid: hashBlob(NEW['alice/wiki/link.md']), newMode: '100644' },
+  {
+    path: 'alice/wiki/link.md',
+    oldOid: hashBlob(OLD['alice/wiki/link.md']),
+    oldMode: '120000',
+    newOid: hashBlob(NEW['alice/wiki/link.md']),
+    newMode: '100644',
+  },
   { path: 'bob/wiki/new/page.md', oldOid: null, oldMode: null, newOid: hashBlob(NEW['bob/wiki/new/page.md']), newMode: '100644' },
 ]
 const BLOBS = new Map<string, Buffer>([...Object.values(OLD), ...Object.values(NEW)].map((b) => [hashBlob(b), b]))
@@ -181,7 +196,9 @@ describe('journal', () => {
     await materialiseOld()
     await writeFile(path.join(root, 'alice/memory/edit.md'), 'edited by an agent after the crash\n')
     const p = await plan()
-    expect(p.conflicts).toEqual([{ path: 'alice/memory/edit.md', live: { mode: '100644', oid: hashBlob(Buffer.from('edited by an agent after the crash\n')) } }])
+    expect(p.conflicts).toEqual([
+      { path: 'alice/memory/edit.md', live: { mode: '100644', oid: hashBlob(Buffer.from('edited by an agent after the crash\n')) } },
+    ])
     expect(p.steps.map((s) => s.path)).not.toContain('alice/memory/edit.md')
   })
 
@@ -197,7 +214,16 @@ describe('journal', () => {
     await materialiseOld()
     const rel = 'alice/memory/edit.md'
     const st = await lstat(path.join(root, rel))
-    const entry = { path: rel, mode: '100644' as const, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, unitType: 'memory' as const }
+    const entry = {
+      path: rel,
+      mode: '100644' as const,
+      size: st.size,
+      mtimeMs: st.mtimeMs,
+      ctimeMs: st.ctimeMs,
+      ino: st.ino,
+      dev: st.dev,
+      unitType: 'memory' as const,
+    }
     const cacheOf = async (e: typeof entry, scanStartedMs: number): Promise<StatCache> => {
       const dir = await mkdtemp(path.join(base, 'cache-'))
       await saveStatCache(dir, { tree: '3'.repeat(40), trees: [], entries: [{ e, oid: '9'.repeat(40) }], scanStartedMs })
@@ -206,7 +232,10 @@ describe('journal', () => {
     const hashed = hashBlob(await readFile(path.join(root, rel)))
     // The cached id (a made-up one) proves the file was not read.
     expect((await readLiveStates(root, [{ path: rel }], await cacheOf(entry, st.mtimeMs + 60_000))).get(rel)).toEqual({ mode: '100644', oid: '9'.repeat(40) })
-    expect((await readLiveStates(root, [{ path: rel }], await cacheOf({ ...entry, mtimeMs: st.mtimeMs - 1 }, st.mtimeMs + 60_000))).get(rel)).toEqual({ mode: '100644', oid: hashed })
+    expect((await readLiveStates(root, [{ path: rel }], await cacheOf({ ...entry, mtimeMs: st.mtimeMs - 1 }, st.mtimeMs + 60_000))).get(rel)).toEqual({
+      mode: '100644',
+      oid: hashed,
+    })
     // A row hashed too close to its mtime (racy) is never trusted.
     expect((await readLiveStates(root, [{ path: rel }], await cacheOf(entry, st.mtimeMs))).get(rel)).toEqual({ mode: '100644', oid: hashed })
   })

@@ -13,7 +13,10 @@ function deadPid(): number {
 }
 
 async function caught(p: Promise<unknown>): Promise<AasError> {
-  const err = await p.then(() => null, (e: unknown) => e)
+  const err = await p.then(
+    () => null,
+    (e: unknown) => e,
+  )
   if (!(err instanceof AasError)) throw new Error(`expected an AasError, got ${String(err)}`)
   return err
 }

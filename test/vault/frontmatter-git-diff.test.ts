@@ -62,17 +62,22 @@ describe('a v1 -> v2 migration yields minimal git diffs', () => {
     expect(migrated.size).toBeGreaterThan(420)
 
     const numstat = git(dir, '-c', 'core.quotePath=false', 'diff', '--numstat').trim().split('\n')
-    const byPath = new Map(numstat.map((line) => {
-      const [added, deleted, file] = line.split('\t')
-      return [file!, `${added}/${deleted}`] as const
-    }))
+    const byPath = new Map(
+      numstat.map((line) => {
+        const [added, deleted, file] = line.split('\t')
+        return [file!, `${added}/${deleted}`] as const
+      }),
+    )
     expect([...byPath.keys()].sort()).toEqual([...migrated].sort())
     const notMinimal = [...byPath].filter(([, stat]) => stat !== '2/1')
     expect(notMinimal).toEqual([])
 
     // The lines that changed are exactly the version line and the new provenance line.
     const patch = git(dir, 'diff', '-U0', '--no-color')
-    const changed = patch.split('\n').filter((l) => /^[-+](?![-+]{2} )/.test(l)).map((l) => l.replace(/\r$/, '').replace(/ *#.*$/, ''))
+    const changed = patch
+      .split('\n')
+      .filter((l) => /^[-+](?![-+]{2} )/.test(l))
+      .map((l) => l.replace(/\r$/, '').replace(/ *#.*$/, ''))
     expect(new Set(changed)).toEqual(new Set(['-schema_version: 1', '+schema_version: 2', '+provenance: v1_migrated']))
   })
 })

@@ -265,7 +265,10 @@ describe('writeFrontmatter preserves the file around the change', () => {
   })
 
   it('when the read-back is deferred then every case settles to the same bytes as an immediate read-back', () => {
-    const inputs = [...cases.map((c) => ({ input: c.input, edit: c.edit })), { input: '---\nx: &a [1]\ny: *a\n---\nbody\n', edit: (m: FrontmatterData) => void (m.x = [2]) }]
+    const inputs = [
+      ...cases.map((c) => ({ input: c.input, edit: c.edit })),
+      { input: '---\nx: &a [1]\ny: *a\n---\nbody\n', edit: (m: FrontmatterData) => void (m.x = [2]) },
+    ]
     for (const { input, edit } of inputs) {
       const deferred = parseUnitText(input, { deferReadBack: true })
       if (!deferred.ok) throw new Error('fixture does not parse')

@@ -61,7 +61,13 @@ describe('parseUnitText reads values as the file has them', () => {
 
 describe('parseUnitText reports unreadable front matter with its place in the whole file', () => {
   it.each([
-    ['an unquoted value containing ": " (docs/how-it-works.md, "Front matter and minimal diffs")', '---\nschema_version: 1\ndescription: Locked: avalanche on cards\n---\n', 3, 14, /compact mappings/],
+    [
+      'an unquoted value containing ": " (docs/how-it-works.md, "Front matter and minimal diffs")',
+      '---\nschema_version: 1\ndescription: Locked: avalanche on cards\n---\n',
+      3,
+      14,
+      /compact mappings/,
+    ],
     ['a duplicate key', '---\na: 1\nb: 2\na: 3\n---\n', 4, 1, /unique/],
     ['a tab used as indentation', '---\nm:\n\tk: v\n---\n', 3, 1, /[Tt]ab/],
     ['a list instead of a mapping', '---\n- a\n- b\n---\n', 2, 1, /must be a mapping.*list/],
@@ -78,7 +84,12 @@ describe('parseUnitText reports unreadable front matter with its place in the wh
 
   it('when aliases expand exponentially then the unit is unreadable instead of exhausting memory', () => {
     const lines = ['---', 'a: &a [x, x, x, x, x, x, x, x, x, x]']
-    for (let i = 1; i < 9; i++) lines.push(`${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10).fill(`*${String.fromCharCode(96 + i)}`).join(', ')}]`)
+    for (let i = 1; i < 9; i++)
+      lines.push(
+        `${String.fromCharCode(97 + i)}: &${String.fromCharCode(97 + i)} [${Array(10)
+          .fill(`*${String.fromCharCode(96 + i)}`)
+          .join(', ')}]`,
+      )
     const parsed = parseUnitText(`${lines.join('\n')}\n---\n`)
     expect(parsed.ok).toBe(false)
     if (!parsed.ok) expect(parsed.error.message).toMatch(/alias/i)

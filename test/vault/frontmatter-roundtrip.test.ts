@@ -63,7 +63,26 @@ describe('edits read back as written', () => {
   it('when random keys are changed, removed and added then the text reads back as exactly the values written', () => {
     const rand = prng(9)
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!
-    const values: unknown[] = ['plain', "it's", 'Locked: x', '2026-01-02', 'yes', '12', '', 'multi\nline', 'café 🚀', 7, 1.5, true, null, [], ['a', 'b'], { k: 'v', n: [1] }, {}, ['x', { y: 'z' }]]
+    const values: unknown[] = [
+      'plain',
+      "it's",
+      'Locked: x',
+      '2026-01-02',
+      'yes',
+      '12',
+      '',
+      'multi\nline',
+      'café 🚀',
+      7,
+      1.5,
+      true,
+      null,
+      [],
+      ['a', 'b'],
+      { k: 'v', n: [1] },
+      {},
+      ['x', { y: 'z' }],
+    ]
     for (const { name, text } of generateUnitCorpus({ count: 600, seed: 5 })) {
       const parsed = parseUnitText(text)
       if (!parsed.ok) throw new Error(`${name} does not parse`)
@@ -76,7 +95,8 @@ describe('edits read back as written', () => {
         const op = rand()
         if (op < 0.2) delete meta[key]
         else if (op < 0.5 && Array.isArray(meta[key])) (meta[key] as unknown[]).splice(Math.floor(rand() * 3), rand() < 0.5 ? 1 : 0, pick(values))
-        else if (op < 0.6 && meta[key] && typeof meta[key] === 'object' && !Array.isArray(meta[key])) (meta[key] as FrontmatterData)[pick(['every', 'unit', 'extra'])] = pick(values)
+        else if (op < 0.6 && meta[key] && typeof meta[key] === 'object' && !Array.isArray(meta[key]))
+          (meta[key] as FrontmatterData)[pick(['every', 'unit', 'extra'])] = pick(values)
         else meta[key] = structuredClone(pick(values))
       }
       unit.writeFrontmatter(meta)

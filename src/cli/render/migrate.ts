@@ -32,7 +32,10 @@ export function renderMigrateSummary(r: MigrateResult, paint: Paint): string {
   const lines: string[] = []
   const chain = r.steps.map((s) => s.file).join(', ')
   if (r.from !== null && r.steps.length > 0) lines.push(`${r.dryRun ? 'dry run' : 'migrated'}: v${r.from} -> v${r.target} via ${chain}`)
-  if (r.units > 0) lines.push(`units: ${r.units} read, ${r.touched} touched, ${r.changed.length} file${r.changed.length === 1 ? '' : 's'} ${r.dryRun ? 'would change' : 'changed'}`)
+  if (r.units > 0)
+    lines.push(
+      `units: ${r.units} read, ${r.touched} touched, ${r.changed.length} file${r.changed.length === 1 ? '' : 's'} ${r.dryRun ? 'would change' : 'changed'}`,
+    )
   let text = lines.length > 0 ? `${lines.join('\n')}\n` : ''
   text += renderValidation(r.validation, paint)
   if (r.snapshot && r.result) {

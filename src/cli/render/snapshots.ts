@@ -9,16 +9,29 @@ function size(bytes: number): string {
 
 export function renderSnapshotList(list: readonly Snapshot[]): string {
   if (list.length === 0) return 'no snapshots yet (one is taken by every --to and --rollback)\n'
-  const rows = list.map((s) => [s.name, s.time.replace('.000Z', 'Z'), s.target === null ? '-' : `v${s.target}`, s.files === null ? '-' : String(s.files), size(s.bytesAdded), s.source === 'tarball' ? `legacy tarball, not imported (${s.file})` : s.importedFrom ? `imported from ${s.importedFrom}` : ''])
+  const rows = list.map((s) => [
+    s.name,
+    s.time.replace('.000Z', 'Z'),
+    s.target === null ? '-' : `v${s.target}`,
+    s.files === null ? '-' : String(s.files),
+    size(s.bytesAdded),
+    s.source === 'tarball' ? `legacy tarball, not imported (${s.file})` : s.importedFrom ? `imported from ${s.importedFrom}` : '',
+  ])
   const head = ['NAME', 'TIME (UTC)', 'TARGET', 'FILES', 'ADDED', '']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
-  const fmt = (r: string[]): string => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0))).join('  ').trimEnd()
+  const fmt = (r: string[]): string =>
+    r
+      .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
+      .join('  ')
+      .trimEnd()
   return `${[fmt(head), ...rows.map(fmt)].join('\n')}\n`
 }
 
 export function renderRollbackText(r: RollbackResult): string {
   if (!r.snapshot || !r.ok) return r.safety ? `safety snapshot ${r.safety.name} was taken; the vault was not changed\n` : ''
-  const lines = [`rolled back to ${r.snapshot.name}${r.imported ? ' (imported from its tarball first)' : ''}: ${r.written} file${r.written === 1 ? '' : 's'} restored, ${r.removed} removed`]
+  const lines = [
+    `rolled back to ${r.snapshot.name}${r.imported ? ' (imported from its tarball first)' : ''}: ${r.written} file${r.written === 1 ? '' : 's'} restored, ${r.removed} removed`,
+  ]
   if (r.changed.length === 0) lines[0] = `the vault already matches ${r.snapshot.name}; nothing to restore`
   if (r.forced && r.foreign.length > 0) lines.push(`--force: discarded later changes to ${r.foreign.length} path${r.foreign.length === 1 ? '' : 's'}`)
   if (r.safety) lines.push(`undo this rollback with: aas-migrate --rollback ${r.safety.name}`)

@@ -8,9 +8,15 @@ function plural(n: number, word: string): string {
 export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false)): string {
   const lines: string[] = []
   const inv = s.inventory
-  lines.push(`agents_root:   ${s.agentsRoot.path} (from ${s.agentsRoot.origin === 'flag' ? '--agents-root' : s.agentsRoot.origin === 'env' ? 'ATOMIC_AGENTS_ROOT' : 'the default'})`)
-  lines.push(`store:         ${s.store.kind === 'repo' ? `the vault's git repository ${s.store.gitDir} (refs/aas/*)` : `embedded ${s.store.gitDir}${s.store.exists ? '' : ' (created on the first snapshot)'}`}`)
-  lines.push(`vault version: ${inv.vaultVersion === null ? 'empty (no readable unit)' : `v${inv.vaultVersion}`}${inv.versions.length > 1 ? ' (mixed versions)' : ''}`)
+  lines.push(
+    `agents_root:   ${s.agentsRoot.path} (from ${s.agentsRoot.origin === 'flag' ? '--agents-root' : s.agentsRoot.origin === 'env' ? 'ATOMIC_AGENTS_ROOT' : 'the default'})`,
+  )
+  lines.push(
+    `store:         ${s.store.kind === 'repo' ? `the vault's git repository ${s.store.gitDir} (refs/aas/*)` : `embedded ${s.store.gitDir}${s.store.exists ? '' : ' (created on the first snapshot)'}`}`,
+  )
+  lines.push(
+    `vault version: ${inv.vaultVersion === null ? 'empty (no readable unit)' : `v${inv.vaultVersion}`}${inv.versions.length > 1 ? ' (mixed versions)' : ''}`,
+  )
   lines.push('')
   lines.push(`units: ${inv.units}`)
   for (const row of inv.versions) {
@@ -35,7 +41,9 @@ export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false
   for (const sc of s.scripts) lines.push(`  v${sc.from} -> v${sc.to}  ${sc.file}`)
   const py = s.python
   if (py) {
-    const found = py.version ? `Python ${py.version}${py.executable ? ` (${py.executable})` : ''}, PyYAML ${py.yaml ?? 'missing'}${py.libyaml ? ' with libyaml' : ''}, atomic_agents ${py.atomicAgents ?? 'not installed (the built-in stand-in is used)'}` : 'not usable'
+    const found = py.version
+      ? `Python ${py.version}${py.executable ? ` (${py.executable})` : ''}, PyYAML ${py.yaml ?? 'missing'}${py.libyaml ? ' with libyaml' : ''}, atomic_agents ${py.atomicAgents ?? 'not installed (the built-in stand-in is used)'}`
+      : 'not usable'
     lines.push(`python:        ${py.command} (from ${py.source === 'flag' ? '--python' : py.source === 'PATH' ? 'PATH' : `$${py.source}`}): ${found}`)
     if (py.error) lines.push(`  ${py.error.message} ${py.error.hint ?? ''}`.trimEnd())
   }
@@ -44,7 +52,8 @@ export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false
   if (c.latest === null) lines.push('chain:         no scripts; nothing to migrate to')
   else if (inv.vaultVersion === null) lines.push(`chain:         the vault is empty; --to v${c.latest} changes nothing`)
   else if (c.latest <= inv.vaultVersion) lines.push(`chain:         the vault is at the latest scripted version (v${c.latest})`)
-  else if (c.complete) lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} complete (${plural(c.steps.length, 'step')}); run --to v${c.latest} --dry-run to preview`)
+  else if (c.complete)
+    lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} complete (${plural(c.steps.length, 'step')}); run --to v${c.latest} --dry-run to preview`)
   else lines.push(`chain:         v${inv.vaultVersion} -> v${c.latest} incomplete: no migration script for v${c.gap?.from} -> v${c.gap?.to}`)
   if (s.skipped.length > 0) {
     lines.push('')

@@ -151,7 +151,15 @@ function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress)
       const oid = hashBlob(content)
       out.queue.push({ path: c.unitId, mode: c.mode, content, oid })
       if (keep) out.after.set(oid, content)
-      return { path: c.unitId, oldMode: c.mode, newMode: c.mode, oldOid: c.oid, newOid: oid, oldContent: before?.[j] ?? null, newContent: before ? content : null }
+      return {
+        path: c.unitId,
+        oldMode: c.mode,
+        newMode: c.mode,
+        oldOid: c.oid,
+        newOid: oid,
+        oldContent: before?.[j] ?? null,
+        newContent: before ? content : null,
+      }
     })
   }
 }
@@ -165,10 +173,16 @@ export interface ChainSource {
 
 // Start the chain on units read from the vault (the early chain, during the snapshot)
 // or from the store (the snapshot's units), writing its result commit as it goes.
-export function startChain(ctx: RunContext, source: ChainSource, units: { vault: readonly ChainUnit[]; held: Map<string, Buffer> } | { store: readonly ChainUnit[] }, progress: ApplyProgress): ChainAttempt {
+export function startChain(
+  ctx: RunContext,
+  source: ChainSource,
+  units: { vault: readonly ChainUnit[]; held: Map<string, Buffer> } | { store: readonly ChainUnit[] },
+  progress: ApplyProgress,
+): ChainAttempt {
   const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map() }
   const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
-  const run = (async (): Promise<ApplyResult> => (await source.pool.load(source.steps)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
+  const run = (async (): Promise<ApplyResult> =>
+    (await source.pool.load(source.steps)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
   run.catch(() => undefined)
   const writing = ctx.store.writeCommitWithChanges(source.base, out.queue, () => source.commit(out))
   writing.catch(() => undefined)

@@ -52,7 +52,11 @@ export interface MigrateResult {
 }
 
 // A result from what the phases gave so far: `errors` empty means the run succeeded.
-export function migrateResult(input: Pick<MigrateInput, 'runId' | 'target' | 'dryRun'> & { agentsRoot: string; started: number }, got: Partial<MigrateResult>, errors: AasError[] = []): MigrateResult {
+export function migrateResult(
+  input: Pick<MigrateInput, 'runId' | 'target' | 'dryRun'> & { agentsRoot: string; started: number },
+  got: Partial<MigrateResult>,
+  errors: AasError[] = [],
+): MigrateResult {
   return {
     ok: errors.length === 0,
     runId: input.runId,
@@ -118,7 +122,13 @@ async function vaultVersionOf(root: string): Promise<number | null> {
 type Finish = (got: Partial<MigrateResult>, errors?: AasError[]) => MigrateResult
 
 async function runPipeline(input: MigrateInput, session: WriteSession, finish: Finish): Promise<MigrateResult> {
-  const limits = { dryRun: input.dryRun, validateVersion: input.target, unitsReadable: true, ...sandboxLimitsFromEnv(input.env), python: choosePython({ flag: input.python, env: input.env }).command }
+  const limits = {
+    dryRun: input.dryRun,
+    validateVersion: input.target,
+    unitsReadable: true,
+    ...sandboxLimitsFromEnv(input.env),
+    python: choosePython({ flag: input.python, env: input.env }).command,
+  }
   const ctx: RunContext = { root: input.store.agentsRoot, store: input.store, input, session, limits, budget: bufferBytesFromEnv(input.env), tick: collector() }
   // The chain's workers: started with the scan, they parse the pre-flight's units, then
   // run the chain; a refusal or an error stops them.
@@ -215,7 +225,13 @@ type EarlyChain = ReturnType<typeof startEarlyChain>
 
 // The early chain's result when it ran on the snapshot's units and no unit went stale;
 // else the chain again, on the snapshot's units read from the store.
-async function runChain(ctx: RunContext, early: EarlyChain, plan: SnapshotPlan, progress: ApplyProgress, track: (p: ChainPool) => ChainPool): Promise<{ applied: ApplyResult; commit: string | null; out: ChainOutput }> {
+async function runChain(
+  ctx: RunContext,
+  early: EarlyChain,
+  plan: SnapshotPlan,
+  progress: ApplyProgress,
+  track: (p: ChainPool) => ChainPool,
+): Promise<{ applied: ApplyResult; commit: string | null; out: ChainOutput }> {
   if (plan.earlyValid) {
     try {
       return { ...(await finishChain(early.attempt)), out: early.attempt.out }
@@ -232,10 +248,14 @@ async function runChain(ctx: RunContext, early: EarlyChain, plan: SnapshotPlan, 
 function validationError(input: MigrateInput, validation: ValidationResult): AasError | null {
   if (validation.ok) return null
   const n = validation.failures.length
-  return new AasError('SCHEMA_INVALID', `${n} unit${n === 1 ? '' : 's'} would not be valid at v${input.target}; ${input.dryRun ? 'the real run would fail' : 'nothing was changed'}.`, {
-    hint: `Fix the units listed (or the migration scripts), check with --to v${input.target} --dry-run, then run again.`,
-    data: { failures: n },
-  })
+  return new AasError(
+    'SCHEMA_INVALID',
+    `${n} unit${n === 1 ? '' : 's'} would not be valid at v${input.target}; ${input.dryRun ? 'the real run would fail' : 'nothing was changed'}.`,
+    {
+      hint: `Fix the units listed (or the migration scripts), check with --to v${input.target} --dry-run, then run again.`,
+      data: { failures: n },
+    },
+  )
 }
 
 // The fast-forward from the snapshot to the result commit. The changed units are the
@@ -244,11 +264,30 @@ function validationError(input: MigrateInput, validation: ValidationResult): Aas
 // is prepared (and refused) before any live write.
 async function applyToVault(ctx: RunContext, snap: TakeSnapshotResult, commit: string, out: ChainOutput, diff: readonly DiffFile[]) {
   const { input, store, session } = ctx
-  const changes = journalChangesOf(diff.map((d) => ({ path: d.path, status: 'modified' as const, oldMode: d.oldMode as FileMode, oldOid: d.oldOid as string, newMode: d.newMode as FileMode, newOid: d.newOid as string })))
+  const changes = journalChangesOf(
+    diff.map((d) => ({
+      path: d.path,
+      status: 'modified' as const,
+      oldMode: d.oldMode as FileMode,
+      oldOid: d.oldOid as string,
+      newMode: d.newMode as FileMode,
+      newOid: d.newOid as string,
+    })),
+  )
   const plan = input.commit ? await prepareBranchCommit(store, changes) : null
   // New bytes held since the chain, the others read back from the store ahead of the writes.
-  const rest = prefetchingBlobSource(store, changes.flatMap((c) => (c.newOid && !out.after.has(c.newOid) ? [c.newOid] : [])))
-  await fastForward(store, session, input.runId, { kind: 'migrate', from: snap.commit, to: commit, changes, blobs: async (oid) => out.after.get(oid) ?? rest(oid), tick: ctx.tick })
+  const rest = prefetchingBlobSource(
+    store,
+    changes.flatMap((c) => (c.newOid && !out.after.has(c.newOid) ? [c.newOid] : [])),
+  )
+  await fastForward(store, session, input.runId, {
+    kind: 'migrate',
+    from: snap.commit,
+    to: commit,
+    changes,
+    blobs: async (oid) => out.after.get(oid) ?? rest(oid),
+    tick: ctx.tick,
+  })
   return plan ? { plan, changes } : null
 }
 

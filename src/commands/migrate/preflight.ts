@@ -34,10 +34,14 @@ interface PreflightUnit {
 
 export function unreadableError(inv: Inventory): AasError {
   const list = inv.unreadable.map((u) => `${u.unitId}:${u.line}:${u.column}: ${u.message}`)
-  return new AasError('UNIT_UNREADABLE', `${inv.unreadable.length} unit${inv.unreadable.length === 1 ? '' : 's'} cannot be read, so no migration can run:\n  ${list.join('\n  ')}`, {
-    hint: 'Fix the front matter at the line and column shown (often a value containing ": " that needs quotes), or exclude the file in _migrations/ignore; --status lists them too.',
-    data: { units: inv.unreadable },
-  })
+  return new AasError(
+    'UNIT_UNREADABLE',
+    `${inv.unreadable.length} unit${inv.unreadable.length === 1 ? '' : 's'} cannot be read, so no migration can run:\n  ${list.join('\n  ')}`,
+    {
+      hint: 'Fix the front matter at the line and column shown (often a value containing ": " that needs quotes), or exclude the file in _migrations/ignore; --status lists them too.',
+      data: { units: inv.unreadable },
+    },
+  )
 }
 
 // Every unit read once and hashed here, and parsed in the pool's workers, a batch at a
@@ -57,7 +61,10 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
   const plan = planChain({ current: inventory.vaultVersion, target: input.target, scripts: discovery.scripts })
   if (!plan.ok) return { ok: false, errors: [plan.error], from: inventory.vaultVersion }
   // A .py step needs its interpreter (and PyYAML, and scripts that compile) before anything is written.
-  const python = await checkPython(plan.steps.map((s) => s.script), choosePython({ flag: input.python, env: input.env }))
+  const python = await checkPython(
+    plan.steps.map((s) => s.script),
+    choosePython({ flag: input.python, env: input.env }),
+  )
   if (python) return { ok: false, errors: [python], from: inventory.vaultVersion }
   return {
     ok: true,
@@ -77,7 +84,11 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
 // Read and hash every unit, have the workers parse the decodable ones, and keep bytes
 // for the snapshot and the chain up to the buffer: the snapshot takes a unit's bytes from
 // here when its stat has not changed since the scan before this read (and is not racy).
-async function readAndParse(ctx: RunContext, units: readonly ScopeEntry[], pool: ChainPool): Promise<PhaseResult<{ pre: PreflightUnit[]; forSnapshot: Map<string, PreReadFile> }>> {
+async function readAndParse(
+  ctx: RunContext,
+  units: readonly ScopeEntry[],
+  pool: ChainPool,
+): Promise<PhaseResult<{ pre: PreflightUnit[]; forSnapshot: Map<string, PreReadFile> }>> {
   const { root, session, budget, tick } = ctx
   const pre: PreflightUnit[] = new Array(units.length)
   const forSnapshot = new Map<string, PreReadFile>()

@@ -46,7 +46,11 @@ export interface SnapshotPlan {
 // The snapshot's units, with the pre-flight's reading where the blob is the same, else
 // read from the store; then the chain planned on their versions. `from` is known also
 // when the plan is refused.
-export async function planOnSnapshot(ctx: RunContext, pre: Preflight, snap: TakeSnapshotResult): Promise<PhaseResult<SnapshotPlan> & { from: number | null; units: number }> {
+export async function planOnSnapshot(
+  ctx: RunContext,
+  pre: Preflight,
+  snap: TakeSnapshotResult,
+): Promise<PhaseResult<SnapshotPlan> & { from: number | null; units: number }> {
   const units: ChainUnit[] = []
   for (const e of snap.entries) {
     const unitType = e.mode === '120000' ? null : unitTypeOf(e.path)
