@@ -51,7 +51,9 @@ export interface StatusOptions extends Omit<VaultOptions, 'backend'> {
   python?: string | undefined // the interpreter reported for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
 }
 
-export type DoctorOptions = VaultOptions
+export interface DoctorOptions extends VaultOptions {
+  python?: string | undefined // the interpreter checked for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
+}
 
 export interface ExportSnapshotOptions extends VaultOptions {
   snapshot: string
@@ -170,7 +172,7 @@ export async function status(options: StatusOptions = {}): Promise<StatusResult>
  */
 export async function doctor(options: DoctorOptions = {}): Promise<DoctorResult> {
   const root = (await rootOf(options)).path
-  return checkVault({ root, ...(await existingStore(root, options)) })
+  return checkVault({ root, ...(await existingStore(root, options)), python: options.python, ...(options.env ? { env: options.env } : {}) })
 }
 
 /**

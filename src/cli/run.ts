@@ -158,7 +158,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
     case 'doctor': {
-      const r = await doctor({ agentsRoot: req.agentsRoot, env: io.env })
+      const r = await doctor({ agentsRoot: req.agentsRoot, env: io.env, python: req.python })
       const failed = r.checks.filter((c) => !c.ok)
       const error = r.ok
         ? null

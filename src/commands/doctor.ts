@@ -1,7 +1,8 @@
 import path from 'node:path'
 import { isAasError } from '../errors.js'
 import type { Store, StoreLocation } from '../git/store.js'
-import { discoverScripts } from '../migrations/discover.js'
+import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
+import { DEFAULT_PYTHON, describePythonSource, probePython, type PythonProbe } from '../migrations/python-interpreter.js'
 import { takeInventory } from '../vault/inventory.js'
 import { journalPath, readJournal } from '../transaction/journal.js'
 import { inspectVaultLock, shellQuote } from '../transaction/lock.js'
@@ -12,7 +13,7 @@ import { AAS_REF_ROOT } from '../git/refs.js'
 // failed check carries the literal shell commands that fix it, so an operator can copy
 // them; nothing here writes.
 
-export type DoctorCheckId = 'store' | 'journal' | 'lock' | 'unreadable' | 'unversioned' | 'versions' | 'chain' | 'scripts'
+export type DoctorCheckId = 'store' | 'journal' | 'lock' | 'unreadable' | 'unversioned' | 'versions' | 'chain' | 'scripts' | 'python'
 
 export interface DoctorCheck {
   id: DoctorCheckId
@@ -35,6 +36,8 @@ export interface DoctorInput {
   root: string
   location: StoreLocation
   store: Store | null // null: no store exists yet
+  python?: string | undefined // --python: the interpreter checked for .py scripts
+  env?: NodeJS.ProcessEnv // for $AAS_PYTHON and $VIRTUAL_ENV
 }
 
 const TITLES: Record<DoctorCheckId, string> = {
@@ -46,6 +49,7 @@ const TITLES: Record<DoctorCheckId, string> = {
   versions: 'mixed versions',
   chain: 'migration chain',
   scripts: 'migration scripts',
+  python: 'python interpreter',
 }
 
 function pass(id: DoctorCheckId, message: string, details: string[] = []): DoctorCheck {
@@ -137,8 +141,53 @@ async function lockCheck(root: string): Promise<DoctorCheck> {
   return fail('lock', `stale: ${lock.reason}`, [lock.path], [lock.clearCommand])
 }
 
-// Health of one vault: store, journal, lock, units, versions, chain and scripts.
-export async function checkVault({ root, location, store: opened }: DoctorInput): Promise<DoctorResult> {
+function describeProbe(p: PythonProbe): string {
+  const yaml = p.yaml ? `PyYAML ${p.yaml}${p.libyaml ? ' with libyaml' : ''}` : 'no PyYAML'
+  const aa = p.atomicAgents ? `atomic_agents at ${p.atomicAgents}` : 'atomic_agents not installed (the built-in stand-in is used)'
+  return `Python ${p.version} (${p.executable}), ${yaml}, ${aa}`
+}
+
+// The command that makes the chosen interpreter usable, when one exists: PyYAML for a
+// Python that lacks it, Python itself when PATH has none.
+function installFix(p: PythonProbe): string | null {
+  if (p.version !== null && p.yaml === null) {
+    return p.source === 'VIRTUAL_ENV' ? `${shellQuote(p.command)} -m pip install pyyaml` : 'apt-get install python3-yaml'
+  }
+  if (p.version === null && p.source === 'PATH') return 'apt-get install python3 python3-yaml'
+  return null
+}
+
+// Probes the interpreter .py scripts would run with (no script is run). When it cannot
+// run them and python3 on PATH can, the fix points --python or $AAS_PYTHON at that one.
+async function pythonCheck(rootArg: string, scripts: readonly ScriptFile[], python: string | undefined, env: NodeJS.ProcessEnv): Promise<DoctorCheck> {
+  const py = scripts.filter((s) => s.ext === 'py').map((s) => s.file)
+  if (py.length === 0) return pass('python', 'no .py script in _migrations/, so no interpreter is needed')
+  const probe = await probePython({ python, env })
+  const chosen = `${probe.command} (from ${describePythonSource(probe.source)})`
+  if (probe.ok) return pass('python', `${chosen}: ${describeProbe(probe)}; runs ${py.join(', ')}`, py)
+  const fixes: string[] = []
+  const install = installFix(probe)
+  if (install) fixes.push(install)
+  if (probe.command !== DEFAULT_PYTHON) {
+    const alt = await probePython({ env: { ...env, AAS_PYTHON: '', VIRTUAL_ENV: '' } })
+    if (alt.ok && alt.executable) {
+      const exe = shellQuote(alt.executable)
+      fixes.push(probe.source === 'AAS_PYTHON' ? `AAS_PYTHON=${exe} aas-migrate ${rootArg} --doctor` : `aas-migrate ${rootArg} --doctor --python ${exe}`)
+    }
+  }
+  if (fixes.length === 0) fixes.push('apt-get install python3 python3-yaml')
+  const found = probe.version ? ` (${describeProbe(probe)})` : ''
+  return fail(
+    'python',
+    `${chosen}${found} cannot run ${py.join(', ')}: ${String(probe.error?.data.reason ?? 'unusable')}. ${probe.error?.hint ?? ''}`.trimEnd(),
+    py,
+    fixes,
+  )
+}
+
+// Health of one vault: store, journal, lock, units, versions, chain, scripts and the
+// Python interpreter when a script is a .py.
+export async function checkVault({ root, location, store: opened, python, env = process.env }: DoctorInput): Promise<DoctorResult> {
   const started = Date.now()
   const rootArg = `--agents-root ${shellQuote(root)}`
   const { check: store } = await storeCheck(location, opened)
@@ -220,6 +269,8 @@ export async function checkVault({ root, location, store: opened }: DoctorInput)
           }),
         ),
   )
+
+  checks.push(await pythonCheck(rootArg, discovery.scripts, python, env))
 
   return { ok: checks.every((c) => c.ok), agentsRoot: root, checks, durationMs: Date.now() - started }
 }

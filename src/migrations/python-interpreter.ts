@@ -42,6 +42,11 @@ export function choosePython({ flag, env = process.env }: { flag?: string | unde
 
 const SOURCE_WORDS: Record<PythonSource, string> = { flag: '--python', AAS_PYTHON: '$AAS_PYTHON', VIRTUAL_ENV: 'the virtualenv in $VIRTUAL_ENV', PATH: 'PATH' }
 
+// Where the interpreter choice came from, in words ('--python', '$AAS_PYTHON', …).
+export function describePythonSource(source: PythonSource): string {
+  return SOURCE_WORDS[source]
+}
+
 // Prints what the engine needs to know as one JSON line; with script paths, also
 // compiles each (without running it) and reports the first syntax error of each.
 const PROBE = `

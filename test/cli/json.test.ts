@@ -126,7 +126,7 @@ const schemas = {
       agentsRoot: z.string(),
       checks: z.array(
         z.strictObject({
-          id: z.enum(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts']),
+          id: z.enum(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts', 'python']),
           title: z.string(),
           ok: z.boolean(),
           message: z.string(),

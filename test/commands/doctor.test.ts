@@ -47,11 +47,12 @@ describe('doctor', () => {
     const v = await vault()
     const r = await doctor({ agentsRoot: v.root })
     expect(r.ok).toBe(true)
-    expect(r.checks.map((c) => c.id)).toEqual(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts'])
+    expect(r.checks.map((c) => c.id)).toEqual(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts', 'python'])
     expect(r.checks.every((c) => c.fixes.length === 0)).toBe(true)
+    expect(check(r, 'python').message).toBe('no .py script in _migrations/, so no interpreter is needed')
     const out = await cli(['--agents-root', v.root, '--doctor'])
     expect(out.code).toBe(0)
-    expect(out.stdout.split('\n').filter((l) => l.startsWith('ok  ')).length).toBe(8)
+    expect(out.stdout.split('\n').filter((l) => l.startsWith('ok  ')).length).toBe(9)
   })
 
   it('when a snapshot blob is missing from the store then the store check fails and its fix removes the broken refs', async () => {
@@ -179,5 +180,58 @@ describe('doctor', () => {
     expect(git(v.dir, 'rev-parse', 'HEAD')).toBe(head)
     expect(await readFile(path.join(v.dir, '.git', 'index'))).toEqual(index)
     expect(repoRoot).toBeTruthy()
+  })
+
+  describe('with a .py script', () => {
+    // The sample vault with the atomic-agents v1 -> v2 script in place of the .mjs one.
+    async function pyVault(): Promise<TempVault> {
+      const v = await vault()
+      await rm(path.join(v.root, '_migrations', 'v1_to_v2.mjs'))
+      await writeFile(path.join(v.root, '_migrations', 'v1_to_v2.py'), await readFile(path.join(repoRoot, 'fixtures/migrations-py/v1_to_v2.py')))
+      return v
+    }
+    const python3 = execFileSync('python3', ['-c', 'import sys; print(sys.executable)'], { encoding: 'utf8' }).trim()
+
+    it('when python3 has PyYAML then the python check passes naming the interpreter, its version and PyYAML, and runs no script', async () => {
+      const v = await pyVault()
+      const before = await readFile(path.join(v.root, 'caldwell/memory/user_household.md'), 'utf8')
+      const r = await doctor({ agentsRoot: v.root, env: { ...process.env, AAS_PYTHON: '', VIRTUAL_ENV: '' } })
+      expect(failedIds(r)).toEqual([])
+      const py = check(r, 'python')
+      expect(py.message).toMatch(/^python3 \(from PATH\): Python 3\.\d+\.\d+ \(.+\), PyYAML \d[^,]*, atomic_agents .+; runs _migrations\/v1_to_v2\.py$/)
+      expect(py.message).toContain(`(${python3})`)
+      expect(py.details).toEqual(['_migrations/v1_to_v2.py'])
+      expect(await readFile(path.join(v.root, 'caldwell/memory/user_household.md'), 'utf8')).toBe(before)
+    })
+
+    it('when --python names a missing interpreter then the check fails, exits 1, and the printed --python fix passes', async () => {
+      const v = await pyVault()
+      const out = await cli(['--agents-root', v.root, '--doctor', '--python', '/nonexistent/python3'])
+      expect(out.code).toBe(1)
+      expect(out.stdout).toMatch(
+        /^FAIL {2}python interpreter +\/nonexistent\/python3 \(from --python\) cannot run _migrations\/v1_to_v2\.py: not found\. .*--python PATH \(or set AAS_PYTHON\)/m,
+      )
+      const fix = `aas-migrate ${rootArg(v.root)} --doctor --python ${shellQuote(python3)}`
+      expect(out.stdout).toContain(`fix: ${fix}\n`)
+      expect(out.stderr).toMatch(/^Error: 1 of 9 checks failed: python\.$/m)
+      const json = JSON.parse((await cli(['--agents-root', v.root, '--doctor', '--python', '/nonexistent/python3', '--json'])).stdout)
+      expect(json.error).toMatchObject({ code: 'DOCTOR_UNHEALTHY', data: { failed: ['python'] } })
+      expect(json.doctor.checks.find((c: { id: string }) => c.id === 'python')).toMatchObject({ ok: false, details: ['_migrations/v1_to_v2.py'], fixes: [fix] })
+      runFix(fix, v.root) // throws unless it exits 0
+    })
+
+    it('when $AAS_PYTHON has no PyYAML then the fixes are the apt-get install and AAS_PYTHON set to python3', async () => {
+      const v = await pyVault()
+      const noYaml = path.join(v.dir, 'python-without-yaml')
+      await writeFile(noYaml, `#!/bin/sh\nexec ${shellQuote(python3)} -S "$@"\n`, { mode: 0o755 })
+      const r = await doctor({ agentsRoot: v.root, env: { ...process.env, AAS_PYTHON: noYaml, VIRTUAL_ENV: '' } })
+      expect(failedIds(r)).toEqual(['python'])
+      const py = check(r, 'python')
+      expect(py.message).toMatch(
+        /\(from \$AAS_PYTHON\) \(Python 3\.\d+\.\d+ \(.+\), no PyYAML, .*\) cannot run _migrations\/v1_to_v2\.py: .*has no PyYAML\. Install PyYAML/,
+      )
+      expect(py.fixes).toEqual(['apt-get install python3-yaml', `AAS_PYTHON=${shellQuote(python3)} aas-migrate ${rootArg(v.root)} --doctor`])
+      runFix(py.fixes[1] as string, v.root)
+    })
   })
 })
