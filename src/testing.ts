@@ -5,6 +5,8 @@ import { applyChain, type UnitApplyResult } from './migrations/apply.js'
 import type { Migration } from './migrations/define.js'
 import type { ScriptExt, ScriptFile } from './migrations/discover.js'
 import { loadScripts, type LoadedMigration } from './migrations/load.js'
+import type { PythonBridge } from './migrations/python-bridge.js'
+import { choosePython } from './migrations/python-interpreter.js'
 import { planChain } from './migrations/plan.js'
 import { validateUnits, type ValidationResult } from './schema/validate.js'
 import { readUnitVersion } from './vault/inventory.js'
@@ -21,11 +23,12 @@ export interface InMemoryUnit {
 }
 
 export interface RunInMemoryOptions {
-  scripts?: readonly string[] // script files (v<N>_to_v<N+1>.{mjs,js,ts,mts}), loaded like the engine does
+  scripts?: readonly string[] // script files (v<N>_to_v<N+1>.{mjs,js,ts,mts,py}), loaded like the engine does
   migrations?: readonly Migration[] // or migration objects, e.g. a script's default export
   units: readonly InMemoryUnit[]
   target?: number // default: the highest `to` of the scripts given
   dryRun?: boolean // what unit.dryRun reports to the scripts (default false)
+  python?: string // the interpreter for .py scripts (default: $AAS_PYTHON, else $VIRTUAL_ENV/bin/python, else python3)
 }
 
 // One unit's outcome: as the engine's, without the per-step details.
@@ -40,13 +43,13 @@ export interface InMemoryRunResult {
   diff: string // the unified diff of the changed units, as --dry-run prints it
 }
 
-const SCRIPT_FILE = /^v(\d+)_to_v(\d+)\.(mjs|js|ts|mts)$/
+const SCRIPT_FILE = /^v(\d+)_to_v(\d+)\.(mjs|js|ts|mts|py)$/
 
 function scriptFileOf(file: string): ScriptFile {
   const abs = path.resolve(file)
   const m = SCRIPT_FILE.exec(path.basename(abs))
   if (!m) {
-    throw new AasError('SCRIPT_NAME_INVALID', `${file} is not named like a migration script (v<N>_to_v<N+1>.{mjs,js,ts,mts}).`, {
+    throw new AasError('SCRIPT_NAME_INVALID', `${file} is not named like a migration script (v<N>_to_v<N+1>.{mjs,js,ts,mts,py}).`, {
       hint: 'Pass the script file itself, e.g. _migrations/v1_to_v2.ts.',
       data: { file },
     })
@@ -54,9 +57,16 @@ function scriptFileOf(file: string): ScriptFile {
   return { file: `_migrations/${path.basename(abs)}`, path: abs, from: Number(m[1]), to: Number(m[2]), ext: m[3] as ScriptExt }
 }
 
-async function loadAll({ scripts = [], migrations = [] }: RunInMemoryOptions): Promise<LoadedMigration[]> {
-  const loaded = await loadScripts(scripts.map(scriptFileOf))
-  if (loaded.errors[0]) throw loaded.errors[0]
+// The scripts and migration objects as one list, and the Python bridge the .py scripts
+// were loaded into (the caller closes it).
+async function loadAll({ scripts = [], migrations = [], python }: RunInMemoryOptions): Promise<{ all: LoadedMigration[]; bridge: PythonBridge | null }> {
+  const files = scripts.map(scriptFileOf)
+  const loaded = await loadScripts(files, files.some((f) => f.ext === 'py') ? { python: choosePython({ flag: python }).command } : {})
+  const bridge = loaded.bridge ?? null
+  if (loaded.errors[0]) {
+    bridge?.close()
+    throw loaded.errors[0]
+  }
   const objects = migrations.map(
     (m): LoadedMigration => ({ file: `v${m.from}_to_v${m.to} (in memory)`, path: '', from: m.from, to: m.to, ext: 'mjs', migration: m }),
   )
@@ -66,7 +76,7 @@ async function loadAll({ scripts = [], migrations = [] }: RunInMemoryOptions): P
       hint: 'Pass { migrations: [myMigration] } or { scripts: ["_migrations/v1_to_v2.ts"] }.',
       data: {},
     })
-  return all
+  return { all, bridge }
 }
 
 function unitTypeFor(u: InMemoryUnit): UnitType {
@@ -97,9 +107,20 @@ function unitTypeFor(u: InMemoryUnit): UnitType {
  * run.units[0]?.after // '---\nschema_version: 2\nname: Example\nprovenance: v1_migrated\n---\nBody.\n'
  * run.validation.failures // [] when every unit is valid at v2
  * run.diff // the unified diff, as --dry-run prints it
+ *
+ * // A .py script (the atomic-agents form) runs through the same Python bridge as in a run:
+ * await runMigrationInMemory({ scripts: ['_migrations/v1_to_v2.py'], units })
  */
 export async function runMigrationInMemory(options: RunInMemoryOptions): Promise<InMemoryRunResult> {
-  const scripts = await loadAll(options)
+  const { all, bridge } = await loadAll(options)
+  try {
+    return await runLoaded(all, options)
+  } finally {
+    bridge?.close()
+  }
+}
+
+async function runLoaded(scripts: LoadedMigration[], options: RunInMemoryOptions): Promise<InMemoryRunResult> {
   const inputs = options.units.map((u) => ({ unitId: u.unitId, unitType: unitTypeFor(u), text: u.text }))
   const versions = inputs.map((u) => {
     const r = readUnitVersion(Buffer.from(u.text, 'utf8'))

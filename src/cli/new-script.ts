@@ -5,9 +5,13 @@ import { discoverScripts, scriptsDir } from '../migrations/discover.js'
 import { takeInventory } from '../vault/inventory.js'
 import { MIGRATIONS_DIR } from '../vault/rules.js'
 
-// `--new-script`: the authoring kit's first step. Writes a typed script template and a
-// test for it; discovery reads only files directly in _migrations/, so the test lives
-// in _migrations/tests/ and is never taken for a script.
+// `--new-script`: the authoring kit's first step. Writes a script template (a typed
+// TypeScript one, or with --lang py one in the atomic-agents style) and a test for it;
+// discovery reads only files directly in _migrations/, so the test lives in
+// _migrations/tests/ and is never taken for a script.
+
+export type ScriptLang = 'ts' | 'py'
+export const SCRIPT_LANGS: readonly ScriptLang[] = ['ts', 'py']
 
 export interface NewScriptResult {
   from: number
@@ -50,14 +54,59 @@ export default migration
 `
 }
 
-export function testTemplate(from: number, ext = 'ts'): string {
+// The atomic-agents form (FROM_VERSION, TO_VERSION, applies_to, migrate), as the
+// release's docs/migrations/vN_to_vM.py scripts are written; it runs unchanged under
+// the Python runner too.
+export function pyScriptTemplate(from: number): string {
   const to = from + 1
+  return `"""v${from} -> v${to}: say here what this version changes and why.
+
+Written by \`aas-migrate --new-script --lang py\` in the form atomic-agents ships its
+migrations (docs/migrations/vN_to_vM.py); see docs/writing-migrations.md.
+"""
+
+from atomic_agents.migration import MigratableUnit
+
+FROM_VERSION = ${from}
+TO_VERSION = ${to}
+
+
+def applies_to(unit: MigratableUnit) -> bool:
+    return unit.read_frontmatter().get("schema_version") == FROM_VERSION
+
+
+def migrate(unit: MigratableUnit) -> dict:
+    meta = unit.read_frontmatter()  # a fresh copy, typed as PyYAML's safe loader reads it
+    meta["schema_version"] = TO_VERSION
+    # TODO: change the front matter here; only keys whose values change are rewritten, e.g.:
+    # meta.setdefault("provenance", "v${from}_migrated")
+    unit.write_frontmatter(meta)  # replaces the front matter; the body is kept
+    return {"unit_id": unit.unit_id, "changes": ["schema_version ${from}→${to}"]}
+`
+}
+
+// The test of a script: for a .py, runMigrationInMemory loads the file itself (through
+// the Python bridge); for a .ts, the test imports its default export.
+export function testTemplate(from: number, ext = 'ts', lang: ScriptLang = 'ts'): string {
+  const to = from + 1
+  const imports =
+    lang === 'py'
+      ? `import { fileURLToPath } from 'node:url'
+import { runMigrationInMemory } from 'aas-migrate/testing'
+
+const script = fileURLToPath(new URL('../v${from}_to_v${to}.py', import.meta.url))`
+      : `import { runMigrationInMemory } from 'aas-migrate/testing'
+import migration from '../v${from}_to_v${to}.${ext}'`
+  const needs =
+    lang === 'py'
+      ? "// (needs aas-migrate installed where Node can resolve it, e.g. npm install -D aas-migrate,\n// and python3 with PyYAML, or --python's interpreter in $AAS_PYTHON)."
+      : '// (needs aas-migrate installed where Node can resolve it, e.g. npm install -D aas-migrate).'
+  const run = lang === 'py' ? 'scripts: [script]' : 'migrations: [migration]'
   return `// Run with: npx tsx --test _migrations/${SCRIPT_TESTS_DIR}/v${from}_to_v${to}.test.${ext}
-// (needs aas-migrate installed where Node can resolve it, e.g. npm install -D aas-migrate).
+${needs}
 import assert from 'node:assert/strict'
 import { test } from 'node:test'
-import { runMigrationInMemory } from 'aas-migrate/testing'
-import migration from '../v${from}_to_v${to}.${ext}'
+${imports}
 
 const note = [
   '---',
@@ -75,7 +124,7 @@ const note = [
 ].join('\\n')
 
 test('v${from}_to_v${to} moves a v${from} memory note to v${to} and keeps its body', async () => {
-  const run = await runMigrationInMemory({ migrations: [migration], units: [{ unitId: 'agent/memory/feedback_example.md', text: note }] })
+  const run = await runMigrationInMemory({ ${run}, units: [{ unitId: 'agent/memory/feedback_example.md', text: note }] })
   const [unit] = run.units
   assert.equal(unit?.touched, true)
   assert.match(unit?.after ?? '', /^schema_version: ${to}$/m)
@@ -105,7 +154,15 @@ async function writeNew(file: string, text: string, rel: string): Promise<void> 
 }
 
 // The next script's version: the one asked for, else the highest script or vault version.
-export async function writeNewScript({ agentsRoot, from }: { agentsRoot: string; from?: number | undefined }): Promise<NewScriptResult> {
+export async function writeNewScript({
+  agentsRoot,
+  from,
+  lang = 'ts',
+}: {
+  agentsRoot: string
+  from?: number | undefined
+  lang?: ScriptLang
+}): Promise<NewScriptResult> {
   const discovery = await discoverScripts(agentsRoot)
   let n = from
   if (n === undefined) {
@@ -121,12 +178,12 @@ export async function writeNewScript({ agentsRoot, from }: { agentsRoot: string;
   }
   const name = `v${n}_to_v${n + 1}`
   const dir = scriptsDir(agentsRoot)
-  const script = `${MIGRATIONS_DIR}/${name}.ts`
+  const script = `${MIGRATIONS_DIR}/${name}.${lang}`
   const test = `${MIGRATIONS_DIR}/${SCRIPT_TESTS_DIR}/${name}.test.ts`
-  const scriptPath = path.join(dir, `${name}.ts`)
+  const scriptPath = path.join(dir, `${name}.${lang}`)
   const testPath = path.join(dir, SCRIPT_TESTS_DIR, `${name}.test.ts`)
   await mkdir(path.dirname(testPath), { recursive: true })
-  await writeNew(scriptPath, scriptTemplate(n), script)
-  await writeNew(testPath, testTemplate(n), test)
+  await writeNew(scriptPath, lang === 'py' ? pyScriptTemplate(n) : scriptTemplate(n), script)
+  await writeNew(testPath, testTemplate(n, 'ts', lang), test)
   return { from: n, to: n + 1, script, test, scriptPath, testPath }
 }

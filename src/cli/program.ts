@@ -1,5 +1,6 @@
 import { Command, CommanderError, Option } from 'commander'
 import { AasError } from '../errors.js'
+import { SCRIPT_LANGS, type ScriptLang } from './new-script.js'
 import { ENGINE_VERSION } from '../version.js'
 
 export type CliAction =
@@ -10,7 +11,7 @@ export type CliAction =
   | { kind: 'export-snapshot'; snapshot: string; out: string | undefined }
   | { kind: 'import-snapshot'; file: string }
   | { kind: 'doctor' }
-  | { kind: 'new-script'; from: number | undefined }
+  | { kind: 'new-script'; from: number | undefined; lang: ScriptLang }
 
 export interface CliRequest {
   action: CliAction
@@ -47,6 +48,7 @@ Examples:
   aas-migrate --import-snapshot snap.tar.gz              a tarball becomes the snapshot "snap"
   aas-migrate --doctor --no-color                        health checks, each failure with its fix (no colors)
   aas-migrate --new-script                               write _migrations/v<N>_to_v<N+1>.ts and a test for it
+  aas-migrate --new-script --lang py                     the same step as a .py script in the atomic-agents style
   aas-migrate --version                                  print the version
 
 agents_root: --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents.
@@ -75,6 +77,17 @@ export function parseTargetVersion(value: string, flag = '--to'): number {
     })
   }
   return Number(m[1])
+}
+
+// `--lang` for --new-script: ts (the default) or py.
+function parseLang(value: string | boolean | undefined): ScriptLang {
+  if (value === undefined || value === false) return 'ts'
+  const lang = String(value).trim().toLowerCase()
+  if ((SCRIPT_LANGS as readonly string[]).includes(lang)) return lang as ScriptLang
+  throw new AasError('USAGE', `--lang expects ${SCRIPT_LANGS.join(' or ')}, got '${String(value)}'.`, {
+    hint: 'Pass --lang py for a Python script in the atomic-agents style, or leave it out for TypeScript.',
+    data: { flag: '--lang', value },
+  })
 }
 
 function parseLockTimeout(value: string): number {
@@ -111,6 +124,7 @@ export function buildProgram(): Command {
       '--new-script [version]',
       'write the next migration script _migrations/v<N>_to_v<N+1>.ts and a test (N: the version given, else the highest script or vault version)',
     )
+    .option('--lang <lang>', 'with --new-script: the script language, ts (default) or py (the atomic-agents form)')
     .addOption(new Option('--lock-timeout <seconds>', 'how long to wait for agent locks before refusing').default('30'))
     .option('--python <path>', 'the Python interpreter for .py scripts (default: $AAS_PYTHON, else $VIRTUAL_ENV/bin/python, else python3)')
     .option('--json', 'print one JSON document on stdout')
@@ -161,6 +175,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ['commit', '--commit', action === 'to' || action === 'rollback'],
     ['force', '--force', action === 'rollback'],
     ['out', '--out', action === 'exportSnapshot'],
+    ['lang', '--lang', action === 'newScript'],
   ]
   for (const [key, flag, allowed] of modifierOwners) {
     if (o[key] !== undefined && o[key] !== false && !allowed) return usage(`${flag} does not apply to ${ACTION_FLAGS[action]}.`)
@@ -193,7 +208,11 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         cliAction = { kind: 'doctor' }
         break
       case 'newScript':
-        cliAction = { kind: 'new-script', from: typeof o.newScript === 'string' ? parseTargetVersion(o.newScript, '--new-script') : undefined }
+        cliAction = {
+          kind: 'new-script',
+          from: typeof o.newScript === 'string' ? parseTargetVersion(o.newScript, '--new-script') : undefined,
+          lang: parseLang(o.lang),
+        }
         break
     }
     const lockTimeoutMs = parseLockTimeout(String(o.lockTimeout))

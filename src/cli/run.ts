@@ -172,7 +172,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
     }
     case 'new-script': {
       const root = await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })
-      const r = await writeNewScript({ agentsRoot: root.path, from: action.from })
+      const r = await writeNewScript({ agentsRoot: root.path, from: action.from, lang: action.lang })
       io.stdout(
         req.json
           ? renderJson(command, { newScript: r })
