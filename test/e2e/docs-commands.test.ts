@@ -1,4 +1,4 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { copyFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
@@ -9,14 +9,20 @@ import { cli } from '../helpers/run-cli.js'
 // The convention (README "Documentation"): every `aas-migrate …` line of a ```sh or
 // ```bash block runs, in order, on a fresh git copy of fixtures/vault-v1. SNAPSHOT is
 // the snapshot printed last, --agents-root is the copy, FILE.tar.gz goes to a temp
-// folder; `# illustrative` lines are skipped, `# exits 1` lines must exit 1.
+// folder; `# illustrative` lines are skipped, `# exits 1` lines must exit 1. A
+// `cp …/docs/migrations/vN_to_vM.py …/_migrations/` line (the runbook's copy of a
+// release's script) copies that script from fixtures/migrations-py/ into the copy's
+// _migrations/, in place of the sample vault's script for the same step.
 
 interface DocCommand {
   source: string
   line: string
   args: string[]
   expect: number
+  copyPy?: string // a release's .py script copied into _migrations/ (its file name)
 }
+
+const COPY_PY = /^cp\s+\S*docs\/migrations\/(v\d+_to_v\d+\.py)\s+\S*_migrations\/?$/
 
 function commandsOf(markdown: string, source: string): DocCommand[] {
   const out: DocCommand[] = []
@@ -30,6 +36,11 @@ function commandsOf(markdown: string, source: string): DocCommand[] {
       continue
     }
     const text = raw.trim().replace(/^\$ /, '')
+    const copy = inBlock && runnable ? COPY_PY.exec(text) : null
+    if (copy) {
+      out.push({ source, line: text, args: [], expect: 0, copyPy: copy[1] as string })
+      continue
+    }
     if (!inBlock || !runnable || !text.startsWith('aas-migrate ')) continue
     const [command = '', comment = ''] = text.split(/\s+#\s*/, 2)
     if (comment.startsWith('illustrative')) continue
@@ -57,6 +68,13 @@ async function runSession(commands: DocCommand[]): Promise<void> {
   try {
     let snapshot: string | null = null
     for (const c of commands) {
+      if (c.copyPy) {
+        const dir = path.join(v.root, '_migrations')
+        const step = c.copyPy.replace(/\.py$/, '.')
+        for (const f of await readdir(dir)) if (f.startsWith(step)) await rm(path.join(dir, f))
+        await copyFile(path.join(repoRoot, 'fixtures/migrations-py', c.copyPy), path.join(dir, c.copyPy))
+        continue
+      }
       const args: string[] = ['--agents-root', v.root]
       for (let i = 0; i < c.args.length; i++) {
         const a = c.args[i] as string
@@ -95,6 +113,13 @@ describe('documented commands', () => {
     expect(count('README.md')).toBeGreaterThanOrEqual(5)
     expect(count('docs/upgrading.md')).toBeGreaterThanOrEqual(8)
     expect(count('docs/writing-migrations.md')).toBeGreaterThanOrEqual(3)
+    // The runbook copies the release's .py into _migrations/, and its session runs that script.
+    expect(
+      perFile
+        .find((p) => p.file === 'docs/upgrading.md')
+        ?.commands.filter((c) => c.copyPy)
+        .map((c) => c.copyPy),
+    ).toEqual(['v1_to_v2.py'])
     expect(helpCommands().length).toBeGreaterThanOrEqual(15)
   })
 
