@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process'
+
 import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fixturesDir } from '../helpers/make-vault.js'
 import { generateVault } from '../helpers/gen-vault.js'
-import { bin, binPath } from '../helpers/run-cli.js'
+import { bin, runKilledAfter } from '../helpers/run-cli.js'
 import { captureTree, filesOf, type TreeState } from '../helpers/tree-state.js'
 
 // SIGKILL at moments spread over a --to whose chain starts with the atomic-agents .py
@@ -25,20 +25,7 @@ let toMs = 0
 const vaultOnly = (rel: string): boolean => rel.startsWith('_migrations/aas.git') || rel === '_migrations/migration.jsonl' || rel.startsWith('.migration.lock')
 const vaultState = async (root: string): Promise<TreeState> => filesOf(await captureTree(root, { exclude: vaultOnly }))
 
-function runKilled(args: string[], afterMs: number): Promise<{ killed: boolean; code: number | null; ms: number }> {
-  return new Promise((resolve) => {
-    const started = Date.now()
-    const child = spawn(process.execPath, [binPath, ...args], { stdio: 'ignore', env: { ...process.env, NO_COLOR: '1', AAS_TEST_PID_LOG: pidLog } })
-    let killed = false
-    const timer = setTimeout(() => {
-      killed = child.kill('SIGKILL')
-    }, afterMs)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ killed: killed && code === null, code, ms: Date.now() - started })
-    })
-  })
-}
+const runKilled = (args: string[], afterMs: number) => runKilledAfter(args, afterMs, { AAS_TEST_PID_LOG: pidLog })
 
 function alive(pid: number): boolean {
   try {

@@ -1,11 +1,11 @@
-import { spawn } from 'node:child_process'
+
 import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fixturesDir } from '../helpers/make-vault.js'
 import { generateVault } from '../helpers/gen-vault.js'
-import { bin, binPath } from '../helpers/run-cli.js'
+import { bin, runKilledAfter } from '../helpers/run-cli.js'
 import { captureTree, filesOf, type TreeState } from '../helpers/tree-state.js'
 
 // SIGKILL at random moments of --to and --rollback on a 2,000-unit vault: after each
@@ -33,20 +33,7 @@ async function vaultState(root: string): Promise<TreeState> {
 // A run that ends before its kill shows how long a whole run takes now: the moments of
 // the later trials follow it, so a duration timed on a busier machine (the setup runs
 // while other test files start) does not leave most trials unkilled.
-function runKilled(args: string[], afterMs: number): Promise<{ killed: boolean; code: number | null; ms: number }> {
-  return new Promise((resolve) => {
-    const started = Date.now()
-    const child = spawn(process.execPath, [binPath, ...args], { stdio: 'ignore', env: { ...process.env, NO_COLOR: '1' } })
-    let killed = false
-    const timer = setTimeout(() => {
-      killed = child.kill('SIGKILL')
-    }, afterMs)
-    child.on('exit', (code) => {
-      clearTimeout(timer)
-      resolve({ killed: killed && code === null, code, ms: Date.now() - started })
-    })
-  })
-}
+const runKilled = (args: string[], afterMs: number) => runKilledAfter(args, afterMs)
 
 async function timed(args: string[]): Promise<number> {
   const t = Date.now()
