@@ -7,7 +7,7 @@
 // when any trial ends mixed.
 import { spawn, spawnSync } from 'node:child_process'
 import { createHash } from 'node:crypto'
-import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm } from 'node:fs/promises'
+import { cp, lstat, mkdir, mkdtemp, readdir, readFile, readlink, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -75,11 +75,29 @@ function killedAt(args, ms) {
   })
 }
 
+// Beside the generated notes (1% of them CRLF): a unit with a BOM, a binary file and a
+// run log, so the trials also cover bytes a text round trip would change.
+async function addOddFiles(root) {
+  const agent = (await readdir(root)).filter((n) => !n.startsWith('_') && !n.startsWith('.')).sort()[0]
+  const memory = path.join(root, agent, 'memory')
+  const note = (await readdir(memory, { recursive: true })).filter((n) => n.endsWith('.md') && !path.basename(n).startsWith('INDEX')).sort()[0]
+  await writeFile(path.join(memory, 'user_bom_note.md'), Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), await readFile(path.join(memory, note))]))
+  await mkdir(path.join(root, agent, 'raw'), { recursive: true })
+  await writeFile(
+    path.join(root, agent, 'raw', 'recording.bin'),
+    createHash('sha512').update('torture').digest().subarray(0, 64).toString('binary').repeat(1024),
+    'binary',
+  )
+  await mkdir(path.join(root, agent, 'log', '2026-12'), { recursive: true })
+  await writeFile(path.join(root, agent, 'log', '2026-12', '2026-12-02.jsonl'), '{"event":"run"}\n')
+}
+
 const base = await mkdtemp(path.join(tmpdir(), 'aas-torture-'))
 try {
   const pristine = path.join(base, 'pristine')
   await mkdir(path.join(pristine, '_migrations'), { recursive: true })
   await generateVault(pristine, { units, seed: 5, bodyBytes: 800 })
+  await addOddFiles(pristine)
   // One .mjs step: no TypeScript compile per run, so more trials per minute reach the write phase.
   for (const f of ['v1_to_v2.mjs']) await cp(path.join(repo, 'fixtures', 'migrations', f), path.join(pristine, '_migrations', f))
   const pre = await capture(pristine)
