@@ -14,7 +14,7 @@ import {
   type SnapshotBlobSource,
   type SnapshotCommitPlan,
 } from './base-store.js'
-import { isBlobFileRef, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
+import { isBlobFileRef, STREAM_CHUNK_BYTES, missingObject, notABlob, openBlobSink, openFileRef, shortBlob } from './blob-file.js'
 import { gitChildEnv, safeConfigArgs } from './git-env.js'
 import { encodeCommit, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
@@ -235,9 +235,16 @@ export class CliStore extends BaseStore {
             await flush()
             await fi.write(header(n, input.size))
             onBlob?.start(n, input.size, v.oid)
-            for await (const chunk of file.chunks()) {
-              onBlob?.data(chunk)
-              await fi.write(chunk)
+            let sent = 0
+            try {
+              for await (const chunk of file.chunks()) {
+                onBlob?.data(chunk)
+                await fi.write(chunk)
+                sent += chunk.length
+              }
+            } catch (err) {
+              await completeCutShortBlob(fi, input.size - sent)
+              throw err
             }
             await fi.write(NEWLINE)
           } finally {
@@ -374,12 +381,14 @@ export class CliStore extends BaseStore {
     }
   }
 
-  // Stop a fast-import after a failure by ending its input rather than killing it: it
-  // then dies on the early end, drops the blob cut short, keeps the complete ones as
-  // unreachable objects and removes its temp pack (a killed one leaves
-  // objects/pack/tmp_pack_*, as large as what it had received). Its crash report goes too.
+  // Stop a fast-import after a failure by ending its input rather than killing it (a
+  // killed one leaves objects/pack/tmp_pack_*, as large as what it had received). The
+  // input is at a command boundary (pipeBlobs completes a blob cut short), so `done`
+  // ends the pass normally: the blobs written so far stay as unreachable objects in a
+  // sound pack, which gc prunes. Only when git is already gone is the `done` lost; its
+  // crash report is removed then.
   private async abandonFastImport(fi: ReturnType<typeof spawnGit>): Promise<void> {
-    fi.child.stdin.end()
+    if (!fi.child.stdin.writableEnded) fi.child.stdin.end('done\n')
     let timer: NodeJS.Timeout | undefined
     await Promise.race([
       fi.done.catch(() => {}),
@@ -660,6 +669,21 @@ interface BlobObserver {
   data(chunk: Buffer): void
   end(n: number): void
 }
+
+// A blob whose file failed part-way (cut short, grown, unreadable) after fast-import was
+// told its size: the rest of the announced size is sent as zeros, so fast-import never
+// ends inside a blob's data. One that does (git 2.39, a blob streamed past
+// core.bigFileThreshold) can leave a pack whose index disagrees with it: `git fsck`
+// then reports an index CRC mismatch for the pack's first object. A failure here means
+// git is gone; the caller's error is the one to report.
+async function completeCutShortBlob(fi: ReturnType<typeof spawnGit>, missing: number): Promise<void> {
+  try {
+    for (let left = missing; left > 0; left -= ZEROS.length) await fi.write(left >= ZEROS.length ? ZEROS : ZEROS.subarray(0, left))
+    await fi.write(NEWLINE)
+  } catch {}
+}
+
+const ZEROS = Buffer.alloc(STREAM_CHUNK_BYTES)
 
 // A path as fast-import reads it: C-style quoted when it has a quote, a backslash or a
 // control character (a newline would end the command), else as is (UTF-8).

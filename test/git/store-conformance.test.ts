@@ -358,15 +358,20 @@ describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%
         setTimeout(() => void change(), 0)
         yield { path: file, size: BIG }
       }
+    // After each failed pass git finds the store sound: a fast-import that ended inside
+    // the cut-short blob's data could leave a pack its index disagrees with.
+    const fsck = () => git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
     await expect(store.writeBlobs(during(() => truncate(file, 1000))())).rejects.toMatchObject({
       code: 'CONCURRENT_CHANGE',
       message: expect.stringContaining(file),
     })
+    fsck()
     await writeFile(file, bytes)
     await expect(store.writeBlobs(during(() => appendFile(file, 'more'))())).rejects.toMatchObject({
       code: 'CONCURRENT_CHANGE',
       message: expect.stringContaining(file),
     })
+    fsck()
     await writeFile(file, bytes)
     // or it changed between the scan and the read
     for (const size of [BIG - 1, BIG + 1]) {
@@ -385,7 +390,7 @@ describe.each<BackendName>(['cli', 'js'])('big files stream through the store (%
     const big = (await store.listTree(res.tree)).find((e) => e.path === BIG_PATH)!
     expect(await store.readBlobToFile(big.oid, path.join(v.dir, 'again.bin'))).toBe(BIG)
     expect((await readFile(path.join(v.dir, 'again.bin'))).equals(bytes)).toBe(true)
-    git(v.root, '--git-dir', store.location.gitDir, 'fsck', '--strict', '--no-dangling')
+    fsck()
   }, 120_000)
 
   it('when a blob is missing or not a blob then streaming it out and sizing it fail as STORE_CORRUPT and create nothing', async () => {
