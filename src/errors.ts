@@ -36,6 +36,7 @@ export type AasErrorCode =
   | 'DOCTOR_UNHEALTHY'
   | 'INTERNAL'
   | 'PYTHON_UNAVAILABLE'
+  | 'ATOMIC_VALIDATORS_UNUSABLE'
 
 // What each code means for the vault and the audit line's `result`. A refusal: the
 // command declined, because of the request or the vault's state, and changed nothing
@@ -79,6 +80,7 @@ export const ERROR_KINDS: Readonly<Record<AasErrorCode, AasErrorKind>> = {
   DOCTOR_UNHEALTHY: 'failure',
   INTERNAL: 'failure',
   PYTHON_UNAVAILABLE: 'refusal',
+  ATOMIC_VALIDATORS_UNUSABLE: 'refusal',
 }
 
 export function isRefusal(err: AasError): boolean {

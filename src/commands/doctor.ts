@@ -143,7 +143,9 @@ async function lockCheck(root: string): Promise<DoctorCheck> {
 
 function describeProbe(p: PythonProbe): string {
   const yaml = p.yaml ? `PyYAML ${p.yaml}${p.libyaml ? ' with libyaml' : ''}` : 'no PyYAML'
-  const aa = p.atomicAgents ? `atomic_agents at ${p.atomicAgents}` : 'atomic_agents not installed (the built-in stand-in is used)'
+  const v = p.validators
+  const accepts = v?.error ? `; it cannot be imported: ${v.error}` : v?.schemaVersion != null ? `; its validators accept schema v${v.schemaVersion}` : ''
+  const aa = p.atomicAgents ? `atomic_agents at ${p.atomicAgents}${accepts}` : 'atomic_agents not installed (the built-in stand-in is used)'
   return `Python ${p.version} (${p.executable}), ${yaml}, ${aa}`
 }
 

@@ -1,5 +1,6 @@
 import type { AasError } from '../errors.js'
 import type { Store, StoreLocation } from '../git/store.js'
+import { validatorsInfo, type ValidatorsInfo } from '../migrations/atomic-validators.js'
 import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
 import { probePython, type PythonProbe } from '../migrations/python-interpreter.js'
@@ -36,13 +37,18 @@ export interface StatusResult {
   skipped: Array<{ path: string; reason: string }>
   recovered: RecoveryResult | null // an interrupted transaction this command completed first
   python: PythonProbe | null // the interpreter .py scripts would run with; null when there is no .py script
+  validators: ValidatorsInfo // the installed atomic-agents' own validators, or why the built-in rules apply alone
 }
 
 // Read-only: names scripts without executing them (docs/how-it-works.md, "Status and
 // doctor") and takes no lock, except to complete an interrupted transaction it finds.
 export async function vaultStatus({ root, location, store, onProgress, onEvent, python, env = process.env }: StatusInput): Promise<StatusResult> {
   const recovered = store ? await recoverIfInterrupted(store, { command: '--status', ...(onEvent ? { onEvent } : {}) }) : null
-  const [{ scan, inventory }, discovery] = await Promise.all([takeInventory(root.path, onProgress ? { onProgress } : {}), discoverScripts(root.path)])
+  const [{ scan, inventory }, discovery, probe] = await Promise.all([
+    takeInventory(root.path, onProgress ? { onProgress } : {}),
+    discoverScripts(root.path),
+    probePython({ python, env }), // the interpreter only, never a script
+  ])
   return {
     agentsRoot: root,
     store: { kind: location.kind, gitDir: location.gitDir, exists: store !== null },
@@ -52,8 +58,8 @@ export async function vaultStatus({ root, location, store, onProgress, onEvent, 
     chain: summarizeChain(inventory.vaultVersion, discovery.scripts),
     skipped: scan.skipped,
     recovered,
-    // The interpreter only, never a script.
-    python: discovery.scripts.some((s) => s.ext === 'py') ? await probePython({ python, env }) : null,
+    python: discovery.scripts.some((s) => s.ext === 'py') ? probe : null,
+    validators: validatorsInfo(probe),
   }
 }
 

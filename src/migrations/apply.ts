@@ -229,7 +229,7 @@ async function applyStaged(
 }
 
 // The front matter's YAML text of a unit's text ('' without front matter), as UnitText has it.
-function frontmatterSourceOf(text: string): string {
+export function frontmatterSourceOf(text: string): string {
   const split = splitUnitText(text)
   return split.kind === 'frontmatter' ? split.parts.source : ''
 }

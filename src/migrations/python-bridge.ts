@@ -190,6 +190,21 @@ export class PythonBridge {
     return out
   }
 
+  // The installed atomic-agents' own validators over a batch of units (bridge.py's
+  // `validate`): per unit, in order, null when it passes, else the validator's message.
+  async validate(units: readonly BridgeUnit[]): Promise<Array<string | null>> {
+    let results: Array<string | null> = []
+    if (units.length === 0) return results
+    await this.#request({ op: 'validate', units }, (frame) => {
+      const got = frame.results
+      if (frame.op !== 'validated' || !Array.isArray(got) || got.length !== units.length || !got.every((r) => r === null || typeof r === 'string'))
+        throw new BridgeDied(`the bridge answered ${String(frame.op)} to validate`, this.#stderr)
+      results = got as Array<string | null>
+      return true
+    })
+    return results
+  }
+
   // Ends the interpreter: closing its input makes it exit; a kill follows if it does not.
   close(): void {
     if (this.#dead) return

@@ -27,7 +27,17 @@ export interface PythonProbe extends PythonChoice {
   yaml: string | null // PyYAML's version, null when missing
   libyaml: boolean // PyYAML's C loader (CSafeLoader) is there
   atomicAgents: string | null // where an installed atomic_agents package is; null: the bridge's stand-in is used
+  validators: AtomicValidators | null // that package's own validators; null when it is not installed
   error: AasError | null // why it cannot run .py scripts
+}
+
+// The installed atomic-agents' validators (atomic_agents._schema), as the probe found them.
+export interface AtomicValidators {
+  package: string | null // atomic_agents.__version__
+  schemaVersion: number | null // CURRENT_SCHEMA_VERSION: the one version its validators accept
+  note: boolean // validate_atomic_note_frontmatter exists
+  wiki: boolean // validate_wiki_frontmatter exists
+  error: string | null // why atomic_agents._schema cannot be imported
 }
 
 export function choosePython({ flag, env = process.env }: { flag?: string | undefined; env?: NodeJS.ProcessEnv }): PythonChoice {
@@ -51,7 +61,7 @@ export function describePythonSource(source: PythonSource): string {
 // compiles each (without running it) and reports the first syntax error of each.
 const PROBE = `
 import json, sys
-out = {"version": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable, "yaml": None, "libyaml": False, "atomic_agents": None, "syntax": []}
+out = {"version": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable, "yaml": None, "libyaml": False, "atomic_agents": None, "validators": None, "syntax": []}
 try:
     import yaml
     out["yaml"] = getattr(yaml, "__version__", "?")
@@ -65,6 +75,19 @@ try:
         out["atomic_agents"] = spec.origin or list(spec.submodule_search_locations or ["?"])[0]
 except Exception:
     pass
+if out["atomic_agents"] is not None:
+    v = out["validators"] = {"package": None, "current": None, "note": False, "wiki": False, "error": None}
+    try:
+        import atomic_agents
+        import atomic_agents._schema as schema
+        version = getattr(atomic_agents, "__version__", None)
+        v["package"] = version if isinstance(version, str) else None
+        current = getattr(schema, "CURRENT_SCHEMA_VERSION", None)
+        v["current"] = current if type(current) is int else None
+        v["note"] = callable(getattr(schema, "validate_atomic_note_frontmatter", None))
+        v["wiki"] = callable(getattr(schema, "validate_wiki_frontmatter", None))
+    except BaseException as e:
+        v["error"] = "%s: %s" % (type(e).__name__, e)
 for p in sys.argv[1:]:
     try:
         with open(p, "rb") as f:
@@ -82,6 +105,7 @@ interface ProbeOutput {
   yaml: string | null
   libyaml: boolean
   atomic_agents: string | null
+  validators: { package: string | null; current: number | null; note: boolean; wiki: boolean; error: string | null } | null
   syntax: Array<{ path: string; line: number | null; column: number | null; message: string }>
 }
 
@@ -118,7 +142,7 @@ export async function probePython({ python, env = process.env }: { python?: stri
 }
 
 async function probe(choice: PythonChoice, scripts: readonly ScriptFile[]): Promise<{ probe: PythonProbe; syntax: ProbeOutput['syntax'] }> {
-  const base = { ...choice, ok: false, executable: null, version: null, yaml: null, libyaml: false, atomicAgents: null }
+  const base = { ...choice, ok: false, executable: null, version: null, yaml: null, libyaml: false, atomicAgents: null, validators: null }
   const files = scripts.map((s) => s.file)
   const r = await runProbe(
     choice.command,
@@ -126,7 +150,9 @@ async function probe(choice: PythonChoice, scripts: readonly ScriptFile[]): Prom
   )
   if ('failure' in r) return { probe: { ...base, error: pythonUnavailable({ ...choice, scripts: files, reason: r.failure }) }, syntax: [] }
   const o = r.out
-  const found = { ...base, executable: o.executable, version: o.version, yaml: o.yaml, libyaml: o.libyaml, atomicAgents: o.atomic_agents }
+  const v = o.validators
+  const validators = v ? { package: v.package, schemaVersion: v.current, note: v.note, wiki: v.wiki, error: v.error } : null
+  const found = { ...base, executable: o.executable, version: o.version, yaml: o.yaml, libyaml: o.libyaml, atomicAgents: o.atomic_agents, validators }
   const [major = 0, minor = 0] = o.version.split('.').map(Number)
   if (major < MIN_VERSION[0] || (major === MIN_VERSION[0] && minor < MIN_VERSION[1])) {
     return {
@@ -151,11 +177,64 @@ async function probe(choice: PythonChoice, scripts: readonly ScriptFile[]): Prom
 // Before a run writes anything: when the chain has .py steps, the interpreter must run,
 // have PyYAML, and every .py script must compile (a syntax error is refused with file:line).
 export async function checkPython(scripts: readonly ScriptFile[], choice: PythonChoice): Promise<AasError | null> {
+  return (await checkPythonRun(scripts, choice, null)).error
+}
+
+// What a run validates with: the installed atomic-agents' own validators when the
+// interpreter has atomic_agents (and they accept the target version), else the built-in
+// rules. Without a .py step a missing interpreter is no error: the built-in rules apply.
+export interface PythonRunCheck {
+  error: AasError | null
+  validators: (AtomicValidators & { origin: string; python: string }) | null // they apply to this run
+}
+
+// checkPython, and the validators for a run to `target` (null: no unit is validated).
+export async function checkPythonRun(scripts: readonly ScriptFile[], choice: PythonChoice, target: number | null): Promise<PythonRunCheck> {
   const py = scripts.filter((s) => s.ext === 'py')
-  if (py.length === 0) return null
+  if (py.length === 0 && target === null) return { error: null, validators: null }
   const r = await probe(choice, py)
-  if (r.probe.error) return r.probe.error
-  const first = r.syntax[0]
+  if (r.probe.error) return { error: py.length > 0 ? r.probe.error : null, validators: null }
+  const syntax = syntaxError(py, r.syntax, choice)
+  if (syntax) return { error: syntax, validators: null }
+  const v = r.probe.validators
+  const origin = r.probe.atomicAgents
+  if (target === null || !v || !origin) return { error: null, validators: null }
+  const unusable = validatorsUnusable(v, origin, choice, target)
+  if (unusable) return { error: unusable, validators: null }
+  if (!v.note && !v.wiki) return { error: null, validators: null }
+  return { error: null, validators: { ...v, origin, python: choice.command } }
+}
+
+// An installed atomic-agents whose validators cannot judge the target: the vault would
+// end in a state the installed agents reject, so the run is refused before anything is written.
+function validatorsUnusable(v: AtomicValidators, origin: string, choice: PythonChoice, target: number): AasError | null {
+  const at = `atomic-agents${v.package ? ` ${v.package}` : ''} (${origin}, in ${choice.command})`
+  const other = `or pass --python PATH (or set AAS_PYTHON) to an interpreter without atomic_agents to validate with the built-in rules only. Nothing was written.`
+  if (v.error) {
+    return new AasError(
+      'ATOMIC_VALIDATORS_UNUSABLE',
+      `The installed ${at} cannot be imported, so its validators cannot check the migrated vault: ${v.error}.`,
+      {
+        hint: `Repair that installation (\`${choice.command} -c "import atomic_agents._schema"\` shows the error), ${other}`,
+        data: { python: choice.command, atomicAgents: origin, package: v.package, reason: 'import', error: v.error },
+      },
+    )
+  }
+  if (v.schemaVersion !== null && v.schemaVersion !== target) {
+    return new AasError(
+      'ATOMIC_VALIDATORS_UNUSABLE',
+      `The installed ${at} validates schema v${v.schemaVersion} only (its CURRENT_SCHEMA_VERSION), but this run migrates to v${target}: its agents would reject every migrated note.`,
+      {
+        hint: `Install the atomic-agents release that brings schema v${target} first (the upgrade runbook's step 2: \`${choice.command} -m pip install --upgrade atomic-agents-stack\` or your install method), then run this again; ${other}`,
+        data: { python: choice.command, atomicAgents: origin, package: v.package, reason: 'version', schemaVersion: v.schemaVersion, target },
+      },
+    )
+  }
+  return null
+}
+
+function syntaxError(py: readonly ScriptFile[], syntax: ProbeOutput['syntax'], choice: PythonChoice): AasError | null {
+  const first = syntax[0]
   if (!first) return null
   const script = py.find((s) => s.path === first.path) ?? (py[0] as ScriptFile)
   const where = `${script.file}${first.line ? `:${first.line}` : ''}${first.line && first.column ? `:${first.column}` : ''}`
@@ -168,7 +247,7 @@ export async function checkPython(scripts: readonly ScriptFile[], choice: Python
       line: first.line,
       column: first.column,
       kind: 'syntax',
-      others: r.syntax.slice(1).map((s) => s.path),
+      others: syntax.slice(1).map((s) => s.path),
     },
   })
 }

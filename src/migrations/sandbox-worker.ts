@@ -2,6 +2,8 @@ import { parentPort, workerData } from 'node:worker_threads'
 import { applyChain, type ApplyResult, type UnitInput } from './apply.js'
 import type { ScriptFile } from './discover.js'
 import { loadScripts, type LoadedMigration } from './load.js'
+import { AasError } from '../errors.js'
+import { addAtomicValidation, validatorBridge, type ValidatorsSpec } from './atomic-validators.js'
 import type { PythonBridge } from './python-bridge.js'
 import { readingOfText, type UnitReading } from '../vault/inventory.js'
 import { PHASE } from './sandbox-phase.js'
@@ -21,7 +23,10 @@ export interface SandboxWorkerData {
   memoryMb?: number // also the Python process's limit
 }
 
-export type SandboxCommand = { type: 'read'; units: UnitInput[] } | { type: 'load'; scripts: ScriptFile[] } | { type: 'apply'; units: UnitInput[] }
+export type SandboxCommand =
+  | { type: 'read'; units: UnitInput[] }
+  | { type: 'load'; scripts: ScriptFile[]; validators?: ValidatorsSpec | null }
+  | { type: 'apply'; units: UnitInput[] }
 
 export type SandboxMessage =
   | { type: 'readings'; readings: UnitReading[] }
@@ -48,6 +53,9 @@ let chain: { loaded: LoadedMigration[]; wrapped: LoadedMigration[] } | null = nu
 // The Python interpreter of this worker's .py steps; it ends with the worker (its
 // input closes) or at the next load.
 let bridge: PythonBridge | null = null
+// The installed atomic-agents' validators, when they apply: through `bridge`, or a
+// bridge of their own when the chain has no .py step.
+let atomic: { spec: ValidatorsSpec; bridge: PythonBridge; own: boolean } | null = null
 
 // A script is running on this unit at this step from now on: publish it, then beat.
 function mark(step: number, unitId: string): void {
@@ -109,6 +117,13 @@ async function handle(command: SandboxCommand): Promise<void> {
       ...(input.memoryMb ? { memoryMb: input.memoryMb } : {}),
     })
     bridge = loaded.bridge ?? null
+    if (atomic?.own) atomic.bridge.close()
+    atomic = null
+    if (loaded.errors.length === 0 && command.validators) {
+      const got = await validatorBridge(command.validators, input.memoryMb ?? 0, bridge)
+      if (got instanceof AasError) loaded.errors.push(got)
+      else atomic = { spec: command.validators, ...got }
+    }
     Atomics.store(progress, 0, PHASE.idle)
     if (loaded.errors.length > 0) return post({ type: 'load-errors', errors: loaded.errors.map(serialize) })
     chain = { loaded: loaded.loaded, wrapped: loaded.loaded.map(wrap) }
@@ -137,6 +152,17 @@ async function handle(command: SandboxCommand): Promise<void> {
     unitsReadable: input.unitsReadable === true,
     ...(validate ? { validate } : {}),
   })
+  if (atomic && result.ok && result.validation) {
+    Atomics.store(progress, 0, PHASE.validate)
+    Atomics.store(progress, 2, -1)
+    Atomics.add(progress, 3, 1)
+    const checked = await addAtomicValidation(atomic.bridge, atomic.spec, result.units, result.validation)
+    if (checked instanceof AasError) {
+      Atomics.store(progress, 0, PHASE.idle)
+      return post({ type: 'result', result: { ok: false, units: [], errors: [serialize(checked)] } })
+    }
+    result.validation = checked
+  }
   Atomics.store(progress, 0, PHASE.idle)
   // The engine keeps the texts it sent: only texts that changed travel back.
   const out = result.units.map((u) => ({ ...u, before: '', after: u.touched ? u.after : '' }))

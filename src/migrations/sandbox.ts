@@ -9,6 +9,7 @@ import type { UnitFailure, ValidationIssue, ValidationMode, ValidationResult } f
 import type { UnitReading } from '../vault/inventory.js'
 import type { UnitType } from '../vault/rules.js'
 import type { ApplyResult, UnitApplyResult, UnitInput, UnitStepResult } from './apply.js'
+import type { ValidatorsSpec } from './atomic-validators.js'
 import type { ScriptFile } from './discover.js'
 import { PHASE } from './sandbox-phase.js'
 import type { SandboxCommand, SandboxMessage, SandboxWorkerData, SerializedError } from './sandbox-worker.js'
@@ -218,10 +219,11 @@ export class ChainPool {
   }
 
   // Loads the chain's scripts into every worker: null when all loaded, else the failure.
-  async load(scripts: readonly ScriptFile[]): Promise<ApplyResult | null> {
+  // With validators, every worker also checks its batches with the installed atomic-agents'.
+  async load(scripts: readonly ScriptFile[], validators: ValidatorsSpec | null = null): Promise<ApplyResult | null> {
     this.scripts = scripts
     const plain = scripts.map((s) => ({ ...s }))
-    const outcomes = await Promise.all(this.slots.map((slot) => this.send(slot, { type: 'load', scripts: plain }, [])))
+    const outcomes = await Promise.all(this.slots.map((slot) => this.send(slot, { type: 'load', scripts: plain, validators }, [])))
     const failures = outcomes.flatMap((o) => ('failure' in o ? [o.failure] : []))
     const first = failures.find((f) => f.data.reason !== 'aborted') ?? failures[0]
     if (first) return { ok: false, units: [], errors: [first] }
@@ -558,6 +560,7 @@ const KNOWN = new Set<string>([
   'UNIT_WRITE_INVALID',
   'CHAIN_GAP',
   'PYTHON_UNAVAILABLE',
+  'ATOMIC_VALIDATORS_UNUSABLE',
 ])
 
 function revive(e: SerializedError): AasError {

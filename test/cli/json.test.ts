@@ -90,9 +90,29 @@ const schemas = {
           yaml: z.string().nullable(),
           libyaml: z.boolean(),
           atomicAgents: z.string().nullable(),
+          validators: z
+            .strictObject({
+              package: z.string().nullable(),
+              schemaVersion: z.number().nullable(),
+              note: z.boolean(),
+              wiki: z.boolean(),
+              error: z.string().nullable(),
+            })
+            .nullable(),
           error: errorShape.partial({ hint: true }).nullable(),
         })
         .nullable(),
+      validators: z.discriminatedUnion('kind', [
+        z.strictObject({
+          kind: z.literal('atomic-agents'),
+          label: z.string(),
+          schemaVersion: z.number().nullable(),
+          note: z.boolean(),
+          wiki: z.boolean(),
+          error: z.string().nullable(),
+        }),
+        z.strictObject({ kind: z.literal('built-in'), reason: z.string() }),
+      ]),
     }),
   }),
   dryRun: envelope(z.literal('dry-run'), { result: migrateResult, errors: z.array(errorShape) }),

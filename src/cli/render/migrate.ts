@@ -31,11 +31,14 @@ export async function writeDryRun(r: MigrateResult, { stat, paint, write }: { st
 export function renderMigrateSummary(r: MigrateResult, paint: Paint): string {
   const lines: string[] = []
   const chain = r.steps.map((s) => s.file).join(', ')
-  if (r.from !== null && r.steps.length > 0) lines.push(`${r.dryRun ? 'dry run' : 'migrated'}: v${r.from} -> v${r.target} via ${chain}`)
-  if (r.units > 0)
-    lines.push(
-      `units: ${r.units} read, ${r.touched} touched, ${r.changed.length} file${r.changed.length === 1 ? '' : 's'} ${r.dryRun ? 'would change' : 'changed'}`,
-    )
+  // A real run that stopped before the fast-forward changed nothing: it says so.
+  const [verb, outcome] = r.dryRun
+    ? ['dry run', 'would change']
+    : r.applied
+      ? ['migrated', 'changed']
+      : ['not migrated', 'would have changed (none was written)']
+  if (r.from !== null && r.steps.length > 0) lines.push(`${verb}: v${r.from} -> v${r.target} via ${chain}`)
+  if (r.units > 0) lines.push(`units: ${r.units} read, ${r.touched} touched, ${r.changed.length} file${r.changed.length === 1 ? '' : 's'} ${outcome}`)
   let text = lines.length > 0 ? `${lines.join('\n')}\n` : ''
   text += renderValidation(r.validation, paint)
   if (r.snapshot && r.result) {

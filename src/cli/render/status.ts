@@ -47,6 +47,14 @@ export function renderStatusText(s: StatusResult, paint: Paint = makePaint(false
     lines.push(`python:        ${py.command} (from ${py.source === 'flag' ? '--python' : py.source === 'PATH' ? 'PATH' : `$${py.source}`}): ${found}`)
     if (py.error) lines.push(`  ${py.error.message} ${py.error.hint ?? ''}`.trimEnd())
   }
+  const v = s.validators
+  if (v.kind === 'built-in') lines.push(`validators:    built-in rules and the scripts' own (${v.reason})`)
+  else {
+    const judges = v.note && v.wiki ? 'notes and wiki pages' : v.note ? 'notes only' : 'wiki pages only'
+    const accepts = v.schemaVersion === null ? '' : `, accepts schema v${v.schemaVersion} only`
+    lines.push(`validators:    ${v.label}${accepts} (${judges}), besides the built-in rules and the scripts' own`)
+    if (v.error) lines.push(paint.error(`  it cannot be imported, so a run is refused: ${v.error}`))
+  }
   for (const e of s.scriptErrors) lines.push(`  ${paint.error('error:')} ${e.message}${e.hint ? ` (fix: ${e.hint})` : ''}`)
   const c = s.chain
   if (c.latest === null) lines.push('chain:         no scripts; nothing to migrate to')

@@ -1,6 +1,7 @@
 import type { BaseTree, CommitInput, FileChange, Store } from '../../git/store.js'
 import type { ApplyResult, UnitInput } from '../../migrations/apply.js'
 import type { ScriptFile } from '../../migrations/discover.js'
+import type { ValidatorsSpec } from '../../migrations/atomic-validators.js'
 import { applyBatches, BATCH_UNITS, type ChainPool } from '../../migrations/sandbox.js'
 import type { DiffFile } from '../../diff/unified.js'
 import { hashBlob } from '../../transaction/blob-hash.js'
@@ -169,6 +170,7 @@ export interface ChainSource {
   steps: readonly ScriptFile[]
   base: Promise<BaseTree> // the snapshot's tree, once taken
   commit: (out: ChainOutput) => Omit<CommitInput, 'tree'> // read when the chain's output has ended
+  validators: ValidatorsSpec | null // the installed atomic-agents' validators, when they apply
 }
 
 // Start the chain on units read from the vault (the early chain, during the snapshot)
@@ -182,7 +184,7 @@ export function startChain(
   const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map() }
   const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
   const run = (async (): Promise<ApplyResult> =>
-    (await source.pool.load(source.steps)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
+    (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
   run.catch(() => undefined)
   const writing = ctx.store.writeCommitWithChanges(source.base, out.queue, () => source.commit(out))
   writing.catch(() => undefined)

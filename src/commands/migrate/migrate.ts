@@ -5,6 +5,7 @@ import type { ApplyResult } from '../../migrations/apply.js'
 import type { BaseTree } from '../../git/store.js'
 import type { ChainStep } from '../../migrations/plan.js'
 import type { ScriptFile } from '../../migrations/discover.js'
+import { validatorsSpec } from '../../migrations/atomic-validators.js'
 import { ChainPool, sandboxLimitsFromEnv, workerCount } from '../../migrations/sandbox.js'
 import { choosePython } from '../../migrations/python-interpreter.js'
 import type { ValidationResult } from '../../schema/validate.js'
@@ -207,12 +208,19 @@ function startEarlyChain(ctx: RunContext, pre: Preflight, progress: ApplyProgres
   const base = new Promise<BaseTree>((resolve, reject) => ((setBase = resolve), (noBase = reject)))
   const held = new Map([...pre.forSnapshot].map(([p, f]) => [p, f.bytes]))
   pre.pool.use(pre.pool.size - 1)
-  const attempt = startChain(ctx, { pool: pre.pool, steps: pre.steps.map((s) => s.script), base, commit: info.commit }, { vault: pre.early, held }, progress)
+  const validators = pre.validators ? validatorsSpec(pre.validators, ctx.root) : null
+  const attempt = startChain(
+    ctx,
+    { pool: pre.pool, steps: pre.steps.map((s) => s.script), base, commit: info.commit, validators },
+    { vault: pre.early, held },
+    progress,
+  )
   return {
     attempt,
     base,
     info,
     held,
+    validators,
     snapshotTaken(snap: TakeSnapshotResult): void {
       info.snapshotTaken(snap)
       setBase({ tree: snap.tree, entries: snap.entries, trees: snap.trees })
@@ -241,7 +249,12 @@ async function runChain(
     }
   }
   const pool = track(new ChainPool(workerCount(plan.units.length, ctx.limits.workers), ctx.limits))
-  const again = startChain(ctx, { pool, steps: plan.steps.map((s) => s.script), base: early.base, commit: early.info.commit }, { store: plan.units }, progress)
+  const again = startChain(
+    ctx,
+    { pool, steps: plan.steps.map((s) => s.script), base: early.base, commit: early.info.commit, validators: early.validators },
+    { store: plan.units },
+    progress,
+  )
   return { ...(await finishChain(again)), out: again.out }
 }
 

@@ -3,7 +3,7 @@ import type { PreReadFile } from '../../git/store.js'
 import type { ApplyResult, UnitInput } from '../../migrations/apply.js'
 import { discoverScripts, type ScriptFile } from '../../migrations/discover.js'
 import { planChain, type ChainStep } from '../../migrations/plan.js'
-import { checkPython, choosePython } from '../../migrations/python-interpreter.js'
+import { checkPythonRun, choosePython, type PythonRunCheck } from '../../migrations/python-interpreter.js'
 import { BATCH_UNITS, ChainPool, workerCount } from '../../migrations/sandbox.js'
 import { decodeUnit, readUnit, readUnitVersion, summarize, type Inventory, type UnitReading } from '../../vault/inventory.js'
 import type { UnitType } from '../../vault/rules.js'
@@ -22,6 +22,7 @@ export interface Preflight {
   readings: Map<string, { oid: string | null; reading: UnitReading }> // by path
   forSnapshot: Map<string, PreReadFile> // bytes read, for the snapshot (up to the buffer)
   pool: ChainPool // its workers parsed the units; they run the early chain next
+  validators: PythonRunCheck['validators'] // the installed atomic-agents' own, when they apply
 }
 
 // One unit as the pre-flight read it: its scan entry, blob id and reading.
@@ -60,12 +61,14 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
   if (inventory.unreadable.length > 0) return { ok: false, errors: [unreadableError(inventory)], from: null }
   const plan = planChain({ current: inventory.vaultVersion, target: input.target, scripts: discovery.scripts })
   if (!plan.ok) return { ok: false, errors: [plan.error], from: inventory.vaultVersion }
-  // A .py step needs its interpreter (and PyYAML, and scripts that compile) before anything is written.
-  const python = await checkPython(
+  // A .py step needs its interpreter (and PyYAML, and scripts that compile) before
+  // anything is written; an installed atomic-agents adds its own validators.
+  const python = await checkPythonRun(
     plan.steps.map((s) => s.script),
     choosePython({ flag: input.python, env: input.env }),
+    plan.steps.length > 0 ? input.target : null,
   )
-  if (python) return { ok: false, errors: [python], from: inventory.vaultVersion }
+  if (python.error) return { ok: false, errors: [python.error], from: inventory.vaultVersion }
   return {
     ok: true,
     from: inventory.vaultVersion,
@@ -77,6 +80,7 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
       readings: new Map(pre.map((u) => [u.entry.path, { oid: u.oid, reading: u.reading as UnitReading }])),
       forSnapshot,
       pool,
+      validators: python.validators,
     },
   }
 }

@@ -13,6 +13,15 @@ input() or os.write(1, ...) never touches the protocol.
   bridge -> engine  {"op": "loaded", "errors": [{"step", "file", "kind", "message", "line", "traceback", "problems"}]}
   engine -> bridge  {"op": "run", "step", "dry_run", "units": [{"id", "type", "fm"}]}
   bridge -> engine  one frame per unit, in order: {"op": "unit", "i", ...outcome}
+  engine -> bridge  {"op": "validate", "units": [{"id", "type", "fm"}]}
+  bridge -> engine  {"op": "validated", "results": [null | "message"]}
+
+`validate` runs the installed atomic-agents' own validators (atomic_agents._schema:
+validate_wiki_frontmatter for a wiki page, validate_atomic_note_frontmatter for any other
+unit, each with the file's bare name), as its migration runner does after a migration:
+null when the unit passes, else the validator's message ("unparseable: ..." when PyYAML
+cannot read the front matter, "validation crashed: ..." for an error that is not the
+validator's SchemaValidationError); a unit whose validator the installation lacks passes.
 
 A unit's outcome is one of
   {"applies": false}
@@ -260,6 +269,13 @@ class Bridge:
             self.scripts[s["step"]] = (module, path)
         self.send({"op": "loaded", "errors": errors})
 
+    def validate(self, message):
+        results = []
+        schema, why = _atomic_schema()
+        for u in message["units"]:
+            results.append(_validate_unit(schema, why, u))
+        self.send({"op": "validated", "results": results})
+
     def run(self, message):
         module, path = self.scripts[message["step"]]
         dry_run = bool(message["dry_run"])
@@ -313,6 +329,47 @@ class Bridge:
             top = exc.path.split(".")[0].split("[")[0]
             return {"invalid": {"key": top, "path": exc.path, "what": exc.what}}
         return {"applies": True, "returned": returned, "changes": changes, "wrote": written is not None, "removed": removed, "set": changed}
+
+
+_SCHEMA = []
+
+
+def _atomic_schema():
+    # atomic_agents._schema of the installed atomic-agents (imported once), or why not.
+    if not _SCHEMA:
+        if _atomic_agents_origin() is None:
+            _SCHEMA.append((None, "atomic_agents is not installed in this interpreter"))
+        else:
+            try:
+                _SCHEMA.append((importlib.import_module("atomic_agents._schema"), None))
+            except BaseException as exc:
+                _SCHEMA.append((None, "atomic_agents._schema cannot be imported: %s" % _last_line(exc)))
+    return _SCHEMA[0]
+
+
+def _validate_unit(schema, why, u):
+    if schema is None:
+        return "no validator: %s" % why
+    name = "validate_wiki_frontmatter" if u["type"] == "wiki" else "validate_atomic_note_frontmatter"
+    check = getattr(schema, name, None)
+    if not callable(check):
+        return None  # the installation judges none of this kind (the engine's note says so)
+    try:
+        meta = yaml.load(u["fm"], Loader=_LOADER) if u["fm"] else None
+        if meta is None:
+            meta = {}
+        if not isinstance(meta, dict):
+            raise yaml.YAMLError("front matter is %s, not a mapping" % type(meta).__name__)
+    except BaseException as exc:
+        return "unparseable: %s" % _last_line(exc)
+    rejected = getattr(schema, "SchemaValidationError", None)
+    try:
+        check(meta, filename=os.path.basename(u["id"]))
+    except BaseException as exc:
+        if isinstance(rejected, type) and isinstance(exc, rejected):
+            return str(exc) or type(exc).__name__
+        return "validation crashed: %s" % _last_line(exc)
+    return None
 
 
 def _install_stub():
@@ -411,6 +468,8 @@ def main(argv):
             bridge.load(message)
         elif op == "run":
             bridge.run(message)
+        elif op == "validate":
+            bridge.validate(message)
         elif op == "exit":
             os._exit(0)
         else:
