@@ -76,17 +76,24 @@ export function workerCount(units: number, requested?: number): number {
 }
 
 // The worker entry: the compiled .js next to this file, or (running from sources
-// under tsx/vitest) the .ts file loaded through tsx.
+// under tsx/vitest) the .ts file loaded through tsx. What a script prints (console.log)
+// goes to our stderr, as a .py script's print() does: stdout carries the patch or the
+// --json document.
 function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
   const js = new URL('./sandbox-worker.js', import.meta.url)
   const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }
-  if (existsSync(fileURLToPath(js))) return new Worker(js, { workerData: data, resourceLimits, stdout: false, stderr: false })
-  const ts = new URL('./sandbox-worker.ts', import.meta.url).href
-  // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
-  const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
-  const tsxApi = pathToFileURL(path.join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`
-  return new Worker(boot, { eval: true, workerData: data, resourceLimits })
+  let worker: Worker
+  if (existsSync(fileURLToPath(js))) worker = new Worker(js, { workerData: data, resourceLimits, stdout: true })
+  else {
+    const ts = new URL('./sandbox-worker.ts', import.meta.url).href
+    // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
+    const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
+    const tsxApi = pathToFileURL(path.join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href
+    const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`
+    worker = new Worker(boot, { eval: true, workerData: data, resourceLimits, stdout: true })
+  }
+  worker.stdout.on('data', (chunk: Buffer) => process.stderr.write(chunk))
+  return worker
 }
 
 type Outcome = { message: SandboxMessage } | { failure: AasError }
