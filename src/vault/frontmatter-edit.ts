@@ -42,12 +42,14 @@ export function planEdits(
   return patcher.value(root, before, after)
 }
 
-// Applies non-overlapping edits; at equal starts the wider edit goes first so an
-// insertion lands before the text that follows it.
+// Applies non-overlapping edits, listed in the order of the text they make; at equal
+// starts the wider edit goes first so an insertion lands before the text that follows
+// it, and of insertions at one point (an item appended to the last list, then a key
+// appended to the mapping) the later one goes first, so they end up in their order.
 export function applyEdits(source: string, edits: readonly TextEdit[]): string {
-  const sorted = [...edits].sort((a, b) => b.start - a.start || b.end - a.end)
+  const sorted = edits.map((e, i) => ({ e, i })).sort((a, b) => b.e.start - a.e.start || b.e.end - a.e.end || b.i - a.i)
   let out = source
-  for (const e of sorted) out = out.slice(0, e.start) + e.text + out.slice(e.end)
+  for (const { e } of sorted) out = out.slice(0, e.start) + e.text + out.slice(e.end)
   return out
 }
 

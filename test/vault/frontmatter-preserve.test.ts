@@ -157,6 +157,25 @@ const cases: Case[] = [
     expected: '---\nschema_version: 1\ntags: [a]\nprovenance: v1_migrated\nlist:\n  - x\n  - z\nmap:\n  k: v\n# end of keys\n---\n',
   },
   {
+    name: 'when an item is appended to the last block list and a key is added then both land in order and the quoting elsewhere is kept',
+    input: `---\nschema_version: 1\nname: "Quoted name"\ndescription: 'single'\ntags:\n  - a\n  - b\n---\nbody\n`,
+    edit: (m) => {
+      m.schema_version = 2
+      ;(m.tags as string[]).push('c')
+      m.provenance = 'x'
+    },
+    expected: `---\nschema_version: 2\nname: "Quoted name"\ndescription: 'single'\ntags:\n  - a\n  - b\n  - c\nprovenance: x\n---\nbody\n`,
+  },
+  {
+    name: 'when a key is added after a nested map whose last list grew then both land in order',
+    input: '---\nm:\n  l:\n    - a\n---\n',
+    edit: (m) => {
+      ;((m.m as Record<string, unknown>).l as string[]).push('b')
+      m.after = 1
+    },
+    expected: '---\nm:\n  l:\n    - a\n    - b\nafter: 1\n---\n',
+  },
+  {
     name: 'when a new key is added then a file indenting by 4 gets the same layout',
     input: '---\nm:\n    k: v\nl:\n    - a\n---\n',
     edit: (m) => void (m.new = { list: ['x'] }),
