@@ -201,6 +201,16 @@ def _encode(v, path):
     raise Unrepresentable(path, kind)
 
 
+def _load_meta(fm):
+    # The front matter as PyYAML's safe loader types it: a dict ({} when empty).
+    meta = yaml.load(fm, Loader=_LOADER) if fm else None
+    if meta is None:
+        return {}
+    if not isinstance(meta, dict):
+        raise yaml.YAMLError("front matter is %s, not a mapping" % type(meta).__name__)
+    return meta
+
+
 def _last_line(exc):
     lines = traceback.format_exception_only(type(exc), exc)
     return lines[-1].strip() if lines else type(exc).__name__
@@ -287,11 +297,7 @@ class Bridge:
 
     def unit(self, module, path, u, dry_run):
         try:
-            meta = yaml.load(u["fm"], Loader=_LOADER) if u["fm"] else None
-            if meta is None:
-                meta = {}
-            if not isinstance(meta, dict):
-                raise yaml.YAMLError("front matter is %s, not a mapping" % type(meta).__name__)
+            meta = _load_meta(u["fm"])
         except BaseException as exc:
             failure = _failure("parse", exc, path)
             mark = getattr(exc, "problem_mark", None)
@@ -355,11 +361,7 @@ def _validate_unit(schema, why, u):
     if not callable(check):
         return None  # the installation judges none of this kind (the engine's note says so)
     try:
-        meta = yaml.load(u["fm"], Loader=_LOADER) if u["fm"] else None
-        if meta is None:
-            meta = {}
-        if not isinstance(meta, dict):
-            raise yaml.YAMLError("front matter is %s, not a mapping" % type(meta).__name__)
+        meta = _load_meta(u["fm"])
     except BaseException as exc:
         return "unparseable: %s" % _last_line(exc)
     rejected = getattr(schema, "SchemaValidationError", None)
