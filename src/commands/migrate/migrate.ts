@@ -151,7 +151,7 @@ async function runPipeline(input: MigrateInput, session: WriteSession, finish: F
     const plan = await planOnSnapshot(ctx, pre.value, snap.value)
     if (!plan.ok || !plan.value.earlyValid) await abandonChain(early.attempt, pre.value.pool, new StaleUnit('the snapshot is not what the pre-flight read'))
     if (!plan.ok) return finish({ from: plan.from, units: plan.units, snapshot }, plan.errors)
-    early.info.planned(plan.value.from)
+    early.info.planned(plan.value.from, plan.value.steps)
     const planned = { from: plan.value.from, units: plan.units, snapshot, steps: stepsOf(plan.value.steps, null) }
     session.emit({ type: 'phase', phase: 'apply', total: plan.units })
     Object.assign(progress, { announced: true, total: plan.units })
