@@ -106,7 +106,7 @@ export function unusable(p: Preview): AasError | null {
   const again = `Run the dry run again (aas-migrate --to v${p.target ?? 'N'} --dry-run), review it, then apply that one.`
   if (p.applied)
     return new AasError('PREVIEW_APPLIED', `Preview ${p.id} was applied already (result commit ${p.applied.commit.slice(0, 12)}, ${p.applied.ref}).`, {
-      hint: `Nothing to do: the vault got it then. To preview another migration: ${again}`,
+      hint: `Nothing to do: the vault got it then (--status shows its version). For another migration, run its dry run (aas-migrate --to vN --dry-run), review it, then apply that one.`,
       data: { preview: p.id, appliedRef: p.applied.ref, resultCommit: p.applied.commit },
     })
   if (p.validation !== 'ok')
@@ -148,7 +148,7 @@ export function vaultChanged(p: Preview, paths: readonly string[]): AasError {
   const shown = paths.slice(0, 20)
   return new AasError(
     'PREVIEW_STALE',
-    `The vault changed since preview ${p.id} (${p.time}): ${paths.length} path${paths.length === 1 ? '' : 's'} differ from what it started from:\n  ${shown.join('\n  ')}${paths.length > shown.length ? '\n  …' : ''}`,
+    `The vault changed since preview ${p.id} (${p.time}): ${paths.length} path${paths.length === 1 ? ' differs' : 's differ'} from what it started from:\n  ${shown.join('\n  ')}${paths.length > shown.length ? '\n  …' : ''}`,
     {
       hint: `Applying it would discard those changes. Run the dry run again (aas-migrate --to v${p.target} --dry-run), review it, then apply that one.`,
       data: { preview: p.id, paths },
