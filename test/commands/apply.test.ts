@@ -69,6 +69,12 @@ describe.each(['cli', 'js'] as const)('--apply on the %s backend', (backend) => 
     expect(second.stderr).toMatch(/^Error: Preview .* was applied already/)
     expect(await captureTree(v.root, { exclude: notEngine })).toEqual(before)
     expect((await auditLines(v.root)).at(-1)).toMatchObject({ result: 'refused', error_code: 'PREVIEW_APPLIED' })
+    // Without its mark (an apply killed after its fast-forward, before the mark), the vault
+    // holding the previewed tree still refuses it as applied.
+    await store.deleteRef(`refs/aas/applied/${id2}`, doc.result.result.commit)
+    const unmarked = await api.apply({ agentsRoot: v.root, preview: id2, env: v.env, backend })
+    expect(unmarked.error).toMatchObject({ code: 'PREVIEW_APPLIED', message: `The vault already holds the state previewed by ${id2}.` })
+    expect(await captureTree(v.root, { exclude: notEngine })).toEqual(before)
 
     // The apply's snapshot rolls it back like a --to's.
     const back = await cli(['--agents-root', v.root, '--rollback', doc.result.snapshot.name], v.env)
