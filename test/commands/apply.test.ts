@@ -122,6 +122,10 @@ describe.each(['cli', 'js'] as const)('--apply on the %s backend', (backend) => 
       expect(await captureTree(v.root, { exclude: notEngine })).toEqual(before)
       const list = await api.listPreviews({ agentsRoot: v.root, backend })
       expect(list.map((p) => [p.id, p.applies, p.reasons.map((x) => x.code)])).toEqual([[dry.runId, false, [code]]])
+      const text = await cli(['--agents-root', v.root, '--list-previews'], v.env)
+      expect(text.stdout.split('\n')[1]).toMatch(
+        new RegExp(`^${dry.runId} +\\d+ min +v1 -> v3 +13 +stale: ${code === 'PREVIEW_STALE' ? 'changed since' : 'script changed'}: ${file}$`),
+      )
       await writeFile(path.join(v.root, file), original)
     }
     expect(await store.listRefs('refs/aas/snapshots/')).toEqual([]) // the refused snapshots got no ref
@@ -131,8 +135,16 @@ describe.each(['cli', 'js'] as const)('--apply on the %s backend', (backend) => 
     expect((await api.listPreviews({ agentsRoot: v.root, backend }))[0]).toMatchObject({ applies: true, reasons: [], kept: true })
   })
 
-  it('refuses when there is no preview, a preview whose validation failed, and an unknown run id', async () => {
+  it('refuses when there is no preview, a preview whose validation failed, and an unknown run id; a modifier of another action is a usage error', async () => {
     const v = await v1(backend)
+    for (const args of [
+      ['--apply', 'latest', '--dry-run'],
+      ['--apply', 'latest', '--to', 'v2'],
+      ['--list-previews', '--commit'],
+    ]) {
+      const usage = await cli(['--agents-root', v.root, ...args], v.env)
+      expect(usage.code, args.join(' ')).toBe(2)
+    }
     const none = await api.apply({ agentsRoot: v.root, preview: 'latest', env: v.env, backend })
     expect(none.error?.code).toBe('PREVIEW_NOT_FOUND')
     // A v2 -> v3 script whose validation fails every unit.
