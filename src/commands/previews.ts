@@ -180,15 +180,24 @@ export function keepPreviewsMs(env: NodeJS.ProcessEnv): number {
 
 // Delete the pending refs older than keepMs, except those applied, kept (named in
 // --apply) or listed in `except`; returns their ids. Their objects go with git's gc.
+// Three ref listings, whatever the number of previews: no commit is read.
 export async function prunePreviews(store: Store, { now, keepMs, except = [] }: { now: Date; keepMs: number; except?: readonly string[] }): Promise<string[]> {
   if (!Number.isFinite(keepMs)) return []
   const cutoff = (now.getTime() - keepMs) / 1000
+  const old = (await store.listRefCommits(PENDING_REF_PREFIX)).filter((c) => c.timestamp < cutoff)
+  if (old.length === 0) return []
+  const marked = new Set(
+    [...(await store.listRefs(APPLIED_REF_PREFIX)), ...(await store.listRefs(KEPT_REF_PREFIX))].map((r) =>
+      r.ref.slice(r.ref.indexOf('/', 'refs/aas/'.length) + 1),
+    ),
+  )
   const pruned: string[] = []
-  for (const p of await listPreviews(store)) {
-    if (p.timestamp >= cutoff || p.applied || p.kept || except.includes(p.id)) continue
+  for (const c of old) {
+    const id = c.ref.slice(PENDING_REF_PREFIX.length)
+    if (marked.has(id) || except.includes(id)) continue
     try {
-      await store.deleteRef(p.ref, p.commit)
-      pruned.push(p.id)
+      await store.deleteRef(c.ref, c.oid)
+      pruned.push(id)
     } catch (err) {
       if (!isAasError(err, 'REF_MOVED')) throw err // another run pruned it first
     }
