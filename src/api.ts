@@ -3,10 +3,12 @@ import { locateStore } from './git/locate.js'
 import { openStore } from './git/open-store.js'
 import type { BackendName, Store, StoreLocation } from './git/store.js'
 import { pathExists } from './fs-exists.js'
+import { applyPreview, applyResult, type ApplyPreviewResult } from './commands/apply.js'
 import { checkVault, type DoctorResult } from './commands/doctor.js'
 import { migrateResult, migrateVault, type MigrateResult } from './commands/migrate/migrate.js'
 import { rollbackResult, rollbackVault, type RollbackResult } from './commands/rollback.js'
 import { newRunId } from './commands/run-id.js'
+import { listPreviews as listPreviewRefs, previewStatuses, type PreviewStatus } from './commands/previews.js'
 import { auditRecord, type EngineEvent } from './commands/session.js'
 import { vaultStatus, type StatusResult } from './commands/status.js'
 import * as snapshots from './snapshots/index.js'
@@ -40,6 +42,14 @@ export interface RollbackOptions extends VaultOptions {
   snapshot: string // a snapshot name, NAME.tar.gz, or a legacy tarball name in _migrations/snapshots/
   force?: boolean
   commit?: boolean // also record the restored units as one commit on the current branch (git vaults)
+  lockTimeoutMs?: number
+  now?: () => Date
+  onEvent?: (event: EngineEvent) => void
+}
+
+export interface ApplyOptions extends VaultOptions {
+  preview: string // the run id a dry run printed, or 'latest'
+  commit?: boolean // also record the migration as one commit on the current branch (git vaults)
   lockTimeoutMs?: number
   now?: () => Date
   onEvent?: (event: EngineEvent) => void
@@ -137,6 +147,39 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
   const vault = await openVault(options, runId, `--rollback ${snapshot}${force ? ' --force' : ''}`, started)
   if ('error' in vault) return rollbackResult({ runId, force, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
   return rollbackVault({ store: vault.store, runId, snapshot, force, commit, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
+}
+
+/**
+ * `--apply RUN_ID|latest` as a library call: the live vault fast-forwarded to exactly the
+ * tree a dry run previewed (`refs/aas/pending/<run id>`), with a snapshot first and no
+ * script run. Refused (`PREVIEW_STALE`, `PREVIEW_SCRIPT_CHANGED`, `PREVIEW_APPLIED`, …)
+ * when the vault or a script changed since the preview. Never throws.
+ * @example
+ * const dry = await migrate({ agentsRoot: '/srv/agents', target: 2, dryRun: true })
+ * // … review dry.diff …
+ * const r = await apply({ agentsRoot: '/srv/agents', preview: dry.runId })
+ * console.log(r.ok ? `applied; roll back with ${r.snapshot?.name}` : r.error?.message)
+ */
+export async function apply(options: ApplyOptions): Promise<ApplyPreviewResult> {
+  const { preview, commit = false, env = process.env, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
+  const started = Date.now()
+  const runId = newRunId(now())
+  const vault = await openVault(options, runId, `--apply ${preview}`, started)
+  if ('error' in vault) return applyResult({ runId, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
+  return applyPreview({ store: vault.store, runId, preview, commit, env, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
+}
+
+/**
+ * `--list-previews`: the previews dry runs kept, newest first, with what each recorded;
+ * `applies` says whether `apply` would take it now, `reasons` why not. Reads only (the
+ * check hashes the files whose stat changed since the last snapshot, as a snapshot
+ * would, without setting any ref). Rejects with an {@link AasError}.
+ * @example
+ * for (const p of await listPreviews({ agentsRoot: '/srv/agents' })) console.log(p.id, p.applies, p.reasons)
+ */
+export async function listPreviews(options: VaultOptions = {}): Promise<PreviewStatus[]> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  return previewStatuses(store, await listPreviewRefs(store))
 }
 
 /**

@@ -37,6 +37,11 @@ export type AasErrorCode =
   | 'INTERNAL'
   | 'PYTHON_UNAVAILABLE'
   | 'ATOMIC_VALIDATORS_UNUSABLE'
+  | 'PREVIEW_NOT_FOUND'
+  | 'PREVIEW_UNUSABLE'
+  | 'PREVIEW_STALE'
+  | 'PREVIEW_SCRIPT_CHANGED'
+  | 'PREVIEW_APPLIED'
 
 // What each code means for the vault and the audit line's `result`. A refusal: the
 // command declined, because of the request or the vault's state, and changed nothing
@@ -81,6 +86,11 @@ export const ERROR_KINDS: Readonly<Record<AasErrorCode, AasErrorKind>> = {
   INTERNAL: 'failure',
   PYTHON_UNAVAILABLE: 'refusal',
   ATOMIC_VALIDATORS_UNUSABLE: 'refusal',
+  PREVIEW_NOT_FOUND: 'refusal',
+  PREVIEW_UNUSABLE: 'refusal',
+  PREVIEW_STALE: 'refusal',
+  PREVIEW_SCRIPT_CHANGED: 'refusal',
+  PREVIEW_APPLIED: 'refusal',
 }
 
 export function isRefusal(err: AasError): boolean {

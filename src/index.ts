@@ -2,13 +2,16 @@
 export {
   status,
   migrate,
+  apply,
   rollback,
   doctor,
   listSnapshots,
+  listPreviews,
   exportSnapshot,
   importSnapshot,
   type StatusOptions,
   type MigrateOptions,
+  type ApplyOptions,
   type RollbackOptions,
   type DoctorOptions,
   type VaultOptions,
@@ -17,6 +20,8 @@ export {
 } from './api.js'
 export type { StatusResult, ChainSummary } from './commands/status.js'
 export type { MigrateResult, StepStatus } from './commands/migrate/migrate.js'
+export type { ApplyPreviewResult } from './commands/apply.js'
+export type { Preview, PreviewStatus } from './commands/previews.js'
 export type { RollbackResult } from './commands/rollback.js'
 export type { DoctorResult, DoctorCheck, DoctorCheckId } from './commands/doctor.js'
 export type { Snapshot } from './snapshots/list.js'

@@ -7,11 +7,13 @@ describe('public API', () => {
   it('exports exactly the documented run-time names', () => {
     expect(Object.keys(api).sort()).toEqual([
       'AasError',
+      'apply',
       'defineMigration',
       'doctor',
       'exportSnapshot',
       'importSnapshot',
       'isAasError',
+      'listPreviews',
       'listSnapshots',
       'migrate',
       'rollback',

@@ -6,6 +6,8 @@ import { ENGINE_VERSION } from '../version.js'
 export type CliAction =
   | { kind: 'status' }
   | { kind: 'migrate'; target: number; dryRun: boolean; stat: boolean; commit: boolean }
+  | { kind: 'apply'; preview: string; commit: boolean }
+  | { kind: 'list-previews' }
   | { kind: 'list-snapshots' }
   | { kind: 'rollback'; snapshot: string; force: boolean; commit: boolean }
   | { kind: 'export-snapshot'; snapshot: string; out: string | undefined }
@@ -39,7 +41,8 @@ Examples:
   aas-migrate --to v2 --dry-run                          preview: unified diff + validation, nothing written
   aas-migrate --to v2 --dry-run --stat --no-progress     the preview as a per-file summary, no progress lines
   aas-migrate --to v2 --dry-run --python python3         .py scripts run by this interpreter (else $AAS_PYTHON, $VIRTUAL_ENV, python3)
-  aas-migrate --to v2 --commit                           migrate, and record it as one commit (git vaults)
+  aas-migrate --list-previews                            the dry runs' previews: age, whether each still applies
+  aas-migrate --apply latest --commit                    apply exactly the newest preview, no script run; --commit: one branch commit too
   aas-migrate --to v3 --lock-timeout 60                  snapshot, migrate, validate, apply (wait 60 s for agent locks)
   aas-migrate --list-snapshots                           snapshots, newest first
   aas-migrate --rollback SNAPSHOT                        restore a snapshot; a safety snapshot is taken first
@@ -55,10 +58,12 @@ agents_root: --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents.
 Colors only on a terminal; NO_COLOR=1 or --no-color turns them off. Docs: docs/ in the package.
 Exit codes: 0 done; 1 refused or failed (nothing lost); 2 usage error.`
 
-const ACTIONS = ['status', 'to', 'listSnapshots', 'rollback', 'exportSnapshot', 'importSnapshot', 'doctor', 'newScript'] as const
+const ACTIONS = ['status', 'to', 'apply', 'listPreviews', 'listSnapshots', 'rollback', 'exportSnapshot', 'importSnapshot', 'doctor', 'newScript'] as const
 const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
   status: '--status',
   to: '--to',
+  apply: '--apply',
+  listPreviews: '--list-previews',
   listSnapshots: '--list-snapshots',
   rollback: '--rollback',
   exportSnapshot: '--export-snapshot',
@@ -112,7 +117,9 @@ export function buildProgram(): Command {
     .option('--to <version>', 'migrate to schema version vN (e.g. --to v2)')
     .option('--dry-run', 'with --to: show the unified diff and validation, change nothing')
     .option('--stat', 'with --dry-run: a per-file summary instead of the full diff')
-    .option('--commit', 'with --to or --rollback (git vaults): also record one commit on the current branch')
+    .option('--apply <run-id>', 'apply exactly what a dry run previewed (its run id, or latest); no script runs')
+    .option('--list-previews', "list the dry runs' previews, newest first, with their age and whether they still apply")
+    .option('--commit', 'with --to, --apply or --rollback (git vaults): also record one commit on the current branch')
     .option('--list-snapshots', 'list snapshots, newest first, and legacy tarballs not yet imported')
     .option('--rollback <snapshot>', 'restore the vault to a snapshot (a safety snapshot is taken first)')
     .option('--force', 'with --rollback: restore even paths changed after the run')
@@ -166,13 +173,15 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const o = program.opts<Record<string, string | boolean | undefined>>()
   const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
   if (given.length === 0)
-    return usage('no action given: pass one of --status, --to vN, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.')
+    return usage(
+      'no action given: pass one of --status, --to vN, --apply RUN_ID, --list-previews, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.',
+    )
   if (given.length > 1) return usage(`${given.map((a) => ACTION_FLAGS[a]).join(' and ')} cannot be combined: pass one action at a time.`)
   const action = given[0] as (typeof ACTIONS)[number]
   const modifierOwners: Array<[string, string, boolean]> = [
     ['dryRun', '--dry-run', action === 'to'],
     ['stat', '--stat', action === 'to'],
-    ['commit', '--commit', action === 'to' || action === 'rollback'],
+    ['commit', '--commit', action === 'to' || action === 'apply' || action === 'rollback'],
     ['force', '--force', action === 'rollback'],
     ['out', '--out', action === 'exportSnapshot'],
     ['lang', '--lang', action === 'newScript'],
@@ -191,6 +200,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         break
       case 'to':
         cliAction = { kind: 'migrate', target: parseTargetVersion(String(o.to)), dryRun: Boolean(o.dryRun), stat: Boolean(o.stat), commit: Boolean(o.commit) }
+        break
+      case 'apply':
+        cliAction = { kind: 'apply', preview: String(o.apply), commit: Boolean(o.commit) }
+        break
+      case 'listPreviews':
+        cliAction = { kind: 'list-previews' }
         break
       case 'listSnapshots':
         cliAction = { kind: 'list-snapshots' }

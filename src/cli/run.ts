@@ -1,5 +1,5 @@
 import { AasError, asAasError } from '../errors.js'
-import { doctor, exportSnapshot, importSnapshot, listSnapshots, migrate, rollback, status } from '../api.js'
+import { apply, doctor, exportSnapshot, importSnapshot, listPreviews, listSnapshots, migrate, rollback, status } from '../api.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
@@ -12,6 +12,7 @@ import { errorJson, renderJson } from './render/json.js'
 import { renderMigrateSummary, writeDryRun } from './render/migrate.js'
 import { makePaint, type Paint } from './render/paint.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
+import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
 import { renderStatusText } from './render/status.js'
 
@@ -19,6 +20,8 @@ import { renderStatusText } from './render/status.js'
 const COMMAND: Record<CliRequest['action']['kind'], string> = {
   status: 'status',
   migrate: 'migrate',
+  apply: 'apply',
+  'list-previews': 'list-previews',
   'list-snapshots': 'list-snapshots',
   rollback: 'rollback',
   'export-snapshot': 'export-snapshot',
@@ -113,6 +116,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       } else {
         io.stdout(renderMigrateSummary(result, paint.out))
       }
+      if (!req.json) io.stderr(renderPruned(result.prunedPreviews))
       for (const e of result.errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
     }
@@ -132,6 +136,27 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       else io.stdout(renderRollbackText(result))
       for (const e of errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
+    }
+    case 'apply': {
+      const result = await apply({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        preview: action.preview,
+        commit: action.commit,
+        lockTimeoutMs: req.lockTimeoutMs,
+        onEvent,
+      })
+      progress.finish()
+      const { error, errors, ...rest } = result
+      if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson) }, error))
+      else io.stdout(renderApplyText(result) + renderPruned(result.prunedPreviews))
+      for (const e of errors) io.stderr(renderErrorText(e, paint.err))
+      return result.ok ? 0 : 1
+    }
+    case 'list-previews': {
+      const list = await listPreviews({ agentsRoot: req.agentsRoot, env: io.env })
+      io.stdout(req.json ? renderJson(command, { previews: list }) : renderPreviewList(list))
+      return 0
     }
     case 'list-snapshots': {
       const list = await listSnapshots({ agentsRoot: req.agentsRoot, env: io.env })

@@ -52,13 +52,16 @@ export interface TakeSnapshotOptions {
   // false: set no snapshot ref. A dry run's base is reachable from its pending ref only, so
   // that previews do not fill --list-snapshots.
   ref?: boolean
+  // Called with the commit once it is written and before its ref is set: a throw leaves
+  // no ref (only unreferenced objects), e.g. when the vault is not the state expected.
+  beforeRef?: (snap: { commit: string; tree: string; entries: readonly TreeEntry[] }) => Promise<void>
 }
 
 // Commit the snapshot scope of the live vault onto a new snapshot ref; its parent is
 // the previous snapshot, so `git log refs/aas/snapshots/<name>` browses history.
 export async function takeSnapshot(
   store: Store,
-  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label, preRead, ref: setRef = true }: TakeSnapshotOptions,
+  { target, from, runId, now = new Date(), engineVersion = ENGINE_VERSION, onProgress, label, preRead, ref: setRef = true, beforeRef }: TakeSnapshotOptions,
 ): Promise<TakeSnapshotResult> {
   // Listed while the vault is scanned; needed once the tree is known.
   const parentP = latestSnapshotCommit(store)
@@ -86,6 +89,7 @@ export async function takeSnapshot(
       return { parents: parent ? [parent.oid] : [], message, timestamp: Math.floor(now.getTime() / 1000) }
     },
   })
+  if (beforeRef) await beforeRef({ commit: res.commit, tree: res.tree, entries: res.entries })
   const { name, ref } = setRef ? await allocateRef(store, base, res.commit) : { name: base, ref: null }
   const parentOid = (parent as RefCommit | null)?.oid ?? null
   return {

@@ -40,7 +40,44 @@ const migrateResult = z.strictObject({
   validation: validation.nullable(),
   applied: z.boolean(),
   branchCommit: z.strictObject({ branch: z.string(), commit: z.string() }).nullable(),
+  prunedPreviews: z.array(z.string()),
   durationMs: z.number(),
+})
+const applyResult = z.strictObject({
+  ok: z.boolean(),
+  runId: z.string(),
+  agentsRoot: z.string(),
+  preview: z.strictObject({ id: z.string(), ref: z.string(), commit: z.string(), time: z.string() }).nullable(),
+  from: z.number().nullable(),
+  target: z.number().nullable(),
+  snapshot: ref.nullable(),
+  result: z.strictObject({ ref: z.string(), commit: z.string() }).nullable(),
+  touched: z.number(),
+  changed: z.array(z.string()),
+  applied: z.boolean(),
+  branchCommit: z.strictObject({ branch: z.string(), commit: z.string() }).nullable(),
+  prunedPreviews: z.array(z.string()),
+  durationMs: z.number(),
+})
+const preview = z.strictObject({
+  id: z.string(),
+  ref: z.string(),
+  commit: z.string(),
+  tree: z.string(),
+  base: z.string().nullable(),
+  baseTree: z.string().nullable(),
+  time: z.string(),
+  timestamp: z.number(),
+  from: z.number().nullable(),
+  target: z.number().nullable(),
+  touched: z.number(),
+  scripts: z.array(z.strictObject({ file: z.string(), oid: z.string() })),
+  validation: z.string().nullable(),
+  applied: z.strictObject({ ref: z.string(), commit: z.string() }).nullable(),
+  kept: z.boolean(),
+  ageSeconds: z.number(),
+  applies: z.boolean(),
+  reasons: z.array(z.strictObject({ code: z.string(), message: z.string(), paths: z.array(z.string()).optional() })),
 })
 const snapshot = z.strictObject({
   name: z.string(),
@@ -117,6 +154,8 @@ const schemas = {
   }),
   dryRun: envelope(z.literal('dry-run'), { result: migrateResult, errors: z.array(errorShape) }),
   migrate: envelope(z.literal('migrate'), { result: migrateResult, errors: z.array(errorShape) }),
+  apply: envelope(z.literal('apply'), { result: applyResult, errors: z.array(errorShape) }),
+  listPreviews: envelope(z.literal('list-previews'), { previews: z.array(preview) }),
   rollback: envelope(z.literal('rollback'), {
     result: z.strictObject({
       ok: z.boolean(),
@@ -188,8 +227,13 @@ describe('--json', () => {
     doc(await cli([...root, '--doctor']), schemas.doctor)
     const dry = doc(await cli([...root, '--to', 'v3', '--dry-run']), schemas.dryRun)
     expect(dry.result.result?.ref).toMatch(/^refs\/aas\/pending\//)
+    const previews = doc(await cli([...root, '--list-previews']), schemas.listPreviews)
+    expect(previews.previews).toMatchObject([{ id: dry.result.runId, applies: true, from: 1, target: 3, validation: 'ok' }])
     const run = doc(await cli([...root, '--to', 'v2']), schemas.migrate)
     expect(run.result).toMatchObject({ applied: true, from: 1, target: 2, units: 13, touched: 13 })
+    const stale = doc(await cli([...root, '--apply', 'latest']), schemas.apply, 1)
+    expect(stale.error).toMatchObject({ code: 'PREVIEW_STALE', data: { preview: dry.result.runId } })
+    expect(stale.result).toMatchObject({ applied: false, preview: { id: dry.result.runId }, snapshot: null })
     const refused = doc(await cli([...root, '--to', 'v2']), schemas.migrate, 1)
     expect(refused.error).toMatchObject({ code: 'NOT_ABOVE_CURRENT', data: { current: 2, target: 2 } })
     const list = doc(await cli([...root, '--list-snapshots']), schemas.listSnapshots)

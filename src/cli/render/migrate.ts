@@ -44,7 +44,7 @@ export function renderMigrateSummary(r: MigrateResult, paint: Paint): string {
   if (r.snapshot && r.result) {
     if (r.dryRun) {
       text += `preview kept on ${r.result.ref}\n  inspect: git --git-dir=<store> diff ${r.result.ref}^ ${r.result.ref}\n`
-      if (r.ok) text += `nothing was written to the vault; apply with: aas-migrate --to v${r.target}\n`
+      if (r.ok) text += `nothing was written to the vault; apply exactly this preview with: aas-migrate --apply ${r.runId}\n`
     } else if (r.applied) {
       text += `result: ${r.result.ref} (${r.result.commit.slice(0, 12)})\nroll back with: aas-migrate --rollback ${r.snapshot.name}\n`
     }

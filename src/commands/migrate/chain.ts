@@ -4,6 +4,7 @@ import type { ScriptFile } from '../../migrations/discover.js'
 import type { ValidatorsSpec } from '../../migrations/atomic-validators.js'
 import { applyBatches, BATCH_UNITS, type ChainPool } from '../../migrations/sandbox.js'
 import type { DiffFile } from '../../diff/unified.js'
+import type { ValidationResult } from '../../schema/validate.js'
 import { hashBlob } from '../../transaction/blob-hash.js'
 import { decodeUnit, readUnit } from '../../vault/inventory.js'
 import type { UnitType } from '../../vault/rules.js'
@@ -65,6 +66,7 @@ export interface ChainOutput {
   done: number
   held: number // bytes kept in `after` (and, in a dry run, the diff's old sides)
   after: Map<string, Buffer> // new bytes kept, by blob id
+  validation: ValidationResult | null // known when the chain has ended, before its commit is written
 }
 
 // One run of the chain over a list of units, and the result commit it feeds.
@@ -181,7 +183,7 @@ export function startChain(
   units: { vault: readonly ChainUnit[]; held: Map<string, Buffer> } | { store: readonly ChainUnit[] },
   progress: ApplyProgress,
 ): ChainAttempt {
-  const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map() }
+  const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map(), validation: null }
   const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
   const run = (async (): Promise<ApplyResult> =>
     (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
@@ -213,6 +215,7 @@ export async function finishChain({ run, out, writing }: ChainAttempt): Promise<
     await writing.catch(() => undefined)
     return { applied, commit: null }
   }
+  out.validation = applied.validation ?? null
   out.queue.end()
   return { applied, commit: (await writing).commit }
 }

@@ -16,6 +16,7 @@ import { takeInventory } from '../../vault/inventory.js'
 import type { FileMode } from '../../vault/walk.js'
 import { prepareBranchCommit, recordBranchCommit } from '../branch-commit.js'
 import { fastForward } from '../fast-forward.js'
+import { keepPreviewsMs, prunePreviews } from '../previews.js'
 import { withWriteSession, type WriteSession } from '../session.js'
 import { abandonChain, finishChain, startChain, StaleUnit, type ApplyProgress, type ChainOutput } from './chain.js'
 import { bufferBytesFromEnv, guarded, type MigrateInput, type RunContext } from './context.js'
@@ -47,6 +48,7 @@ export interface MigrateResult {
   validation: ValidationResult | null
   applied: boolean // the live vault now holds the migrated state
   branchCommit: { branch: string; commit: string } | null // with --commit
+  prunedPreviews: string[] // previews older than AAS_KEEP_PREVIEWS, deleted by this run
   error: AasError | null
   errors: AasError[] // every error found (validation failures are in `validation`)
   durationMs: number
@@ -75,6 +77,7 @@ export function migrateResult(
     validation: null,
     applied: false,
     branchCommit: null,
+    prunedPreviews: [],
     ...got,
     error: errors[0] ?? null,
     errors,
@@ -107,7 +110,10 @@ export async function migrateVault(input: MigrateInput): Promise<MigrateResult> 
         error: r.error,
       }),
     },
-    (session) => runPipeline(input, session, (got, errors) => migrateResult(base, got, errors)),
+    async (session) => {
+      const prunedPreviews = await prunePreviews(input.store, { now: input.now(), keepMs: keepPreviewsMs(input.env) })
+      return runPipeline(input, session, (got, errors) => migrateResult(base, { ...got, prunedPreviews }, errors))
+    },
     // Refused for the lock: the vault's version is still recorded (reading needs no lock).
     async (err) => migrateResult(base, err.code === 'LOCKED' ? { from: await vaultVersionOf(input.store.agentsRoot) } : {}, [err]),
   )
@@ -151,7 +157,7 @@ async function runPipeline(input: MigrateInput, session: WriteSession, finish: F
     const plan = await planOnSnapshot(ctx, pre.value, snap.value)
     if (!plan.ok || !plan.value.earlyValid) await abandonChain(early.attempt, pre.value.pool, new StaleUnit('the snapshot is not what the pre-flight read'))
     if (!plan.ok) return finish({ from: plan.from, units: plan.units, snapshot }, plan.errors)
-    early.info.planned(plan.value.from)
+    early.info.planned(plan.value.from, plan.value.steps)
     const planned = { from: plan.value.from, units: plan.units, snapshot, steps: stepsOf(plan.value.steps, null) }
     session.emit({ type: 'phase', phase: 'apply', total: plan.units })
     Object.assign(progress, { announced: true, total: plan.units })
