@@ -34,6 +34,11 @@ export interface Inventory {
   unreadable: UnreadableUnit[]
 }
 
+// The version of the rules that turn a unit's bytes into its reading: a cache of readings
+// written under other rules is not used (src/git/reading-cache.ts). Bump it with any
+// change to what a unit reads as (the parser's rules or its messages included).
+export const READING_RULES_VERSION = 1
+
 export type UnitReading = { kind: 'versioned'; version: number } | { kind: 'unversioned' } | { kind: 'unreadable'; error: FrontmatterParseError }
 
 export interface InventoryResult {
@@ -98,12 +103,13 @@ export function readingOfParsed(parsed: ParsedUnitResult): UnitReading {
 // The quick reading of a decoded unit text, or null when only the full parser can tell.
 //
 // It decides only front matter made of the simplest YAML: top-level `key: value` lines
-// (plain keys), values that are plain one-line scalars, quoted strings without escapes or
-// flow lists of such scalars, block lists of such scalars under an empty value, comments
-// and blank lines. Such text always parses, to a mapping whose schema_version is the
-// value of that line. Anything else (an indented mapping, a multi-line or block scalar,
-// anchors, aliases, tags, escapes, tabs, a duplicate key, a schema_version that is not a
-// plain decimal, a control character...) returns null: the caller parses fully, so the
+// (plain keys), values that are plain one-line scalars, quoted strings without escapes,
+// flow lists of such scalars or literal and folded block scalars (`|`, `>-`...), block
+// lists of such scalars under an empty value, comments and blank lines. Such text always
+// parses, to a mapping whose schema_version is the value of that line. Anything else (an
+// indented mapping, a multi-line plain or quoted scalar, anchors, aliases, tags, escapes,
+// tabs, a duplicate key, a schema_version that is not a plain decimal, a control
+// character...) returns null: the caller parses fully, so the
 // result, and every error message, is the full parser's. test/vault/quick-reading.test.ts
 // checks that both agree on a corpus and on every fixture.
 export function quickReading(text: string): UnitReading | null {
@@ -128,8 +134,10 @@ const PLAIN_START = /^[^-?:,[\]{}#&*!|>'"%@` ]/
 const DOUBLE_QUOTED = /^"[^"\\]*"/
 const SINGLE_QUOTED = /^'(?:[^']|'')*'/
 const REST_OF_LINE = /^(?: +#.*| *)$/
+// A block scalar's header without an indentation indicator: `|`, `>-`, `|+ # comment`.
+const BLOCK_HEADER = /^[|>][-+]?(?: +#.*| *)$/
 
-type QuickValue = { kind: 'plain'; text: string } | { kind: 'string' } | { kind: 'list' } | { kind: 'empty' }
+type QuickValue = { kind: 'plain'; text: string } | { kind: 'string' } | { kind: 'list' } | { kind: 'block' } | { kind: 'empty' }
 
 // schema_version of simple front matter: a number, null (absent or not an integer), or
 // undefined when the source is not simple enough to be sure.
@@ -141,8 +149,24 @@ function quickVersion(source: string): number | null | undefined {
   let version: number | null = null
   // After a key with an empty value: where its block list's items start (-1: none yet).
   let listIndent: number | null = null
+  // Within a block scalar: the indentation of its content (-1: no content line yet).
+  let blockIndent: number | null = null
   for (const raw of lines) {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (blockIndent !== null) {
+      const indent = line.length - line.trimStart().length
+      if (line.trim() === '') {
+        // A leading empty line with spaces could be more indented than the content (an error).
+        if (blockIndent === -1 && line.length > 0) return undefined
+        continue
+      }
+      if (indent > 0) {
+        if (blockIndent === -1) blockIndent = indent
+        else if (indent < blockIndent) return undefined
+        continue
+      }
+      blockIndent = null // a line at column 0 ends the scalar
+    }
     if (COMMENT_OR_BLANK.test(line)) continue
     const item = SEQ_ITEM.exec(line)
     if (item) {
@@ -161,6 +185,7 @@ function quickVersion(source: string): number | null | undefined {
     const value = quickValue(m[2] ?? '', true)
     if (value === null) return undefined
     listIndent = value.kind === 'empty' ? -1 : null
+    blockIndent = value.kind === 'block' ? -1 : null
     if (key !== 'schema_version') continue
     if (value.kind === 'plain') {
       if (!DECIMAL.test(value.text)) return undefined
@@ -180,6 +205,7 @@ function quickValue(rest: string, allowList: boolean): QuickValue | null {
     return q && REST_OF_LINE.test(rest.slice(q[0].length)) ? { kind: 'string' } : null
   }
   if (first === '[') return allowList && isSimpleFlowList(rest) ? { kind: 'list' } : null
+  if (first === '|' || first === '>') return allowList && BLOCK_HEADER.test(rest) ? { kind: 'block' } : null
   if (!PLAIN_START.test(rest)) return null
   const hash = rest.indexOf(' #')
   const text = (hash < 0 ? rest : rest.slice(0, hash)).trimEnd()
