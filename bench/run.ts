@@ -1,13 +1,13 @@
 // `npm run bench`: the benchmark of issue 7. Generates deterministic vaults, measures
 // every aas-migrate figure on each backend next to its baselines (tar czf, a plain
 // read+write loop, git add+commit), prints the table and writes docs/performance.md.
-// Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3[,1,...]] [--out FILE] [--backends cli,js[/cli/...]]
+// Usage: npm run bench -- [--units 10000[,50000,...]] [--reps 3[,1,...]] [--out FILE] [--backends cli,js[/cli/...]] [--only status,statusRepeat,...]
 import { cpSync, existsSync, rmSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { hasGnuTime } from './measure.js'
 import { describeMachine, markdown, textTable, type SizeReport } from './report.js'
-import { measureSize, type Backend } from './scenarios.js'
+import { FIGURE_KEYS, measureSize, type Backend } from './scenarios.js'
 import { BENCH_DIR } from './vault.js'
 
 interface BenchArgs {
@@ -15,6 +15,7 @@ interface BenchArgs {
   reps: number[] // per size (one value: every size)
   out: string
   backends: Backend[][] // per size (one group: every size)
+  only: string[] | null // figure keys (null: every figure)
 }
 
 const SIZES = [1000, 10_000, 50_000, 100_000]
@@ -22,7 +23,7 @@ const SIZES = [1000, 10_000, 50_000, 100_000]
 // --reps 3,1 and --backends cli,js/cli give sizes their own values, in --units order
 // (e.g. 3 repetitions on both backends at 10,000 units, 1 on cli at 50,000).
 function parseArgs(argv: string[]): BenchArgs {
-  const args: BenchArgs = { units: [10_000], reps: [3], out: path.join(BENCH_DIR, '..', 'docs', 'performance.md'), backends: [['cli', 'js']] }
+  const args: BenchArgs = { units: [10_000], reps: [3], out: path.join(BENCH_DIR, '..', 'docs', 'performance.md'), backends: [['cli', 'js']], only: null }
   for (let i = 0; i < argv.length; i++) {
     const flag = argv[i]
     const value = argv[i + 1]
@@ -31,10 +32,13 @@ function parseArgs(argv: string[]): BenchArgs {
     else if (flag === '--reps') args.reps = value.split(',').map(Number)
     else if (flag === '--out') args.out = path.resolve(value)
     else if (flag === '--backends') args.backends = value.split('/').map((g) => g.split(',') as Backend[])
+    else if (flag === '--only') args.only = value.split(',')
     else throw new Error(`unknown option ${flag}`)
     i++
   }
   if (args.units.some((u) => !SIZES.includes(u))) throw new Error(`--units takes ${SIZES.join('|')} (comma-separated for several)`)
+  const unknown = args.only?.filter((k) => !(FIGURE_KEYS as readonly string[]).includes(k)) ?? []
+  if (unknown.length > 0) throw new Error(`--only takes figure keys (${FIGURE_KEYS.join(', ')}), got ${unknown.join(', ')}`)
   if (args.reps.some((r) => !Number.isInteger(r) || r < 1)) throw new Error('--reps takes a positive integer (or one per size, comma-separated)')
   if (args.backends.some((g) => g.length === 0 || g.some((b) => b !== 'cli' && b !== 'js')))
     throw new Error('--backends takes cli, js or cli,js (or one group per size, separated by /)')
@@ -53,6 +57,7 @@ const NOTES = [
   'Vaults: test/helpers/gen-vault.ts `generateVault` (seed 1: six agents, memory notes and wiki pages with valid v1 front matter, ~2 KB bodies, 1% CRLF files, INDEX, persona and run-log files) plus `_migrations/v1_to_v2.mjs` (fixtures/migrations/v1_to_v2.mjs: schema_version 2, a provenance key, v2 validation).',
   'Every repetition runs on a fresh `cp -a` copy of the generated vault (not timed); aas-migrate runs as `node dist/cli/main.js --agents-root COPY --no-progress ...`.',
   '`--to v2` and `--dry-run` start from a vault without a store, so they include the cold snapshot. `--rollback after --to v2` rolls that migration back (every unit changed).',
+  "`--status, first call`: a fresh copy without a store. `--status, repeat (1% changed)`: a copy given a store by a snapshot (untimed), left 2.5 s so that no file is within the engine's 2 s racy window, one `--status` (untimed), then 1% of the units changed (a line appended) and `--status` timed. Their targets (≤ 0.5× and ≤ 0.25× `tar czf`) are issue 18's.",
   'Cold and repeat snapshot: bench/snapshot-child.mjs calls `takeSnapshot` (the snapshot step of `--to`) in a child process; the repeat follows after 1% of the units got a line appended.',
   '`--rollback, N% changed`: a snapshot (untimed), then N% of the units changed, then `--rollback SNAPSHOT` (which takes its own safety snapshot first).',
   '`tar czf`: the generated vault into a temp file. Read+write floor: bench/floor-child.mjs, a plain sequential Node loop (`await readFile`, `await writeFile`) copying every unit, no parsing, hashing or fsync. `git add -A && git commit`: into a fresh scratch repository whose work tree is the vault.',
@@ -74,7 +79,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   })
 }
 const reports: SizeReport[] = []
-const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.reps.join(',')} --backends ${args.backends.map((g) => g.join(',')).join('/')}`
+const command = `npm run bench -- --units ${args.units.join(',')} --reps ${args.reps.join(',')} --backends ${args.backends.map((g) => g.join(',')).join('/')}${args.only ? ` --only ${args.only.join(',')}` : ''}`
 const date = new Date().toISOString().replace(/\.\d+Z$/, 'Z')
 try {
   for (const [i, units] of args.units.entries()) {
@@ -84,6 +89,7 @@ try {
       units,
       reps: perSize(args.reps, i),
       backends: perSize(args.backends, i),
+      ...(args.only ? { only: args.only } : {}),
       ...(previous ? { previous } : {}),
       log: (l) => process.stderr.write(`[${units}] ${l}\n`),
     })

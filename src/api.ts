@@ -1,18 +1,15 @@
 import { type AasError, asAasError } from './errors.js'
 import { locateStore } from './git/locate.js'
-import { openStore } from './git/open-store.js'
 import type { BackendName, Store, StoreLocation } from './git/store.js'
 import { pathExists } from './fs-exists.js'
-import { applyPreview, applyResult, type ApplyPreviewResult } from './commands/apply.js'
-import { checkVault, type DoctorResult } from './commands/doctor.js'
-import { migrateResult, migrateVault, type MigrateResult } from './commands/migrate/migrate.js'
-import { rollbackResult, rollbackVault, type RollbackResult } from './commands/rollback.js'
-import { newRunId } from './commands/run-id.js'
-import { listPreviews as listPreviewRefs, previewStatuses, type PreviewStatus } from './commands/previews.js'
-import { auditRecord, type EngineEvent } from './commands/session.js'
-import { vaultStatus, type StatusResult } from './commands/status.js'
-import * as snapshots from './snapshots/index.js'
-import { appendAudit } from './transaction/audit.js'
+import type { ApplyPreviewResult } from './commands/apply.js'
+import type { DoctorResult } from './commands/doctor.js'
+import type { MigrateResult } from './commands/migrate/migrate.js'
+import type { RollbackResult } from './commands/rollback.js'
+import type { EngineEvent } from './commands/session.js'
+import type { StatusResult } from './commands/status.js'
+import type * as snapshots from './snapshots/index.js'
+import type { PreviewStatus } from './commands/previews.js'
 import { resolveAgentsRoot, type AgentsRoot } from './vault/agents-root.js'
 import path from 'node:path'
 
@@ -21,6 +18,8 @@ import path from 'node:path'
 // inputs. migrate() and rollback() never throw: every failure, expected or not, comes
 // back in the result (`error`, `errors`), with its audit line where there is a vault to
 // write it to. The read-only calls reject with an AasError.
+// Each call imports its command's modules when it runs, so that `--status` does not load
+// the migration engine (yaml, zod, diff, the git backends) it does not use.
 
 export interface VaultOptions {
   agentsRoot?: string | undefined // default: $ATOMIC_AGENTS_ROOT, else ~/docs/agents
@@ -76,6 +75,15 @@ export interface ImportSnapshotOptions extends VaultOptions {
 
 const backendOf = ({ backend }: VaultOptions) => (backend ? { backend } : {})
 
+async function openStore(options: { agentsRoot: string; create?: boolean; backend?: BackendName }): Promise<Store> {
+  return (await import('./git/open-store.js')).openStore(options)
+}
+
+// Whether the store exists, from the file system alone (a repository vault always has one).
+async function storeExists(location: StoreLocation): Promise<boolean> {
+  return location.kind === 'repo' || (await pathExists(path.join(location.gitDir, 'HEAD')))
+}
+
 async function rootOf({ agentsRoot, env = process.env }: VaultOptions): Promise<AgentsRoot> {
   return resolveAgentsRoot({ flag: agentsRoot, env })
 }
@@ -83,8 +91,7 @@ async function rootOf({ agentsRoot, env = process.env }: VaultOptions): Promise<
 // The vault's store if one exists (a read-only command never creates one).
 async function existingStore(root: string, options: VaultOptions): Promise<{ location: StoreLocation; store: Store | null }> {
   const location = await locateStore(root)
-  const exists = location.kind === 'repo' || (await pathExists(path.join(location.gitDir, 'HEAD')))
-  return { location, store: exists ? await openStore({ agentsRoot: root, create: false, ...backendOf(options) }) : null }
+  return { location, store: (await storeExists(location)) ? await openStore({ agentsRoot: root, create: false, ...backendOf(options) }) : null }
 }
 
 // A vault and its store, or the failure that prevents opening them: a missing or
@@ -107,6 +114,7 @@ async function openVault(
   } catch (err) {
     const error = asAasError(err)
     const fields = { from: null, to: null, dry_run: false, units_touched: 0, snapshot: null, result_commit: null, rolled_back: false, error }
+    const [{ appendAudit }, { auditRecord }] = await Promise.all([import('./transaction/audit.js'), import('./commands/session.js')])
     await appendAudit(root, auditRecord({ runId, root, command, started }, fields)).catch(() => undefined)
     return { root, error }
   }
@@ -127,6 +135,7 @@ function agentsRootGuess(options: VaultOptions, root: string | null): string {
 export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const { target, dryRun = false, commit = false, env = process.env, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
   const started = Date.now()
+  const [{ migrateResult, migrateVault }, { newRunId }] = await Promise.all([import('./commands/migrate/migrate.js'), import('./commands/run-id.js')])
   const runId = newRunId(now())
   const vault = await openVault(options, runId, `--to v${target}${dryRun ? ' --dry-run' : ''}`, started)
   if ('error' in vault) return migrateResult({ runId, target, dryRun, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
@@ -143,6 +152,7 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
 export async function rollback(options: RollbackOptions): Promise<RollbackResult> {
   const { snapshot, force = false, commit = false, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
   const started = Date.now()
+  const [{ rollbackResult, rollbackVault }, { newRunId }] = await Promise.all([import('./commands/rollback.js'), import('./commands/run-id.js')])
   const runId = newRunId(now())
   const vault = await openVault(options, runId, `--rollback ${snapshot}${force ? ' --force' : ''}`, started)
   if ('error' in vault) return rollbackResult({ runId, force, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
@@ -163,6 +173,7 @@ export async function rollback(options: RollbackOptions): Promise<RollbackResult
 export async function apply(options: ApplyOptions): Promise<ApplyPreviewResult> {
   const { preview, commit = false, env = process.env, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
   const started = Date.now()
+  const [{ applyPreview, applyResult }, { newRunId }] = await Promise.all([import('./commands/apply.js'), import('./commands/run-id.js')])
   const runId = newRunId(now())
   const vault = await openVault(options, runId, `--apply ${preview}`, started)
   if ('error' in vault) return applyResult({ runId, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
@@ -179,6 +190,7 @@ export async function apply(options: ApplyOptions): Promise<ApplyPreviewResult> 
  */
 export async function listPreviews(options: VaultOptions = {}): Promise<PreviewStatus[]> {
   const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  const { listPreviews: listPreviewRefs, previewStatuses } = await import('./commands/previews.js')
   return previewStatuses(store, await listPreviewRefs(store))
 }
 
@@ -193,11 +205,13 @@ export async function listPreviews(options: VaultOptions = {}): Promise<PreviewS
  */
 export async function status(options: StatusOptions = {}): Promise<StatusResult> {
   const root = await rootOf(options)
-  const { location, store } = await existingStore(root.path, {})
+  const location = await locateStore(root.path)
+  const { vaultStatus } = await import('./commands/status.js')
   return vaultStatus({
     root,
     location,
-    store,
+    storeExists: await storeExists(location),
+    openStore: () => openStore({ agentsRoot: root.path, create: false }),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     python: options.python,
@@ -215,6 +229,7 @@ export async function status(options: StatusOptions = {}): Promise<StatusResult>
  */
 export async function doctor(options: DoctorOptions = {}): Promise<DoctorResult> {
   const root = (await rootOf(options)).path
+  const { checkVault } = await import('./commands/doctor.js')
   return checkVault({ root, ...(await existingStore(root, options)), python: options.python, ...(options.env ? { env: options.env } : {}) })
 }
 
@@ -226,7 +241,8 @@ export async function doctor(options: DoctorOptions = {}): Promise<DoctorResult>
  * for (const s of await listSnapshots({ agentsRoot: '/srv/agents' })) console.log(s.name, s.time, s.target)
  */
 export async function listSnapshots(options: VaultOptions = {}): Promise<snapshots.Snapshot[]> {
-  return snapshots.listSnapshots(await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) }))
+  const { listSnapshots } = await import('./snapshots/index.js')
+  return listSnapshots(await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) }))
 }
 
 /**
@@ -238,7 +254,7 @@ export async function listSnapshots(options: VaultOptions = {}): Promise<snapsho
  */
 export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapshotOptions): Promise<snapshots.ExportResult> {
   const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
-  return snapshots.exportSnapshot(store, snapshot, out === undefined ? {} : { out })
+  return (await import('./snapshots/index.js')).exportSnapshot(store, snapshot, out === undefined ? {} : { out })
 }
 
 /**
@@ -251,5 +267,6 @@ export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapsh
  * const { name, ref } = await importSnapshot({ agentsRoot: '/srv/agents', file: '/backups/before-v2.tar.gz' })
  */
 export async function importSnapshot({ file, ...options }: ImportSnapshotOptions): Promise<snapshots.ImportResult> {
-  return snapshots.importSnapshot(await openStore({ agentsRoot: (await rootOf(options)).path, ...backendOf(options) }), file)
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, ...backendOf(options) })
+  return (await import('./snapshots/index.js')).importSnapshot(store, file)
 }

@@ -2,7 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
 import { discoverScripts, scriptsDir } from '../migrations/discover.js'
-import { takeInventory } from '../vault/inventory.js'
+import { takeInventory } from '../vault/unit-reading.js'
 import { MIGRATIONS_DIR } from '../vault/rules.js'
 
 // `--new-script`: the authoring kit's first step. Writes a script template (a typed

@@ -9,7 +9,6 @@ import { parseArgs, type CliRequest } from './program.js'
 import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
-import { renderMigrateSummary, writeDryRun } from './render/migrate.js'
 import { makePaint, type Paint } from './render/paint.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
@@ -109,6 +108,8 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
         python: req.python,
       })
       progress.finish()
+      // Loaded here: the diff renderer brings the diff engine, which other commands do not need.
+      const { renderMigrateSummary, writeDryRun } = await import('./render/migrate.js')
       if (req.json) io.stdout(renderJson(command, migrateJson(result), result.error))
       else if (action.dryRun) {
         await writeDryRun(result, { stat: action.stat, paint: paint.out, write: io.stdout })

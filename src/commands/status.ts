@@ -1,19 +1,23 @@
+import path from 'node:path'
 import type { AasError } from '../errors.js'
+import { pathExists } from '../fs-exists.js'
+import { loadReadingCache, READING_CACHE_FILE } from '../git/reading-cache.js'
 import type { Store, StoreLocation } from '../git/store.js'
-import { validatorsInfo, type ValidatorsInfo } from '../migrations/atomic-validators.js'
+import { validatorsInfo, type ValidatorsInfo } from '../migrations/validators-info.js'
 import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
 import { planChain } from '../migrations/plan.js'
 import { probePython, type PythonProbe } from '../migrations/python-interpreter.js'
 import type { RecoveryResult } from '../transaction/transaction.js'
 import type { AgentsRoot } from '../vault/agents-root.js'
-import { takeInventory, type Inventory } from '../vault/inventory.js'
-import { recoverIfInterrupted, type EngineEvent } from './session.js'
+import { takeInventory, type Inventory } from '../vault/unit-reading.js'
+import type { EngineEvent } from './session.js'
 
-// The normalised request (src/api.ts resolves the vault and opens its store).
+// The normalised request (src/api.ts resolves the vault and locates its store).
 export interface StatusInput {
   root: AgentsRoot
   location: StoreLocation
-  store: Store | null // null: no store exists yet
+  storeExists: boolean // false: no store yet; --status creates none
+  openStore: () => Promise<Store> // called only when there is an interrupted transaction to complete
   onProgress?: (done: number) => void
   onEvent?: (event: EngineEvent) => void
   python?: string | undefined // --python: the interpreter reported for .py scripts
@@ -27,6 +31,14 @@ export interface ChainSummary {
   gap: { from: number; to: number } | null
 }
 
+// The cache of unit readings in the store's state folder (src/git/reading-cache.ts).
+export interface StatusCacheInfo {
+  file: string
+  loaded: boolean // the file held a usable cache
+  read: number // units read from disk this time (the others were known by their stat)
+  written: boolean // the file was (re)written
+}
+
 export interface StatusResult {
   agentsRoot: AgentsRoot
   store: { kind: StoreLocation['kind']; gitDir: string; exists: boolean }
@@ -38,20 +50,44 @@ export interface StatusResult {
   recovered: RecoveryResult | null // an interrupted transaction this command completed first
   python: PythonProbe | null // the interpreter .py scripts would run with; null when there is no .py script
   validators: ValidatorsInfo // the installed atomic-agents' own validators, or why the built-in rules apply alone
+  cache: StatusCacheInfo | null // null: no cache is kept (no store, or no snapshot taken yet)
 }
 
-// Read-only: names scripts without executing them (docs/how-it-works.md, "Status and
-// doctor") and takes no lock, except to complete an interrupted transaction it finds.
-export async function vaultStatus({ root, location, store, onProgress, onEvent, python, env = process.env }: StatusInput): Promise<StatusResult> {
-  const recovered = store ? await recoverIfInterrupted(store, { command: '--status', ...(onEvent ? { onEvent } : {}) }) : null
-  const [{ scan, inventory }, discovery, probe] = await Promise.all([
-    takeInventory(root.path, onProgress ? { onProgress } : {}),
+// The journal's name in the state folder: JOURNAL_FILE of src/transaction/journal.ts,
+// not imported from there because that module loads zod (test/commands/status.test.ts
+// checks that both agree).
+export const JOURNAL_FILE_NAME = 'journal.json'
+
+// Read-only as far as the vault goes: names scripts without executing them
+// (docs/how-it-works.md, "Status and doctor") and takes no lock, except to complete an
+// interrupted transaction it finds. Where the engine already keeps state (the store's
+// aas/ folder, made by the first snapshot) it keeps a cache of unit readings, so that a
+// repeat reads only the units whose stat changed; anywhere else it writes nothing.
+export async function vaultStatus({
+  root,
+  location,
+  storeExists,
+  openStore,
+  onProgress,
+  onEvent,
+  python,
+  env = process.env,
+}: StatusInput): Promise<StatusResult> {
+  const recovered = storeExists ? await recoverIfJournal(location, openStore, onEvent) : null
+  // The cache lives only where the engine already keeps state (a snapshot was taken).
+  const keepCache = storeExists && (await pathExists(location.stateDir))
+  const cache = keepCache ? await loadReadingCache(location.stateDir, root.path, Date.now()) : undefined
+  const [{ scan, inventory, read = scan.units.length }, discovery, probe] = await Promise.all([
+    // Without a cache no unit's stat is needed: the walk does not lstat them.
+    takeInventory(root.path, { ...(onProgress ? { onProgress } : {}), ...(cache ? { cache } : { statUnits: false }) }),
     discoverScripts(root.path),
     probePython({ python, env }), // the interpreter only, never a script
   ])
+  // A cache that cannot be written (a read-only store, a full disk) only costs the next run.
+  const written = cache ? await cache.save(location.stateDir, root.path).catch(() => false) : false
   return {
     agentsRoot: root,
-    store: { kind: location.kind, gitDir: location.gitDir, exists: store !== null },
+    store: { kind: location.kind, gitDir: location.gitDir, exists: storeExists },
     inventory,
     scripts: discovery.scripts.map(({ file, from, to }) => ({ file, from, to })),
     scriptErrors: discovery.errors.map((e) => e.toJSON()),
@@ -60,7 +96,20 @@ export async function vaultStatus({ root, location, store, onProgress, onEvent, 
     recovered,
     python: discovery.scripts.some((s) => s.ext === 'py') ? probe : null,
     validators: validatorsInfo(probe),
+    cache: cache ? { file: path.join(location.stateDir, READING_CACHE_FILE), loaded: cache.loaded, read, written } : null,
   }
+}
+
+// Completes an interrupted transaction when its journal is there; the transaction
+// machinery (and the store) is loaded only then.
+async function recoverIfJournal(
+  location: StoreLocation,
+  openStore: () => Promise<Store>,
+  onEvent: ((event: EngineEvent) => void) | undefined,
+): Promise<RecoveryResult | null> {
+  if (!(await pathExists(path.join(location.stateDir, JOURNAL_FILE_NAME)))) return null
+  const [{ recoverIfInterrupted }, store] = await Promise.all([import('./session.js'), openStore()])
+  return recoverIfInterrupted(store, { command: '--status', ...(onEvent ? { onEvent } : {}) })
 }
 
 // The chain from the vault's version to the newest script; an empty vault needs none.

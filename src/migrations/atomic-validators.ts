@@ -3,7 +3,8 @@ import { AasError } from '../errors.js'
 import type { UnitFailure, ValidationResult } from '../schema/validate.js'
 import { frontmatterSourceOf, type UnitApplyResult } from './apply.js'
 import { BridgeDied, PythonBridge } from './python-bridge.js'
-import type { AtomicValidators, PythonProbe, PythonRunCheck } from './python-interpreter.js'
+import type { PythonRunCheck } from './python-interpreter.js'
+import { labelOf } from './validators-info.js'
 
 // Validation parity with the Python runner: when the interpreter has atomic-agents
 // installed, every unit the chain produced is also checked by that installation's own
@@ -22,26 +23,9 @@ export interface ValidatorsSpec {
 
 export const ATOMIC_FIELD = 'atomic-agents'
 
-// Which validators a run would use, for --status and --doctor.
-export type ValidatorsInfo =
-  | { kind: 'atomic-agents'; label: string; schemaVersion: number | null; note: boolean; wiki: boolean; error: string | null }
-  | { kind: 'built-in'; reason: string }
-
-export function validatorsInfo(probe: PythonProbe): ValidatorsInfo {
-  if (!probe.version) return { kind: 'built-in', reason: `no Python interpreter (${probe.command}) to look for atomic-agents in` }
-  const v = probe.validators
-  if (!probe.atomicAgents || !v) return { kind: 'built-in', reason: `atomic_agents is not installed in ${probe.executable ?? probe.command}` }
-  const label = labelOf(v, probe.atomicAgents)
-  if (!probe.ok)
-    return { kind: 'built-in', reason: `${label} is installed, but ${probe.command} cannot run it: ${String(probe.error?.data.reason ?? 'unusable')}` }
-  if (!v.error && !v.note && !v.wiki) return { kind: 'built-in', reason: `${label} has no validate_atomic_note_frontmatter or validate_wiki_frontmatter` }
-  return { kind: 'atomic-agents', label, schemaVersion: v.schemaVersion, note: v.note, wiki: v.wiki, error: v.error }
-}
-
-function labelOf(v: AtomicValidators, origin: string): string {
-  const dir = path.basename(origin) === '__init__.py' ? path.dirname(origin) : origin
-  return `atomic-agents${v.package ? ` ${v.package}` : ''} (${dir})`
-}
+// Which validators a run would use (kept in ./validators-info.js, which --status loads
+// without the bridge and the front matter editor this module needs).
+export { validatorsInfo, type ValidatorsInfo } from './validators-info.js'
 
 export function validatorsSpec(v: NonNullable<PythonRunCheck['validators']>, agentsRoot: string): ValidatorsSpec {
   return { python: v.python, agentsRoot, label: labelOf(v, v.origin), note: v.note, wiki: v.wiki }

@@ -34,6 +34,9 @@ export interface VaultScan {
 export interface ScanOptions {
   concurrency?: number
   onProgress?: (filesSeen: number) => void
+  // When it returns false for a regular file, the file is not lstat-ed (see walkScope):
+  // for a caller that needs only the paths of some files.
+  statFile?: (rel: string) => boolean
 }
 
 export async function loadRules(root: string): Promise<PathRules> {
@@ -70,11 +73,11 @@ export function comparePaths(a: string, b: string): number {
 // synchronously: from the page cache each call costs microseconds, while a thread-pool
 // round trip per directory and the promises around it cost more than the calls on a
 // loaded machine. (`concurrency` is accepted for compatibility and unused.)
-export async function scanVault(root: string, { onProgress }: ScanOptions = {}): Promise<VaultScan> {
+export async function scanVault(root: string, { onProgress, statFile }: ScanOptions = {}): Promise<VaultScan> {
   const rules = await loadRules(root)
   const entries: ScopeEntry[] = []
   const skipped: SkippedEntry[] = []
-  for (const batch of walkScope(root, rules, skipped)) {
+  for (const batch of walkScope(root, rules, skipped, statFile ? { statFile } : {})) {
     for (const e of batch) {
       entries.push(e)
       if (onProgress && entries.length % 1000 === 0) onProgress(entries.length)

@@ -150,6 +150,7 @@ const schemas = {
         }),
         z.strictObject({ kind: z.literal('built-in'), reason: z.string() }),
       ]),
+      cache: z.strictObject({ file: z.string(), loaded: z.boolean(), read: z.number(), written: z.boolean() }).nullable(),
     }),
   }),
   dryRun: envelope(z.literal('dry-run'), { result: migrateResult, errors: z.array(errorShape) }),

@@ -1,4 +1,7 @@
-import { ansi } from '../../diff/unified.js'
+// The ANSI codes git uses by default, as in `ansi` of src/diff/unified.ts (not imported
+// from there: that module loads the diff engine, which `--status` does not need;
+// test/cli/startup.test.ts checks that both agree).
+export const PAINT_CODES = { reset: '\x1b[m', bold: '\x1b[1m', red: '\x1b[31m', green: '\x1b[32m', yellow: '\x1b[33m' } as const
 
 // Colors like git's, only when enabled (a TTY, no --no-color, no NO_COLOR).
 export interface Paint {
@@ -10,6 +13,7 @@ export interface Paint {
 }
 
 export function makePaint(enabled: boolean): Paint {
-  const p = (code: string) => (text: string) => (enabled ? ansi.paint(code, text) : text)
-  return { enabled, error: p(`${ansi.bold}${ansi.red}`), warn: p('\x1b[33m'), ok: p(ansi.green), bold: p(ansi.bold) }
+  const c = PAINT_CODES
+  const p = (code: string) => (text: string) => (enabled ? `${code}${text}${c.reset}` : text)
+  return { enabled, error: p(`${c.bold}${c.red}`), warn: p(c.yellow), ok: p(c.green), bold: p(c.bold) }
 }
