@@ -37,6 +37,20 @@ const migrateResult = z.strictObject({
   touched: z.number(),
   changed: z.array(z.string()),
   diff: z.array(z.strictObject({ path: z.string(), oldOid: z.string().nullable(), newOid: z.string().nullable(), mode: z.string().nullable() })),
+  patterns: z.array(
+    z.strictObject({
+      label: z.string(),
+      units: z.number(),
+      keys: z.array(
+        z.strictObject({ key: z.string(), change: z.enum(['added', 'removed', 'changed']), from: z.string().nullable(), to: z.string().nullable() }),
+      ),
+      body: z.boolean(),
+      onlyTheseLines: z.boolean(),
+      unexplained: z.string().nullable(),
+      examples: z.array(z.string()),
+      paths: z.array(z.string()),
+    }),
+  ),
   validation: validation.nullable(),
   applied: z.boolean(),
   branchCommit: z.strictObject({ branch: z.string(), commit: z.string() }).nullable(),
