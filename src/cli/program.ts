@@ -5,7 +5,7 @@ import { ENGINE_VERSION } from '../version.js'
 
 export type CliAction =
   | { kind: 'status' }
-  | { kind: 'migrate'; target: number; dryRun: boolean; stat: boolean; commit: boolean }
+  | { kind: 'migrate'; target: number; dryRun: boolean; stat: boolean; commit: boolean; report: string | undefined; open: boolean }
   | { kind: 'apply'; preview: string; commit: boolean }
   | { kind: 'list-previews' }
   | { kind: 'list-snapshots' }
@@ -40,6 +40,8 @@ Examples:
   aas-migrate --status --json                            one JSON document on stdout (docs/json.md)
   aas-migrate --to v2 --dry-run                          preview: unified diff + validation, nothing written
   aas-migrate --to v2 --dry-run --stat --no-progress     the preview as a per-file summary, no progress lines
+  aas-migrate --to v2 --dry-run --report review.html    the preview as one HTML file: header, patterns, every diff
+  aas-migrate --to v2 --dry-run --report review.html --open   the same, opened in a browser (when a display exists)
   aas-migrate --to v2 --dry-run --python python3         .py scripts run by this interpreter (else $AAS_PYTHON, $VIRTUAL_ENV, python3)
   aas-migrate --list-previews                            the dry runs' previews: age, whether each still applies
   aas-migrate --apply latest --commit                    apply exactly the newest preview, no script run; --commit: one branch commit too
@@ -117,6 +119,8 @@ export function buildProgram(): Command {
     .option('--to <version>', 'migrate to schema version vN (e.g. --to v2)')
     .option('--dry-run', 'with --to: show the unified diff and validation, change nothing')
     .option('--stat', 'with --dry-run: a per-file summary instead of the full diff')
+    .option('--report <file>', 'with --dry-run: also write a self-contained HTML review report (patterns, every diff) to FILE.html')
+    .option('--open', 'with --report: open the report with the platform opener when a display exists')
     .option('--apply <run-id>', 'apply exactly what a dry run previewed (its run id, or latest); no script runs')
     .option('--list-previews', "list the dry runs' previews, newest first, with their age and whether they still apply")
     .option('--commit', 'with --to, --apply or --rollback (git vaults): also record one commit on the current branch')
@@ -185,12 +189,16 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ['force', '--force', action === 'rollback'],
     ['out', '--out', action === 'exportSnapshot'],
     ['lang', '--lang', action === 'newScript'],
+    ['report', '--report', action === 'to'],
+    ['open', '--open', action === 'to'],
   ]
   for (const [key, flag, allowed] of modifierOwners) {
     if (o[key] !== undefined && o[key] !== false && !allowed) return usage(`${flag} does not apply to ${ACTION_FLAGS[action]}.`)
   }
   if (o.stat && !o.dryRun) return usage('--stat needs --dry-run (e.g. --to v2 --dry-run --stat).')
   if (o.commit && o.dryRun) return usage('--commit cannot be combined with --dry-run.')
+  if (o.report !== undefined && !o.dryRun) return usage('--report needs --dry-run (e.g. --to v2 --dry-run --report review.html).')
+  if (o.open && o.report === undefined) return usage('--open needs --report (e.g. --to v2 --dry-run --report review.html --open).')
 
   let cliAction: CliAction
   try {
@@ -199,7 +207,15 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         cliAction = { kind: 'status' }
         break
       case 'to':
-        cliAction = { kind: 'migrate', target: parseTargetVersion(String(o.to)), dryRun: Boolean(o.dryRun), stat: Boolean(o.stat), commit: Boolean(o.commit) }
+        cliAction = {
+          kind: 'migrate',
+          target: parseTargetVersion(String(o.to)),
+          dryRun: Boolean(o.dryRun),
+          stat: Boolean(o.stat),
+          commit: Boolean(o.commit),
+          report: typeof o.report === 'string' ? o.report : undefined,
+          open: Boolean(o.open),
+        }
         break
       case 'apply':
         cliAction = { kind: 'apply', preview: String(o.apply), commit: Boolean(o.commit) }

@@ -10,6 +10,7 @@ import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
 import { makePaint, type Paint } from './render/paint.js'
+import { openReport, writeReport } from './render/report.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
@@ -119,7 +120,8 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       }
       if (!req.json) io.stderr(renderPruned(result.prunedPreviews))
       for (const e of result.errors) io.stderr(renderErrorText(e, paint.err))
-      return result.ok ? 0 : 1
+      const reported = action.report === undefined ? true : await reportOf(result, action.report, action.open, io, paint.err)
+      return result.ok && reported ? 0 : 1
     }
     case 'rollback': {
       const result = await rollback({
@@ -206,6 +208,26 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       )
       return 0
     }
+  }
+}
+
+// --report (and --open) after a dry run: where the report is, on stderr. A run that
+// stopped before its preview has nothing to show, and says so.
+async function reportOf(result: MigrateResult, file: string, open: boolean, io: CliIo, paint: Paint): Promise<boolean> {
+  if (result.result === null) {
+    io.stderr(`no report: the dry run stopped before its preview (${file} not written)\n`)
+    return true
+  }
+  try {
+    const r = await writeReport(result, file)
+    io.stderr(`report: ${r.file} (${r.files} changed file${r.files === 1 ? '' : 's'}, ${(r.bytes / 1024).toFixed(0)} KB)\n`)
+    if (!open) return true
+    const opener = openReport(r.file, io.env)
+    io.stderr(opener ? `opened with ${opener}\n` : `no display to open it on: open ${r.file} in a browser\n`)
+    return true
+  } catch (err) {
+    io.stderr(renderErrorText(asAasError(err), paint))
+    return false
   }
 }
 
