@@ -82,7 +82,7 @@ function segmentsOf(source: string): Segments | null {
       lines += line
       continue
     }
-    if (c === '#' || /^[ \t]*\r?\n?$/.test(line)) {
+    if (c === '#' || c === '\n' || c === '\r' || c === '') {
       filler.push(line)
       continue
     }
@@ -101,6 +101,11 @@ const PLAIN_KEY = /^([^\s#'"?{[\]},&*!|>%@`-][^\r\n]*?|-[^\s][^\r\n]*?)[ \t]*:(?
 const QUOTED_KEY = /^("(?:[^"\\\r\n]|\\.)*"|'(?:[^'\r\n]|'')*')[ \t]*:(?:[ \t]|\r?\n|$)/
 
 function keyOf(line: string): string | null {
+  // The common case without a regex: `key: value` or `key:` with a plain key.
+  const colon = line.indexOf(':')
+  const after = line.charCodeAt(colon + 1)
+  if (colon > 0 && (after === 32 || after === 10 || after === 9 || after === 13 || Number.isNaN(after)) && /^[a-zA-Z0-9_][\w.-]*$/.test(line.slice(0, colon)))
+    return line.slice(0, colon)
   const plain = PLAIN_KEY.exec(line)
   if (plain) return plain[1] as string
   const quoted = QUOTED_KEY.exec(line)
@@ -204,21 +209,46 @@ export function unitSignature(path: string, before: string, after: string): Unit
   return { path, struct, keys, values, body, only, unexplained: null }
 }
 
+// A unit as the collector keeps it: its path and its values, encoded in one string shared
+// by every unit with the same values (100,000 changed units then cost a few MB).
+interface KeptUnit {
+  path: string
+  values: string
+}
+
+const NONE = '\u0004'
+const encodeValues = (values: UnitSignature['values']): string => values.map(([f, t]) => `${f ?? NONE}\u0001${t ?? NONE}`).join('\u0002')
+const decodeValues = (text: string): UnitSignature['values'] =>
+  text === '' ? [] : text.split('\u0002').map((pair) => pair.split('\u0001').map((x) => (x === NONE ? null : x)) as [string | null, string | null])
+
 // Collects units' signatures as a run's batches come (in any order), then groups them.
 export class PatternCollector {
-  private readonly groups = new Map<string, UnitSignature[]>()
+  private readonly groups = new Map<string, { first: UnitSignature; units: KeptUnit[] }>()
+  private readonly interned = new Map<string, string>()
 
   add(path: string, before: string, after: string): void {
     const sig = unitSignature(path, before, after)
-    const list = this.groups.get(sig.struct)
-    if (list) list.push(sig)
-    else this.groups.set(sig.struct, [sig])
+    const encoded = encodeValues(sig.values)
+    let values = this.interned.get(encoded)
+    if (values === undefined) {
+      values = encoded
+      this.interned.set(encoded, encoded)
+    }
+    const group = this.groups.get(sig.struct)
+    if (group) group.units.push({ path, values })
+    else this.groups.set(sig.struct, { first: sig, units: [{ path, values }] })
   }
 
   // The patterns, largest first (then by label).
   patterns(): ChangePattern[] {
     const out: ChangePattern[] = []
-    for (const sigs of this.groups.values()) out.push(...splitByValues(sigs))
+    const decoded = new Map<string, UnitSignature['values']>()
+    const valuesOf = (text: string): UnitSignature['values'] => {
+      let v = decoded.get(text)
+      if (!v) decoded.set(text, (v = decodeValues(text)))
+      return v
+    }
+    for (const { first, units } of this.groups.values()) out.push(...splitByValues(first, units, valuesOf))
     return out.sort((x, y) => y.units - x.units || (x.label < y.label ? -1 : x.label > y.label ? 1 : 0))
   }
 }
@@ -226,13 +256,12 @@ export class PatternCollector {
 // Units of one structure, split by the values that are a pattern: per key, the from (and
 // the to) values that at least two units share (the VARIANTS most common), or the one
 // value of the whole group. A value of one unit alone is its own, not shown.
-function splitByValues(sigs: UnitSignature[]): ChangePattern[] {
-  const first = sigs[0] as UnitSignature
+function splitByValues(first: UnitSignature, units: readonly KeptUnit[], valuesOf: (text: string) => UnitSignature['values']): ChangePattern[] {
   const shown = first.keys.flatMap((_, i) =>
     [0, 1].map((side) => {
       const counts = new Map<string | null, number>()
-      for (const s of sigs) {
-        const v = (s.values[i] as [string | null, string | null])[side] ?? null
+      for (const u of units) {
+        const v = (valuesOf(u.values)[i] as [string | null, string | null])[side] ?? null
         counts.set(v, (counts.get(v) ?? 0) + 1)
       }
       if (counts.size === 1) return new Set(counts.keys())
@@ -240,28 +269,30 @@ function splitByValues(sigs: UnitSignature[]): ChangePattern[] {
       return new Set(common.slice(0, VARIANTS).map(([v]) => v))
     }),
   )
-  const parts = new Map<string, UnitSignature[]>()
-  for (const s of sigs) {
-    const k = s.values.flatMap((v, i) => v.map((x, side) => (shown[i * 2 + side]?.has(x ?? null) ? (x ?? '') : '\u0003'))).join('\u0001')
+  const parts = new Map<string, KeptUnit[]>()
+  for (const u of units) {
+    const k = valuesOf(u.values)
+      .flatMap((v, i) => v.map((x, side) => (shown[i * 2 + side]?.has(x ?? null) ? (x ?? '') : '\u0003')))
+      .join('\u0001')
     const list = parts.get(k)
-    if (list) list.push(s)
-    else parts.set(k, [s])
+    if (list) list.push(u)
+    else parts.set(k, [u])
   }
   return [...parts.values()].map((group) => {
-    const s = group[0] as UnitSignature
-    const keys = s.keys.map((k, i) => {
-      const [from, to] = s.values[i] as [string | null, string | null]
+    const values = valuesOf((group[0] as KeptUnit).values)
+    const keys = first.keys.map((k, i) => {
+      const [from, to] = values[i] as [string | null, string | null]
       const show = (x: string | null, side: number): string | null => (shown[i * 2 + side]?.has(x) && x !== null && x !== LONG ? x : null)
       return { key: k.key, change: k.change, from: show(from, 0), to: show(to, 1) }
     })
     const paths = group.map((g) => g.path).sort()
     return {
-      label: s.unexplained ?? patternLabel(keys, s.body, s.only),
+      label: first.unexplained ?? patternLabel(keys, first.body, first.only),
       units: paths.length,
       keys,
-      body: s.body,
-      onlyTheseLines: s.only,
-      unexplained: s.unexplained,
+      body: first.body,
+      onlyTheseLines: first.only,
+      unexplained: first.unexplained,
       examples: paths.length <= OUTLIER_UNITS ? paths : paths.slice(0, EXAMPLES),
       paths,
     }
