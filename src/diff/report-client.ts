@@ -46,14 +46,14 @@ export const REPORT_CLIENT = `
   function headerHtml() {
     var v = H.validation, rows = [];
     rows.push(['vault', '<code id="vault">' + esc(H.vault) + '</code>']);
-    rows.push(['run', '<code>' + esc(H.runId) + '</code> (dry run, ' + esc(H.generatedAt) + ', aas-migrate ' + esc(H.engineVersion) + ')']);
-    rows.push(['versions', '<span id="from-to">v' + (H.from === null ? '?' : H.from) + ' \\u2192 v' + H.target + '</span>, ' + num(H.units) + ' units read, ' + num(F.length) + ' would change']);
+    rows.push(['run', '<code>' + esc(H.runId) + '</code> (' + (H.dryRun ? 'dry run' : 'real run') + '; report of ' + esc(H.generatedAt) + ', aas-migrate ' + esc(H.engineVersion) + ')']);
+    rows.push(['versions', '<span id="from-to">v' + (H.from === null ? '?' : H.from) + ' \\u2192 v' + H.target + '</span>, ' + num(H.units) + ' units, ' + num(F.length) + (H.dryRun ? ' would change' : ' changed')]);
     rows.push(['scripts', '<ul id="scripts">' + H.scripts.map(function (s) {
       return '<li><code>' + esc(s.file) + '</code> blob <code>' + esc(s.blob || '(unreadable)') + '</code></li>';
     }).join('') + '</ul>']);
-    if (H.snapshot) rows.push(['preview base', '<code id="snapshot">' + esc(H.snapshot.ref || H.snapshot.commit) + '</code>' + (H.snapshot.ref ? '' : ' (a dry run keeps no snapshot ref)')]);
-    if (H.result) rows.push(['pending ref', '<code id="pending">' + esc(H.result.ref) + '</code> <code>' + short(H.result.commit) + '</code>']);
-    var val = 'not run';
+    if (H.snapshot) rows.push([H.dryRun ? 'preview base' : 'snapshot', '<code id="snapshot">' + esc(H.snapshot.ref || H.snapshot.commit) + '</code>' + (H.snapshot.ref ? '' : ' (a dry run keeps no snapshot ref)')]);
+    if (H.result) rows.push([H.dryRun ? 'pending ref' : 'run ref', '<code id="pending">' + esc(H.result.ref) + '</code> <code>' + short(H.result.commit) + '</code>']);
+    var val = H.dryRun ? 'not run' : 'not recorded in the store (see the audit line of this run in _migrations/migration.jsonl)';
     if (v) {
       val = v.ok ? '<span class="ok">' + num(v.checked) + ' units valid at v' + v.version + '</span>'
         : '<span class="bad">' + num(v.failures.length) + ' of ' + num(v.checked) + ' units invalid at v' + v.version + '</span><ul>' +

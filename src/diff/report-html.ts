@@ -14,6 +14,7 @@ import { isBinaryContent, type DiffFile } from './unified.js'
 export interface ReportHeader {
   vault: string
   runId: string
+  dryRun: boolean
   from: number | null
   target: number
   scripts: Array<{ file: string; blob: string | null }> // blob: git's blob id of the script as it is now

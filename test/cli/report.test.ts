@@ -21,6 +21,8 @@ describe('--report and --open', () => {
     [['--to', 'v2', '--report', 'r.html'], '--report needs --dry-run'],
     [['--to', 'v2', '--dry-run', '--open'], '--open needs --report'],
     [['--status', '--report', 'r.html'], '--report does not apply to --status'],
+    [['--run', 'latest'], '--run needs --report'],
+    [['--to', 'v2', '--run', 'latest', '--report', 'r.html'], '--to and --run cannot be combined'],
   ])('%j is a usage error (exit 2)', async (args, message) => {
     const r = await cli(['--agents-root', vault.root, ...args])
     expect(r.code).toBe(2)
@@ -46,5 +48,36 @@ describe('--report and --open', () => {
     expect(r.stderr).toContain(`Error: Cannot write the report ${file}`)
     expect(r.stderr).toContain('--report a path in a folder that exists')
     expect(await readdir(dir)).not.toContain('missing')
+  })
+
+  it('--report FILE --run RUN_ID writes the report of a recorded real run from the store; latest is the newest run', async () => {
+    const run = await cli(['--agents-root', vault.root, '--to', 'v2', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    const result = JSON.parse(run.stdout).result
+    for (const id of [result.runId, 'latest']) {
+      const file = path.join(dir, `run-${id}.html`)
+      const r = await cli(['--agents-root', vault.root, '--report', file, '--run', id, '--json'])
+      expect(r.code, r.stderr).toBe(0)
+      expect(JSON.parse(r.stdout)).toMatchObject({ command: 'run-report', ok: true, report: { file, files: 13, runId: result.runId, ref: result.result.ref } })
+      const html = await readFile(file, 'utf8')
+      const data = JSON.parse(/<script type="application\/json" id="aas-data">([\s\S]*?)<\/script>/.exec(html)?.[1] ?? '')
+      expect(data.header).toMatchObject({
+        dryRun: false,
+        from: 1,
+        target: 2,
+        result: result.result,
+        snapshot: { ref: result.snapshot.ref, commit: result.snapshot.commit },
+      })
+      expect(data.header.scripts.map((s: { file: string }) => s.file)).toEqual(['_migrations/v1_to_v2.mjs'])
+      expect(data.files.map((f: { p: string }) => f.p)).toEqual(result.changed)
+      expect(data.patterns).toEqual(result.patterns.map(({ paths: _paths, ...p }: { paths: string[] }) => p))
+    }
+  })
+
+  it('--run with an unknown id refuses with REF_INVALID naming the refs it looked for', async () => {
+    const r = await cli(['--agents-root', vault.root, '--report', path.join(dir, 'x.html'), '--run', '20260101T000000Z-000000', '--json'])
+    expect(r.code).toBe(1)
+    expect(JSON.parse(r.stdout).error).toMatchObject({ code: 'REF_INVALID', data: { run: '20260101T000000Z-000000' } })
+    expect(r.stderr).toContain('refs/aas/runs/20260101T000000Z-000000 nor refs/aas/pending/20260101T000000Z-000000')
   })
 })

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest'
 import { PatternCollector } from '../../src/diff/patterns.js'
+import { REPORT_CLIENT } from '../../src/diff/report-client.js'
 import { agentOf, writeReportHtml } from '../../src/diff/report-html.js'
 import { renderUnifiedDiff, type DiffFile } from '../../src/diff/unified.js'
 import { reportHeader as header, syntheticChanges } from '../helpers/report-files.js'
@@ -38,6 +39,10 @@ describe('the HTML review report', () => {
     expect(embedded(html).files[0]?.p).toBe('a/memory/x.md')
     expect(html).toContain(`content="default-src 'none';`)
     expect(html).not.toMatch(/(src|href)=["']?(https?:)?\/\//)
+  })
+
+  it('embeds a page script that compiles (the browser test runs it)', () => {
+    expect(() => new Function(REPORT_CLIENT)).not.toThrow()
   })
 
   it.each([

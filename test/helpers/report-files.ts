@@ -38,6 +38,7 @@ export function syntheticChanges(units: number): { files: DiffFile[]; patterns: 
 export const reportHeader = (units: number): ReportHeader => ({
   vault: '/srv/agents',
   runId: '20261202T000000Z-abcdef',
+  dryRun: true,
   from: 1,
   target: 2,
   scripts: [{ file: '_migrations/v1_to_v2.mjs', blob: 'a'.repeat(40) }],

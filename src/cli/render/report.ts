@@ -11,16 +11,27 @@ import { openStore } from '../../git/open-store.js'
 import { hashBlob } from '../../transaction/blob-hash.js'
 import { ENGINE_VERSION } from '../../version.js'
 
-// `--report FILE.html`: the dry run's review report, written to a temp file beside FILE
-// and renamed onto it, so FILE is either the old one or the whole new one.
-export async function writeReport(r: MigrateResult, file: string, now: Date = new Date()): Promise<{ file: string; files: number; bytes: number }> {
+// What a report shows: a dry run's result, or a recorded run read from the store.
+export type ReportRun = Pick<
+  MigrateResult,
+  'agentsRoot' | 'runId' | 'dryRun' | 'from' | 'target' | 'snapshot' | 'result' | 'units' | 'validation' | 'diff' | 'patterns'
+> & {
+  scripts: string[] // vault-relative script files
+}
+
+export function reportRunOf(r: MigrateResult): ReportRun {
+  return { ...r, scripts: r.steps.map((s) => s.file) }
+}
+
+// `--report FILE.html`: the review report, written to a temp file beside FILE and renamed
+// onto it, so FILE is either the old one or the whole new one.
+export async function writeReport(r: ReportRun, file: string, now: Date = new Date()): Promise<{ file: string; files: number; bytes: number }> {
   const target = path.resolve(file)
-  const scripts = await Promise.all(
-    r.steps.map(async (s) => ({ file: s.file, blob: await readFile(path.join(r.agentsRoot, s.file)).then(hashBlob, () => null) })),
-  )
+  const scripts = await Promise.all(r.scripts.map(async (f) => ({ file: f, blob: await readFile(path.join(r.agentsRoot, f)).then(hashBlob, () => null) })))
   const header = {
     vault: r.agentsRoot,
     runId: r.runId,
+    dryRun: r.dryRun,
     from: r.from,
     target: r.target,
     scripts,

@@ -186,7 +186,16 @@ export function startChain(
   units: { vault: readonly ChainUnit[]; held: Map<string, Buffer> } | { store: readonly ChainUnit[] },
   progress: ApplyProgress,
 ): ChainAttempt {
-  const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map(), validation: null, patterns: new PatternCollector() }
+  const out: ChainOutput = {
+    queue: new ChangeQueue(),
+    diffs: [],
+    touched: 0,
+    done: 0,
+    held: 0,
+    after: new Map(),
+    validation: null,
+    patterns: new PatternCollector(),
+  }
   const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
   const run = (async (): Promise<ApplyResult> =>
     (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
