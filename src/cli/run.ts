@@ -10,7 +10,7 @@ import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
 import { makePaint, type Paint } from './render/paint.js'
-import { openReport, type ReportRun, reportRunOf, writeReport } from './render/report.js'
+import type { ReportRun } from './render/report.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
@@ -121,13 +121,14 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       }
       if (!req.json) io.stderr(renderPruned(result.prunedPreviews))
       for (const e of result.errors) io.stderr(renderErrorText(e, paint.err))
-      const reported = action.report === undefined ? true : await reportOf(reportRunOf(result), action.report, action.open, io, paint.err)
+      const reported =
+        action.report === undefined ? true : await reportOf((await import('./render/report.js')).reportRunOf(result), action.report, action.open, io, paint.err)
       return result.ok && reported ? 0 : 1
     }
     case 'run-report': {
       const run = await recordedRun({ agentsRoot: req.agentsRoot, env: io.env, run: action.run })
-      const r = await writeReport({ ...run, validation: null }, action.report)
-      announceReport(r, action.open, io)
+      const r = await (await import('./render/report.js')).writeReport({ ...run, validation: null }, action.report)
+      await announceReport(r, action.open, io)
       if (req.json) io.stdout(renderJson(command, { report: { ...r, runId: run.runId, ref: run.result.ref, patterns: run.patterns.length } }))
       return 0
     }
@@ -227,7 +228,7 @@ async function reportOf(result: ReportRun, file: string, open: boolean, io: CliI
     return true
   }
   try {
-    announceReport(await writeReport(result, file), open, io)
+    await announceReport(await (await import('./render/report.js')).writeReport(result, file), open, io)
     return true
   } catch (err) {
     io.stderr(renderErrorText(asAasError(err), paint))
@@ -235,10 +236,10 @@ async function reportOf(result: ReportRun, file: string, open: boolean, io: CliI
   }
 }
 
-function announceReport(r: { file: string; files: number; bytes: number }, open: boolean, io: CliIo): void {
+async function announceReport(r: { file: string; files: number; bytes: number }, open: boolean, io: CliIo): Promise<void> {
   io.stderr(`report: ${r.file} (${r.files} changed file${r.files === 1 ? '' : 's'}, ${(r.bytes / 1024).toFixed(0)} KB)\n`)
   if (!open) return
-  const opener = openReport(r.file, io.env)
+  const opener = (await import('./render/report.js')).openReport(r.file, io.env)
   io.stderr(opener ? `opened with ${opener}\n` : `no display to open it on: open ${r.file} in a browser\n`)
 }
 
