@@ -10,6 +10,7 @@ import type { EngineEvent } from './commands/session.js'
 import type { StatusResult } from './commands/status.js'
 import type * as snapshots from './snapshots/index.js'
 import type { PreviewStatus } from './commands/previews.js'
+import type { RecordedRun } from './commands/recorded-run.js'
 import { resolveAgentsRoot, type AgentsRoot } from './vault/agents-root.js'
 import path from 'node:path'
 
@@ -269,4 +270,18 @@ export async function exportSnapshot({ snapshot, out, ...options }: ExportSnapsh
 export async function importSnapshot({ file, ...options }: ImportSnapshotOptions): Promise<snapshots.ImportResult> {
   const store = await openStore({ agentsRoot: (await rootOf(options)).path, ...backendOf(options) })
   return (await import('./snapshots/index.js')).importSnapshot(store, file)
+}
+
+/**
+ * A recorded run, read from the store: a real run (`refs/aas/runs/<id>`) or a dry run
+ * (`refs/aas/pending/<id>`), or the newest of either with `run: 'latest'`; its changed
+ * files and change patterns, for `--report FILE.html --run RUN_ID`. Rejects with an
+ * {@link AasError} (`REF_INVALID` for an unknown id).
+ * @example
+ * const r = await recordedRun({ agentsRoot: '/srv/agents', run: 'latest' })
+ * console.log(`${r.result.ref}: ${r.diff.length} files, ${r.patterns.length} patterns`)
+ */
+export async function recordedRun({ run, ...options }: VaultOptions & { run: string }): Promise<RecordedRun> {
+  const { readRecordedRun } = await import('./commands/recorded-run.js')
+  return readRecordedRun(await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) }), run)
 }

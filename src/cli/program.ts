@@ -5,9 +5,10 @@ import { ENGINE_VERSION } from '../version.js'
 
 export type CliAction =
   | { kind: 'status' }
-  | { kind: 'migrate'; target: number; dryRun: boolean; stat: boolean; commit: boolean }
+  | { kind: 'migrate'; target: number; dryRun: boolean; stat: boolean; commit: boolean; report: string | undefined; open: boolean }
   | { kind: 'apply'; preview: string; commit: boolean }
   | { kind: 'list-previews' }
+  | { kind: 'run-report'; run: string; report: string; open: boolean }
   | { kind: 'list-snapshots' }
   | { kind: 'rollback'; snapshot: string; force: boolean; commit: boolean }
   | { kind: 'export-snapshot'; snapshot: string; out: string | undefined }
@@ -40,9 +41,12 @@ Examples:
   aas-migrate --status --json                            one JSON document on stdout (docs/json.md)
   aas-migrate --to v2 --dry-run                          preview: unified diff + validation, nothing written
   aas-migrate --to v2 --dry-run --stat --no-progress     the preview as a per-file summary, no progress lines
+  aas-migrate --to v2 --dry-run --report review.html    the preview as one HTML file: header, patterns, every diff
+  aas-migrate --to v2 --dry-run --report review.html --open   the same, opened in a browser (when a display exists)
   aas-migrate --to v2 --dry-run --python python3         .py scripts run by this interpreter (else $AAS_PYTHON, $VIRTUAL_ENV, python3)
   aas-migrate --list-previews                            the dry runs' previews: age, whether each still applies
   aas-migrate --apply latest --commit                    apply exactly the newest preview, no script run; --commit: one branch commit too
+  aas-migrate --report run.html --run latest            the report of a recorded run (a run id, or latest), from the store
   aas-migrate --to v3 --lock-timeout 60                  snapshot, migrate, validate, apply (wait 60 s for agent locks)
   aas-migrate --list-snapshots                           snapshots, newest first
   aas-migrate --rollback SNAPSHOT                        restore a snapshot; a safety snapshot is taken first
@@ -58,12 +62,25 @@ agents_root: --agents-root, else $ATOMIC_AGENTS_ROOT, else ~/docs/agents.
 Colors only on a terminal; NO_COLOR=1 or --no-color turns them off. Docs: docs/ in the package.
 Exit codes: 0 done; 1 refused or failed (nothing lost); 2 usage error.`
 
-const ACTIONS = ['status', 'to', 'apply', 'listPreviews', 'listSnapshots', 'rollback', 'exportSnapshot', 'importSnapshot', 'doctor', 'newScript'] as const
+const ACTIONS = [
+  'status',
+  'to',
+  'apply',
+  'listPreviews',
+  'run',
+  'listSnapshots',
+  'rollback',
+  'exportSnapshot',
+  'importSnapshot',
+  'doctor',
+  'newScript',
+] as const
 const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
   status: '--status',
   to: '--to',
   apply: '--apply',
   listPreviews: '--list-previews',
+  run: '--run',
   listSnapshots: '--list-snapshots',
   rollback: '--rollback',
   exportSnapshot: '--export-snapshot',
@@ -117,6 +134,9 @@ export function buildProgram(): Command {
     .option('--to <version>', 'migrate to schema version vN (e.g. --to v2)')
     .option('--dry-run', 'with --to: show the unified diff and validation, change nothing')
     .option('--stat', 'with --dry-run: a per-file summary instead of the full diff')
+    .option('--report <file>', 'with --dry-run: also write a self-contained HTML review report (patterns, every diff) to FILE.html')
+    .option('--open', 'with --report: open the report with the platform opener when a display exists')
+    .option('--run <run-id>', 'with --report: the report of a recorded run (its id, as --to printed it, or latest), read from the store')
     .option('--apply <run-id>', 'apply exactly what a dry run previewed (its run id, or latest); no script runs')
     .option('--list-previews', "list the dry runs' previews, newest first, with their age and whether they still apply")
     .option('--commit', 'with --to, --apply or --rollback (git vaults): also record one commit on the current branch')
@@ -174,7 +194,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
   if (given.length === 0)
     return usage(
-      'no action given: pass one of --status, --to vN, --apply RUN_ID, --list-previews, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.',
+      'no action given: pass one of --status, --to vN, --apply RUN_ID, --list-previews, --report FILE.html --run RUN_ID, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.',
     )
   if (given.length > 1) return usage(`${given.map((a) => ACTION_FLAGS[a]).join(' and ')} cannot be combined: pass one action at a time.`)
   const action = given[0] as (typeof ACTIONS)[number]
@@ -185,12 +205,17 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ['force', '--force', action === 'rollback'],
     ['out', '--out', action === 'exportSnapshot'],
     ['lang', '--lang', action === 'newScript'],
+    ['report', '--report', action === 'to' || action === 'run'],
+    ['open', '--open', action === 'to' || action === 'run'],
   ]
   for (const [key, flag, allowed] of modifierOwners) {
     if (o[key] !== undefined && o[key] !== false && !allowed) return usage(`${flag} does not apply to ${ACTION_FLAGS[action]}.`)
   }
   if (o.stat && !o.dryRun) return usage('--stat needs --dry-run (e.g. --to v2 --dry-run --stat).')
   if (o.commit && o.dryRun) return usage('--commit cannot be combined with --dry-run.')
+  if (action === 'to' && o.report !== undefined && !o.dryRun) return usage('--report needs --dry-run (e.g. --to v2 --dry-run --report review.html).')
+  if (action === 'run' && o.report === undefined) return usage('--run needs --report (e.g. --report run.html --run latest).')
+  if (o.open && o.report === undefined) return usage('--open needs --report (e.g. --to v2 --dry-run --report review.html --open).')
 
   let cliAction: CliAction
   try {
@@ -199,13 +224,24 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         cliAction = { kind: 'status' }
         break
       case 'to':
-        cliAction = { kind: 'migrate', target: parseTargetVersion(String(o.to)), dryRun: Boolean(o.dryRun), stat: Boolean(o.stat), commit: Boolean(o.commit) }
+        cliAction = {
+          kind: 'migrate',
+          target: parseTargetVersion(String(o.to)),
+          dryRun: Boolean(o.dryRun),
+          stat: Boolean(o.stat),
+          commit: Boolean(o.commit),
+          report: typeof o.report === 'string' ? o.report : undefined,
+          open: Boolean(o.open),
+        }
         break
       case 'apply':
         cliAction = { kind: 'apply', preview: String(o.apply), commit: Boolean(o.commit) }
         break
       case 'listPreviews':
         cliAction = { kind: 'list-previews' }
+        break
+      case 'run':
+        cliAction = { kind: 'run-report', run: String(o.run), report: String(o.report), open: Boolean(o.open) }
         break
       case 'listSnapshots':
         cliAction = { kind: 'list-snapshots' }

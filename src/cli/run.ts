@@ -1,5 +1,5 @@
 import { AasError, asAasError } from '../errors.js'
-import { apply, doctor, exportSnapshot, importSnapshot, listPreviews, listSnapshots, migrate, rollback, status } from '../api.js'
+import { apply, doctor, exportSnapshot, importSnapshot, listPreviews, listSnapshots, migrate, recordedRun, rollback, status } from '../api.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
@@ -10,6 +10,7 @@ import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
 import { makePaint, type Paint } from './render/paint.js'
+import type { ReportRun } from './render/report.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
@@ -21,6 +22,7 @@ const COMMAND: Record<CliRequest['action']['kind'], string> = {
   migrate: 'migrate',
   apply: 'apply',
   'list-previews': 'list-previews',
+  'run-report': 'run-report',
   'list-snapshots': 'list-snapshots',
   rollback: 'rollback',
   'export-snapshot': 'export-snapshot',
@@ -119,7 +121,16 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       }
       if (!req.json) io.stderr(renderPruned(result.prunedPreviews))
       for (const e of result.errors) io.stderr(renderErrorText(e, paint.err))
-      return result.ok ? 0 : 1
+      const reported =
+        action.report === undefined ? true : await reportOf((await import('./render/report.js')).reportRunOf(result), action.report, action.open, io, paint.err)
+      return result.ok && reported ? 0 : 1
+    }
+    case 'run-report': {
+      const run = await recordedRun({ agentsRoot: req.agentsRoot, env: io.env, run: action.run })
+      const r = await (await import('./render/report.js')).writeReport({ ...run, validation: null }, action.report)
+      await announceReport(r, action.open, io)
+      if (req.json) io.stdout(renderJson(command, { report: { ...r, runId: run.runId, ref: run.result.ref, patterns: run.patterns.length } }))
+      return 0
     }
     case 'rollback': {
       const result = await rollback({
@@ -207,6 +218,29 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
   }
+}
+
+// --report (and --open) after a dry run: where the report is, on stderr. A run that
+// stopped before its preview has nothing to show, and says so.
+async function reportOf(result: ReportRun, file: string, open: boolean, io: CliIo, paint: Paint): Promise<boolean> {
+  if (result.result === null) {
+    io.stderr(`no report: the dry run stopped before its preview (${file} not written)\n`)
+    return true
+  }
+  try {
+    await announceReport(await (await import('./render/report.js')).writeReport(result, file), open, io)
+    return true
+  } catch (err) {
+    io.stderr(renderErrorText(asAasError(err), paint))
+    return false
+  }
+}
+
+async function announceReport(r: { file: string; files: number; bytes: number }, open: boolean, io: CliIo): Promise<void> {
+  io.stderr(`report: ${r.file} (${r.files} changed file${r.files === 1 ? '' : 's'}, ${(r.bytes / 1024).toFixed(0)} KB)\n`)
+  if (!open) return
+  const opener = (await import('./render/report.js')).openReport(r.file, io.env)
+  io.stderr(opener ? `opened with ${opener}\n` : `no display to open it on: open ${r.file} in a browser\n`)
 }
 
 // Announcements that must appear while the command runs (the snapshot name before any

@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises'
+import { readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
@@ -37,6 +37,20 @@ const migrateResult = z.strictObject({
   touched: z.number(),
   changed: z.array(z.string()),
   diff: z.array(z.strictObject({ path: z.string(), oldOid: z.string().nullable(), newOid: z.string().nullable(), mode: z.string().nullable() })),
+  patterns: z.array(
+    z.strictObject({
+      label: z.string(),
+      units: z.number(),
+      keys: z.array(
+        z.strictObject({ key: z.string(), change: z.enum(['added', 'removed', 'changed']), from: z.string().nullable(), to: z.string().nullable() }),
+      ),
+      body: z.boolean(),
+      onlyTheseLines: z.boolean(),
+      unexplained: z.string().nullable(),
+      examples: z.array(z.string()),
+      paths: z.array(z.string()),
+    }),
+  ),
   validation: validation.nullable(),
   applied: z.boolean(),
   branchCommit: z.strictObject({ branch: z.string(), commit: z.string() }).nullable(),
@@ -200,6 +214,9 @@ const schemas = {
   newScript: envelope(z.literal('new-script'), {
     newScript: z.strictObject({ from: z.number(), to: z.number(), script: z.string(), test: z.string(), scriptPath: z.string(), testPath: z.string() }),
   }),
+  runReport: envelope(z.literal('run-report'), {
+    report: z.strictObject({ file: z.string(), files: z.number(), bytes: z.number(), runId: z.string(), ref: z.string(), patterns: z.number() }),
+  }),
   version: envelope(z.literal('version'), { version: z.string() }),
   errorOnly: envelope(z.string().nullable(), {}),
 }
@@ -235,6 +252,12 @@ describe('--json', () => {
     const stale = doc(await cli([...root, '--apply', 'latest']), schemas.apply, 1)
     expect(stale.error).toMatchObject({ code: 'PREVIEW_STALE', data: { preview: dry.result.runId } })
     expect(stale.result).toMatchObject({ applied: false, preview: { id: dry.result.runId }, snapshot: null })
+    const report = doc(
+      await cli([...root, '--report', path.join(v.dir, '..', `${path.basename(v.dir)}-run.html`), '--run', run.result.runId]),
+      schemas.runReport,
+    )
+    expect(report.report).toMatchObject({ files: 13, runId: run.result.runId, ref: run.result.result?.ref, patterns: run.result.patterns.length })
+    await rm(report.report.file)
     const refused = doc(await cli([...root, '--to', 'v2']), schemas.migrate, 1)
     expect(refused.error).toMatchObject({ code: 'NOT_ABOVE_CURRENT', data: { current: 2, target: 2 } })
     const list = doc(await cli([...root, '--list-snapshots']), schemas.listSnapshots)

@@ -8,7 +8,7 @@ import { cli } from '../helpers/run-cli.js'
 
 // The convention (README "Documentation"): every `aas-migrate …` line of a ```sh or
 // ```bash block runs, in order, on a fresh git copy of fixtures/vault-v1. SNAPSHOT is
-// the snapshot printed last, --agents-root is the copy, FILE.tar.gz goes to a temp
+// the snapshot printed last, --agents-root is the copy, FILE.tar.gz and FILE.html go to a temp
 // folder; `# illustrative` lines are skipped, `# exits 1` lines must exit 1. A
 // `cp …/docs/migrations/vN_to_vM.py …/_migrations/` line (the runbook's copy of a
 // release's script) copies that script from fixtures/migrations-py/ into the copy's
@@ -60,6 +60,9 @@ function helpCommands(): DocCommand[] {
     })
 }
 
+// --open must not launch a browser on a developer's desktop while the tests run.
+const NO_DISPLAY = { DISPLAY: '', WAYLAND_DISPLAY: '' }
+
 const SNAPSHOT_LINE = /(?:^|\n)(?:safety )?snapshot: (\S+) \(refs\/aas\/snapshots\//g
 
 async function runSession(commands: DocCommand[]): Promise<void> {
@@ -85,10 +88,10 @@ async function runSession(commands: DocCommand[]): Promise<void> {
         if (a === 'SNAPSHOT') {
           expect(snapshot, `${c.source}: ${c.line} needs a snapshot printed before it`).not.toBeNull()
           args.push(snapshot as string)
-        } else if (a.endsWith('.tar.gz')) args.push(path.join(files, path.basename(a)))
+        } else if (a.endsWith('.tar.gz') || a.endsWith('.html')) args.push(path.join(files, path.basename(a)))
         else args.push(a)
       }
-      const r = await cli(args)
+      const r = await cli(args, NO_DISPLAY)
       expect(r.code, `${c.source}: ${c.line}\n${r.stdout}\n${r.stderr}`).toBe(c.expect)
       for (const m of `${r.stdout}\n${r.stderr}`.matchAll(SNAPSHOT_LINE)) snapshot = m[1] as string
     }

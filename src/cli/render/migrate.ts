@@ -1,4 +1,5 @@
 import type { MigrateResult } from '../../commands/migrate/migrate.js'
+import type { ChangePattern } from '../../diff/patterns.js'
 import { diffStatEntries, renderDiffStatEntries, renderUnifiedDiff, sortDiffFiles, type DiffStatEntry } from '../../diff/unified.js'
 import { diffNeedsStore, withDiffContents } from '../../diff/contents.js'
 import { openStore } from '../../git/open-store.js'
@@ -40,6 +41,7 @@ export function renderMigrateSummary(r: MigrateResult, paint: Paint): string {
   if (r.from !== null && r.steps.length > 0) lines.push(`${verb}: v${r.from} -> v${r.target} via ${chain}`)
   if (r.units > 0) lines.push(`units: ${r.units} read, ${r.touched} touched, ${r.changed.length} file${r.changed.length === 1 ? '' : 's'} ${outcome}`)
   let text = lines.length > 0 ? `${lines.join('\n')}\n` : ''
+  text += renderPatterns(r.patterns, paint)
   text += renderValidation(r.validation, paint)
   if (r.snapshot && r.result) {
     if (r.dryRun) {
@@ -50,4 +52,30 @@ export function renderMigrateSummary(r: MigrateResult, paint: Paint): string {
     }
   }
   return text
+}
+
+// Groups printed in full; the rest are counted (all of them are in --json).
+const SHOWN_PATTERNS = 20
+
+// The change patterns: one line per group, largest first, with its count and example
+// paths (every path of a small group).
+export function renderPatterns(patterns: readonly ChangePattern[], paint: Paint): string {
+  if (patterns.length === 0) return ''
+  const count = (n: number): string => n.toLocaleString('en-US')
+  const shown = patterns.slice(0, SHOWN_PATTERNS)
+  const width = Math.max(...shown.map((p) => `${count(p.units)} unit${p.units === 1 ? '' : 's'}`.length))
+  const out = [`change patterns: ${count(patterns.length)} group${patterns.length === 1 ? '' : 's'}`]
+  for (const p of shown) {
+    const head = `${count(p.units)} unit${p.units === 1 ? '' : 's'}`.padEnd(width)
+    out.push(`  ${paint.bold(head)}  ${p.unexplained ? paint.warn(p.label) : p.label}`)
+    const pad = ' '.repeat(width + 4)
+    if (p.units <= p.examples.length) for (const path of p.examples) out.push(`${pad}${path}`)
+    else out.push(`${pad}e.g. ${p.examples.join(', ')} (+${count(p.units - p.examples.length)} more)`)
+  }
+  const rest = patterns.slice(SHOWN_PATTERNS)
+  if (rest.length > 0) {
+    const units = rest.reduce((n, p) => n + p.units, 0)
+    out.push(`  … ${count(rest.length)} more group${rest.length === 1 ? '' : 's'} (${count(units)} unit${units === 1 ? '' : 's'}): --json lists every group`)
+  }
+  return `${out.join('\n')}\n`
 }

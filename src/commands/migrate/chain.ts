@@ -3,6 +3,7 @@ import type { ApplyResult, UnitInput } from '../../migrations/apply.js'
 import type { ScriptFile } from '../../migrations/discover.js'
 import type { ValidatorsSpec } from '../../migrations/atomic-validators.js'
 import { applyBatches, BATCH_UNITS, type ChainPool } from '../../migrations/sandbox.js'
+import { PatternCollector } from '../../diff/patterns.js'
 import type { DiffFile } from '../../diff/unified.js'
 import type { ValidationResult } from '../../schema/validate.js'
 import { hashBlob } from '../../transaction/blob-hash.js'
@@ -67,6 +68,7 @@ export interface ChainOutput {
   held: number // bytes kept in `after` (and, in a dry run, the diff's old sides)
   after: Map<string, Buffer> // new bytes kept, by blob id
   validation: ValidationResult | null // known when the chain has ended, before its commit is written
+  patterns: PatternCollector // what changed in each changed unit, grouped at the end
 }
 
 // One run of the chain over a list of units, and the result commit it feeds.
@@ -142,6 +144,7 @@ function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress)
     if (progress.announced) ctx.session.emit({ type: 'progress', phase: 'apply', done: out.done, total: progress.total })
     if (!r.ok) return
     const changed = r.units.flatMap((u, j) => (u.after === u.before ? [] : [{ u, c: inputs[j] as ChainInput }]))
+    for (const { u, c } of changed) out.patterns.add(c.unitId, u.before, u.after)
     for (const u of r.units) if (u.touched) out.touched++
     r.units.length = 0
     const after = encodeAll(changed.map((x) => x.u.after))
@@ -183,7 +186,16 @@ export function startChain(
   units: { vault: readonly ChainUnit[]; held: Map<string, Buffer> } | { store: readonly ChainUnit[] },
   progress: ApplyProgress,
 ): ChainAttempt {
-  const out: ChainOutput = { queue: new ChangeQueue(), diffs: [], touched: 0, done: 0, held: 0, after: new Map(), validation: null }
+  const out: ChainOutput = {
+    queue: new ChangeQueue(),
+    diffs: [],
+    touched: 0,
+    done: 0,
+    held: 0,
+    after: new Map(),
+    validation: null,
+    patterns: new PatternCollector(),
+  }
   const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
   const run = (async (): Promise<ApplyResult> =>
     (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()

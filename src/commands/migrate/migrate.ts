@@ -1,5 +1,6 @@
 import { AasError } from '../../errors.js'
 import { pendingRef, runRef } from '../../git/refs.js'
+import type { ChangePattern } from '../../diff/patterns.js'
 import type { DiffFile } from '../../diff/unified.js'
 import type { ApplyResult } from '../../migrations/apply.js'
 import type { BaseTree } from '../../git/store.js'
@@ -45,6 +46,7 @@ export interface MigrateResult {
   touched: number
   changed: string[] // unit paths whose bytes change
   diff: DiffFile[] // every changed file with both blob ids; contents (both sides) only in a dry run
+  patterns: ChangePattern[] // the changed units grouped by what changed in them, largest group first
   validation: ValidationResult | null
   applied: boolean // the live vault now holds the migrated state
   branchCommit: { branch: string; commit: string } | null // with --commit
@@ -74,6 +76,7 @@ export function migrateResult(
     touched: 0,
     changed: [],
     diff: [],
+    patterns: [],
     validation: null,
     applied: false,
     branchCommit: null,
@@ -171,7 +174,16 @@ async function runPipeline(input: MigrateInput, session: WriteSession, finish: F
     collectGarbage() // the chain's texts and results
     session.emit({ type: 'phase', phase: 'validate', total: plan.units })
     const diff = ran.out.diffs.flat()
-    const chained = { ...planned, steps, touched: ran.out.touched, diff, changed: diff.map((d) => d.path), validation: ran.applied.validation ?? null }
+    const patterns = ran.out.patterns.patterns()
+    const chained = {
+      ...planned,
+      steps,
+      touched: ran.out.touched,
+      diff,
+      changed: diff.map((d) => d.path),
+      patterns,
+      validation: ran.applied.validation ?? null,
+    }
     const ref = input.dryRun ? pendingRef(input.runId) : runRef(input.runId)
     await input.store.updateRef(ref, ran.commit, null)
     const recorded = { ...chained, result: { ref, commit: ran.commit } }
