@@ -1,6 +1,6 @@
 import { AasError } from '../errors.js'
 import { listRemoteRefs, pushRefs, type RemoteRefUpdate } from '../git/remote.js'
-import { PENDING_REF_PREFIX, RUN_REF_PREFIX, SNAPSHOT_REF_PREFIX } from '../git/refs.js'
+import { APPLIED_REF_PREFIX, KEPT_REF_PREFIX, PENDING_REF_PREFIX, RUN_REF_PREFIX, SNAPSHOT_REF_PREFIX } from '../git/refs.js'
 import { repackEmbeddedStore } from '../git/repack.js'
 import type { RefCommit, Store } from '../git/store.js'
 import { parseName } from './names.js'
@@ -61,7 +61,12 @@ async function localPlan(store: Store, policy: RetentionPolicy, now: number): Pr
     const parent = (await store.readCommit(run.oid)).parents[0]
     if (parent !== undefined && droppedCommits.has(parent) && !keptCommits.has(parent)) drop.push(toCandidate(run))
   }
-  drop.push(...refsToPrune((await store.listRefCommits(PENDING_REF_PREFIX)).map(toCandidate), policy, now))
+  // A preview named in --apply (refs/aas/kept/) or applied (refs/aas/applied/) is never pruned.
+  const spared = new Set(
+    [...(await store.listRefs(KEPT_REF_PREFIX)), ...(await store.listRefs(APPLIED_REF_PREFIX))].map((r) => r.ref.slice(r.ref.lastIndexOf('/') + 1)),
+  )
+  const previews = (await store.listRefCommits(PENDING_REF_PREFIX)).filter((c) => !spared.has(c.ref.slice(PENDING_REF_PREFIX.length)))
+  drop.push(...refsToPrune(previews.map(toCandidate), policy, now))
   const kept = snapshots
     .filter((s) => !dropped.has(s.ref))
     .map((s) => s.ref.slice(SNAPSHOT_REF_PREFIX.length))
