@@ -156,7 +156,10 @@ function parseDuration(value: string): number {
 }
 
 // The actions of snapshots on a remote, from their flags.
-function snapshotAction(action: 'pushSnapshots' | 'fetchSnapshots' | 'breakLease' | 'pruneSnapshots', o: Record<string, string | boolean | undefined>): CliAction {
+function snapshotAction(
+  action: 'pushSnapshots' | 'fetchSnapshots' | 'breakLease' | 'pruneSnapshots',
+  o: Record<string, string | boolean | undefined>,
+): CliAction {
   if (action === 'pushSnapshots') return { kind: 'push-snapshots', remote: typeof o.pushSnapshots === 'string' ? o.pushSnapshots : undefined }
   if (action === 'fetchSnapshots') return { kind: 'fetch-snapshots', remote: String(o.fetchSnapshots) }
   if (action === 'breakLease') return { kind: 'break-lease' }
