@@ -11,6 +11,9 @@ import type { StatusResult } from './commands/status.js'
 import type * as snapshots from './snapshots/index.js'
 import type { PreviewStatus } from './commands/previews.js'
 import type { RecordedRun } from './commands/recorded-run.js'
+import type * as leaseTypes from './snapshots/lease.js'
+import type { PruneResult } from './snapshots/prune.js'
+import type * as remoteTypes from './snapshots/remote.js'
 import { resolveAgentsRoot, type AgentsRoot } from './vault/agents-root.js'
 import path from 'node:path'
 
@@ -284,4 +287,115 @@ export async function importSnapshot({ file, ...options }: ImportSnapshotOptions
 export async function recordedRun({ run, ...options }: VaultOptions & { run: string }): Promise<RecordedRun> {
   const { readRecordedRun } = await import('./commands/recorded-run.js')
   return readRecordedRun(await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) }), run)
+}
+
+export interface RemoteOptions extends VaultOptions {
+  remote?: string | undefined // a remote of the vault's repository, a path or a URL; default: aas.remote, else origin
+}
+
+// The store of a remote command and the remote it uses (REMOTE_MISSING when there is none).
+async function remoteOf(options: RemoteOptions, flag: string, create: boolean): Promise<{ store: Store; remote: string }> {
+  const remoteConfig = await import('./snapshots/remote-config.js')
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create, ...backendOf(options) })
+  const remote = options.remote === undefined ? await remoteConfig.defaultRemote(store) : await remoteConfig.resolveRemoteArg(store, options.remote)
+  if (remote === null) throw remoteConfig.noRemote(store, flag)
+  return { store, remote }
+}
+
+/**
+ * `--push-snapshots [REMOTE]`: every snapshot and run ref (`refs/aas/snapshots/*`,
+ * `refs/aas/runs/*`) the remote lacks is created there in one atomic push; nothing else
+ * is pushed and nothing on the remote is overwritten. A name the remote holds with
+ * another commit comes back in `diverged` with `ok: false` and `SNAPSHOT_DIVERGED`.
+ * Rejects with an {@link AasError} when the remote cannot be reached (`REMOTE_FAILED`).
+ * @example
+ * const r = await pushSnapshots({ agentsRoot: '/srv/agents', remote: 'file:///mnt/backup/vault.git' })
+ * console.log(`${r.transferred.length} refs pushed to ${r.remote}`)
+ */
+export async function pushSnapshots(options: RemoteOptions = {}): Promise<remoteTypes.TransferResult> {
+  const { store, remote } = await remoteOf(options, '--push-snapshots', false)
+  return (await import('./snapshots/remote.js')).pushSnapshots(store, remote)
+}
+
+/**
+ * `--fetch-snapshots REMOTE`: the remote's snapshot and run refs this store lacks are
+ * created here (an empty folder gets a new embedded store); a local snapshot is never
+ * overwritten (`diverged`, `SNAPSHOT_DIVERGED`).
+ * @example
+ * await fetchSnapshots({ agentsRoot: '/srv/new-agents', remote: 'ssh://backup/vault.git' })
+ * await rollback({ agentsRoot: '/srv/new-agents', snapshot: '2026-12-01T101500_pre_v2_migration' })
+ */
+export async function fetchSnapshots(options: RemoteOptions & { remote: string }): Promise<remoteTypes.TransferResult> {
+  const { store, remote } = await remoteOf(options, '--fetch-snapshots', true)
+  return (await import('./snapshots/remote.js')).fetchSnapshots(store, remote)
+}
+
+/**
+ * `--list-snapshots` with the remote: every snapshot, newest first, and where it is
+ * (`local`, `remote`, `both`, or `diverged`: the same name with another commit there).
+ * The remote is `remote`, else `aas.remote`; without one every snapshot is `local`. An
+ * unreachable remote does not fail the listing: `remote.reachable` is false.
+ * @example
+ * const { snapshots } = await locateSnapshots({ agentsRoot: '/srv/agents', remote: 'origin' })
+ * for (const s of snapshots) console.log(s.name, s.location)
+ */
+export async function locateSnapshots(options: RemoteOptions = {}): Promise<remoteTypes.SnapshotListing> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  const remoteConfig = await import('./snapshots/remote-config.js')
+  const remote = options.remote === undefined ? await remoteConfig.readConfiguredRemote(store) : await remoteConfig.resolveRemoteArg(store, options.remote)
+  return (await import('./snapshots/remote.js')).locateSnapshots(store, remote)
+}
+
+/**
+ * `--remote REMOTE`: sets `aas.remote` in the store's config (`<store>/aas/config`), the
+ * remote that the snapshot commands use by default. A path is stored absolute.
+ * @example
+ * await setRemote({ agentsRoot: '/srv/agents', remote: 'origin' })
+ */
+export async function setRemote(options: RemoteOptions & { remote: string }): Promise<{ remote: string; file: string }> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, ...backendOf(options) })
+  const remoteConfig = await import('./snapshots/remote-config.js')
+  const remote = await remoteConfig.resolveRemoteArg(store, options.remote)
+  await remoteConfig.writeConfiguredRemote(store, remote)
+  return { remote, file: remoteConfig.remoteConfigPath(store) }
+}
+
+export interface PruneSnapshotsOptions extends VaultOptions {
+  keepLast?: number | undefined // keep the N newest snapshots
+  keepWithinSeconds?: number | undefined // keep the snapshots taken in this many seconds before now
+  remote?: string | undefined // prune there too (a remote of the vault's repository, a path or a URL)
+  now?: Date
+}
+
+/**
+ * `--prune-snapshots`: deletes the snapshot refs that neither `keepLast` nor
+ * `keepWithinSeconds` keeps (never the newest), the runs of those snapshots and the
+ * dry-run previews by the same rule, here and, with `remote`, there (compare-and-swap
+ * deletes). The embedded store is then repacked (`repack.bytesFreed`); in a user's
+ * repository only refs are deleted (`git gc` gives the space back). Takes the vault lock.
+ * @example
+ * const r = await pruneSnapshots({ agentsRoot: '/srv/agents', keepLast: 10 })
+ * console.log(`${r.deleted.length} refs deleted, ${r.repack?.bytesFreed ?? 0} bytes freed`)
+ */
+export async function pruneSnapshots(options: PruneSnapshotsOptions): Promise<PruneResult> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  const remoteConfig = await import('./snapshots/remote-config.js')
+  const remote = options.remote === undefined ? null : await remoteConfig.resolveRemoteArg(store, options.remote)
+  const policy = { keepLast: options.keepLast ?? null, keepWithinSeconds: options.keepWithinSeconds ?? null }
+  const command = `--prune-snapshots${policy.keepLast === null ? '' : ` --keep-last ${policy.keepLast}`}${policy.keepWithinSeconds === null ? '' : ` --keep-within ${policy.keepWithinSeconds}s`}`
+  const { pruneVault } = await import('./commands/prune.js')
+  return pruneVault(store, { policy, remote, command, ...(options.now ? { now: options.now } : {}) })
+}
+
+/**
+ * `--break-lease`: removes `refs/aas/lease` from the remote (`remote`, else `aas.remote`,
+ * else origin) whoever holds it, by a delete that expects the lease just read; returns
+ * its holder. For a run that died on another machine; a live run's lease must be left.
+ * @example
+ * const r = await breakLease({ agentsRoot: '/srv/agents' })
+ * if (r.broken) console.log(`removed the lease of ${r.holder?.host}`)
+ */
+export async function breakLease(options: RemoteOptions = {}): Promise<leaseTypes.LeaseState & { broken: boolean }> {
+  const { store, remote } = await remoteOf(options, '--break-lease', false)
+  return (await import('./snapshots/lease.js')).breakLease(store, remote)
 }

@@ -42,6 +42,11 @@ export type AasErrorCode =
   | 'PREVIEW_STALE'
   | 'PREVIEW_SCRIPT_CHANGED'
   | 'PREVIEW_APPLIED'
+  | 'REMOTE_MISSING'
+  | 'REMOTE_UNSUPPORTED'
+  | 'REMOTE_FAILED'
+  | 'SNAPSHOT_DIVERGED'
+  | 'LEASE_HELD'
 
 // What each code means for the vault and the audit line's `result`. A refusal: the
 // command declined, because of the request or the vault's state, and changed nothing
@@ -91,6 +96,11 @@ export const ERROR_KINDS: Readonly<Record<AasErrorCode, AasErrorKind>> = {
   PREVIEW_STALE: 'refusal',
   PREVIEW_SCRIPT_CHANGED: 'refusal',
   PREVIEW_APPLIED: 'refusal',
+  REMOTE_MISSING: 'refusal',
+  REMOTE_UNSUPPORTED: 'refusal',
+  REMOTE_FAILED: 'failure',
+  SNAPSHOT_DIVERGED: 'refusal',
+  LEASE_HELD: 'refusal',
 }
 
 export function isRefusal(err: AasError): boolean {

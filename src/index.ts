@@ -9,6 +9,12 @@ export {
   listPreviews,
   exportSnapshot,
   importSnapshot,
+  pushSnapshots,
+  fetchSnapshots,
+  locateSnapshots,
+  setRemote,
+  pruneSnapshots,
+  breakLease,
   type StatusOptions,
   type MigrateOptions,
   type ApplyOptions,
@@ -17,6 +23,8 @@ export {
   type VaultOptions,
   type ExportSnapshotOptions,
   type ImportSnapshotOptions,
+  type RemoteOptions,
+  type PruneSnapshotsOptions,
 } from './api.js'
 export type { StatusResult, ChainSummary } from './commands/status.js'
 export type { MigrateResult, StepStatus } from './commands/migrate/migrate.js'
@@ -27,6 +35,9 @@ export type { DoctorResult, DoctorCheck, DoctorCheckId } from './commands/doctor
 export type { Snapshot } from './snapshots/list.js'
 export type { ExportResult } from './snapshots/export-tarball.js'
 export type { ImportResult } from './snapshots/import-tarball.js'
+export type { LeaseHolder, LeaseState } from './snapshots/lease.js'
+export type { PruneResult, RetentionPolicy } from './snapshots/prune.js'
+export type { TransferResult, DivergedRef, SnapshotListing, LocatedSnapshot, SnapshotLocation } from './snapshots/remote.js'
 export type { EngineEvent } from './commands/session.js'
 export type { ValidationResult, UnitFailure, ValidationIssue } from './schema/validate.js'
 export type { Inventory } from './vault/inventory.js'

@@ -8,15 +8,21 @@ describe('public API', () => {
     expect(Object.keys(api).sort()).toEqual([
       'AasError',
       'apply',
+      'breakLease',
       'defineMigration',
       'doctor',
       'exportSnapshot',
+      'fetchSnapshots',
       'importSnapshot',
       'isAasError',
       'listPreviews',
       'listSnapshots',
+      'locateSnapshots',
       'migrate',
+      'pruneSnapshots',
+      'pushSnapshots',
       'rollback',
+      'setRemote',
       'status',
     ])
     expect(Object.keys(testing).sort()).toEqual(['runMigrationInMemory'])

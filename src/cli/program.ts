@@ -15,6 +15,10 @@ export type CliAction =
   | { kind: 'import-snapshot'; file: string }
   | { kind: 'doctor' }
   | { kind: 'new-script'; from: number | undefined; lang: ScriptLang }
+  | { kind: 'push-snapshots'; remote: string | undefined }
+  | { kind: 'fetch-snapshots'; remote: string }
+  | { kind: 'break-lease' }
+  | { kind: 'prune-snapshots'; keepLast: number | undefined; keepWithinSeconds: number | undefined }
 
 export interface CliRequest {
   action: CliAction
@@ -24,6 +28,7 @@ export interface CliRequest {
   color: boolean
   lockTimeoutMs: number
   python: string | undefined // --python: the interpreter for .py scripts
+  remote: string | undefined // --remote: sets aas.remote, the remote of the snapshot commands
 }
 
 // `json`: --json was on the command line, so even a usage error or --version answers in JSON.
@@ -53,6 +58,12 @@ Examples:
   aas-migrate --rollback SNAPSHOT --force                even when paths changed after the run
   aas-migrate --export-snapshot SNAPSHOT --out snap.tar.gz   a tarball in the Python runner's layout
   aas-migrate --import-snapshot snap.tar.gz              a tarball becomes the snapshot "snap"
+  aas-migrate --push-snapshots                           push snapshots and runs to aas.remote, else origin (refs/aas/* only)
+  aas-migrate --fetch-snapshots origin                   fetch the snapshots a remote has (a new machine: then --rollback)
+  aas-migrate --list-snapshots --remote origin           set aas.remote; the list says where each snapshot is
+  aas-migrate --prune-snapshots --keep-last 10           delete older snapshots (never the newest, nor a kept one's run)
+  aas-migrate --prune-snapshots --keep-within 30d --remote origin   keep 30 days of snapshots, here and on origin
+  aas-migrate --break-lease                              remove the lease of a run that died on another machine (shows its holder)
   aas-migrate --doctor --no-color                        health checks, each failure with its fix (no colors)
   aas-migrate --new-script                               write _migrations/v<N>_to_v<N+1>.ts and a test for it
   aas-migrate --new-script --lang py                     the same step as a .py script in the atomic-agents style
@@ -74,6 +85,10 @@ const ACTIONS = [
   'importSnapshot',
   'doctor',
   'newScript',
+  'pushSnapshots',
+  'fetchSnapshots',
+  'pruneSnapshots',
+  'breakLease',
 ] as const
 const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
   status: '--status',
@@ -87,6 +102,10 @@ const ACTION_FLAGS: Record<(typeof ACTIONS)[number], string> = {
   importSnapshot: '--import-snapshot',
   doctor: '--doctor',
   newScript: '--new-script',
+  pushSnapshots: '--push-snapshots',
+  fetchSnapshots: '--fetch-snapshots',
+  pruneSnapshots: '--prune-snapshots',
+  breakLease: '--break-lease',
 }
 
 // `--to` accepts `v2` or `2`; anything else is a usage error naming the accepted forms.
@@ -110,6 +129,45 @@ function parseLang(value: string | boolean | undefined): ScriptLang {
     hint: 'Pass --lang py for a Python script in the atomic-agents style, or leave it out for TypeScript.',
     data: { flag: '--lang', value },
   })
+}
+
+function parseKeepLast(value: string): number {
+  if (!/^\d{1,6}$/.test(value.trim()) || Number(value) < 1) {
+    throw new AasError('USAGE', `--keep-last expects a number of snapshots (1 or more), got '${value}'.`, {
+      hint: 'Pass e.g. --keep-last 10.',
+      data: { flag: '--keep-last', value },
+    })
+  }
+  return Number(value)
+}
+
+const DURATION_UNITS: Record<string, number> = { h: 3600, d: 86400, w: 7 * 86400 }
+
+// --keep-within: a number and a unit, h (hours), d (days) or w (weeks); in seconds.
+function parseDuration(value: string): number {
+  const m = /^(\d{1,6})([hdw])$/.exec(value.trim())
+  if (!m) {
+    throw new AasError('USAGE', `--keep-within expects a duration such as 12h, 30d or 8w, got '${value}'.`, {
+      hint: 'Pass e.g. --keep-within 30d.',
+      data: { flag: '--keep-within', value },
+    })
+  }
+  return Number(m[1]) * (DURATION_UNITS[m[2] as string] as number)
+}
+
+// The actions of snapshots on a remote, from their flags.
+function snapshotAction(
+  action: 'pushSnapshots' | 'fetchSnapshots' | 'breakLease' | 'pruneSnapshots',
+  o: Record<string, string | boolean | undefined>,
+): CliAction {
+  if (action === 'pushSnapshots') return { kind: 'push-snapshots', remote: typeof o.pushSnapshots === 'string' ? o.pushSnapshots : undefined }
+  if (action === 'fetchSnapshots') return { kind: 'fetch-snapshots', remote: String(o.fetchSnapshots) }
+  if (action === 'breakLease') return { kind: 'break-lease' }
+  return {
+    kind: 'prune-snapshots',
+    keepLast: typeof o.keepLast === 'string' ? parseKeepLast(o.keepLast) : undefined,
+    keepWithinSeconds: typeof o.keepWithin === 'string' ? parseDuration(o.keepWithin) : undefined,
+  }
 }
 
 function parseLockTimeout(value: string): number {
@@ -146,6 +204,13 @@ export function buildProgram(): Command {
     .option('--export-snapshot <snapshot>', 'write a snapshot as a .tar.gz in the Python runner layout')
     .option('--out <file>', 'with --export-snapshot: where to write (default _migrations/snapshots/NAME.tar.gz)')
     .option('--import-snapshot <file>', 'turn a Python-runner .tar.gz into a snapshot')
+    .option('--push-snapshots [remote]', 'push snapshot and run refs to a git remote (default: aas.remote, else origin); never overwrites one')
+    .option('--fetch-snapshots <remote>', 'fetch snapshot and run refs from a git remote (a path, URL or remote name)')
+    .option('--prune-snapshots', 'delete old snapshot refs, their runs and dry-run previews (with --keep-last or --keep-within)')
+    .option('--keep-last <n>', 'with --prune-snapshots: keep the N newest snapshots')
+    .option('--keep-within <duration>', 'with --prune-snapshots: keep the snapshots of the last DURATION (e.g. 12h, 30d, 8w)')
+    .option('--break-lease', 'remove refs/aas/lease from the remote after showing its holder (a run that died elsewhere)')
+    .option('--remote <remote>', 'set aas.remote, the remote the snapshot commands use (any command; a path, URL or remote name)')
     .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
     .option(
       '--new-script [version]',
@@ -194,7 +259,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
   if (given.length === 0)
     return usage(
-      'no action given: pass one of --status, --to vN, --apply RUN_ID, --list-previews, --report FILE.html --run RUN_ID, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script.',
+      'no action given: pass one of --status, --to vN, --apply RUN_ID, --list-previews, --report FILE.html --run RUN_ID, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script, --push-snapshots, --fetch-snapshots, --prune-snapshots, --break-lease.',
     )
   if (given.length > 1) return usage(`${given.map((a) => ACTION_FLAGS[a]).join(' and ')} cannot be combined: pass one action at a time.`)
   const action = given[0] as (typeof ACTIONS)[number]
@@ -207,6 +272,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
     ['lang', '--lang', action === 'newScript'],
     ['report', '--report', action === 'to' || action === 'run'],
     ['open', '--open', action === 'to' || action === 'run'],
+    ['keepLast', '--keep-last', action === 'pruneSnapshots'],
+    ['keepWithin', '--keep-within', action === 'pruneSnapshots'],
   ]
   for (const [key, flag, allowed] of modifierOwners) {
     if (o[key] !== undefined && o[key] !== false && !allowed) return usage(`${flag} does not apply to ${ACTION_FLAGS[action]}.`)
@@ -216,6 +283,8 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   if (action === 'to' && o.report !== undefined && !o.dryRun) return usage('--report needs --dry-run (e.g. --to v2 --dry-run --report review.html).')
   if (action === 'run' && o.report === undefined) return usage('--run needs --report (e.g. --report run.html --run latest).')
   if (o.open && o.report === undefined) return usage('--open needs --report (e.g. --to v2 --dry-run --report review.html --open).')
+  if (action === 'pruneSnapshots' && o.keepLast === undefined && o.keepWithin === undefined)
+    return usage('--prune-snapshots needs --keep-last N or --keep-within DURATION (e.g. --keep-last 10).')
 
   let cliAction: CliAction
   try {
@@ -265,6 +334,12 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
           lang: parseLang(o.lang),
         }
         break
+      case 'pushSnapshots':
+      case 'fetchSnapshots':
+      case 'breakLease':
+      case 'pruneSnapshots':
+        cliAction = snapshotAction(action, o)
+        break
     }
     const lockTimeoutMs = parseLockTimeout(String(o.lockTimeout))
     const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== ''
@@ -278,6 +353,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         color: o.color !== false && !noColor,
         lockTimeoutMs,
         python: typeof o.python === 'string' ? o.python : undefined,
+        remote: typeof o.remote === 'string' ? o.remote : undefined,
       },
     }
   } catch (e) {

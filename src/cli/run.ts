@@ -1,6 +1,24 @@
 import { AasError, asAasError } from '../errors.js'
-import { apply, doctor, exportSnapshot, importSnapshot, listPreviews, listSnapshots, migrate, recordedRun, rollback, status } from '../api.js'
+import {
+  apply,
+  breakLease,
+  doctor,
+  exportSnapshot,
+  fetchSnapshots,
+  importSnapshot,
+  listPreviews,
+  locateSnapshots,
+  migrate,
+  recordedRun,
+  pruneSnapshots,
+  pushSnapshots,
+  rollback,
+  setRemote,
+  status,
+} from '../api.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
+import type { PushReport } from '../commands/remote-sync.js'
+import { describeHolder } from '../snapshots/lease.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { CliIo } from './io.js'
@@ -13,6 +31,7 @@ import { makePaint, type Paint } from './render/paint.js'
 import type { ReportRun } from './render/report.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
 import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
+import { renderPruneText, renderTransferText } from './render/remote.js'
 import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
 import { renderStatusText } from './render/status.js'
 
@@ -29,6 +48,10 @@ const COMMAND: Record<CliRequest['action']['kind'], string> = {
   'import-snapshot': 'import-snapshot',
   doctor: 'doctor',
   'new-script': 'new-script',
+  'push-snapshots': 'push-snapshots',
+  'fetch-snapshots': 'fetch-snapshots',
+  'prune-snapshots': 'prune-snapshots',
+  'break-lease': 'break-lease',
 }
 
 function commandOf(req: CliRequest): string {
@@ -84,7 +107,8 @@ function migrateJson(r: MigrateResult): Record<string, unknown> {
 async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, paint: { out: Paint; err: Paint }): Promise<number> {
   const action = req.action
   const command = commandOf(req)
-  const onEvent = eventPrinter(req, io, paint, progress, action.kind === 'migrate' && action.dryRun)
+  if (req.remote !== undefined) await storeRemote(req, io)
+  const { onEvent, pushDoc } = pushRecorder(eventPrinter(req, io, paint, progress, action.kind === 'migrate' && action.dryRun))
   switch (action.kind) {
     case 'status': {
       const result = await status({
@@ -112,7 +136,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       progress.finish()
       // Loaded here: the diff renderer brings the diff engine, which other commands do not need.
       const { renderMigrateSummary, writeDryRun } = await import('./render/migrate.js')
-      if (req.json) io.stdout(renderJson(command, migrateJson(result), result.error))
+      if (req.json) io.stdout(renderJson(command, { ...migrateJson(result), ...pushDoc() }, result.error))
       else if (action.dryRun) {
         await writeDryRun(result, { stat: action.stat, paint: paint.out, write: io.stdout })
         io.stderr(renderMigrateSummary(result, paint.err))
@@ -144,7 +168,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       })
       progress.finish()
       const { error, errors, ...rest } = result
-      if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson) }, error))
+      if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson), ...pushDoc() }, error))
       else io.stdout(renderRollbackText(result))
       for (const e of errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
@@ -170,11 +194,12 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       io.stdout(req.json ? renderJson(command, { previews: list }) : renderPreviewList(list))
       return 0
     }
-    case 'list-snapshots': {
-      const list = await listSnapshots({ agentsRoot: req.agentsRoot, env: io.env })
-      io.stdout(req.json ? renderJson(command, { snapshots: list }) : renderSnapshotList(list))
-      return 0
-    }
+    case 'list-snapshots':
+    case 'push-snapshots':
+    case 'fetch-snapshots':
+    case 'prune-snapshots':
+    case 'break-lease':
+      return dispatchSnapshotCommand(req, action, io, paint, command)
     case 'export-snapshot': {
       const r = await exportSnapshot({
         agentsRoot: req.agentsRoot,
@@ -243,6 +268,74 @@ async function announceReport(r: { file: string; files: number; bytes: number },
   io.stderr(opener ? `opened with ${opener}\n` : `no display to open it on: open ${r.file} in a browser\n`)
 }
 
+// --remote REMOTE, on any command: aas.remote is set first.
+async function storeRemote(req: CliRequest, io: CliIo): Promise<void> {
+  const set = await setRemote({ agentsRoot: req.agentsRoot, env: io.env, remote: req.remote as string })
+  io.stderr(`aas.remote = ${set.remote} (${set.file})\n`)
+}
+
+// aas.remote set: the push after a run, kept for the --json document (`push`).
+function pushRecorder(printEvent: (e: EngineEvent) => void): { onEvent: (e: EngineEvent) => void; pushDoc: () => Record<string, unknown> } {
+  let push: PushReport | null = null
+  return {
+    onEvent: (e) => {
+      if (e.type === 'push') push = e.push
+      printEvent(e)
+    },
+    pushDoc: () => (push ? { push: { ...push, error: push.error && errorJson(push.error) } } : {}),
+  }
+}
+
+// The snapshot commands that may talk to a remote: list, push, fetch, prune.
+async function dispatchSnapshotCommand(
+  req: CliRequest,
+  action: Extract<CliRequest['action'], { kind: 'list-snapshots' | 'push-snapshots' | 'fetch-snapshots' | 'prune-snapshots' | 'break-lease' }>,
+  io: CliIo,
+  paint: { out: Paint; err: Paint },
+  command: string,
+): Promise<number> {
+  switch (action.kind) {
+    case 'list-snapshots': {
+      const { snapshots, remote } = await locateSnapshots({ agentsRoot: req.agentsRoot, env: io.env })
+      const remoteDoc = remote && { name: remote.name, reachable: remote.reachable, error: remote.error && errorJson(remote.error) }
+      io.stdout(req.json ? renderJson(command, { snapshots, remote: remoteDoc }) : renderSnapshotList(snapshots, remote?.reachable ? remote.name : null))
+      if (remote?.error) io.stderr(`${paint.err.warn('warning')}: ${remote.error.message} Only the local snapshots are listed.\n`)
+      return 0
+    }
+    case 'push-snapshots':
+    case 'fetch-snapshots': {
+      const options = { agentsRoot: req.agentsRoot, env: io.env }
+      const r =
+        action.kind === 'push-snapshots'
+          ? await pushSnapshots({ ...options, remote: action.remote })
+          : await fetchSnapshots({ ...options, remote: action.remote })
+      const { error, ...rest } = r
+      io.stdout(req.json ? renderJson(command, { transfer: rest }, error) : renderTransferText(action.kind === 'push-snapshots' ? 'push' : 'fetch', r))
+      if (error) io.stderr(renderErrorText(error, paint.err))
+      return r.ok ? 0 : 1
+    }
+    case 'prune-snapshots': {
+      const r = await pruneSnapshots({
+        agentsRoot: req.agentsRoot,
+        env: io.env,
+        keepLast: action.keepLast,
+        keepWithinSeconds: action.keepWithinSeconds,
+        remote: req.remote,
+      })
+      const { error, ...rest } = r
+      io.stdout(req.json ? renderJson(command, { prune: rest }, error) : renderPruneText(r))
+      if (error) io.stderr(renderErrorText(error, paint.err))
+      return r.ok ? 0 : 1
+    }
+    case 'break-lease': {
+      const r = await breakLease({ agentsRoot: req.agentsRoot, env: io.env, remote: req.remote })
+      const text = r.broken ? `removed the lease on ${r.remote}, held by ${describeHolder(r.holder)}\n` : `no lease on ${r.remote}: nothing to remove\n`
+      io.stdout(req.json ? renderJson(command, { lease: r }) : text)
+      return 0
+    }
+  }
+}
+
 // Announcements that must appear while the command runs (the snapshot name before any
 // live write, a recovery), and the progress lines.
 function eventPrinter(
@@ -260,6 +353,17 @@ function eventPrinter(
     progress.onEvent(e)
     if (e.type === 'snapshot' && e.ref === null) say(`preview base: ${e.commit.slice(0, 12)} (${e.files} files; a dry run keeps no snapshot ref)\n`)
     else if (e.type === 'snapshot') say(`${e.purpose === 'safety' ? 'safety snapshot' : 'snapshot'}: ${paint.bold(e.name)} (${e.ref}, ${e.files} files)\n`)
+    if (e.type === 'push' && e.push.ok) say(`pushed ${e.push.transferred} ref${e.push.transferred === 1 ? '' : 's'} to ${e.push.remote} (aas.remote)\n`)
+    else if (e.type === 'push') {
+      io.stderr(
+        `${paints.err.warn('warning')}: the run is done, but its snapshots were not pushed to ${e.push.remote}: ${e.push.error?.message ?? 'unknown error'}\n  push them later with: aas-migrate --push-snapshots\n`,
+      )
+    }
+    if (e.type === 'lease' && e.error) {
+      io.stderr(
+        `${paints.err.warn('warning')}: the lease on ${e.remote} was not given back: ${e.error.message}\n  once no run of this vault is in progress, remove it with: aas-migrate --break-lease\n`,
+      )
+    }
     if (e.type === 'recovered') {
       io.stderr(
         `${paints.err.warn('recovered')}: an interrupted ${e.recovery.kind} (run ${e.recovery.runId}) was undone; ${e.recovery.restored} path${e.recovery.restored === 1 ? '' : 's'} restored to the state before it\n`,

@@ -1,5 +1,7 @@
 import path from 'node:path'
-import { isAasError } from '../errors.js'
+import { asAasError, isAasError } from '../errors.js'
+import { describeHolder, inspectLease, type LeaseState } from '../snapshots/lease.js'
+import { readConfiguredRemote } from '../snapshots/remote-config.js'
 import type { Store, StoreLocation } from '../git/store.js'
 import { discoverScripts, type ScriptFile } from '../migrations/discover.js'
 import { DEFAULT_PYTHON, describePythonSource, probePython, type PythonProbe } from '../migrations/python-interpreter.js'
@@ -7,13 +9,13 @@ import { takeInventory } from '../vault/inventory.js'
 import { journalPath, readJournal } from '../transaction/journal.js'
 import { inspectVaultLock, shellQuote } from '../transaction/lock.js'
 import { summarizeChain } from './status.js'
-import { AAS_REF_ROOT } from '../git/refs.js'
+import { AAS_REF_ROOT, LEASE_REF } from '../git/refs.js'
 
 // `--doctor` (docs/how-it-works.md, "Status and doctor"): read-only health checks. Each
 // failed check carries the literal shell commands that fix it, so an operator can copy
 // them; nothing here writes.
 
-export type DoctorCheckId = 'store' | 'journal' | 'lock' | 'unreadable' | 'unversioned' | 'versions' | 'chain' | 'scripts' | 'python'
+export type DoctorCheckId = 'store' | 'journal' | 'lock' | 'unreadable' | 'unversioned' | 'versions' | 'chain' | 'scripts' | 'python' | 'remote'
 
 export interface DoctorCheck {
   id: DoctorCheckId
@@ -50,6 +52,7 @@ const TITLES: Record<DoctorCheckId, string> = {
   chain: 'migration chain',
   scripts: 'migration scripts',
   python: 'python interpreter',
+  remote: 'remote and lease',
 }
 
 function pass(id: DoctorCheckId, message: string, details: string[] = []): DoctorCheck {
@@ -187,6 +190,27 @@ async function pythonCheck(rootArg: string, scripts: readonly ScriptFile[], pyth
   )
 }
 
+// aas.remote: whether it answers and whether a run holds the lease there. Reads only:
+// the holder is named when its commit is already in the store.
+async function remoteCheck(store: Store | null, rootArg: string): Promise<DoctorCheck> {
+  const remote = store ? await readConfiguredRemote(store) : null
+  if (store === null || remote === null) return pass('remote', 'no aas.remote: the snapshots are on this machine only (set one with --remote REMOTE)')
+  let lease: LeaseState
+  try {
+    lease = await inspectLease(store, remote, { fetch: false })
+  } catch (err) {
+    const e = asAasError(err)
+    return fail('remote', `aas.remote ${remote} cannot be reached: ${e.message}`, [e.code], [`git ls-remote ${shellQuote(remote)}`])
+  }
+  if (!lease.held) return pass('remote', `aas.remote ${remote} answers; no run holds the lease`)
+  return fail(
+    'remote',
+    `a run holds the lease on ${remote}: ${describeHolder(lease.holder)}; another --to or --rollback of this vault is refused until it ends`,
+    [`${LEASE_REF} ${lease.commit}`],
+    [`aas-migrate ${rootArg} --break-lease   # only when that run is gone`],
+  )
+}
+
 // Health of one vault: store, journal, lock, units, versions, chain, scripts and the
 // Python interpreter when a script is a .py.
 export async function checkVault({ root, location, store: opened, python, env = process.env }: DoctorInput): Promise<DoctorResult> {
@@ -273,6 +297,7 @@ export async function checkVault({ root, location, store: opened, python, env = 
   )
 
   checks.push(await pythonCheck(rootArg, discovery.scripts, python, env))
+  checks.push(await remoteCheck(opened, rootArg))
 
   return { ok: checks.every((c) => c.ok), agentsRoot: root, checks, durationMs: Date.now() - started }
 }

@@ -191,7 +191,9 @@ async function safetyAndChanges(
   // The safety snapshot's files are known from its scan: only the target is listed.
   const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
   if (diff.length === 0) return { safety, changes: [], foreign: [] }
-  const runCommit = await runOfSnapshot(store, snap.commit)
+  // A vault with nothing in its snapshot scope (an empty folder on a new machine, after
+  // --fetch-snapshots) holds no later work that a rollback could discard.
+  const runCommit = safety.files > 0 ? await runOfSnapshot(store, snap.commit) : null
   const foreign = runCommit
     ? await foreignPaths(
         store,

@@ -6,6 +6,9 @@ import { appendAudit, type AuditRecord } from '../transaction/audit.js'
 import { readJournal } from '../transaction/journal.js'
 import { acquireVaultLock, AGENT_LOCK_FILE, withAgentLocks as lockAgents, type VaultLock } from '../transaction/lock.js'
 import { recoverTransaction, type RecoveryResult } from '../transaction/transaction.js'
+import { acquireLease, releaseLease, type Lease } from '../snapshots/lease.js'
+import { readConfiguredRemote } from '../snapshots/remote-config.js'
+import { pushAfterRun, pushAuditField, type PushReport } from './remote-sync.js'
 
 // Events a long command reports while it works; the CLI renders them (progress,
 // the snapshot name before any live write), the library never prints.
@@ -15,6 +18,8 @@ export type EngineEvent =
   | { type: 'snapshot'; name: string; ref: string | null; commit: string; files: number; purpose?: 'safety' } // ref null: a dry run's base
   | { type: 'phase'; phase: 'snapshot' | 'apply' | 'validate' | 'fast-forward' | 'rollback'; total: number }
   | { type: 'progress'; phase: string; done: number; total: number }
+  | { type: 'push'; push: PushReport } // aas.remote set: the run's snapshots pushed (or why not)
+  | { type: 'lease'; remote: string; acquired: boolean; error: AasError | null } // the cross-host lease taken, or given back (error: it could not be)
 
 export interface WriteSession {
   emit(event: EngineEvent): void
@@ -80,8 +85,15 @@ export async function withWriteSession<R>(
   const started = Date.now()
   const emit = (e: EngineEvent): void => onEvent?.(e)
   let lock: VaultLock | null = null
+  let lease: Lease | null = null
   let outcome: R
   try {
+    // With aas.remote set, a writing run first takes the cross-host lease there.
+    const remote = options.takeVaultLock ? await readConfiguredRemote(store) : null
+    if (remote !== null) {
+      lease = await acquireLease(store, remote, command)
+      emit({ type: 'lease', remote, acquired: true, error: null })
+    }
     const journal = await readJournal(store.location.stateDir)
     if (options.takeVaultLock || journal) {
       // After a crash the journal is left with a stale lock: recovery may break it.
@@ -111,8 +123,25 @@ export async function withWriteSession<R>(
     outcome = await onError(asAasError(err))
   }
   try {
-    await appendAudit(root, auditRecord({ runId, root, command, started }, options.audit(outcome)))
+    const fields = options.audit(outcome)
+    // A run that changed the vault: its snapshots go to aas.remote, if one is set.
+    if (lock !== null && options.takeVaultLock && fields.error === null && !fields.dry_run) {
+      const push = await pushAfterRun(store)
+      if (push) {
+        emit({ type: 'push', push })
+        fields.push = pushAuditField(push)
+      }
+    }
+    if (lease) {
+      const held = lease
+      lease = null
+      const error = await releaseLease(store, held)
+      emit({ type: 'lease', remote: held.remote, acquired: false, error })
+      if (error) fields.lease = { remote: held.remote, released: false, error: error.message }
+    }
+    await appendAudit(root, auditRecord({ runId, root, command, started }, fields))
   } finally {
+    if (lease) await releaseLease(store, lease)
     await release(lock)
   }
   return outcome

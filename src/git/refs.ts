@@ -24,3 +24,9 @@ export const keptRef = (previewId: string): string => KEPT_REF_PREFIX + previewI
 
 // Whether the engine may write this ref: a full name below refs/aas/.
 export const isAasRef = (ref: string): boolean => ref.startsWith(AAS_REF_ROOT)
+// The cross-host lease on a remote: a commit whose message names the holder (host, pid,
+// command, start). Created and deleted only by compare-and-swap pushes.
+export const LEASE_REF = `${AAS_REF_ROOT}lease`
+// What --push-snapshots and --fetch-snapshots carry: the snapshots and the runs that
+// record what each migration wrote (a rollback's check for later changes needs them).
+export const PORTABLE_REF_PREFIXES = [SNAPSHOT_REF_PREFIX, RUN_REF_PREFIX] as const

@@ -2,7 +2,7 @@ import { readFile, rm } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { z } from 'zod'
-import { makeVault, type TempVault } from '../helpers/make-vault.js'
+import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
 import { cli, type CliRun } from '../helpers/run-cli.js'
 
 // Zod mirrors of docs/json.md: a field added, renamed or retyped fails here.
@@ -108,6 +108,17 @@ const snapshot = z.strictObject({
   bytesAdded: z.number(),
   file: z.string().nullable(),
   importedFrom: z.string().nullable(),
+  location: z.enum(['local', 'remote', 'both', 'diverged']),
+  remoteCommit: z.string().nullable(),
+})
+// With aas.remote set, --to and --rollback push their snapshots after the run.
+const push = z.strictObject({ remote: z.string(), ok: z.boolean(), transferred: z.number(), error: errorShape.nullable() })
+const transfer = z.strictObject({
+  ok: z.boolean(),
+  remote: z.string(),
+  transferred: z.array(z.string()),
+  upToDate: z.number(),
+  diverged: z.array(z.strictObject({ ref: z.string(), local: z.string(), remote: z.string() })),
 })
 const schemas = {
   status: envelope(z.literal('status'), {
@@ -168,7 +179,7 @@ const schemas = {
     }),
   }),
   dryRun: envelope(z.literal('dry-run'), { result: migrateResult, errors: z.array(errorShape) }),
-  migrate: envelope(z.literal('migrate'), { result: migrateResult, errors: z.array(errorShape) }),
+  migrate: envelope(z.literal('migrate'), { result: migrateResult, errors: z.array(errorShape), push: push.optional() }),
   apply: envelope(z.literal('apply'), { result: applyResult, errors: z.array(errorShape) }),
   listPreviews: envelope(z.literal('list-previews'), { previews: z.array(preview) }),
   rollback: envelope(z.literal('rollback'), {
@@ -188,8 +199,23 @@ const schemas = {
       durationMs: z.number(),
     }),
     errors: z.array(errorShape),
+    push: push.optional(),
   }),
-  listSnapshots: envelope(z.literal('list-snapshots'), { snapshots: z.array(snapshot) }),
+  listSnapshots: envelope(z.literal('list-snapshots'), {
+    snapshots: z.array(snapshot),
+    remote: z.strictObject({ name: z.string(), reachable: z.boolean(), error: errorShape.nullable() }).nullable(),
+  }),
+  pushSnapshots: envelope(z.literal('push-snapshots'), { transfer }),
+  fetchSnapshots: envelope(z.literal('fetch-snapshots'), { transfer }),
+  pruneSnapshots: envelope(z.literal('prune-snapshots'), {
+    prune: z.strictObject({
+      ok: z.boolean(),
+      kept: z.array(z.string()),
+      deleted: z.array(z.string()),
+      remote: z.strictObject({ name: z.string(), deleted: z.array(z.string()) }).nullable(),
+      repack: z.strictObject({ bytesBefore: z.number(), bytesAfter: z.number(), bytesFreed: z.number() }).nullable(),
+    }),
+  }),
   exportSnapshot: envelope(z.literal('export-snapshot'), { export: z.strictObject({ name: z.string(), file: z.string(), files: z.number() }) }),
   importSnapshot: envelope(z.literal('import-snapshot'), {
     import: z.strictObject({ name: z.string(), ref: z.string(), commit: z.string(), tree: z.string(), files: z.number(), skipped: z.array(z.string()) }),
@@ -200,7 +226,7 @@ const schemas = {
       agentsRoot: z.string(),
       checks: z.array(
         z.strictObject({
-          id: z.enum(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts', 'python']),
+          id: z.enum(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts', 'python', 'remote']),
           title: z.string(),
           ok: z.boolean(),
           message: z.string(),
@@ -267,10 +293,25 @@ describe('--json', () => {
     const exported = doc(await cli([...root, '--export-snapshot', name, '--out', out]), schemas.exportSnapshot)
     expect(exported.export.file).toBe(out)
     expect((await readFile(out)).subarray(0, 2)).toEqual(Buffer.from([0x1f, 0x8b]))
+    // the remote stays for the rest of the session (--remote sets aas.remote); _cache/ is outside the snapshot scope
+    const bareDir = path.join(v.root, '_cache', 'remote.git')
+    git(v.root, 'init', '-q', '--bare', bareDir)
+    const pushed = doc(await cli([...root, '--push-snapshots', bareDir]), schemas.pushSnapshots)
+    expect(pushed.transfer.transferred).toHaveLength(2) // the snapshot and its run; the dry run's pending ref is not pushed
+    const fetched = doc(await cli([...root, '--fetch-snapshots', bareDir]), schemas.fetchSnapshots)
+    expect(fetched.transfer).toMatchObject({ transferred: [], upToDate: 2 })
+    const located = doc(await cli([...root, '--list-snapshots', '--remote', bareDir]), schemas.listSnapshots)
+    expect(located.snapshots.map((s) => [s.name, s.location])).toEqual([
+      ['exported', 'local'], // the tarball just exported, not imported yet
+      [name, 'both'],
+    ])
+    const pruned = doc(await cli([...root, '--prune-snapshots', '--keep-last', '1', '--remote', bareDir]), schemas.pruneSnapshots)
+    expect(pruned.prune).toMatchObject({ kept: [name], deleted: [], remote: { name: bareDir, deleted: [] }, repack: null })
     const imported = doc(await cli([...root, '--import-snapshot', out]), schemas.importSnapshot)
     expect(imported.import.name).toBe('exported')
     const back = doc(await cli([...root, '--rollback', name]), schemas.rollback)
     expect(back.result.safety?.name).toMatch(/_pre_rollback$/)
+    expect(back.push).toEqual({ remote: bareDir, ok: true, transferred: 2, error: null }) // aas.remote: the safety snapshot and the imported one
     const created = doc(await cli([...root, '--new-script']), schemas.newScript)
     expect(created.newScript).toMatchObject({ from: 3, to: 4, script: '_migrations/v3_to_v4.ts', test: '_migrations/tests/v3_to_v4.test.ts' })
   })

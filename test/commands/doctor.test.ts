@@ -47,12 +47,12 @@ describe('doctor', () => {
     const v = await vault()
     const r = await doctor({ agentsRoot: v.root })
     expect(r.ok).toBe(true)
-    expect(r.checks.map((c) => c.id)).toEqual(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts', 'python'])
+    expect(r.checks.map((c) => c.id)).toEqual(['store', 'journal', 'lock', 'unreadable', 'unversioned', 'versions', 'chain', 'scripts', 'python', 'remote'])
     expect(r.checks.every((c) => c.fixes.length === 0)).toBe(true)
     expect(check(r, 'python').message).toBe('no .py script in _migrations/, so no interpreter is needed')
     const out = await cli(['--agents-root', v.root, '--doctor'])
     expect(out.code).toBe(0)
-    expect(out.stdout.split('\n').filter((l) => l.startsWith('ok  ')).length).toBe(9)
+    expect(out.stdout.split('\n').filter((l) => l.startsWith('ok  ')).length).toBe(10)
   })
 
   it('when a snapshot blob is missing from the store then the store check fails and its fix removes the broken refs', async () => {
@@ -213,7 +213,7 @@ describe('doctor', () => {
       )
       const fix = `aas-migrate ${rootArg(v.root)} --doctor --python ${shellQuote(python3)}`
       expect(out.stdout).toContain(`fix: ${fix}\n`)
-      expect(out.stderr).toMatch(/^Error: 1 of 9 checks failed: python\.$/m)
+      expect(out.stderr).toMatch(/^Error: 1 of 10 checks failed: python\.$/m)
       const json = JSON.parse((await cli(['--agents-root', v.root, '--doctor', '--python', '/nonexistent/python3', '--json'])).stdout)
       expect(json.error).toMatchObject({ code: 'DOCTOR_UNHEALTHY', data: { failed: ['python'] } })
       expect(json.doctor.checks.find((c: { id: string }) => c.id === 'python')).toMatchObject({ ok: false, details: ['_migrations/v1_to_v2.py'], fixes: [fix] })

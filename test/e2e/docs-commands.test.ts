@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { describe, expect, it } from 'vitest'
 import { EXAMPLES } from '../../src/cli/program.js'
-import { makeVault, repoRoot, type TempVault } from '../helpers/make-vault.js'
+import { git, makeVault, repoRoot, type TempVault } from '../helpers/make-vault.js'
 import { cli } from '../helpers/run-cli.js'
 
 // The convention (README "Documentation"): every `aas-migrate …` line of a ```sh or
@@ -12,7 +12,8 @@ import { cli } from '../helpers/run-cli.js'
 // folder; `# illustrative` lines are skipped, `# exits 1` lines must exit 1. A
 // `cp …/docs/migrations/vN_to_vM.py …/_migrations/` line (the runbook's copy of a
 // release's script) copies that script from fixtures/migrations-py/ into the copy's
-// _migrations/, in place of the sample vault's script for the same step.
+// _migrations/, in place of the sample vault's script for the same step. The copy's
+// repository has an `origin`: a bare repository in a temp folder.
 
 interface DocCommand {
   source: string
@@ -68,6 +69,9 @@ const SNAPSHOT_LINE = /(?:^|\n)(?:safety )?snapshot: (\S+) \(refs\/aas\/snapshot
 async function runSession(commands: DocCommand[]): Promise<void> {
   const v: TempVault = await makeVault('vault-v1', { git: true })
   const files = await mkdtemp(path.join(tmpdir(), 'aas-docs-'))
+  // The copy's origin: a local bare repository, for the snapshot push and fetch commands.
+  git(files, 'init', '-q', '--bare', path.join(files, 'origin.git'))
+  git(v.dir, 'remote', 'add', 'origin', path.join(files, 'origin.git'))
   try {
     let snapshot: string | null = null
     for (const c of commands) {
@@ -124,6 +128,13 @@ describe('documented commands', () => {
         .map((c) => c.copyPy),
     ).toEqual(['v1_to_v2.py'])
     expect(helpCommands().length).toBeGreaterThanOrEqual(15)
+    // "Snapshots off the machine" runs against the copy's origin, a local bare repository.
+    const runbook = perFile.find((p) => p.file === 'docs/upgrading.md')?.commands.map((c) => c.line) ?? []
+    for (const flag of ['--push-snapshots', '--fetch-snapshots origin', '--prune-snapshots', '--break-lease', '--remote origin'])
+      expect(
+        runbook.some((l) => l.includes(flag)),
+        flag,
+      ).toBe(true)
   })
 
   it.each(perFile.filter((p) => p.commands.length > 0).map((p) => [p.file, p.commands] as const))(
@@ -131,9 +142,10 @@ describe('documented commands', () => {
     async (_file, commands) => {
       await runSession([...commands])
     },
+    240_000, // the runbook runs some thirty commands, each a process of git children
   )
 
   it('every --help example runs on the sample vault', async () => {
     await runSession(helpCommands())
-  })
+  }, 240_000)
 })

@@ -1,4 +1,4 @@
-import type { Snapshot } from '../../snapshots/list.js'
+import type { LocatedSnapshot } from '../../snapshots/remote.js'
 import type { RollbackResult } from '../../commands/rollback.js'
 
 function size(bytes: number): string {
@@ -7,9 +7,13 @@ function size(bytes: number): string {
   return `${(bytes / 1024 / 1024).toFixed(1)} MiB`
 }
 
-export function renderSnapshotList(list: readonly Snapshot[]): string {
-  if (list.length === 0) return 'no snapshots yet (one is taken by every --to and --rollback)\n'
+const WHERE: Record<LocatedSnapshot['location'], string> = { local: 'local', remote: 'remote', both: 'both', diverged: 'DIVERGED' }
+
+// remote: the remote compared with (a WHERE column), or null.
+export function renderSnapshotList(list: readonly LocatedSnapshot[], remote: string | null = null): string {
+  if (list.length === 0) return `no snapshots yet (one is taken by every --to and --rollback)${remote ? `; none on ${remote} either` : ''}\n`
   const rows = list.map((s) => [
+    ...(remote ? [WHERE[s.location]] : []),
     s.name,
     s.time.replace('.000Z', 'Z'),
     s.target === null ? '-' : `v${s.target}`,
@@ -17,14 +21,15 @@ export function renderSnapshotList(list: readonly Snapshot[]): string {
     size(s.bytesAdded),
     s.source === 'tarball' ? `legacy tarball, not imported (${s.file})` : s.importedFrom ? `imported from ${s.importedFrom}` : '',
   ])
-  const head = ['NAME', 'TIME (UTC)', 'TARGET', 'FILES', 'ADDED', '']
+  const head = [...(remote ? ['WHERE'] : []), 'NAME', 'TIME (UTC)', 'TARGET', 'FILES', 'ADDED', '']
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)))
   const fmt = (r: string[]): string =>
     r
       .map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] ?? 0)))
       .join('  ')
       .trimEnd()
-  return `${[fmt(head), ...rows.map(fmt)].join('\n')}\n`
+  const note = remote ? `WHERE: local, remote (${remote}), both, or DIVERGED (another commit under that name there)\n` : ''
+  return `${[fmt(head), ...rows.map(fmt)].join('\n')}\n${note}`
 }
 
 export function renderRollbackText(r: RollbackResult): string {
