@@ -20,7 +20,9 @@ export interface RecordedRun {
   snapshot: { name: string; ref: string | null; commit: string }
   result: { ref: string; commit: string }
   units: number
-  scripts: string[] // the chain's script files found in _migrations/ now
+  scripts: string[] // the chain's script files: as recorded (Aas-Script), else found in _migrations/ now
+  scriptBlobs: Array<{ file: string; blob: string }> | null // Aas-Script: each script's blob id when the run ran it; null for a run that predates the trailer
+  validationSummary: string | null // Aas-Validation: 'ok', '<n> failed' or 'none'; null when not recorded
   diff: DiffFile[] // without contents
   patterns: ChangePattern[]
 }
@@ -70,7 +72,8 @@ export async function readRecordedRun(store: Store, id: string): Promise<Recorde
   const target = Number(t['Aas-Target'])
   const dryRun = ref.startsWith(PENDING_REF_PREFIX)
   const name = t['Aas-Snapshot'] ?? ''
-  const { scripts } = await discoverScripts(store.agentsRoot)
+  const recorded = scriptTrailers(commit.message)
+  const scripts = recorded.length > 0 ? recorded.map((s) => s.file) : await scriptsNow(store.agentsRoot, from, target)
   return {
     agentsRoot: store.agentsRoot,
     runId: t['Aas-Run-Id'] ?? ref.slice(ref.lastIndexOf('/') + 1),
@@ -80,8 +83,30 @@ export async function readRecordedRun(store: Store, id: string): Promise<Recorde
     snapshot: { name, ref: dryRun || name === '' ? null : snapshotRef(name), commit: parent },
     result: { ref, commit: oid },
     units: (await store.listTree(commit.tree)).filter((e) => e.mode !== '120000' && unitTypeOf(e.path) !== null).length,
-    scripts: scripts.filter((s) => s.from >= (from ?? 0) && s.to <= target).map((s) => s.file),
+    scripts,
+    scriptBlobs: recorded.length > 0 ? recorded : null,
+    validationSummary: t['Aas-Validation'] ?? null,
     diff,
     patterns: collector.patterns(),
   }
+}
+
+// Every `Aas-Script: <file> <blob id>` trailer of a result commit, in order (a key
+// repeated in the trailers block, which a map of trailers keeps only once).
+function scriptTrailers(message: string): Array<{ file: string; blob: string }> {
+  const block =
+    message
+      .trimEnd()
+      .split(/\n\s*\n/)
+      .pop() ?? ''
+  return block.split('\n').flatMap((line) => {
+    const m = /^Aas-Script: (\S+) ([0-9a-f]{40,64})$/.exec(line)
+    return m ? [{ file: m[1] as string, blob: m[2] as string }] : []
+  })
+}
+
+// The chain's scripts as _migrations/ holds them now (a run recorded before the trailers).
+async function scriptsNow(root: string, from: number | null, target: number): Promise<string[]> {
+  const { scripts } = await discoverScripts(root)
+  return scripts.filter((s) => s.from >= (from ?? 0) && s.to <= target).map((s) => s.file)
 }

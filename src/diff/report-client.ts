@@ -53,7 +53,9 @@ export const REPORT_CLIENT = `
     }).join('') + '</ul>']);
     if (H.snapshot) rows.push([H.dryRun ? 'preview base' : 'snapshot', '<code id="snapshot">' + esc(H.snapshot.ref || H.snapshot.commit) + '</code>' + (H.snapshot.ref ? '' : ' (a dry run keeps no snapshot ref)')]);
     if (H.result) rows.push([H.dryRun ? 'pending ref' : 'run ref', '<code id="pending">' + esc(H.result.ref) + '</code> <code>' + short(H.result.commit) + '</code>']);
-    var val = H.dryRun ? 'not run' : 'not recorded in the store (see the audit line of this run in _migrations/migration.jsonl)';
+    var val = H.validationSummary === 'ok' ? '<span class="ok">every unit valid at v' + H.target + ' (as recorded by the run)</span>'
+      : H.validationSummary && H.validationSummary !== 'none' ? '<span class="bad">' + esc(H.validationSummary) + ' at v' + H.target + ' (as recorded by the run; its audit line in _migrations/migration.jsonl has the details)</span>'
+      : H.dryRun ? 'not run' : 'not recorded in the store (see the audit line of this run in _migrations/migration.jsonl)';
     if (v) {
       val = v.ok ? '<span class="ok">' + num(v.checked) + ' units valid at v' + v.version + '</span>'
         : '<span class="bad">' + num(v.failures.length) + ' of ' + num(v.checked) + ' units invalid at v' + v.version + '</span><ul>' +

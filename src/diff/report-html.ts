@@ -17,11 +17,12 @@ export interface ReportHeader {
   dryRun: boolean
   from: number | null
   target: number
-  scripts: Array<{ file: string; blob: string | null }> // blob: git's blob id of the script as it is now
+  scripts: Array<{ file: string; blob: string | null }> // blob: git's blob id of the script as the run recorded it, else as it is now
   snapshot: { name: string; ref: string | null; commit: string } | null
   result: { ref: string; commit: string } | null
   units: number
   validation: ValidationResult | null
+  validationSummary?: string | null // a recorded run's Aas-Validation trailer, when `validation` is not known
   generatedAt: string
   engineVersion: string
 }

@@ -1,7 +1,8 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
+import { appendFile, mkdtemp, readdir, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { hashBlob } from '../../src/transaction/blob-hash.js'
 import { makeVault, type TempVault } from '../helpers/make-vault.js'
 import { cli } from '../helpers/run-cli.js'
 
@@ -54,6 +55,10 @@ describe('--report and --open', () => {
     const run = await cli(['--agents-root', vault.root, '--to', 'v2', '--json'])
     expect(run.code, run.stderr).toBe(0)
     const result = JSON.parse(run.stdout).result
+    // the script is edited after the run: the report shows the one that ran (its Aas-Script trailer)
+    const script = path.join(vault.root, '_migrations', 'v1_to_v2.mjs')
+    const ran = hashBlob(await readFile(script))
+    await appendFile(script, '// edited after the run\n')
     for (const id of [result.runId, 'latest']) {
       const file = path.join(dir, `run-${id}.html`)
       const r = await cli(['--agents-root', vault.root, '--report', file, '--run', id, '--json'])
@@ -68,7 +73,8 @@ describe('--report and --open', () => {
         result: result.result,
         snapshot: { ref: result.snapshot.ref, commit: result.snapshot.commit },
       })
-      expect(data.header.scripts.map((s: { file: string }) => s.file)).toEqual(['_migrations/v1_to_v2.mjs'])
+      expect(data.header.scripts).toEqual([{ file: '_migrations/v1_to_v2.mjs', blob: ran }])
+      expect(data.header.validationSummary).toBe('ok')
       expect(data.files.map((f: { p: string }) => f.p)).toEqual(result.changed)
       expect(data.patterns).toEqual(result.patterns.map(({ paths: _paths, ...p }: { paths: string[] }) => p))
     }

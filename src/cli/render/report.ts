@@ -17,6 +17,8 @@ export type ReportRun = Pick<
   'agentsRoot' | 'runId' | 'dryRun' | 'from' | 'target' | 'snapshot' | 'result' | 'units' | 'validation' | 'diff' | 'patterns'
 > & {
   scripts: string[] // vault-relative script files
+  scriptBlobs?: Array<{ file: string; blob: string }> | null // as the run recorded them; else hashed from the files now
+  validationSummary?: string | null // a recorded run's Aas-Validation ('ok', '<n> failed')
 }
 
 export function reportRunOf(r: MigrateResult): ReportRun {
@@ -27,7 +29,8 @@ export function reportRunOf(r: MigrateResult): ReportRun {
 // onto it, so FILE is either the old one or the whole new one.
 export async function writeReport(r: ReportRun, file: string, now: Date = new Date()): Promise<{ file: string; files: number; bytes: number }> {
   const target = path.resolve(file)
-  const scripts = await Promise.all(r.scripts.map(async (f) => ({ file: f, blob: await readFile(path.join(r.agentsRoot, f)).then(hashBlob, () => null) })))
+  const scripts =
+    r.scriptBlobs ?? (await Promise.all(r.scripts.map(async (f) => ({ file: f, blob: await readFile(path.join(r.agentsRoot, f)).then(hashBlob, () => null) }))))
   const header = {
     vault: r.agentsRoot,
     runId: r.runId,
@@ -39,6 +42,7 @@ export async function writeReport(r: ReportRun, file: string, now: Date = new Da
     result: r.result,
     units: r.units,
     validation: r.validation,
+    validationSummary: r.validationSummary ?? null,
     generatedAt: now.toISOString(),
     engineVersion: ENGINE_VERSION,
   }
