@@ -19,6 +19,8 @@ export interface Row {
   ratio: number | null
   checks: Check[]
   error?: string
+  note?: string // shown in the target column of a row without checks
+  skipped?: boolean // not measured (note says why): neither met nor failed
 }
 
 export interface SizeReport {
@@ -27,18 +29,19 @@ export interface SizeReport {
   rows: Row[]
 }
 
-const fmtS = (s: number | null): string => (s === null ? 'failed' : s.toFixed(2))
+const fmtS = (s: number | null, skipped = false): string => (skipped ? 'skipped' : s === null ? 'failed' : s.toFixed(2))
 const fmtR = (r: number | null): string => (r === null || !Number.isFinite(r) ? '—' : `${r.toFixed(2)}×`)
 const fmtMb = (kb: number | null): string => (kb === null ? '—' : `${Math.round(kb / 1024)} MB`)
 
 export function met(row: Row): boolean | null {
+  if (row.skipped) return null
   if (row.seconds === null) return false
   if (row.checks.length === 0) return null
   return row.checks.every((c) => Number.isFinite(c.ratio) && c.ratio <= c.limit)
 }
 
 function targetText(row: Row): string {
-  return row.checks.map((c) => `${c.label} (${fmtR(c.ratio)})`).join('; ') || '—'
+  return row.checks.map((c) => `${c.label} (${fmtR(c.ratio)})`).join('; ') || row.note || '—'
 }
 
 export function tableLines(report: SizeReport): string[] {
@@ -47,7 +50,7 @@ export function tableLines(report: SizeReport): string[] {
   for (const r of report.rows) {
     const m = met(r)
     lines.push(
-      `| ${[r.figure, r.backend || '—', fmtS(r.seconds), r.vs || '—', fmtR(r.ratio), fmtMb(r.rssKb), targetText(r), m === null ? '—' : m ? 'yes' : '**no**'].join(' | ')} |`,
+      `| ${[r.figure, r.backend || '—', fmtS(r.seconds, r.skipped), r.vs || '—', fmtR(r.ratio), fmtMb(r.rssKb), targetText(r), m === null ? '—' : m ? 'yes' : '**no**'].join(' | ')} |`,
     )
   }
   return lines
@@ -58,7 +61,16 @@ export function textTable(report: SizeReport): string {
   const rows = [['figure', 'backend', 's', 'vs', 'ratio', 'RSS', 'met?', 'target']]
   for (const r of report.rows) {
     const m = met(r)
-    rows.push([r.figure, r.backend || '-', fmtS(r.seconds), r.vs || '-', fmtR(r.ratio), fmtMb(r.rssKb), m === null ? '-' : m ? 'yes' : 'NO', targetText(r)])
+    rows.push([
+      r.figure,
+      r.backend || '-',
+      fmtS(r.seconds, r.skipped),
+      r.vs || '-',
+      fmtR(r.ratio),
+      fmtMb(r.rssKb),
+      m === null ? '-' : m ? 'yes' : 'NO',
+      targetText(r),
+    ])
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)))
   const out = rows.map((r) => r.map((c, i) => (i === r.length - 1 ? c : c.padEnd(widths[i] as number))).join('  '))

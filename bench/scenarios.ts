@@ -2,6 +2,7 @@ import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { measure, median, type Sample } from './measure.js'
+import { findChromium, firstRenderMs } from './render.js'
 import type { Check, Row, SizeReport } from './report.js'
 import { BENCH_DIR, changeUnits, copyVault, makeBenchVault, type BenchVault } from './vault.js'
 
@@ -39,6 +40,7 @@ export const FIGURE_KEYS = [
   'snapshotRepeat',
   'rollback1',
   'rollback100',
+  'reportRender',
 ] as const
 
 interface Figure {
@@ -224,6 +226,26 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
           : await figure(repeats.length, async () => repeats.shift() as Sample)
     }
 
+    async function measureReportRender(b: Backend): Promise<Row> {
+      const row: Row = { figure: '--report, first render (chromium)', backend: '', seconds: null, rssKb: null, vs: 'tar czf', ratio: null, checks: [] }
+      const found = findChromium()
+      if ('missing' in found) {
+        log(`--report, first render: skipped: ${found.missing}`)
+        return { ...row, vs: '', skipped: true, note: `skipped: ${found.missing}` }
+      }
+      log(`${b}: --to v2 --dry-run --stat --report (untimed), then its first render in ${found.path}`)
+      const file = path.join(work, 'report.html')
+      try {
+        await copyVault(pristine, copy)
+        await measure(aas(copy, ['--to', 'v2', '--dry-run', '--stat', '--report', file], b))
+      } catch (err) {
+        return { ...row, error: `no report: ${err instanceof Error ? err.message : String(err)}` }
+      }
+      const fig = await figure(reps, async () => ({ seconds: (await firstRenderMs(found.path, file)) / 1000, rssKb: null, stdout: '' }))
+      const ms = fig.seconds === null ? '' : ` (${Math.round(fig.seconds * 1000)} ms)`
+      return { ...row, ...fig, rssKb: null, ratio: ratioOf(fig, tar), note: `reported, no target${ms}` }
+    }
+
     const cli = byBackend.get('cli')
     const check = (label: string, a: Figure, base: Figure | undefined, limit: number): Check[] => {
       const r = ratioOf(a, base)
@@ -265,6 +287,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
         rows.push({ figure: s.figure, backend: b, ...fig, vs, ratio: ratioOf(fig, base), checks })
       }
     }
+    if (want('reportRender')) rows.push(await measureReportRender(backends[0] as Backend))
     return { units, reps, rows }
   } finally {
     await rm(work, { recursive: true, force: true })

@@ -33,6 +33,20 @@ export function bin(args: string[], { env = {}, cwd = repoRoot }: { env?: NodeJS
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr }
 }
 
+// The built binary as a real process, without blocking the test's event loop and with no
+// limit on its output (a 10,000-unit dry run prints megabytes of diff).
+export function binAsync(args: string[], { env = {}, cwd = repoRoot }: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [binPath, ...args], { cwd, env: { ...baseEnv(), ...env }, stdio: ['ignore', 'pipe', 'pipe'] })
+    const out: Buffer[] = []
+    const err: Buffer[] = []
+    child.stdout.on('data', (b: Buffer) => out.push(b))
+    child.stderr.on('data', (b: Buffer) => err.push(b))
+    child.on('error', reject)
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout: Buffer.concat(out).toString('utf8'), stderr: Buffer.concat(err).toString('utf8') }))
+  })
+}
+
 // The built binary, killed with SIGKILL after afterMs unless it ends first: whether the
 // kill landed (the process died of it), its exit code, and how long it ran.
 export function runKilledAfter(args: string[], afterMs: number, env: NodeJS.ProcessEnv = {}): Promise<{ killed: boolean; code: number | null; ms: number }> {
