@@ -1,9 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { ENGINE_VERSION } from '../version.js'
 import { READING_RULES_VERSION, type ReadingCache, type UnitReading } from '../vault/unit-reading.js'
 import type { ScopeEntry } from '../vault/walk.js'
+import { decodeRowFile, encodeRowFile } from './row-file.js'
 import { isRacy } from './stat-cache.js'
 
 // What `--status` read last time, kept in the store's state folder, so a repeat reads
@@ -20,14 +21,10 @@ import { isRacy } from './stat-cache.js'
 
 export const READING_CACHE_FILE = 'reading-cache.bin'
 
-// The file, little-endian:
-//   magic "AASREAD\x01" | u32 n | u32 metaLen | u32 pathsLen | u32 0
-//   meta (JSON {engine, rules, root, errors: [[row, message, line, column], ...]})
-//   paths (UTF-8, each ended by NUL) | zero padding to 8
-//   f64 × 5n (sizes, mtimes, ctimes, inos, versions) | oids (20n bytes) | kinds (n) | trusted (n)
-//   SHA-1 of everything before (20 bytes)
+// The file (the layout of row-file.ts): magic "AASREAD\x01", meta {engine, rules, root,
+// errors: [[row, message, line, column], ...]}, number columns sizes, mtimes, ctimes,
+// inos, versions; byte columns kinds, trusted.
 const MAGIC = Buffer.from('AASREAD\x01', 'latin1')
-const HEAD = 24
 const KIND_CODE = { versioned: 1, unversioned: 2, unreadable: 3 } as const
 
 interface Rows {
@@ -47,36 +44,12 @@ interface Meta {
 }
 
 function decode(buf: Buffer, root: string): Rows | null {
-  if (buf.length < HEAD + 20 || !buf.subarray(0, 8).equals(MAGIC)) return null
-  const body = buf.subarray(0, buf.length - 20)
-  if (
-    !createHash('sha1')
-      .update(body)
-      .digest()
-      .equals(buf.subarray(buf.length - 20))
-  )
-    return null
-  const n = buf.readUInt32LE(8)
-  const metaLen = buf.readUInt32LE(12)
-  const pathsLen = buf.readUInt32LE(16)
-  let off = HEAD
-  const meta = JSON.parse(buf.toString('utf8', off, off + metaLen)) as Meta
-  if (meta.engine !== ENGINE_VERSION || meta.rules !== READING_RULES_VERSION || meta.root !== root || !Array.isArray(meta.errors)) return null
-  off += metaLen
-  const paths = n === 0 ? [] : buf.toString('utf8', off, off + pathsLen - 1).split('\0')
-  off += pathsLen
-  off += (8 - (off % 8)) % 8
-  if (paths.length !== n || body.length !== off + 40 * n + 20 * n + 2 * n) return null
-  // Copied out, so the numbers are aligned whatever the file buffer's alignment.
-  const nums = new Float64Array(5 * n)
-  new Uint8Array(nums.buffer).set(buf.subarray(off, off + 40 * n))
-  off += 40 * n
-  const oids = buf.subarray(off, off + 20 * n)
-  off += 20 * n
-  const kinds = buf.subarray(off, off + n)
-  const trusted = buf.subarray(off + n, off + 2 * n)
+  const f = decodeRowFile(buf, MAGIC, 5, 2)
+  const meta = f?.meta as Partial<Meta> | undefined
+  if (!f || !meta || meta.engine !== ENGINE_VERSION || meta.rules !== READING_RULES_VERSION || meta.root !== root || !Array.isArray(meta.errors)) return null
+  const [kinds, trusted] = f.bytes as [Buffer, Buffer]
   const errors = new Map(meta.errors.map(([row, message, line, column]) => [row, { message, line, column }]))
-  return { paths, nums, oids, kinds, trusted, errors }
+  return { paths: f.paths, nums: f.nums, oids: f.oids, kinds, trusted, errors }
 }
 
 function readingAt(rows: Rows, i: number): UnitReading | null {
@@ -172,44 +145,28 @@ export class StatusReadingCache implements ReadingCache {
 }
 
 function encode(rows: readonly NextRow[], root: string): Buffer {
-  const n = rows.length
   const errors: Meta['errors'] = []
-  let pathsLen = 0
-  for (const [i, r] of rows.entries()) {
-    pathsLen += Buffer.byteLength(r.e.path) + 1
+  for (const [i, r] of rows.entries())
     if (r.reading.kind === 'unreadable') errors.push([i, r.reading.error.message, r.reading.error.line, r.reading.error.column])
-  }
-  const meta = Buffer.from(JSON.stringify({ engine: ENGINE_VERSION, rules: READING_RULES_VERSION, root, errors } satisfies Meta))
-  let off = HEAD + meta.length + pathsLen
-  const numsAt = off + ((8 - (off % 8)) % 8)
-  const oidsAt = numsAt + 40 * n
-  const kindsAt = oidsAt + 20 * n
-  const trustedAt = kindsAt + n
-  const total = trustedAt + n + 20
-  const buf = Buffer.alloc(total)
-  MAGIC.copy(buf, 0)
-  buf.writeUInt32LE(n, 8)
-  buf.writeUInt32LE(meta.length, 12)
-  buf.writeUInt32LE(pathsLen, 16)
-  meta.copy(buf, HEAD)
-  off = HEAD + meta.length
-  for (const [i, { e, oid, reading, trusted }] of rows.entries()) {
-    off += buf.write(e.path, off, 'utf8')
-    buf[off++] = 0
-    buf.writeDoubleLE(e.size, numsAt + 8 * i)
-    buf.writeDoubleLE(e.mtimeMs, numsAt + 8 * (n + i))
-    buf.writeDoubleLE(e.ctimeMs, numsAt + 8 * (2 * n + i))
-    buf.writeDoubleLE(e.ino, numsAt + 8 * (3 * n + i))
-    if (buf.write(oid, oidsAt + 20 * i, 20, 'hex') !== 20) throw new Error(`not an object id: ${oid}`)
-    buf.writeDoubleLE(reading.kind === 'versioned' ? reading.version : 0, numsAt + 8 * (4 * n + i))
-    buf[kindsAt + i] = KIND_CODE[reading.kind]
-    buf[trustedAt + i] = trusted ? 1 : 0
-  }
-  createHash('sha1')
-    .update(buf.subarray(0, total - 20))
-    .digest()
-    .copy(buf, total - 20)
-  return buf
+  const meta: Meta = { engine: ENGINE_VERSION, rules: READING_RULES_VERSION, root, errors }
+  return encodeRowFile(
+    MAGIC,
+    meta,
+    rows.map((r) => r.e.path),
+    5,
+    2,
+    (w) =>
+      rows.forEach(({ e, oid, reading, trusted }, i) => {
+        w.num(0, i, e.size)
+        w.num(1, i, e.mtimeMs)
+        w.num(2, i, e.ctimeMs)
+        w.num(3, i, e.ino)
+        w.num(4, i, reading.kind === 'versioned' ? reading.version : 0)
+        w.oid(i, oid)
+        w.byte(0, i, KIND_CODE[reading.kind])
+        w.byte(1, i, trusted ? 1 : 0)
+      }),
+  )
 }
 
 // The cache of a store's state folder for a scan of agents_root root starting now

@@ -1,7 +1,8 @@
-import { createHash, randomBytes } from 'node:crypto'
+import { randomBytes } from 'node:crypto'
 import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { FileMode, ScopeEntry } from '../vault/walk.js'
+import { decodeRowFile, encodeRowFile } from './row-file.js'
 
 // The store's memory of what it hashed last time, so a repeat snapshot reads only
 // files whose stat changed. Kept under <gitDir>/aas/, shared by both backends (same ids).
@@ -132,44 +133,16 @@ function fromJson(text: string): StatCache | null {
   })
 }
 
-// The version 3 file, little-endian:
-//   magic "AASSTAT\x03" | u32 n | u32 metaLen | u32 pathsLen | u32 0
-//   meta (JSON {tree, trees}) | paths (UTF-8, each ended by NUL) | zero padding to 8
-//   f64 × 4n (sizes, mtimes, ctimes, inos) | oids (20n bytes) | modes (n) | trusted (n)
-//   SHA-1 of everything before (20 bytes)
+// The version 3 file (the layout of row-file.ts): magic "AASSTAT\x03", meta
+// {tree, trees}, number columns sizes, mtimes, ctimes, inos; byte columns modes, trusted.
 const MAGIC = Buffer.from('AASSTAT\x03', 'latin1')
-const HEAD = 24
 
 function decode(buf: Buffer): StatCache | null {
-  if (buf.length < HEAD + 20 || !buf.subarray(0, 8).equals(MAGIC)) return null
-  const body = buf.subarray(0, buf.length - 20)
-  if (
-    !createHash('sha1')
-      .update(body)
-      .digest()
-      .equals(buf.subarray(buf.length - 20))
-  )
-    return null
-  const n = buf.readUInt32LE(8)
-  const metaLen = buf.readUInt32LE(12)
-  const pathsLen = buf.readUInt32LE(16)
-  let off = HEAD
-  const meta = JSON.parse(buf.toString('utf8', off, off + metaLen)) as { tree: string | null; trees: string[] }
-  off += metaLen
-  const paths = n === 0 ? [] : buf.toString('utf8', off, off + pathsLen - 1).split('\0')
-  off += pathsLen
-  off += (8 - (off % 8)) % 8
-  if (paths.length !== n || body.length !== off + 32 * n + 22 * n) return null
-  // The numbers are copied out (8-byte aligned), so the columns never depend on how
-  // the file's buffer happens to be aligned.
-  const nums = new Float64Array(4 * n)
-  new Uint8Array(nums.buffer).set(buf.subarray(off, off + 32 * n))
-  off += 32 * n
-  const oids = buf.subarray(off, off + 20 * n)
-  off += 20 * n
-  const modes = buf.subarray(off, off + n)
-  const trusted = buf.subarray(off + n, off + 2 * n)
-  return { tree: meta.tree, trees: new Set(meta.trees), paths, index: indexOf(paths), modes, nums, oids, trusted }
+  const f = decodeRowFile(buf, MAGIC, 4, 2)
+  const meta = f?.meta as { tree?: unknown; trees?: unknown } | undefined
+  if (!f || !meta || (typeof meta.tree !== 'string' && meta.tree !== null) || !Array.isArray(meta.trees)) return null
+  const [modes, trusted] = f.bytes as [Buffer, Buffer]
+  return { tree: meta.tree, trees: new Set(meta.trees as string[]), paths: f.paths, index: indexOf(f.paths), modes, nums: f.nums, oids: f.oids, trusted }
 }
 
 export async function loadStatCache(stateDir: string): Promise<StatCache> {
@@ -201,40 +174,24 @@ export function cachedOidAt(cache: StatCache, i: number, e: Pick<ScopeEntry, 'mo
 }
 
 function encode(tree: string, trees: Iterable<string>, entries: ArrayLike<{ e: ScopeEntry; oid: string }>, scanStartedMs: number): Buffer {
-  const n = entries.length
-  const meta = Buffer.from(JSON.stringify({ tree, trees: [...trees] }))
-  let pathsLen = 0
-  for (let i = 0; i < n; i++) pathsLen += Buffer.byteLength((entries[i] as { e: ScopeEntry }).e.path) + 1
-  let off = HEAD + meta.length + pathsLen
-  const numsAt = off + ((8 - (off % 8)) % 8)
-  const total = numsAt + 32 * n + 22 * n + 20
-  const buf = Buffer.alloc(total)
-  MAGIC.copy(buf, 0)
-  buf.writeUInt32LE(n, 8)
-  buf.writeUInt32LE(meta.length, 12)
-  buf.writeUInt32LE(pathsLen, 16)
-  meta.copy(buf, HEAD)
-  off = HEAD + meta.length
-  const oidsAt = numsAt + 32 * n
-  const modesAt = oidsAt + 20 * n
-  const trustedAt = modesAt + n
-  for (let i = 0; i < n; i++) {
-    const { e, oid } = entries[i] as { e: ScopeEntry; oid: string }
-    off += buf.write(e.path, off, 'utf8')
-    buf[off++] = 0
-    buf.writeDoubleLE(e.size, numsAt + 8 * i)
-    buf.writeDoubleLE(e.mtimeMs, numsAt + 8 * (n + i))
-    buf.writeDoubleLE(e.ctimeMs, numsAt + 8 * (2 * n + i))
-    buf.writeDoubleLE(e.ino, numsAt + 8 * (3 * n + i))
-    if (buf.write(oid, oidsAt + 20 * i, 20, 'hex') !== 20) throw new Error(`not an object id: ${oid}`)
-    buf[modesAt + i] = MODE_CODE[e.mode]
-    buf[trustedAt + i] = isRacy(e.mtimeMs, scanStartedMs) ? 0x30 : TRUSTED
-  }
-  createHash('sha1')
-    .update(buf.subarray(0, total - 20))
-    .digest()
-    .copy(buf, total - 20)
-  return buf
+  const rows = Array.from(entries)
+  return encodeRowFile(
+    MAGIC,
+    { tree, trees: [...trees] },
+    rows.map((r) => r.e.path),
+    4,
+    2,
+    (w) =>
+      rows.forEach(({ e, oid }, i) => {
+        w.num(0, i, e.size)
+        w.num(1, i, e.mtimeMs)
+        w.num(2, i, e.ctimeMs)
+        w.num(3, i, e.ino)
+        w.oid(i, oid)
+        w.byte(0, i, MODE_CODE[e.mode])
+        w.byte(1, i, isRacy(e.mtimeMs, scanStartedMs) ? 0x30 : TRUSTED)
+      }),
+  )
 }
 
 export async function saveStatCache(
