@@ -4,6 +4,7 @@ import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
 import path from 'node:path'
 import type { FrontmatterParseError, ParsedUnitResult } from './frontmatter.js'
 import { splitUnitText } from './frontmatter-split.js'
+import { simpleVersion } from './simple-frontmatter.js'
 import { unitTypeOf, type UnitType } from './rules.js'
 import { scanVault, type ScanOptions, type ScopeEntry, type VaultScan } from './walk.js'
 
@@ -117,130 +118,9 @@ export function quickReading(text: string): UnitReading | null {
   const split = splitUnitText(text)
   if (split.kind === 'none') return { kind: 'unversioned' }
   if (split.kind === 'unclosed') return null
-  const version = quickVersion(split.parts.source)
+  const version = simpleVersion(split.parts.source)
   if (version === undefined) return null
   return version === null ? { kind: 'unversioned' } : { kind: 'versioned', version }
-}
-
-// Characters outside YAML's printable set (and the ones some readers take for line
-// breaks or a BOM), tabs, and a carriage return not followed by a line feed.
-const UNSURE_CHAR = /[^\n\r\x20-\x7e\u00a0-\u2027\u202a-\ufefe\uff00-\ufffd\ud800-\udfff]|\r(?!\n)/
-const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
-const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE)$/
-const SEQ_ITEM = /^( *)- +(.*)$/
-const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
-const DECIMAL = /^(?:0|[1-9][0-9]{0,8})$/
-// A plain scalar may not start with an indicator (or a space).
-const PLAIN_START = /^[^-?:,[\]{}#&*!|>'"%@` ]/
-const DOUBLE_QUOTED = /^"[^"\\]*"/
-const SINGLE_QUOTED = /^'(?:[^']|'')*'/
-const REST_OF_LINE = /^(?: +#.*| *)$/
-// A block scalar's header without an indentation indicator: `|`, `>-`, `|+ # comment`.
-const BLOCK_HEADER = /^[|>][-+]?(?: +#.*| *)$/
-
-type QuickValue = { kind: 'plain'; text: string } | { kind: 'string' } | { kind: 'list' } | { kind: 'block' } | { kind: 'empty' }
-
-// schema_version of simple front matter: a number, null (absent or not an integer), or
-// undefined when the source is not simple enough to be sure.
-function quickVersion(source: string): number | null | undefined {
-  if (UNSURE_CHAR.test(source)) return undefined
-  const lines = source.split('\n')
-  if (lines[lines.length - 1] === '') lines.pop()
-  const keys = new Set<string>()
-  let version: number | null = null
-  // After a key with an empty value: where its block list's items start (-1: none yet).
-  let listIndent: number | null = null
-  // Within a block scalar: the indentation of its content (-1: no content line yet).
-  let blockIndent: number | null = null
-  for (const raw of lines) {
-    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
-    if (blockIndent !== null) {
-      const indent = line.length - line.trimStart().length
-      if (line.trim() === '') {
-        // A leading empty line with spaces could be more indented than the content (an error).
-        if (blockIndent === -1 && line.length > 0) return undefined
-        continue
-      }
-      if (indent > 0) {
-        if (blockIndent === -1) blockIndent = indent
-        else if (indent < blockIndent) return undefined
-        continue
-      }
-      blockIndent = null // a line at column 0 ends the scalar
-    }
-    if (COMMENT_OR_BLANK.test(line)) continue
-    const item = SEQ_ITEM.exec(line)
-    if (item) {
-      const indent = (item[1] as string).length
-      if (listIndent === null || (listIndent >= 0 && indent !== listIndent)) return undefined
-      const value = quickValue(item[2] as string, false)
-      if (value === null || value.kind === 'empty') return undefined
-      listIndent = indent
-      continue
-    }
-    const m = KEY_LINE.exec(line)
-    if (!m) return undefined
-    const key = m[1] as string
-    if (RESERVED_KEY.test(key) || keys.has(key)) return undefined
-    keys.add(key)
-    const value = quickValue(m[2] ?? '', true)
-    if (value === null) return undefined
-    listIndent = value.kind === 'empty' ? -1 : null
-    blockIndent = value.kind === 'block' ? -1 : null
-    if (key !== 'schema_version') continue
-    if (value.kind === 'plain') {
-      if (!DECIMAL.test(value.text)) return undefined
-      version = Number(value.text)
-    }
-  }
-  return version
-}
-
-// A value after `key: ` (or a list item after `- `), or null when it is not simple.
-function quickValue(rest: string, allowList: boolean): QuickValue | null {
-  // `key:`, `key:   ` and `key: # a comment` have no value on the line.
-  if (rest.trim() === '' || rest.startsWith('#')) return { kind: 'empty' }
-  const first = rest[0]
-  if (first === '"' || first === "'") {
-    const q = (first === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest)
-    return q && REST_OF_LINE.test(rest.slice(q[0].length)) ? { kind: 'string' } : null
-  }
-  if (first === '[') return allowList && isSimpleFlowList(rest) ? { kind: 'list' } : null
-  if (first === '|' || first === '>') return allowList && BLOCK_HEADER.test(rest) ? { kind: 'block' } : null
-  if (!PLAIN_START.test(rest)) return null
-  const hash = rest.indexOf(' #')
-  const text = (hash < 0 ? rest : rest.slice(0, hash)).trimEnd()
-  if (text.includes(': ') || text.endsWith(':')) return null
-  return { kind: 'plain', text }
-}
-
-// `[a, 'b', "c"]` on one line (then spaces or a comment): items plain (without flow
-// indicators, `#`, `:` or quotes) or quoted without escapes; no empty item.
-function isSimpleFlowList(rest: string): boolean {
-  let i = 1
-  const skipSpaces = (): void => {
-    while (rest[i] === ' ') i++
-  }
-  skipSpaces()
-  if (rest[i] === ']') return REST_OF_LINE.test(rest.slice(i + 1))
-  for (;;) {
-    const c = rest[i]
-    if (c === '"' || c === "'") {
-      const q = (c === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest.slice(i))
-      if (!q) return false
-      i += q[0].length
-    } else {
-      const start = i
-      while (i < rest.length && !',[]{}#:\'"'.includes(rest[i] as string)) i++
-      const item = rest.slice(start, i).trimEnd()
-      if (item === '' || !PLAIN_START.test(item)) return false
-    }
-    skipSpaces()
-    if (rest[i] === ']') return REST_OF_LINE.test(rest.slice(i + 1))
-    if (rest[i] !== ',') return false
-    i++
-    skipSpaces()
-  }
 }
 
 export function summarize(readings: ReadonlyArray<{ entry: Pick<ScopeEntry, 'path' | 'unitType'>; reading: UnitReading }>): Inventory {

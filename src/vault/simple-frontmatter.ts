@@ -1,0 +1,164 @@
+// Front matter simple enough to be read without the full YAML parser (docs/how-it-works.md,
+// "Reading front matter fast"): top-level `key: value` lines (plain keys), values that are
+// plain one-line scalars, quoted strings without escapes, flow lists of such scalars or
+// literal and folded block scalars (`|`, `>-`...), block lists of such scalars under an
+// empty value, comments and blank lines. Such text always parses, to a mapping. Anything
+// else (an indented mapping, a multi-line plain or quoted scalar, anchors, aliases, tags,
+// escapes, tabs, a duplicate key, a control character...) is not simple: the caller
+// parses fully, so the result, and every error message, is the full parser's.
+//
+// Two callers: the quick reading of a unit's version (./unit-reading.ts, no YAML library
+// loaded) and the fast load of every value (./frontmatter-fast.ts), which asks more: no
+// scalar whose type two YAML readers could resolve differently. The differential tests
+// (test/vault/quick-reading.test.ts, test/vault/fast-load.test.ts) hold both to the full
+// parser.
+
+// Characters outside YAML's printable set (and the ones some readers take for line
+// breaks or a BOM), tabs, and a carriage return not followed by a line feed.
+const UNSURE_CHAR = /[^\n\r\x20-\x7e\u00a0-\u2027\u202a-\ufefe\uff00-\ufffd\ud800-\udfff]|\r(?!\n)/
+const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
+const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE|__proto__)$/
+const SEQ_ITEM = /^( *)- +(.*)$/
+const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
+const DECIMAL = /^(?:0|[1-9][0-9]{0,8})$/
+// A plain scalar may not start with an indicator (or a space).
+const PLAIN_START = /^[^-?:,[\]{}#&*!|>'"%@` ]/
+const DOUBLE_QUOTED = /^"[^"\\]*"/
+const SINGLE_QUOTED = /^'(?:[^']|'')*'/
+const REST_OF_LINE = /^(?: +#.*| *)$/
+// A block scalar's header without an indentation indicator: `|`, `>-`, `|+ # comment`.
+const BLOCK_HEADER = /^[|>][-+]?(?: +#.*| *)$/
+// Plain text that some YAML reader could take for a number (with underscores, a base
+// prefix, an exponent, infinity or NaN): only plain decimals of a few digits are left to
+// a fast load, where every reader agrees on the value.
+const NUMBER_LIKE = /^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9_]*)?$|^[-+]?0[xXoObB]|^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$/
+const PLAIN_NUMBER = /^(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?$/
+
+type SimpleValue = { kind: 'plain'; text: string } | { kind: 'string' } | { kind: 'list' } | { kind: 'block'; folded: boolean } | { kind: 'empty' }
+
+export interface SimpleScanOptions {
+  // The fast load's stricter rules: plain scalars that look like numbers are plain
+  // decimals, a folded block scalar's lines are all equally indented, and no line of a
+  // block scalar is spaces only.
+  forLoading?: boolean
+}
+
+// schema_version of simple front matter: a number, null (absent or not an integer), or
+// undefined when the source is not simple enough to be sure.
+export function simpleVersion(source: string): number | null | undefined {
+  return scanSimple(source, {})?.version
+}
+
+// Whether the fast load may read this source (see SimpleScanOptions.forLoading).
+export function isLoadableSimply(source: string): boolean {
+  return scanSimple(source, { forLoading: true }) !== undefined
+}
+
+function scanSimple(source: string, { forLoading = false }: SimpleScanOptions): { version: number | null } | undefined {
+  if (UNSURE_CHAR.test(source)) return undefined
+  const lines = source.split('\n')
+  if (lines[lines.length - 1] === '') lines.pop()
+  const keys = new Set<string>()
+  let version: number | null = null
+  // After a key with an empty value: where its block list's items start (-1: none yet).
+  let listIndent: number | null = null
+  // Within a block scalar: the indentation of its content (-1: no content line yet).
+  let blockIndent: number | null = null
+  let folded = false
+  for (const raw of lines) {
+    const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
+    if (blockIndent !== null) {
+      const indent = line.length - line.trimStart().length
+      if (line.trim() === '') {
+        // A leading empty line with spaces could be more indented than the content (an error).
+        if ((blockIndent === -1 || forLoading) && line.length > 0) return undefined
+        continue
+      }
+      if (indent > 0) {
+        if (blockIndent === -1) blockIndent = indent
+        else if (indent < blockIndent || (forLoading && folded && indent !== blockIndent)) return undefined
+        continue
+      }
+      blockIndent = null // a line at column 0 ends the scalar
+    }
+    if (COMMENT_OR_BLANK.test(line)) continue
+    const item = SEQ_ITEM.exec(line)
+    if (item) {
+      const indent = (item[1] as string).length
+      if (listIndent === null || (listIndent >= 0 && indent !== listIndent)) return undefined
+      const value = simpleValue(item[2] as string, false, forLoading)
+      if (value === null || value.kind === 'empty') return undefined
+      listIndent = indent
+      continue
+    }
+    const m = KEY_LINE.exec(line)
+    if (!m) return undefined
+    const key = m[1] as string
+    if (RESERVED_KEY.test(key) || keys.has(key)) return undefined
+    keys.add(key)
+    const value = simpleValue(m[2] ?? '', true, forLoading)
+    if (value === null) return undefined
+    listIndent = value.kind === 'empty' ? -1 : null
+    blockIndent = value.kind === 'block' ? -1 : null
+    folded = value.kind === 'block' && value.folded
+    if (key !== 'schema_version') continue
+    if (value.kind === 'plain') {
+      if (!DECIMAL.test(value.text)) return undefined
+      version = Number(value.text)
+    }
+  }
+  return { version }
+}
+
+// A value after `key: ` (or a list item after `- `), or null when it is not simple.
+function simpleValue(rest: string, allowList: boolean, forLoading: boolean): SimpleValue | null {
+  // `key:`, `key:   ` and `key: # a comment` have no value on the line.
+  if (rest.trim() === '' || rest.startsWith('#')) return { kind: 'empty' }
+  const first = rest[0]
+  if (first === '"' || first === "'") {
+    const q = (first === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest)
+    return q && REST_OF_LINE.test(rest.slice(q[0].length)) ? { kind: 'string' } : null
+  }
+  if (first === '[') return allowList && isSimpleFlowList(rest, forLoading) ? { kind: 'list' } : null
+  if (first === '|' || first === '>') return allowList && BLOCK_HEADER.test(rest) ? { kind: 'block', folded: first === '>' } : null
+  if (!PLAIN_START.test(rest)) return null
+  const hash = rest.indexOf(' #')
+  const text = (hash < 0 ? rest : rest.slice(0, hash)).trimEnd()
+  if (text.includes(': ') || text.endsWith(':')) return null
+  if (forLoading && !plainAgreed(text)) return null
+  return { kind: 'plain', text }
+}
+
+// A plain scalar every YAML 1.2 core-schema reader resolves alike.
+function plainAgreed(text: string): boolean {
+  return !NUMBER_LIKE.test(text) || PLAIN_NUMBER.test(text)
+}
+
+// `[a, 'b', "c"]` on one line (then spaces or a comment): items plain (without flow
+// indicators, `#`, `:` or quotes) or quoted without escapes; no empty item.
+function isSimpleFlowList(rest: string, forLoading: boolean): boolean {
+  let i = 1
+  const skipSpaces = (): void => {
+    while (rest[i] === ' ') i++
+  }
+  skipSpaces()
+  if (rest[i] === ']') return REST_OF_LINE.test(rest.slice(i + 1))
+  for (;;) {
+    const c = rest[i]
+    if (c === '"' || c === "'") {
+      const q = (c === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest.slice(i))
+      if (!q) return false
+      i += q[0].length
+    } else {
+      const start = i
+      while (i < rest.length && !',[]{}#:\'"'.includes(rest[i] as string)) i++
+      const item = rest.slice(start, i).trimEnd()
+      if (item === '' || !PLAIN_START.test(item) || (forLoading && !plainAgreed(item))) return false
+    }
+    skipSpaces()
+    if (rest[i] === ']') return REST_OF_LINE.test(rest.slice(i + 1))
+    if (rest[i] !== ',') return false
+    i++
+    skipSpaces()
+  }
+}
