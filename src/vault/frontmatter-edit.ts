@@ -1,4 +1,4 @@
-import { isAlias, isCollection, isMap, isScalar, isSeq, type Document, type Node, type YAMLMap, type YAMLSeq } from 'yaml'
+import { isAlias, isCollection, isMap, isScalar, isSeq, type Node, type YAMLMap, type YAMLSeq } from 'yaml'
 import {
   DEFAULT_STYLE,
   emitFlow,
@@ -10,6 +10,7 @@ import {
   type NodeHints,
   type ScalarStyle,
 } from './frontmatter-emit.js'
+import type { Located } from './frontmatter-locate.js'
 import { isPlainObject, PlainScalar, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
 // Turns a change of front matter values into text edits on the original YAML
@@ -24,10 +25,11 @@ export interface TextEdit {
 
 // Edits that turn `source` (parsed as `doc`, whose values are `before`) into a
 // front matter whose values are `after`; null when the layout cannot be edited
-// in place (the caller then re-emits the whole block).
+// in place (the caller then re-emits the whole block). `doc`: the parser's document, or
+// the nodes ./frontmatter-locate.ts builds for simple front matter (the same places).
 export function planEdits(
   source: string,
-  doc: Document,
+  doc: Located,
   before: Record<string, FrontmatterValue>,
   after: Record<string, FrontmatterValue>,
   eol: string,
@@ -57,7 +59,7 @@ class Patcher {
   #style: EmitStyle | undefined
   constructor(
     private readonly src: string,
-    private readonly doc: Document,
+    private readonly doc: Located,
     private readonly eol: string,
   ) {}
 
@@ -209,7 +211,7 @@ function hintsOf(node: Node | null | undefined): NodeHints {
 
 // The file's indent step, whether block lists are indented under their key,
 // and whether flow collections are padded (`[ a ]`), from the first examples found.
-export function detectStyle(src: string, doc: Document): EmitStyle {
+export function detectStyle(src: string, doc: Located): EmitStyle {
   let indent: number | undefined
   let indentSeq: boolean | undefined
   let flowPadding: boolean | undefined

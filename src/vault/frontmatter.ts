@@ -1,8 +1,9 @@
-import { parseDocument, isMap, isSeq, type Document, type Node } from 'yaml'
+import { parseDocument, isMap, isSeq, type Node } from 'yaml'
 import { AasError } from '../errors.js'
 import { applyEdits, detectStyle, planEdits } from './frontmatter-edit.js'
 import { emitMapping } from './frontmatter-emit.js'
 import { fastLoad } from './frontmatter-fast.js'
+import { locateSimple, type Located } from './frontmatter-locate.js'
 import { splitUnitText, opensFrontmatter, type UnitTextParts } from './frontmatter-split.js'
 import { normaliseMeta, readBackValue, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
@@ -33,7 +34,7 @@ const MAX_ALIAS_COUNT = 100
 // doc undefined: not built yet (the values came from the fast load; built from the source
 // when an edit needs to locate nodes). null: no front matter, or a deferred edit's state.
 interface ParsedSource {
-  doc: Document | null | undefined
+  doc: Located | null | undefined
   meta: Record<string, FrontmatterValue>
 }
 
@@ -169,9 +170,16 @@ export class UnitText {
     return this.#hasFrontmatter ? p.bom + p.open + p.source + p.close + p.body : p.bom + p.body
   }
 
-  // The document of the current source, built now if only its values were read.
-  #doc(): Document | null {
+  // The nodes of the current source, located now if only its values were read: from its
+  // lines when it is simple, else by the full parse.
+  #doc(): Located | null {
     if (this.#parsed.doc !== undefined) return this.#parsed.doc
+    // doc undefined: the fast load read this source, so it is loadable.
+    const located = locateSimple(this.#parts.source, { loadable: true })
+    if (located !== null) {
+      this.#parsed = { doc: located, meta: this.#parsed.meta }
+      return located
+    }
     const parsed = parseSource(this.#parts.source)
     if (!parsed.ok || !sameValue(parsed.value.meta, this.#parsed.meta)) {
       throw new AasError('INTERNAL', 'The fast front matter reader and the YAML parser disagree about a unit.', {
@@ -194,7 +202,7 @@ export class UnitText {
   }
 }
 
-function detectStyleOrDefault(doc: Document | null, source: string): ReturnType<typeof detectStyle> {
+function detectStyleOrDefault(doc: Located | null, source: string): ReturnType<typeof detectStyle> {
   return doc ? detectStyle(source, doc) : { indent: 2, indentSeq: true, flowPadding: false }
 }
 

@@ -3,7 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import { isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml'
 import { fullLoad, parseUnitText } from '../../src/vault/frontmatter.js'
+import { applyEdits, detectStyle, planEdits } from '../../src/vault/frontmatter-edit.js'
+import { locateSimple, type Located } from '../../src/vault/frontmatter-locate.js'
 import { fastLoad } from '../../src/vault/frontmatter-fast.js'
 import { splitUnitText } from '../../src/vault/frontmatter-split.js'
 import { decodeUnit } from '../../src/vault/unit-reading.js'
@@ -237,5 +240,133 @@ describe('the fast load agrees with the full parser', () => {
       e: null,
       f: [1, 'x'],
     })
+  })
+})
+
+// The places of keys, values and list items as edits use them (range[0] and range[1]),
+// with each value's kind and style.
+function shape(root: Node | null, src: string): unknown {
+  if (root === null) return null
+  if (!isMap(root)) return 'not a map'
+  return root.items.map((pair) => {
+    const key = pair.key as Node
+    const value = pair.value as Node | null
+    const at = (n: Node | null | undefined) => (n?.range ? [n.range[0], n.range[1], src.slice(n.range[0], n.range[1])] : null)
+    const kind = isScalar(value) ? `scalar ${value.type}` : isSeq(value) ? (value.flow ? 'flow list' : 'block list') : 'other'
+    const items = isSeq(value) ? value.items.map((i) => at(i as Node)) : undefined
+    return { key: [isScalar(key) ? key.value : null, at(key)], value: [kind, at(value)], ...(items ? { items } : {}) }
+  })
+}
+
+const PARSE = { version: '1.2', uniqueKeys: true, prettyErrors: false, strict: true } as const
+
+// Every loadable source whose located nodes differ from the parser's.
+function locationDisagreements(texts: ReadonlyArray<{ name: string; text: string }>): { located: number; wrong: unknown[] } {
+  let located = 0
+  const wrong: unknown[] = []
+  for (const { name, text } of texts) {
+    const source = sourceOf(text)
+    if (source === null) continue
+    const mine = locateSimple(source)
+    if (mine === null) continue
+    located++
+    const doc = parseDocument(source, PARSE)
+    const theirs = shape(doc.contents as Node | null, source)
+    const ours = shape(mine.contents, source)
+    if (JSON.stringify(theirs) !== JSON.stringify(ours) || JSON.stringify(detectStyle(source, mine)) !== JSON.stringify(detectStyle(source, doc as Located)))
+      wrong.push({ name, source, theirs, ours })
+  }
+  return { located, wrong }
+}
+
+// A change of values a script could make: a value changed, a key removed or added, an
+// item appended to or removed from a list.
+function randomChange(meta: Record<string, unknown>, rand: () => number): Record<string, unknown> {
+  const next = structuredClone(meta) as Record<string, unknown>
+  const keys = Object.keys(next)
+  const n = 1 + Math.floor(rand() * 3)
+  for (let i = 0; i < n; i++) {
+    const key = keys[Math.floor(rand() * keys.length)]
+    const r = rand()
+    if (key === undefined || r < 0.15) next[`added_${i}`] = r < 0.07 ? ['x', 'y'] : 'new value'
+    else if (r < 0.3) delete next[key]
+    else if (Array.isArray(next[key])) {
+      const list = next[key] as unknown[]
+      if (r < 0.6) list.push('appended')
+      else if (list.length > 1) list.splice(0, 1)
+      else list[0] = 'replaced'
+    } else if (r < 0.5) next[key] = 7
+    else if (r < 0.6) next[key] = 'a: b'
+    else if (r < 0.7) next[key] = null
+    else next[key] = `changed ${i}`
+  }
+  return next
+}
+
+// Layouts whose places are easy to get wrong: empty values with spaces or a comment after
+// the colon, block scalars (kept, clipped, stripped, empty, with leading and trailing
+// empty lines, before a comment), lists with comments between and after their items.
+const LOCATOR_CASES = [
+  'a:   \nb: 1\n',
+  'a:\n',
+  'a: # c\nb: x\n',
+  'a:  # c\n',
+  'a: |+\n  x\n\n\nb: 1\n',
+  'a: |+\n  x\n\n# c\nb: 1\n',
+  'a: |+\n  x\n\n',
+  'a: |-\n  x\n\n',
+  'a: |\nb: 1\n',
+  'a: >\n\n  x\n  y\n\nb: 1\n',
+  'a: > # folded\n  x\n',
+  'l:\n  - a   \n  - b # c\n\n',
+  'l: # c\n  - a\nm: 1\n',
+  'l:\n- a\n# c\n- b\n',
+  'l:\n\n  - a\n  # c\n\n  - "b c"\n  - \'d\'\'e\'\nz: [ p, "q" ,r ]  # c\n',
+  'e: []\nf: [ ]\ng: ["a, b"]\n',
+  'x:    spaced   value   # c\ny: "q"   \n',
+]
+
+describe("the located nodes are the parser's", () => {
+  const texts = [
+    ...generateUnitCorpus({ count: 1000 }),
+    ...mutatedUnits(),
+    ...trickyUnits(),
+    ...FRONTMATTER_CASES.map(([name, text]) => ({ name, text })),
+    ...LOCATOR_CASES.map((source, i) => ({ name: `locator ${i}`, text: `---\n${source}---\nbody\n` })),
+    ...LOCATOR_CASES.map((source, i) => ({ name: `locator ${i} CRLF`, text: `---\r\n${source.replace(/\n/g, '\r\n')}---\r\nbody\r\n` })),
+  ]
+
+  it('when it locates the layout cases then each is located (none is left to the parser)', () => {
+    for (const source of LOCATOR_CASES) expect({ source, located: locateSimple(source) !== null }).toEqual({ source, located: true })
+  })
+
+  it("when it locates the corpus, mutated and tricky units and the edge cases then every range, kind and style is the parser's", () => {
+    const { located, wrong } = locationDisagreements(texts)
+    expect(wrong.slice(0, 5)).toEqual([])
+    expect(located).toBeGreaterThan(1500)
+  })
+
+  it("when random changes are planned on the located nodes then the edited text is the one planned on the parser's document", () => {
+    const rand = prng(5)
+    let compared = 0
+    for (const { name, text } of texts) {
+      const source = sourceOf(text)
+      if (source === null) continue
+      const mine = locateSimple(source)
+      const before = fastLoad(source)
+      if (mine === null || before === null) continue
+      const doc = parseDocument(source, PARSE)
+      const eol = source.includes('\r\n') ? '\r\n' : '\n'
+      for (let k = 0; k < 3; k++) {
+        const after = randomChange(before, rand) as Record<string, never>
+        const ours = planEdits(source, mine, before, after, eol)
+        const theirs = planEdits(source, doc as Located, before, after, eol)
+        const got = ours === null ? null : applyEdits(source, ours)
+        const want = theirs === null ? null : applyEdits(source, theirs)
+        expect({ name, after, got }).toEqual({ name, after, got: want })
+        compared++
+      }
+    }
+    expect(compared).toBeGreaterThan(4500)
   })
 })
