@@ -56,10 +56,11 @@ describe('package.json dependencies', () => {
     expect(used).toContain('vitest')
   })
 
-  it('when a dependency is listed then something imports it, runs its command, or (@types/x) tsconfig loads its types', () => {
+  it('when a dependency is listed then something imports it, runs its command, or (@types/x) tsconfig loads its types or x is imported', () => {
     const unused = [...Object.keys(pkg.dependencies), ...Object.keys(pkg.devDependencies)].filter((name) => {
       if (used.has(name)) return false
-      if (name.startsWith('@types/') && tsTypes.includes(name.slice('@types/'.length))) return false
+      const typed = name.slice('@types/'.length)
+      if (name.startsWith('@types/') && (tsTypes.includes(typed) || used.has(typed))) return false
       return !binaries(name).some((bin) => new RegExp(`(^|[\\s;&|(])${bin.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}(?=\\s|$)`, 'm').test(commands))
     })
     expect(unused).toEqual([])
