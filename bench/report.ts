@@ -23,10 +23,22 @@ export interface Row {
   skipped?: boolean // not measured (note says why): neither met nor failed
 }
 
+export interface PhaseRow {
+  phase: string
+  seconds: number | null
+}
+
 export interface SizeReport {
   units: number
   reps: number
   rows: Row[]
+  phases?: PhaseRow[] // where --to v2 spends its time (cli backend)
+}
+
+export function phaseLines(phases: readonly PhaseRow[], tar: number | null): string[] {
+  const lines = ['| phase of `--to v2` | seconds | × tar czf |', '|---|---|---|']
+  for (const p of phases) lines.push(`| ${p.phase} | ${fmtS(p.seconds)} | ${tar && p.seconds !== null ? fmtR(p.seconds / tar) : '—'} |`)
+  return lines
 }
 
 const fmtS = (s: number | null, skipped = false): string => (skipped ? 'skipped' : s === null ? 'failed' : s.toFixed(2))
@@ -128,8 +140,11 @@ export function markdown({
     'vault in the same run. `cli` and `js` are the two store backends (`AAS_GIT=cli|js`).',
     '',
   ]
-  for (const r of reports)
+  for (const r of reports) {
     parts.push(`## ${r.units.toLocaleString('en-US')} units (median of ${r.reps} repetition${r.reps === 1 ? '' : 's'})`, '', ...tableLines(r), '')
+    const tar = r.rows.find((row) => row.figure === 'tar czf')?.seconds ?? null
+    if (r.phases) parts.push(...phaseLines(r.phases, tar), '')
+  }
   parts.push('## How each figure is measured', '', ...notes.map((n) => `- ${n}`), '')
   return parts.join('\n')
 }
