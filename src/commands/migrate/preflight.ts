@@ -52,6 +52,11 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
   const { root, input, limits } = ctx
   const discovery = await discoverScripts(root)
   if (discovery.errors.length > 0) return { ok: false, errors: discovery.errors, from: null }
+  // The interpreter's check (a Python process) runs while the vault is read, for every
+  // script found; it is the plan's check when the plan runs every .py script found (else
+  // the plan's scripts are checked again, below).
+  const choice = choosePython({ flag: input.python, env: input.env })
+  const early = discovery.scripts.length > 0 ? settled(checkPythonRun(discovery.scripts, choice, input.target)) : null
   const scan = await scanVault(root)
   const pool = track(new ChainPool(workerCount(scan.units.length, limits.workers), limits))
   const read = await readAndParse(ctx, scan.units, pool)
@@ -63,11 +68,11 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
   if (!plan.ok) return { ok: false, errors: [plan.error], from: inventory.vaultVersion }
   // A .py step needs its interpreter (and PyYAML, and scripts that compile) before
   // anything is written; an installed atomic-agents adds its own validators.
-  const python = await checkPythonRun(
-    plan.steps.map((s) => s.script),
-    choosePython({ flag: input.python, env: input.env }),
-    plan.steps.length > 0 ? input.target : null,
-  )
+  const planned = plan.steps.map((s) => s.script)
+  const python =
+    early && plan.steps.length > 0 && samePython(planned, discovery.scripts)
+      ? await early.then((r) => r())
+      : await checkPythonRun(planned, choice, plan.steps.length > 0 ? input.target : null)
   if (python.error) return { ok: false, errors: [python.error], from: inventory.vaultVersion }
   return {
     ok: true,
@@ -83,6 +88,28 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
       validators: python.validators,
     },
   }
+}
+
+// A promise that never rejects: its value gives the outcome (or throws its error) when
+// asked, so a check started early is not an unhandled rejection if it is never used.
+function settled<T>(p: Promise<T>): Promise<() => T> {
+  return p.then(
+    (v) => () => v,
+    (err: unknown) => () => {
+      throw err
+    },
+  )
+}
+
+// Whether two script lists have the same .py scripts (what the interpreter's check reads).
+function samePython(a: readonly ScriptFile[], b: readonly ScriptFile[]): boolean {
+  const py = (l: readonly ScriptFile[]) =>
+    l
+      .filter((s) => s.ext === 'py')
+      .map((s) => s.path)
+      .sort()
+      .join('\0')
+  return py(a) === py(b)
 }
 
 // Read and hash every unit, have the workers parse the decodable ones, and keep bytes
