@@ -46,7 +46,7 @@ function packagesLoaded(args: string[], name: string): { code: number | null; st
   return { code: r.status, stdout: r.stdout, packages }
 }
 
-const HEAVY = ['yaml', 'zod', 'diff', 'simple-git', 'isomorphic-git', 'tar', 'ignore']
+const HEAVY = ['yaml', 'js-yaml', 'zod', 'diff', 'simple-git', 'isomorphic-git', 'tar', 'ignore']
 
 describe('start-up', () => {
   it('when --status reads a vault of simple front matter then it loads no YAML parser, zod, diff engine or git backend', () => {
@@ -55,13 +55,13 @@ describe('start-up', () => {
     expect(r.packages).toEqual(['commander'])
   })
 
-  it('when a unit needs the full parser (a nested mapping) then --status loads yaml', async () => {
+  it('when a unit needs the full parser (a nested mapping) then --status loads yaml (and js-yaml, the fast reader beside it)', async () => {
     const v = await makeVault('vault-v1')
     vaults.push(v)
     await writeFile(path.join(v.root, 'caldwell/memory/user_nested.md'), '---\nschema_version: 1\nreview:\n  every: 30\n---\n')
     const r = packagesLoaded(['--agents-root', v.root, '--status'], 'status-block')
     expect(r.code).toBe(0)
-    expect(r.packages).toEqual(['commander', 'yaml'])
+    expect(r.packages).toEqual(['commander', 'js-yaml', 'yaml'])
   })
 
   it('when the cache answers --status then it loads no more than on a first call', async () => {
