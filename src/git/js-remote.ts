@@ -1,0 +1,204 @@
+import { randomBytes } from 'node:crypto'
+import * as fs from 'node:fs'
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import git, { type PromiseFsClient } from 'isomorphic-git'
+import http from 'isomorphic-git/http/node'
+import type { AasError } from '../errors.js'
+import { AAS_REF_ROOT, isAasRef, SNAPSHOT_REF_PREFIX } from './refs.js'
+import { displayRemote, type FetchedRefs, type PushOutcome, type RemoteRefUpdate, remoteFailed } from './remote.js'
+import type { RefEntry, StoreLocation } from './store.js'
+
+// The store's remotes through isomorphic-git, over http:// and https:// only (remote.ts
+// refuses any other remote for this backend). The contract is remote.ts's, with one
+// difference: isomorphic-git pushes one ref per request, so there is no atomic push of
+// several refs. Each ref is its own compare-and-swap push; an interrupted push leaves
+// the refs already sent (each complete: its objects go in the same request) and a
+// re-run sends the rest. Credentials come from the URL (https://user:token@host/…);
+// nothing is prompted for, and nothing is written to the repository's config.
+
+const ZERO = '0'.repeat(40)
+const OID = /^[0-9a-f]{40}$/
+
+// The fs given to isomorphic-git for one remote operation: node's, except that
+// - `<gitdir>/config` reads as the real file plus `config` (an in-memory remote section:
+//   fetch writes the refs it fetched through `remote.<name>.fetch`, and the user's
+//   .git/config is never written for it);
+// - files below `discard` are neither written nor deleted (push records the ref it
+//   pushed as refs/remotes/<remote>/<ref>, a remote-tracking ref the engine never writes).
+function remoteFs(gitDir: string, { config = '', discard = null }: { config?: string; discard?: string | null }): PromiseFsClient {
+  const p = fs.promises
+  const configFile = path.join(gitDir, 'config')
+  const dropped = (file: string): boolean => discard !== null && path.resolve(file).startsWith(discard)
+  const utf8 = (options: unknown): boolean =>
+    options === 'utf8' || (typeof options === 'object' && options !== null && (options as { encoding?: string }).encoding === 'utf8')
+  const promises = {
+    readFile: async (file?: string, options?: unknown) => {
+      if (file === undefined) return undefined // isomorphic-git's probe for a promise fs
+      if (config !== '' && path.resolve(file) === configFile) {
+        const real = await p.readFile(file, 'utf8').catch((err: NodeJS.ErrnoException) => {
+          if (err.code === 'ENOENT') return ''
+          throw err
+        })
+        const text = `${real}\n${config}`
+        return utf8(options) ? text : Buffer.from(text)
+      }
+      return p.readFile(file, options as never)
+    },
+    writeFile: (file: string, data: never, options?: never) => (dropped(file) ? Promise.resolve() : p.writeFile(file, data, options)),
+    unlink: (file: string) => (dropped(file) ? Promise.resolve() : p.unlink(file)),
+    mkdir: (dir: string, options?: never) => (dropped(dir) ? Promise.resolve(undefined) : p.mkdir(dir, options)),
+    rmdir: p.rmdir,
+    stat: p.stat,
+    lstat: p.lstat,
+    readdir: p.readdir,
+    readlink: p.readlink,
+    symlink: p.symlink,
+  }
+  return Object.defineProperty({}, 'promises', { value: promises, enumerable: true }) as PromiseFsClient
+}
+
+const errorCode = (err: unknown): string => String((err as { code?: unknown } | null)?.code ?? '')
+
+// What isomorphic-git's failure says, as REMOTE_FAILED naming the remote and the fix.
+function jsFailed(remote: string, what: string, err: unknown): AasError {
+  const e = err as { message?: string; data?: { statusCode?: number; statusMessage?: string } }
+  const status = errorCode(err) === 'HttpError' ? e.data?.statusCode : undefined
+  const probe = `open ${displayRemote(remote).replace(/\/$/, '')}/info/refs?service=git-upload-pack`
+  return status === 401 || status === 403
+    ? remoteFailed(
+        remote,
+        what,
+        `HTTP ${status} ${e.data?.statusMessage ?? ''}: the server wants credentials, or refused the ones given`.replace(/ {2}/, ' '),
+        'give them in the URL: https://USER:TOKEN@host/vault.git',
+      )
+    : remoteFailed(remote, what, e.message ?? String(err), probe)
+}
+
+// Every ref of the remote below refs/aas/ (protocol v1; filtered here).
+export async function listRemoteRefs(remote: string): Promise<RefEntry[]> {
+  let refs: Array<{ ref: string; oid: string }>
+  try {
+    refs = await git.listServerRefs({ http, url: remote, protocolVersion: 1 })
+  } catch (err) {
+    throw jsFailed(remote, 'list the refs of', err)
+  }
+  return refs.filter((r) => isAasRef(r.ref) && OID.test(r.oid)).map((r) => ({ ref: r.ref, oid: r.oid }))
+}
+
+// One compare-and-swap push per update, in order. isomorphic-git sends as the old value
+// the one its own discovery of the remote advertised, and git's receive-pack refuses the
+// update when the ref has moved since; onPrePush cancels it before anything is sent when
+// that advertised value is not the expected one. So each update is exactly a CAS on
+// `expect`, and force (isomorphic-git's fast-forward check) is off only because of that.
+// The local side is the commit itself: isomorphic-git takes a full object id where it
+// takes a ref (no temporary local ref is needed). A rejected update does not stop the
+// others; a failure of the transport does (the refs it had sent stay in `updated`).
+export async function pushRefs(location: StoreLocation, remote: string, updates: readonly RemoteRefUpdate[]): Promise<PushOutcome> {
+  const name = `aas-push-${randomBytes(6).toString('hex')}`
+  const client = remoteFs(location.gitDir, { discard: path.join(location.gitDir, 'refs', 'remotes', name) + path.sep })
+  const rejected: PushOutcome['rejected'] = []
+  const updated: string[] = []
+  for (const u of updates) {
+    const expect = u.expect ?? ZERO
+    let stale: string | null = null
+    try {
+      await git.push({
+        fs: client,
+        http,
+        gitdir: location.gitDir,
+        url: remote,
+        remote: name,
+        ref: u.oid ?? expect,
+        remoteRef: u.ref,
+        delete: u.oid === null,
+        force: true,
+        onPrePush: ({ remoteRef }) => {
+          if (remoteRef.oid === expect) return true
+          stale = remoteRef.oid
+          return false
+        },
+      })
+      updated.push(u.ref)
+    } catch (err) {
+      const code = errorCode(err)
+      if (code === 'UserCanceledError' && stale !== null) {
+        const there = stale === ZERO ? 'absent' : `at ${stale}`
+        rejected.push({ ref: u.ref, reason: `stale info: it is ${there} there, expected ${u.expect === null ? 'absent' : u.expect}` })
+      } else if (code === 'GitPushError') {
+        const refs = (err as { data?: { result?: { refs?: Record<string, { error?: string }> } } }).data?.result?.refs ?? {}
+        rejected.push({ ref: u.ref, reason: refs[u.ref]?.error ?? (err as Error).message })
+      } else {
+        return { ok: false, rejected, error: jsFailed(remote, 'push to', err), updated }
+      }
+    }
+  }
+  return { ok: rejected.length === 0, rejected, error: null, updated }
+}
+
+async function hasObject(client: PromiseFsClient, gitdir: string, oid: string): Promise<boolean> {
+  try {
+    await git.readObject({ fs: client, gitdir, oid, format: 'deflated' })
+    return true
+  } catch (err) {
+    if (errorCode(err) === 'NotFoundError') return false
+    throw err
+  }
+}
+
+// The newest snapshot here, told to the remote as an object we have: a fetched snapshot
+// is most often a descendant of it, so its objects are not sent again.
+async function newestLocalSnapshot(client: PromiseFsClient, gitdir: string): Promise<string | null> {
+  const names = await git.listRefs({ fs: client, gitdir, filepath: SNAPSHOT_REF_PREFIX.slice(0, -1) }).catch(() => [] as string[])
+  const newest = names.sort().pop()
+  return newest === undefined ? null : SNAPSHOT_REF_PREFIX + newest
+}
+
+// isomorphic-git fetches one ref per request. The newest snapshots first: each snapshot's
+// parent is the one before it, so once the newest is here the older ones of its chain
+// are too, and their refs are created without a request; then the runs and the rest.
+function fetchOrder(a: RefEntry, b: RefEntry): number {
+  const sa = a.ref.startsWith(SNAPSHOT_REF_PREFIX)
+  const sb = b.ref.startsWith(SNAPSHOT_REF_PREFIX)
+  if (sa !== sb) return sa ? -1 : 1
+  return sa ? (a.ref < b.ref ? 1 : a.ref > b.ref ? -1 : 0) : a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0
+}
+
+// The remote's refs below each prefix into the private namespace ns, as remote.ts's
+// fetchRefs. A ref whose commit is already here is created without a request (a commit
+// in the store has all its objects); the others are fetched one by one, each telling the
+// remote the last commit fetched (or the newest local snapshot) as one it need not send.
+export async function fetchRefs(location: StoreLocation, remote: string, prefixes: readonly string[], ns: string): Promise<FetchedRefs> {
+  const gitdir = location.gitDir
+  const name = `aas-fetch-${randomBytes(6).toString('hex')}`
+  const client = remoteFs(gitdir, { config: `[remote "${name}"]\n\tfetch = +${AAS_REF_ROOT}*:${ns}*\n` })
+  const refFile = (ref: string): string => path.join(gitdir, ...ref.split('/'))
+  const cleanup = (): Promise<void> => rm(refFile(ns.slice(0, -1)), { recursive: true, force: true })
+  try {
+    const wanted = (await listRemoteRefs(remote)).filter((r) => prefixes.some((p) => r.ref.startsWith(p))).sort(fetchOrder)
+    const refs: FetchedRefs['refs'] = []
+    let have = await newestLocalSnapshot(client, gitdir)
+    for (const r of wanted) {
+      const tmp = ns + r.ref.slice(AAS_REF_ROOT.length)
+      if (await hasObject(client, gitdir, r.oid)) {
+        await mkdir(path.dirname(refFile(tmp)), { recursive: true })
+        await writeFile(refFile(tmp), `${r.oid}\n`)
+      } else {
+        try {
+          await git.fetch({ fs: client, http, gitdir, url: remote, remote: name, ref: have ?? r.ref, remoteRef: r.ref, singleBranch: true, tags: false })
+        } catch (err) {
+          if (errorCode(err) === 'NotFoundError' && !(await hasObject(client, gitdir, r.oid))) continue // deleted there meanwhile
+          throw jsFailed(remote, 'fetch from', err)
+        }
+      }
+      const oid = (await readFile(refFile(tmp), 'utf8').catch(() => '')).trim()
+      if (!OID.test(oid)) continue
+      refs.push({ ref: r.ref, oid, tmp })
+      have = tmp
+    }
+    return { refs, cleanup }
+  } catch (err) {
+    await cleanup()
+    throw err
+  }
+}
