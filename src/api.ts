@@ -77,9 +77,10 @@ export interface ImportSnapshotOptions extends VaultOptions {
   file: string // a .tar.gz in the Python runner's layout
 }
 
-const backendOf = ({ backend }: VaultOptions) => (backend ? { backend } : {})
+// The backend given, else the one AAS_GIT of the caller's env names (the CLI's env, in-process too).
+const backendOf = ({ backend, env }: VaultOptions) => (backend ? { backend } : env ? { env } : {})
 
-async function openStore(options: { agentsRoot: string; create?: boolean; backend?: BackendName }): Promise<Store> {
+async function openStore(options: { agentsRoot: string; create?: boolean; backend?: BackendName; env?: NodeJS.ProcessEnv }): Promise<Store> {
   return (await import('./git/open-store.js')).openStore(options)
 }
 
@@ -215,7 +216,7 @@ export async function status(options: StatusOptions = {}): Promise<StatusResult>
     root,
     location,
     storeExists: await storeExists(location),
-    openStore: () => openStore({ agentsRoot: root.path, create: false }),
+    openStore: () => openStore({ agentsRoot: root.path, create: false, ...(options.env ? { env: options.env } : {}) }),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     python: options.python,

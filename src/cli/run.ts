@@ -18,6 +18,7 @@ import {
 } from '../api.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { PushReport } from '../commands/remote-sync.js'
+import { displayRemote } from '../git/remote.js'
 import { describeHolder } from '../snapshots/lease.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
@@ -271,7 +272,7 @@ async function announceReport(r: { file: string; files: number; bytes: number },
 // --remote REMOTE, on any command: aas.remote is set first.
 async function storeRemote(req: CliRequest, io: CliIo): Promise<void> {
   const set = await setRemote({ agentsRoot: req.agentsRoot, env: io.env, remote: req.remote as string })
-  io.stderr(`aas.remote = ${set.remote} (${set.file})\n`)
+  io.stderr(`aas.remote = ${displayRemote(set.remote)} (${set.file})\n`)
 }
 
 // aas.remote set: the push after a run, kept for the --json document (`push`).

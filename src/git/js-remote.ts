@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import * as fs from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
-import git, { type PromiseFsClient } from 'isomorphic-git'
+import git, { type GitHttpRequest, type GitHttpResponse, type HttpClient, type PromiseFsClient } from 'isomorphic-git'
 import http from 'isomorphic-git/http/node'
 import type { AasError } from '../errors.js'
 import { AAS_REF_ROOT, isAasRef, SNAPSHOT_REF_PREFIX } from './refs.js'
@@ -56,6 +56,50 @@ function remoteFs(gitDir: string, { config = '', discard = null }: { config?: st
     symlink: p.symlink,
   }
   return Object.defineProperty({}, 'promises', { value: promises, enumerable: true }) as PromiseFsClient
+}
+
+// isomorphic-git's fetch ends by looking up the remote's HEAD, and throws when there is
+// none: a bare repository that holds only refs/aas/* has an unborn HEAD, which the
+// server does not advertise. It throws after writing the fetched ref and before writing
+// the pack, so the fetch would fail half-done. The client it is given therefore reads
+// the ref advertisement of upload-pack and, when HEAD is missing from it, adds HEAD as
+// the first ref's commit (a name only: what is fetched is the one ref asked for).
+const fetchHttp: HttpClient = {
+  async request(req: GitHttpRequest): Promise<GitHttpResponse> {
+    const res = await http.request(req)
+    if ((req.method ?? 'GET') !== 'GET' || !/\/info\/refs\?service=git-upload-pack$/.test(req.url) || res.statusCode !== 200) return res
+    const chunks: Buffer[] = []
+    for await (const c of res.body ?? []) chunks.push(Buffer.from(c))
+    const body = withHead(Buffer.concat(chunks))
+    return {
+      ...res,
+      body: (async function* () {
+        yield new Uint8Array(body)
+      })(),
+    }
+  },
+}
+
+// A protocol v1 ref advertisement with a HEAD line (see fetchHttp); unchanged when it
+// has one, or no ref at all, or is not one.
+export function withHead(adv: Buffer): Buffer {
+  const lines: Array<{ start: number; end: number; text: string }> = []
+  for (let at = 0; at + 4 <= adv.length; ) {
+    const len = Number.parseInt(adv.subarray(at, at + 4).toString('latin1'), 16)
+    if (Number.isNaN(len)) return adv
+    const end = len === 0 ? at + 4 : at + len
+    if (end > adv.length) return adv
+    lines.push({ start: at, end, text: len === 0 ? '' : adv.subarray(at + 4, end).toString('latin1') })
+    at = end
+  }
+  const refs = lines.filter((l) => /^[0-9a-f]{40} [^\0\n]+/.test(l.text))
+  const first = refs[0]
+  if (!first || refs.some((l) => / HEAD(\0|\n|$)/.test(l.text.slice(40, 46 + 1)))) return adv
+  const oid = first.text.slice(0, 40)
+  if (oid === ZERO) return adv // an empty repository: nothing to fetch
+  const head = Buffer.from(`${oid} HEAD\n`, 'latin1')
+  const pkt = Buffer.concat([Buffer.from((head.length + 4).toString(16).padStart(4, '0'), 'latin1'), head])
+  return Buffer.concat([adv.subarray(0, first.end), pkt, adv.subarray(first.end)])
 }
 
 const errorCode = (err: unknown): string => String((err as { code?: unknown } | null)?.code ?? '')
@@ -185,9 +229,19 @@ export async function fetchRefs(location: StoreLocation, remote: string, prefixe
         await writeFile(refFile(tmp), `${r.oid}\n`)
       } else {
         try {
-          await git.fetch({ fs: client, http, gitdir, url: remote, remote: name, ref: have ?? r.ref, remoteRef: r.ref, singleBranch: true, tags: false })
+          await git.fetch({
+            fs: client,
+            http: fetchHttp,
+            gitdir,
+            url: remote,
+            remote: name,
+            ref: have ?? r.ref,
+            remoteRef: r.ref,
+            singleBranch: true,
+            tags: false,
+          })
         } catch (err) {
-          if (errorCode(err) === 'NotFoundError' && !(await hasObject(client, gitdir, r.oid))) continue // deleted there meanwhile
+          if (errorCode(err) === 'NotFoundError' && (err as { data?: { what?: string } }).data?.what === r.ref) continue // deleted there meanwhile
           throw jsFailed(remote, 'fetch from', err)
         }
       }
