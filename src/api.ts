@@ -361,6 +361,23 @@ export async function setRemote(options: RemoteOptions & { remote: string }): Pr
   return { remote, file: remoteConfig.remoteConfigPath(store) }
 }
 
+/**
+ * `--unset-remote`: removes `aas.remote` from the store's config (`<store>/aas/config`);
+ * the snapshot commands then use `origin` of the vault's repository, if it has one, and
+ * `--to` and `--rollback` take no lease and push nothing. `removed` is the remote that
+ * was set (an http(s) URL's password hidden), or `null` when none was (nothing changed).
+ * @example
+ * const { removed } = await unsetRemote({ agentsRoot: '/srv/agents' })
+ * console.log(removed === null ? 'no aas.remote was set' : `aas.remote ${removed} removed`)
+ */
+export async function unsetRemote(options: VaultOptions = {}): Promise<{ removed: string | null; file: string }> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  const remoteConfig = await import('./snapshots/remote-config.js')
+  const { displayRemote } = await import('./git/remote.js')
+  const removed = await remoteConfig.removeConfiguredRemote(store)
+  return { removed: removed === null ? null : displayRemote(removed), file: remoteConfig.remoteConfigPath(store) }
+}
+
 export interface PruneSnapshotsOptions extends VaultOptions {
   keepLast?: number | undefined // keep the N newest snapshots
   keepWithinSeconds?: number | undefined // keep the snapshots taken in this many seconds before now

@@ -103,3 +103,45 @@ describe('aas.remote', () => {
     expect(await lastAudit(v.root)).toMatchObject({ result: 'ok', push: { ok: false }, lease: { remote: remote.dir, released: false } })
   })
 })
+
+describe('--unset-remote', () => {
+  const configFile = (v: TempVault) => path.join(v.root, '_migrations/aas.git/aas/config')
+
+  it('when aas.remote is set then --unset-remote alone removes it, says what it removed, and runs take no lease and push nothing', async () => {
+    const { v, remote } = await setup()
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', remote.dir])).code).toBe(0)
+    await writeFile(configFile(v), `${await readFile(configFile(v), 'utf8')}[user]\n\tname = kept\n`)
+    const r = await cli(['--agents-root', v.root, '--unset-remote'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe(`aas.remote ${remote.dir} removed (${configFile(v)})\n`)
+    expect(await readFile(configFile(v), 'utf8')).toBe('[user]\n\tname = kept\n')
+    const run = await cli(['--agents-root', v.root, '--to', 'v2', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout).push).toBeUndefined()
+    expect(remote.refs()).toEqual({})
+    const again = await cli(['--agents-root', v.root, '--unset-remote', '--json'])
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout)).toMatchObject({ command: 'unset-remote', ok: true, unset: { setting: 'aas.remote', removed: null, file: configFile(v) } })
+  })
+
+  it('when given with another command then aas.remote is removed first and the command runs without it; the config file goes once empty', async () => {
+    const { v, remote } = await setup()
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', remote.url])).code).toBe(0)
+    const list = await cli(['--agents-root', v.root, '--list-snapshots', '--unset-remote', '--json'])
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stderr).toBe(`aas.remote ${remote.url} removed (${configFile(v)})\n`)
+    expect(JSON.parse(list.stdout).remote).toBeNull()
+    await expect(readFile(configFile(v))).rejects.toMatchObject({ code: 'ENOENT' })
+    const none = await cli(['--agents-root', v.root, '--status', '--unset-remote'])
+    expect(none.stderr).toContain('aas.remote was not set')
+  })
+
+  it('when --remote and --unset-remote are given together then it is a usage error and aas.remote stays', async () => {
+    const { v, remote } = await setup()
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', remote.dir])).code).toBe(0)
+    const r = await cli(['--agents-root', v.root, '--status', '--remote', remote.url, '--unset-remote'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--remote and --unset-remote cannot be combined')
+    expect(await readFile(configFile(v), 'utf8')).toContain(remote.dir)
+  })
+})
