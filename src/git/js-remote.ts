@@ -25,11 +25,16 @@ const OID = /^[0-9a-f]{40}$/
 //   fetch writes the refs it fetched through `remote.<name>.fetch`, and the user's
 //   .git/config is never written for it);
 // - files below `discard` are neither written nor deleted (push records the ref it
-//   pushed as refs/remotes/<remote>/<ref>, a remote-tracking ref the engine never writes).
-function remoteFs(gitDir: string, { config = '', discard = null }: { config?: string; discard?: string | null }): PromiseFsClient {
+//   pushed as refs/remotes/<remote>/<ref>, a remote-tracking ref the engine never writes),
+//   and `<discard>HEAD` reads as `head()` says (see pushRefs), or as absent.
+function remoteFs(
+  gitDir: string,
+  { config = '', discard = null, head = () => null }: { config?: string; discard?: string | null; head?: () => string | null },
+): PromiseFsClient {
   const p = fs.promises
   const configFile = path.join(gitDir, 'config')
   const dropped = (file: string): boolean => discard !== null && path.resolve(file).startsWith(discard)
+  const absent = (file: string) => Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' })
   const utf8 = (options: unknown): boolean =>
     options === 'utf8' || (typeof options === 'object' && options !== null && (options as { encoding?: string }).encoding === 'utf8')
   const promises = {
@@ -41,6 +46,11 @@ function remoteFs(gitDir: string, { config = '', discard = null }: { config?: st
           throw err
         })
         const text = `${real}\n${config}`
+        return utf8(options) ? text : Buffer.from(text)
+      }
+      if (dropped(file)) {
+        const text = path.resolve(file) === `${discard}HEAD` ? head() : null
+        if (text === null) throw absent(file)
         return utf8(options) ? text : Buffer.from(text)
       }
       return p.readFile(file, options as never)
@@ -140,12 +150,24 @@ export async function listRemoteRefs(remote: string): Promise<RefEntry[]> {
 // others; a failure of the transport does (the refs it had sent stay in `updated`).
 export async function pushRefs(location: StoreLocation, remote: string, updates: readonly RemoteRefUpdate[]): Promise<PushOutcome> {
   const name = `aas-push-${randomBytes(6).toString('hex')}`
-  const client = remoteFs(location.gitDir, { discard: path.join(location.gitDir, 'refs', 'remotes', name) + path.sep })
+  let base: string | null = null
+  const client = remoteFs(location.gitDir, {
+    discard: path.join(location.gitDir, 'refs', 'remotes', name) + path.sep,
+    head: () => (base === null ? null : `ref: refs/remotes/${name}/${base}\n`),
+  })
   const rejected: PushOutcome['rejected'] = []
   const updated: string[] = []
+  // The remote's refs by commit, kept up to date as refs are pushed (see remoteBase).
+  let theirs: Map<string, string>
+  try {
+    theirs = new Map((await listRemoteRefs(remote)).map((r) => [r.oid, r.ref]))
+  } catch (err) {
+    return { ok: false, rejected, error: err as AasError, updated }
+  }
   for (const u of updates) {
     const expect = u.expect ?? ZERO
     let stale: string | null = null
+    base = u.oid === null ? null : await remoteBase(client, location.gitDir, u.oid, theirs)
     try {
       await git.push({
         fs: client,
@@ -164,6 +186,7 @@ export async function pushRefs(location: StoreLocation, remote: string, updates:
         },
       })
       updated.push(u.ref)
+      if (u.oid !== null) theirs.set(u.oid, u.ref)
     } catch (err) {
       const code = errorCode(err)
       if (code === 'UserCanceledError' && stale !== null) {
@@ -178,6 +201,24 @@ export async function pushRefs(location: StoreLocation, remote: string, updates:
     }
   }
   return { ok: rejected.length === 0, rejected, error: null, updated }
+}
+
+// isomorphic-git sends, for a new ref, every object of the commit's tree, unless the
+// remote's HEAD (as refs/remotes/<remote>/HEAD names it here) is a ref of the remote
+// whose objects this store has: those are left out of the pack. pushRefs makes that
+// HEAD the remote's ref of the pushed commit's parent (a snapshot's previous snapshot,
+// a run's snapshot), so a push sends what changed since, as git would.
+async function remoteBase(client: PromiseFsClient, gitdir: string, oid: string, theirs: ReadonlyMap<string, string>): Promise<string | null> {
+  try {
+    const { commit } = await git.readCommit({ fs: client, gitdir, oid })
+    for (const parent of commit.parent) {
+      const ref = theirs.get(parent)
+      if (ref !== undefined) return ref
+    }
+  } catch {
+    // not a commit of this store: nothing is left out
+  }
+  return null
 }
 
 async function hasObject(client: PromiseFsClient, gitdir: string, oid: string): Promise<boolean> {

@@ -96,6 +96,7 @@ export interface GitHttpServer {
   base: string // the folder whose bare repositories it serves
   url(repo: string, auth?: { user: string; password: string }): string // http://[user:password@]127.0.0.1:PORT/<repo>
   requests: number // requests answered so far
+  pushedBytes: number // bytes of the bodies of receive-pack requests (what pushes sent)
   stop(): Promise<void>
 }
 
@@ -105,7 +106,7 @@ export interface GitHttpServer {
 export async function startGitHttpServer(base: string, { auth }: { auth?: { user: string; password: string } } = {}): Promise<GitHttpServer> {
   const port = await freePort()
   const children = new Set<ChildProcess>()
-  const state = { requests: 0 }
+  const state = { requests: 0, pushedBytes: 0 }
   const server = createHttpServer((req, res) => {
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`)
     if (auth) {
@@ -140,6 +141,7 @@ export async function startGitHttpServer(base: string, { auth }: { auth?: { user
     children.add(child)
     child.once('exit', () => children.delete(child))
     child.stderr.resume()
+    if (url.pathname.endsWith('/git-receive-pack')) req.on('data', (b: Buffer) => (state.pushedBytes += b.length))
     req.pipe(child.stdin)
     child.stdin.on('error', () => {}) // the backend may answer (404) without reading the body
     let head = Buffer.alloc(0)
@@ -184,6 +186,9 @@ export async function startGitHttpServer(base: string, { auth }: { auth?: { user
     url: (repo, creds) => `http://${creds ? `${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.password)}@` : ''}127.0.0.1:${port}/${repo}`,
     get requests() {
       return state.requests
+    },
+    get pushedBytes() {
+      return state.pushedBytes
     },
     stop: async () => {
       for (const c of children) c.kill('SIGKILL')

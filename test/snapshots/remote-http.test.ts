@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { renameSync } from 'node:fs'
 import { chmod, mkdtemp, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
@@ -77,6 +78,23 @@ describe.each(['cli', 'js'] as const)('an http:// remote with the %s backend', (
     expect(await readFile(path.join(v.dir, '.git/config'))).toEqual(config)
     const again = await json(['--agents-root', v.root, '--push-snapshots', remote.http])
     expect(again.doc.transfer).toMatchObject({ transferred: [], upToDate: 4, diverged: [] })
+  })
+
+  it('when a later snapshot is pushed then only what changed since the one already there is sent', async () => {
+    const v = await vault()
+    const remote = await httpRemote()
+    await writeFile(path.join(v.root, 'writer/memory/attachment.bin'), randomBytes(1 << 20)) // 1 MiB that never changes
+    expect((await run(['--agents-root', v.root, '--to', 'v2'])).code).toBe(0)
+    const start = server.pushedBytes
+    expect((await run(['--agents-root', v.root, '--push-snapshots', remote.http])).code).toBe(0)
+    const first = server.pushedBytes - start
+    expect(first).toBeGreaterThan(1 << 20)
+    expect((await run(['--agents-root', v.root, '--to', 'v3'])).code).toBe(0)
+    const again = server.pushedBytes
+    const second = await json(['--agents-root', v.root, '--push-snapshots', remote.http])
+    expect(second.doc.transfer.transferred).toHaveLength(2)
+    expect(server.pushedBytes - again).toBeLessThan(256 * 1024)
+    expect(git(remote.dir, 'fsck', '--strict', '--no-dangling')).toBe('')
   })
 
   it('when a new machine fetches into an empty folder then --rollback restores the vault byte for byte', async () => {
