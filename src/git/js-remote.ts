@@ -35,6 +35,9 @@ function remoteFs(
   const configFile = path.join(gitDir, 'config')
   const dropped = (file: string): boolean => discard !== null && path.resolve(file).startsWith(discard)
   const absent = (file: string) => Object.assign(new Error(`ENOENT: ${file}`), { code: 'ENOENT' })
+  // fetch rewrites the repository's shallow file (the same list, as no depth is asked);
+  // the user's file stays as it is.
+  const frozen = (file: string): boolean => path.resolve(file) === path.join(gitDir, 'shallow')
   const utf8 = (options: unknown): boolean =>
     options === 'utf8' || (typeof options === 'object' && options !== null && (options as { encoding?: string }).encoding === 'utf8')
   const promises = {
@@ -55,8 +58,8 @@ function remoteFs(
       }
       return p.readFile(file, options as never)
     },
-    writeFile: (file: string, data: never, options?: never) => (dropped(file) ? Promise.resolve() : p.writeFile(file, data, options)),
-    unlink: (file: string) => (dropped(file) ? Promise.resolve() : p.unlink(file)),
+    writeFile: (file: string, data: never, options?: never) => (dropped(file) || frozen(file) ? Promise.resolve() : p.writeFile(file, data, options)),
+    unlink: (file: string) => (dropped(file) || frozen(file) ? Promise.resolve() : p.unlink(file)),
     mkdir: (dir: string, options?: never) => (dropped(dir) ? Promise.resolve(undefined) : p.mkdir(dir, options)),
     rmdir: p.rmdir,
     stat: p.stat,

@@ -78,6 +78,16 @@ describe.each(['cli', 'js'] as const)('an http:// remote with the %s backend', (
     expect(await readFile(path.join(v.dir, '.git/config'))).toEqual(config)
     const again = await json(['--agents-root', v.root, '--push-snapshots', remote.http])
     expect(again.doc.transfer).toMatchObject({ transferred: [], upToDate: 4, diverged: [] })
+    // fetched into another git vault: the same refs, and again no tracking ref, no config change
+    const w = await vault({ git: true })
+    const wConfig = await readFile(path.join(w.dir, '.git/config'))
+    const fetched = await json(['--agents-root', w.root, '--fetch-snapshots', remote.http])
+    expect(fetched.code, fetched.stderr).toBe(0)
+    const wRefs = refsOf(path.join(w.dir, '.git'))
+    for (const r of pushed) expect(wRefs[r]).toBe(local[r])
+    expect(Object.keys(wRefs).filter((r) => r.startsWith('refs/remotes/') || r.startsWith('refs/aas/tmp/'))).toEqual([])
+    expect(await readFile(path.join(w.dir, '.git/config'))).toEqual(wConfig)
+    expect(git(w.dir, 'fsck', '--strict', '--no-dangling')).toBe('')
   })
 
   it('when a later snapshot is pushed then only what changed since the one already there is sent', async () => {
