@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { migrate } from '../../src/api.js'
 import type { EngineEvent } from '../../src/commands/session.js'
 import { makeVault, type TempVault } from '../helpers/make-vault.js'
-import { makeBareRemote, refsOf, type BareRemote } from '../helpers/remotes.js'
+import { makeBareRemote, refsOf, startGitHttpServer, type BareRemote } from '../helpers/remotes.js'
 import { binPath, cli } from '../helpers/run-cli.js'
 
 // aas.remote: --to and --rollback push their snapshots once the run is done; a push that
@@ -75,33 +75,43 @@ describe('aas.remote', () => {
     expect(refsOf(remote.dir)[result.snapshot?.ref as string]).toBe(result.snapshot?.commit)
   })
 
-  it('when the remote goes while the CLI runs then the run exits 0, warns that the push failed and that the lease was not given back', async () => {
-    const { v, remote } = await setup()
-    expect((await cli(['--agents-root', v.root, '--list-snapshots', '--remote', remote.dir])).code).toBe(0)
-    // the run waits in its fast-forward for an agent's lock, holding the lease, while the remote goes
-    await writeFile(path.join(v.root, 'writer/.lock'), '')
-    const agent = spawn('flock', ['-x', path.join(v.root, 'writer/.lock'), '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] })
-    await new Promise((res) => agent.stdout.once('data', res))
-    const run = spawn(process.execPath, [binPath, '--agents-root', v.root, '--to', 'v2', '--lock-timeout', '120'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
-    })
-    let stderr = ''
-    run.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
-    const done = new Promise<number | null>((res) => run.once('exit', (code) => res(code)))
-    for (let i = 0; refsOf(remote.dir)['refs/aas/lease'] === undefined; i++) {
-      if (i > 1200) throw new Error('the run never took the lease')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    await remote.cleanup()
-    agent.stdin.end()
-    expect(await done, stderr).toBe(0)
-    expect(stderr).toContain(`warning: the run is done, but its snapshots were not pushed to ${remote.dir}`)
-    expect(stderr).toContain('aas-migrate --push-snapshots')
-    expect(stderr).toContain(`warning: the lease on ${remote.dir} was not given back`)
-    expect(await unit(v.root)).toMatch(/^schema_version: 2$/m)
-    expect(await lastAudit(v.root)).toMatchObject({ result: 'ok', push: { ok: false }, lease: { remote: remote.dir, released: false } })
-  })
+  it.each([
+    { name: 'a bare repository by path, git binary', backend: 'cli', http: false },
+    { name: 'http, git binary', backend: 'cli', http: true },
+    { name: 'http, isomorphic-git', backend: 'js', http: true },
+  ] as const)(
+    'when the remote ($name) goes while the CLI runs then the run exits 0, warns that the push failed and that the lease was not given back',
+    async (t) => {
+      const { v, remote } = await setup()
+      const server = t.http ? await startGitHttpServer(path.dirname(remote.dir)) : null
+      cleanups.push(async () => server?.stop())
+      const arg = server ? server.url(path.basename(remote.dir)) : remote.dir
+      expect((await cli(['--agents-root', v.root, '--list-snapshots', '--remote', arg], { AAS_GIT: t.backend })).code).toBe(0)
+      // the run waits in its fast-forward for an agent's lock, holding the lease, while the remote goes
+      await writeFile(path.join(v.root, 'writer/.lock'), '')
+      const agent = spawn('flock', ['-x', path.join(v.root, 'writer/.lock'), '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] })
+      await new Promise((res) => agent.stdout.once('data', res))
+      const run = spawn(process.execPath, [binPath, '--agents-root', v.root, '--to', 'v2', '--lock-timeout', '120'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1', AAS_GIT: t.backend },
+      })
+      let stderr = ''
+      run.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+      const done = new Promise<number | null>((res) => run.once('exit', (code) => res(code)))
+      for (let i = 0; refsOf(remote.dir)['refs/aas/lease'] === undefined; i++) {
+        if (i > 1200) throw new Error('the run never took the lease')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await remote.cleanup()
+      agent.stdin.end()
+      expect(await done, stderr).toBe(0)
+      expect(stderr).toContain(`warning: the run is done, but its snapshots were not pushed to ${arg}`)
+      expect(stderr).toContain('aas-migrate --push-snapshots')
+      expect(stderr).toContain(`warning: the lease on ${arg} was not given back`)
+      expect(await unit(v.root)).toMatch(/^schema_version: 2$/m)
+      expect(await lastAudit(v.root)).toMatchObject({ result: 'ok', push: { ok: false }, lease: { remote: arg, released: false } })
+    },
+  )
 })
 
 describe('--unset-remote', () => {
