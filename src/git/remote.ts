@@ -40,12 +40,12 @@ export function checkRemoteSupported(backend: BackendName, remote: string): void
 // A remote as it may be shown (messages, --json, the audit line): an http(s) URL's
 // password, if it carries one, replaced by ***.
 export function displayRemote(remote: string): string {
-  return remote.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/@?#]*):([^/@?#]*)@/, (_m, scheme: string, user: string) => `${scheme}${user}:***@`)
+  return remote.replace(/^([A-Za-z][A-Za-z0-9+.-]*:\/\/)([^/@?#:]*):([^/@?#]*)@/, (_m, scheme: string, user: string) => `${scheme}${user}:***@`)
 }
 
 // text with the password of remote's URL (as written and percent-decoded) replaced by ***.
 export function hideSecret(text: string, remote: string): string {
-  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@?#]*:([^/@?#]*)@/.exec(remote)
+  const m = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/@?#:]*:([^/@?#]*)@/.exec(remote)
   let out = text.split(remote).join(displayRemote(remote))
   const secret = m?.[1]
   if (!secret) return out
