@@ -213,7 +213,10 @@ export function buildProgram(): Command {
     .option('--keep-last <n>', 'with --prune-snapshots: keep the N newest snapshots')
     .option('--keep-within <duration>', 'with --prune-snapshots: keep the snapshots of the last DURATION (e.g. 12h, 30d, 8w)')
     .option('--break-lease', 'remove refs/aas/lease from the remote after showing its holder (a run that died elsewhere)')
-    .option('--remote <remote>', 'set aas.remote, the remote the snapshot commands use (any command; a path, URL or remote name)')
+    .option(
+      '--remote <remote>',
+      'set aas.remote, the remote the snapshot commands use (any command; a path, URL or remote name; with AAS_GIT=js an http(s) URL)',
+    )
     .option('--unset-remote', 'remove aas.remote from the store config (alone, or with any command)')
     .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
     .option(
