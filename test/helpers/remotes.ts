@@ -1,6 +1,8 @@
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
-import { createServer as createHttpServer } from 'node:http'
+import { createServer as createHttpServer, type IncomingMessage, type ServerResponse } from 'node:http'
+import { createServer as createHttpsServer } from 'node:https'
 import { connect, createServer } from 'node:net'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -94,7 +96,7 @@ function canConnect(port: number): Promise<boolean> {
 
 export interface GitHttpServer {
   base: string // the folder whose bare repositories it serves
-  url(repo: string, auth?: { user: string; password: string }): string // http://[user:password@]127.0.0.1:PORT/<repo>
+  url(repo: string, auth?: { user: string; password: string }): string // http(s)://[user:password@]127.0.0.1:PORT/<repo>
   requests: number // requests answered so far
   pushedBytes: number // bytes of the bodies of receive-pack requests (what pushes sent)
   stop(): Promise<void>
@@ -102,12 +104,15 @@ export interface GitHttpServer {
 
 // `git http-backend` as a CGI behind a node http server on a free port of 127.0.0.1,
 // serving (and accepting pushes to) every bare repository below base. With auth, every
-// request needs that basic-auth user and password (401 otherwise).
-export async function startGitHttpServer(base: string, { auth }: { auth?: { user: string; password: string } } = {}): Promise<GitHttpServer> {
+// request needs that basic-auth user and password (401 otherwise). With tls, https.
+export async function startGitHttpServer(
+  base: string,
+  { auth, tls }: { auth?: { user: string; password: string }; tls?: { key: string; cert: string } } = {},
+): Promise<GitHttpServer> {
   const port = await freePort()
   const children = new Set<ChildProcess>()
   const state = { requests: 0, pushedBytes: 0 }
-  const server = createHttpServer((req, res) => {
+  const handler = (req: IncomingMessage, res: ServerResponse): void => {
     const url = new URL(req.url ?? '/', `http://127.0.0.1:${port}`)
     if (auth) {
       const expected = `Basic ${Buffer.from(`${auth.user}:${auth.password}`).toString('base64')}`
@@ -176,14 +181,16 @@ export async function startGitHttpServer(base: string, { auth }: { auth?: { user
     res.once('close', () => {
       if (child.exitCode === null) child.kill('SIGKILL') // the client went away
     })
-  })
+  }
+  const server = tls ? createHttpsServer(tls, handler) : createHttpServer(handler)
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject)
     server.listen(port, '127.0.0.1', () => resolve())
   })
   return {
     base,
-    url: (repo, creds) => `http://${creds ? `${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.password)}@` : ''}127.0.0.1:${port}/${repo}`,
+    url: (repo, creds) =>
+      `${tls ? 'https' : 'http'}://${creds ? `${encodeURIComponent(creds.user)}:${encodeURIComponent(creds.password)}@` : ''}127.0.0.1:${port}/${repo}`,
     get requests() {
       return state.requests
     },
@@ -196,4 +203,33 @@ export async function startGitHttpServer(base: string, { auth }: { auth?: { user
       await new Promise<void>((resolve) => server.close(() => resolve()))
     },
   }
+}
+
+// A self-signed certificate for 127.0.0.1 (openssl), as files in dir: the key, and the
+// certificate that is its own CA (for GIT_SSL_CAINFO and NODE_EXTRA_CA_CERTS).
+export function makeCertificate(dir: string): { key: string; cert: string; caFile: string } {
+  const keyFile = path.join(dir, 'key.pem')
+  const caFile = path.join(dir, 'cert.pem')
+  execFileSync(
+    'openssl',
+    [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-keyout',
+      keyFile,
+      '-out',
+      caFile,
+      '-days',
+      '2',
+      '-subj',
+      '/CN=127.0.0.1',
+      '-addext',
+      'subjectAltName=IP:127.0.0.1',
+    ],
+    { stdio: 'ignore' },
+  )
+  return { key: readFileSync(keyFile, 'utf8'), cert: readFileSync(caFile, 'utf8'), caFile }
 }

@@ -7,8 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fetchSnapshots, locateSnapshots, migrate, pushSnapshots } from '../../src/api.js'
 import type { EngineEvent } from '../../src/commands/session.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
-import { makeBareRemote, refsOf, startGitHttpServer, type BareRemote, type GitHttpServer } from '../helpers/remotes.js'
-import { cli } from '../helpers/run-cli.js'
+import { makeBareRemote, makeCertificate, refsOf, startGitHttpServer, type BareRemote, type GitHttpServer } from '../helpers/remotes.js'
+import { binAsync, cli } from '../helpers/run-cli.js'
 import { captureTree, ENGINE_FILES } from '../helpers/tree-state.js'
 
 // Snapshots on an http:// remote served by `git http-backend`, with both backends: the
@@ -288,6 +288,40 @@ describe.each(['cli', 'js'] as const)('an http:// remote with the %s backend', (
     }
     expect(r.stderr + r.stdout).toContain(shown)
   })
+})
+
+describe('an https:// remote with a private CA', () => {
+  it.each([
+    ['cli', 'GIT_SSL_CAINFO'],
+    ['js', 'NODE_EXTRA_CA_CERTS'],
+  ] as const)(
+    'when the %s backend is given the CA through %s then push, fetch and the lease work, and without it the push fails naming the remote',
+    async (backend, caVar) => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'aas-tls-'))
+      cleanups.push(() => rm(dir, { recursive: true, force: true }))
+      const cert = makeCertificate(dir)
+      const tls = await startGitHttpServer(base, { tls: cert, auth: CREDS })
+      cleanups.push(() => tls.stop())
+      const remote = await makeBareRemote(`tls-${backend}.git`, base)
+      cleanups.push(remote.cleanup)
+      const url = tls.url(`tls-${backend}.git`, CREDS)
+      const v = await vault()
+      const env = { AAS_GIT: backend, [caVar]: cert.caFile }
+      const run = await binAsync(['--agents-root', v.root, '--to', 'v2', '--remote', url, '--json'], { env })
+      expect(run.code, run.stderr).toBe(0)
+      expect(JSON.parse(run.stdout).push).toMatchObject({ ok: true, transferred: 2 })
+      expect(Object.keys(remote.refs()).sort()).toEqual(Object.keys(refsOf(storeOf(v))).sort())
+      const fresh = await mkdtemp(path.join(tmpdir(), 'aas-tls-new-'))
+      cleanups.push(() => rm(fresh, { recursive: true, force: true }))
+      const fetched = await binAsync(['--agents-root', fresh, '--fetch-snapshots', url, '--json'], { env })
+      expect(fetched.code, fetched.stderr).toBe(0)
+      expect(refsOf(path.join(fresh, '_migrations/aas.git'))).toEqual(remote.refs())
+      const untrusted = await binAsync(['--agents-root', v.root, '--push-snapshots', '--json'], { env: { AAS_GIT: backend } })
+      expect(untrusted.code).toBe(1)
+      expect(JSON.parse(untrusted.stdout).error).toMatchObject({ code: 'REMOTE_FAILED', data: { remote: url.replace(`:${CREDS.password}@`, ':***@') } })
+      for (const out of [run, fetched, untrusted]) expect(out.stdout + out.stderr).not.toContain(CREDS.password)
+    },
+  )
 })
 
 describe('the isomorphic-git backend and remotes other than http(s)', () => {
