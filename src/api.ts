@@ -77,9 +77,10 @@ export interface ImportSnapshotOptions extends VaultOptions {
   file: string // a .tar.gz in the Python runner's layout
 }
 
-const backendOf = ({ backend }: VaultOptions) => (backend ? { backend } : {})
+// The backend given, else the one AAS_GIT of the caller's env names (the CLI's env, in-process too).
+const backendOf = ({ backend, env }: VaultOptions) => (backend ? { backend } : env ? { env } : {})
 
-async function openStore(options: { agentsRoot: string; create?: boolean; backend?: BackendName }): Promise<Store> {
+async function openStore(options: { agentsRoot: string; create?: boolean; backend?: BackendName; env?: NodeJS.ProcessEnv }): Promise<Store> {
   return (await import('./git/open-store.js')).openStore(options)
 }
 
@@ -215,7 +216,7 @@ export async function status(options: StatusOptions = {}): Promise<StatusResult>
     root,
     location,
     storeExists: await storeExists(location),
-    openStore: () => openStore({ agentsRoot: root.path, create: false }),
+    openStore: () => openStore({ agentsRoot: root.path, create: false, ...(options.env ? { env: options.env } : {}) }),
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.onEvent ? { onEvent: options.onEvent } : {}),
     python: options.python,
@@ -358,6 +359,23 @@ export async function setRemote(options: RemoteOptions & { remote: string }): Pr
   const remote = await remoteConfig.resolveRemoteArg(store, options.remote)
   await remoteConfig.writeConfiguredRemote(store, remote)
   return { remote, file: remoteConfig.remoteConfigPath(store) }
+}
+
+/**
+ * `--unset-remote`: removes `aas.remote` from the store's config (`<store>/aas/config`);
+ * the snapshot commands then use `origin` of the vault's repository, if it has one, and
+ * `--to` and `--rollback` take no lease and push nothing. `removed` is the remote that
+ * was set (an http(s) URL's password hidden), or `null` when none was (nothing changed).
+ * @example
+ * const { removed } = await unsetRemote({ agentsRoot: '/srv/agents' })
+ * console.log(removed === null ? 'no aas.remote was set' : `aas.remote ${removed} removed`)
+ */
+export async function unsetRemote(options: VaultOptions = {}): Promise<{ removed: string | null; file: string }> {
+  const store = await openStore({ agentsRoot: (await rootOf(options)).path, create: false, ...backendOf(options) })
+  const remoteConfig = await import('./snapshots/remote-config.js')
+  const { displayRemote } = await import('./git/remote.js')
+  const removed = await remoteConfig.removeConfiguredRemote(store)
+  return { removed: removed === null ? null : displayRemote(removed), file: remoteConfig.remoteConfigPath(store) }
 }
 
 export interface PruneSnapshotsOptions extends VaultOptions {

@@ -13,6 +13,7 @@ export {
   fetchSnapshots,
   locateSnapshots,
   setRemote,
+  unsetRemote,
   pruneSnapshots,
   breakLease,
   type StatusOptions,

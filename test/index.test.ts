@@ -24,6 +24,7 @@ describe('public API', () => {
       'rollback',
       'setRemote',
       'status',
+      'unsetRemote',
     ])
     expect(Object.keys(testing).sort()).toEqual(['runMigrationInMemory'])
   })

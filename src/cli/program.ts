@@ -18,6 +18,7 @@ export type CliAction =
   | { kind: 'push-snapshots'; remote: string | undefined }
   | { kind: 'fetch-snapshots'; remote: string }
   | { kind: 'break-lease' }
+  | { kind: 'unset-remote' } // --unset-remote given alone
   | { kind: 'prune-snapshots'; keepLast: number | undefined; keepWithinSeconds: number | undefined }
 
 export interface CliRequest {
@@ -29,6 +30,7 @@ export interface CliRequest {
   lockTimeoutMs: number
   python: string | undefined // --python: the interpreter for .py scripts
   remote: string | undefined // --remote: sets aas.remote, the remote of the snapshot commands
+  unsetRemote: boolean // --unset-remote: removes aas.remote first (alone: the whole command)
 }
 
 // `json`: --json was on the command line, so even a usage error or --version answers in JSON.
@@ -64,6 +66,7 @@ Examples:
   aas-migrate --prune-snapshots --keep-last 10           delete older snapshots (never the newest, nor a kept one's run)
   aas-migrate --prune-snapshots --keep-within 30d --remote origin   keep 30 days of snapshots, here and on origin
   aas-migrate --break-lease                              remove the lease of a run that died on another machine (shows its holder)
+  aas-migrate --unset-remote                             remove aas.remote: no lease, no push after a run (alone or with any command)
   aas-migrate --doctor --no-color                        health checks, each failure with its fix (no colors)
   aas-migrate --new-script                               write _migrations/v<N>_to_v<N+1>.ts and a test for it
   aas-migrate --new-script --lang py                     the same step as a .py script in the atomic-agents style
@@ -210,7 +213,11 @@ export function buildProgram(): Command {
     .option('--keep-last <n>', 'with --prune-snapshots: keep the N newest snapshots')
     .option('--keep-within <duration>', 'with --prune-snapshots: keep the snapshots of the last DURATION (e.g. 12h, 30d, 8w)')
     .option('--break-lease', 'remove refs/aas/lease from the remote after showing its holder (a run that died elsewhere)')
-    .option('--remote <remote>', 'set aas.remote, the remote the snapshot commands use (any command; a path, URL or remote name)')
+    .option(
+      '--remote <remote>',
+      'set aas.remote, the remote the snapshot commands use (any command; a path, URL or remote name; with AAS_GIT=js an http(s) URL)',
+    )
+    .option('--unset-remote', 'remove aas.remote from the store config (alone, or with any command)')
     .option('--doctor', 'check store, transactions, lock, units and chain; print the fix for each failure')
     .option(
       '--new-script [version]',
@@ -225,6 +232,25 @@ export function buildProgram(): Command {
     .addHelpText('after', EXAMPLES)
     .allowExcessArguments(false)
     .showSuggestionAfterError(true)
+}
+
+// The request of an action, with the options every action takes.
+function request(o: Record<string, string | boolean | undefined>, action: CliAction, env: NodeJS.ProcessEnv): ParseOutcome {
+  const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== ''
+  return {
+    kind: 'request',
+    request: {
+      action,
+      agentsRoot: typeof o.agentsRoot === 'string' ? o.agentsRoot : undefined,
+      json: Boolean(o.json),
+      progress: o.progress !== false && !o.json,
+      color: o.color !== false && !noColor,
+      lockTimeoutMs: parseLockTimeout(String(o.lockTimeout)),
+      python: typeof o.python === 'string' ? o.python : undefined,
+      remote: typeof o.remote === 'string' ? o.remote : undefined,
+      unsetRemote: Boolean(o.unsetRemote),
+    },
+  }
 }
 
 function usageError(message: string, json: boolean): ParseOutcome {
@@ -257,6 +283,9 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
   }
   const o = program.opts<Record<string, string | boolean | undefined>>()
   const given = ACTIONS.filter((a) => o[a] !== undefined && o[a] !== false)
+  if (o.unsetRemote && o.remote !== undefined)
+    return usage('--remote and --unset-remote cannot be combined: pass --remote REMOTE to set aas.remote, or --unset-remote to remove it.')
+  if (given.length === 0 && o.unsetRemote) return request(o, { kind: 'unset-remote' }, env)
   if (given.length === 0)
     return usage(
       'no action given: pass one of --status, --to vN, --apply RUN_ID, --list-previews, --report FILE.html --run RUN_ID, --list-snapshots, --rollback, --export-snapshot, --import-snapshot, --doctor, --new-script, --push-snapshots, --fetch-snapshots, --prune-snapshots, --break-lease.',
@@ -341,21 +370,7 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv = process.env):
         cliAction = snapshotAction(action, o)
         break
     }
-    const lockTimeoutMs = parseLockTimeout(String(o.lockTimeout))
-    const noColor = env.NO_COLOR !== undefined && env.NO_COLOR !== ''
-    return {
-      kind: 'request',
-      request: {
-        action: cliAction,
-        agentsRoot: typeof o.agentsRoot === 'string' ? o.agentsRoot : undefined,
-        json: Boolean(o.json),
-        progress: o.progress !== false && !o.json,
-        color: o.color !== false && !noColor,
-        lockTimeoutMs,
-        python: typeof o.python === 'string' ? o.python : undefined,
-        remote: typeof o.remote === 'string' ? o.remote : undefined,
-      },
-    }
+    return request(o, cliAction, env)
   } catch (e) {
     if (e instanceof AasError && e.code === 'USAGE') return usage(`${e.message} ${e.hint ?? ''}`.trim())
     throw e

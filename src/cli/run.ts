@@ -15,9 +15,11 @@ import {
   rollback,
   setRemote,
   status,
+  unsetRemote,
 } from '../api.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { PushReport } from '../commands/remote-sync.js'
+import { displayRemote } from '../git/remote.js'
 import { describeHolder } from '../snapshots/lease.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
@@ -52,6 +54,7 @@ const COMMAND: Record<CliRequest['action']['kind'], string> = {
   'fetch-snapshots': 'fetch-snapshots',
   'prune-snapshots': 'prune-snapshots',
   'break-lease': 'break-lease',
+  'unset-remote': 'unset-remote',
 }
 
 function commandOf(req: CliRequest): string {
@@ -107,7 +110,7 @@ function migrateJson(r: MigrateResult): Record<string, unknown> {
 async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, paint: { out: Paint; err: Paint }): Promise<number> {
   const action = req.action
   const command = commandOf(req)
-  if (req.remote !== undefined) await storeRemote(req, io)
+  await remoteFlags(req, io)
   const { onEvent, pushDoc } = pushRecorder(eventPrinter(req, io, paint, progress, action.kind === 'migrate' && action.dryRun))
   switch (action.kind) {
     case 'status': {
@@ -199,6 +202,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
     case 'fetch-snapshots':
     case 'prune-snapshots':
     case 'break-lease':
+    case 'unset-remote':
       return dispatchSnapshotCommand(req, action, io, paint, command)
     case 'export-snapshot': {
       const r = await exportSnapshot({
@@ -268,10 +272,16 @@ async function announceReport(r: { file: string; files: number; bytes: number },
   io.stderr(opener ? `opened with ${opener}\n` : `no display to open it on: open ${r.file} in a browser\n`)
 }
 
+// --remote REMOTE or --unset-remote with a command: aas.remote is set or removed first.
+async function remoteFlags(req: CliRequest, io: CliIo): Promise<void> {
+  if (req.remote !== undefined) await storeRemote(req, io)
+  if (req.unsetRemote && req.action.kind !== 'unset-remote') io.stderr(describeUnset(await unsetRemote({ agentsRoot: req.agentsRoot, env: io.env })))
+}
+
 // --remote REMOTE, on any command: aas.remote is set first.
 async function storeRemote(req: CliRequest, io: CliIo): Promise<void> {
   const set = await setRemote({ agentsRoot: req.agentsRoot, env: io.env, remote: req.remote as string })
-  io.stderr(`aas.remote = ${set.remote} (${set.file})\n`)
+  io.stderr(`aas.remote = ${displayRemote(set.remote)} (${set.file})\n`)
 }
 
 // aas.remote set: the push after a run, kept for the --json document (`push`).
@@ -286,10 +296,11 @@ function pushRecorder(printEvent: (e: EngineEvent) => void): { onEvent: (e: Engi
   }
 }
 
-// The snapshot commands that may talk to a remote: list, push, fetch, prune.
+// The snapshot commands that may talk to a remote: list, push, fetch, prune, the lease,
+// and --unset-remote alone.
 async function dispatchSnapshotCommand(
   req: CliRequest,
-  action: Extract<CliRequest['action'], { kind: 'list-snapshots' | 'push-snapshots' | 'fetch-snapshots' | 'prune-snapshots' | 'break-lease' }>,
+  action: Extract<CliRequest['action'], { kind: 'list-snapshots' | 'push-snapshots' | 'fetch-snapshots' | 'prune-snapshots' | 'break-lease' | 'unset-remote' }>,
   io: CliIo,
   paint: { out: Paint; err: Paint },
   command: string,
@@ -333,7 +344,17 @@ async function dispatchSnapshotCommand(
       io.stdout(req.json ? renderJson(command, { lease: r }) : text)
       return 0
     }
+    case 'unset-remote': {
+      const r = await unsetRemote({ agentsRoot: req.agentsRoot, env: io.env })
+      io.stdout(req.json ? renderJson(command, { unset: { setting: 'aas.remote', ...r } }) : describeUnset(r))
+      return 0
+    }
   }
+}
+
+// --unset-remote: what was removed, or that there was nothing to remove.
+function describeUnset(r: { removed: string | null; file: string }): string {
+  return r.removed === null ? `aas.remote was not set (${r.file}): nothing to remove\n` : `aas.remote ${r.removed} removed (${r.file})\n`
 }
 
 // Announcements that must appear while the command runs (the snapshot name before any

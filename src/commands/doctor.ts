@@ -10,6 +10,7 @@ import { journalPath, readJournal } from '../transaction/journal.js'
 import { inspectVaultLock, shellQuote } from '../transaction/lock.js'
 import { summarizeChain } from './status.js'
 import { AAS_REF_ROOT, LEASE_REF } from '../git/refs.js'
+import { displayRemote } from '../git/remote.js'
 
 // `--doctor` (docs/how-it-works.md, "Status and doctor"): read-only health checks. Each
 // failed check carries the literal shell commands that fix it, so an operator can copy
@@ -193,14 +194,22 @@ async function pythonCheck(rootArg: string, scripts: readonly ScriptFile[], pyth
 // aas.remote: whether it answers and whether a run holds the lease there. Reads only:
 // the holder is named when its commit is already in the store.
 async function remoteCheck(store: Store | null, rootArg: string): Promise<DoctorCheck> {
-  const remote = store ? await readConfiguredRemote(store) : null
-  if (store === null || remote === null) return pass('remote', 'no aas.remote: the snapshots are on this machine only (set one with --remote REMOTE)')
+  const configured = store ? await readConfiguredRemote(store) : null
+  if (store === null || configured === null) return pass('remote', 'no aas.remote: the snapshots are on this machine only (set one with --remote REMOTE)')
+  const remote = displayRemote(configured)
   let lease: LeaseState
   try {
-    lease = await inspectLease(store, remote, { fetch: false })
+    lease = await inspectLease(store, configured, { fetch: false })
   } catch (err) {
     const e = asAasError(err)
-    return fail('remote', `aas.remote ${remote} cannot be reached: ${e.message}`, [e.code], [`git ls-remote ${shellQuote(remote)}`])
+    if (e.code === 'REMOTE_UNSUPPORTED') {
+      return fail('remote', `aas.remote ${remote} cannot be used by this backend: ${e.message}`, [e.code], [`aas-migrate ${rootArg} --unset-remote`])
+    }
+    const probe =
+      store.backend === 'js'
+        ? `curl -fsS ${shellQuote(`${remote.replace(/\/$/, '')}/info/refs?service=git-upload-pack`)}`
+        : `git ls-remote ${shellQuote(remote)}`
+    return fail('remote', `aas.remote ${remote} cannot be reached: ${e.message}`, [e.code], [probe])
   }
   if (!lease.held) return pass('remote', `aas.remote ${remote} answers; no run holds the lease`)
   return fail(

@@ -1,4 +1,5 @@
 import { asAasError, type AasError } from '../errors.js'
+import { displayRemote } from '../git/remote.js'
 import type { Store } from '../git/store.js'
 import { readConfiguredRemote } from '../snapshots/remote-config.js'
 import { pushSnapshots } from '../snapshots/remote.js'
@@ -21,9 +22,9 @@ export async function pushAfterRun(store: Store): Promise<PushReport | null> {
     remote = await readConfiguredRemote(store)
     if (remote === null) return null
     const r = await pushSnapshots(store, remote)
-    return { remote, ok: r.ok, transferred: r.transferred.length, error: r.error }
+    return { remote: r.remote, ok: r.ok, transferred: r.transferred.length, error: r.error }
   } catch (err) {
-    return { remote: remote ?? '', ok: false, transferred: 0, error: asAasError(err) }
+    return { remote: displayRemote(remote ?? ''), ok: false, transferred: 0, error: asAasError(err) }
   }
 }
 

@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError, asAasError, isRefusal } from '../errors.js'
+import { displayRemote } from '../git/remote.js'
 import type { Store } from '../git/store.js'
 import { appendAudit, type AuditRecord } from '../transaction/audit.js'
 import { readJournal } from '../transaction/journal.js'
@@ -92,7 +93,7 @@ export async function withWriteSession<R>(
     const remote = options.takeVaultLock ? await readConfiguredRemote(store) : null
     if (remote !== null) {
       lease = await acquireLease(store, remote, command)
-      emit({ type: 'lease', remote, acquired: true, error: null })
+      emit({ type: 'lease', remote: displayRemote(remote), acquired: true, error: null })
     }
     const journal = await readJournal(store.location.stateDir)
     if (options.takeVaultLock || journal) {
@@ -136,8 +137,8 @@ export async function withWriteSession<R>(
       const held = lease
       lease = null
       const error = await releaseLease(store, held)
-      emit({ type: 'lease', remote: held.remote, acquired: false, error })
-      if (error) fields.lease = { remote: held.remote, released: false, error: error.message }
+      emit({ type: 'lease', remote: displayRemote(held.remote), acquired: false, error })
+      if (error) fields.lease = { remote: displayRemote(held.remote), released: false, error: error.message }
     }
     await appendAudit(root, auditRecord({ runId, root, command, started }, fields))
   } finally {

@@ -9,6 +9,7 @@ export interface OpenStoreOptions {
   agentsRoot: string
   backend?: BackendName // default: $AAS_GIT, else 'cli' when a git binary is on PATH, else 'js'
   create?: boolean // create the embedded store on first write (default true); false: read-only
+  env?: NodeJS.ProcessEnv // where AAS_GIT is read when backend is not given (default process.env)
 }
 
 let gitOnPath: boolean | null = null
@@ -42,7 +43,7 @@ export function chooseBackend(env: NodeJS.ProcessEnv = process.env): BackendName
   return hasGitBinary() ? 'cli' : 'js'
 }
 
-export async function openStore({ agentsRoot, backend = chooseBackend(), create = true }: OpenStoreOptions): Promise<Store> {
+export async function openStore({ agentsRoot, env = process.env, backend = chooseBackend(env), create = true }: OpenStoreOptions): Promise<Store> {
   const location = await locateStore(agentsRoot)
   if (backend === 'cli') {
     if (!hasGitBinary()) {

@@ -1,7 +1,7 @@
 import { hostname } from 'node:os'
 import { AasError, asAasError } from '../errors.js'
 import { LEASE_REF } from '../git/refs.js'
-import { fetchRefs, listRemoteRefs, pushRefs } from '../git/remote.js'
+import { displayRemote, fetchRefs, listRemoteRefs, pushRefs } from '../git/remote.js'
 import type { Store } from '../git/store.js'
 import { checkRemoteBackend } from './remote.js'
 
@@ -52,7 +52,7 @@ function holderOf(t: Record<string, string>): LeaseHolder | null {
 
 // The holder a lease commit names (null when the commit cannot be fetched or read).
 async function readHolder(store: Store, remote: string): Promise<{ commit: string; holder: LeaseHolder | null } | null> {
-  const fetched = await fetchRefs(store.location, remote, [LEASE_REF])
+  const fetched = await fetchRefs(store, remote, [LEASE_REF])
   try {
     const lease = fetched.refs.find((r) => r.ref === LEASE_REF)
     if (!lease) return null
@@ -62,7 +62,8 @@ async function readHolder(store: Store, remote: string): Promise<{ commit: strin
   }
 }
 
-function leaseHeld(remote: string, held: { commit: string; holder: LeaseHolder | null } | null): AasError {
+function leaseHeld(url: string, held: { commit: string; holder: LeaseHolder | null } | null): AasError {
+  const remote = displayRemote(url)
   return new AasError('LEASE_HELD', `${LEASE_REF} on ${remote} is held by ${describeHolder(held?.holder ?? null)}: another run of this vault is in progress.`, {
     hint: `Wait for it to finish and run again. If that run is gone (its machine died), remove the lease with: aas-migrate --break-lease`,
     data: { remote, ref: LEASE_REF, commit: held?.commit ?? null, holder: held?.holder ?? null },
@@ -76,11 +77,11 @@ export async function acquireLease(store: Store, remote: string, command: string
   const tree = await store.writeTree([])
   const trailers = (Object.keys(TRAILERS) as Array<keyof LeaseHolder>).map((k) => `${TRAILERS[k]}: ${oneLine(holder[k])}`).join('\n')
   const commit = await store.writeCommit({ tree, parents: [], message: `aas-migrate lease\n\n${trailers}\n`, timestamp: Math.floor(now.getTime() / 1000) })
-  const out = await pushRefs(store.location, remote, [{ ref: LEASE_REF, oid: commit, expect: null }])
+  const out = await pushRefs(store, remote, [{ ref: LEASE_REF, oid: commit, expect: null }])
   if (out.ok) return { remote, commit, holder }
   if (out.error) {
-    throw new AasError('REMOTE_FAILED', `Cannot take the lease ${LEASE_REF} on ${remote}: ${out.error.message}`, {
-      hint: `Run again when ${remote} can be reached; to run without a remote, remove aas.remote from ${store.location.stateDir}/config.`,
+    throw new AasError('REMOTE_FAILED', `Cannot take the lease ${LEASE_REF} on ${displayRemote(remote)}: ${out.error.message}`, {
+      hint: `Run again when ${displayRemote(remote)} can be reached; to run without a remote, remove aas.remote with: aas-migrate --unset-remote`,
       data: { ...out.error.data, ref: LEASE_REF },
       cause: out.error,
     })
@@ -91,12 +92,12 @@ export async function acquireLease(store: Store, remote: string, command: string
 // Gives the lease back (a delete that expects our commit). Never throws.
 export async function releaseLease(store: Store, lease: Lease): Promise<AasError | null> {
   try {
-    const out = await pushRefs(store.location, lease.remote, [{ ref: LEASE_REF, oid: null, expect: lease.commit }])
+    const out = await pushRefs(store, lease.remote, [{ ref: LEASE_REF, oid: null, expect: lease.commit }])
     if (out.ok) return null
     return (
       out.error ??
-      new AasError('LEASE_HELD', `${LEASE_REF} on ${lease.remote} is no longer ours (it was broken or replaced); it was left as it is.`, {
-        data: { remote: lease.remote, ref: LEASE_REF },
+      new AasError('LEASE_HELD', `${LEASE_REF} on ${displayRemote(lease.remote)} is no longer ours (it was broken or replaced); it was left as it is.`, {
+        data: { remote: displayRemote(lease.remote), ref: LEASE_REF },
       })
     )
   } catch (err) {
@@ -105,7 +106,7 @@ export async function releaseLease(store: Store, lease: Lease): Promise<AasError
 }
 
 export interface LeaseState {
-  remote: string
+  remote: string // as shown: an http(s) URL's password hidden
   held: boolean
   commit: string | null
   holder: LeaseHolder | null
@@ -115,14 +116,15 @@ export interface LeaseState {
 // holder only when its commit is already here), writing nothing to the store.
 export async function inspectLease(store: Store, remote: string, { fetch = true }: { fetch?: boolean } = {}): Promise<LeaseState> {
   checkRemoteBackend(store, remote)
-  const there = (await listRemoteRefs(store.location, remote)).find((r) => r.ref === LEASE_REF)
-  if (!there) return { remote, held: false, commit: null, holder: null }
+  const shown = displayRemote(remote)
+  const there = (await listRemoteRefs(store, remote)).find((r) => r.ref === LEASE_REF)
+  if (!there) return { remote: shown, held: false, commit: null, holder: null }
   if (!fetch) {
     const local = await store.readCommit(there.oid).catch(() => null)
-    return { remote, held: true, commit: there.oid, holder: local ? holderOf(local.trailers) : null }
+    return { remote: shown, held: true, commit: there.oid, holder: local ? holderOf(local.trailers) : null }
   }
   const read = await readHolder(store, remote).catch(() => null)
-  return { remote, held: true, commit: there.oid, holder: read?.commit === there.oid ? read.holder : null }
+  return { remote: shown, held: true, commit: there.oid, holder: read?.commit === there.oid ? read.holder : null }
 }
 
 // --break-lease: removes the lease whatever its holder (shown first), by a delete that
@@ -130,7 +132,7 @@ export async function inspectLease(store: Store, remote: string, { fetch = true 
 export async function breakLease(store: Store, remote: string): Promise<LeaseState & { broken: boolean }> {
   const state = await inspectLease(store, remote)
   if (!state.held || state.commit === null) return { ...state, broken: false }
-  const out = await pushRefs(store.location, remote, [{ ref: LEASE_REF, oid: null, expect: state.commit }])
+  const out = await pushRefs(store, remote, [{ ref: LEASE_REF, oid: null, expect: state.commit }])
   if (out.error) throw out.error
   if (!out.ok) throw leaseHeld(remote, { commit: state.commit, holder: state.holder })
   return { ...state, broken: true }

@@ -1,5 +1,5 @@
 import { AasError } from '../errors.js'
-import { listRemoteRefs, pushRefs, type RemoteRefUpdate } from '../git/remote.js'
+import { displayRemote, listRemoteRefs, pushRefs, type RemoteRefUpdate } from '../git/remote.js'
 import { APPLIED_REF_PREFIX, KEPT_REF_PREFIX, PENDING_REF_PREFIX, RUN_REF_PREFIX, SNAPSHOT_REF_PREFIX } from '../git/refs.js'
 import { repackEmbeddedStore } from '../git/repack.js'
 import type { RefCommit, Store } from '../git/store.js'
@@ -78,7 +78,7 @@ async function localPlan(store: Store, policy: RetentionPolicy, now: number): Pr
 // by its name; one whose name carries no date is kept), and the runs deleted here that
 // the remote holds with the same commit. Every delete expects the remote's value.
 async function remotePlan(store: Store, remote: string, policy: RetentionPolicy, now: number, local: RefCommit[], droppedHere: PruneCandidate[]) {
-  const theirs = await listRemoteRefs(store.location, remote)
+  const theirs = await listRemoteRefs(store, remote)
   const localTime = new Map(local.map((c) => [c.ref, c]))
   const candidates: PruneCandidate[] = []
   for (const r of theirs) {
@@ -112,14 +112,16 @@ export async function pruneSnapshots(
   let remoteResult: PruneResult['remote'] = null
   let error: AasError | null = null
   if (remote !== null && remoteUpdates !== null) {
-    const out = await pushRefs(store.location, remote, remoteUpdates)
-    remoteResult = { name: remote, deleted: out.ok ? remoteUpdates.map((u) => u.ref) : [] }
+    const out = await pushRefs(store, remote, remoteUpdates)
+    // With isomorphic-git each delete is its own push: those done before a failure are listed.
+    remoteResult = { name: displayRemote(remote), deleted: out.updated }
     if (!out.ok) {
+      const left = out.updated.length === 0 ? 'nothing was deleted there' : `the other ${out.updated.length} were deleted there`
       error =
         out.error ??
-        new AasError('REMOTE_FAILED', `${remote} changed while it was pruned: ${out.rejected.map((r) => r.ref).join(', ')}; nothing was deleted there.`, {
+        new AasError('REMOTE_FAILED', `${displayRemote(remote)} changed while it was pruned: ${out.rejected.map((r) => r.ref).join(', ')}; ${left}.`, {
           hint: 'Run the command again.',
-          data: { remote, rejected: out.rejected },
+          data: { remote: displayRemote(remote), rejected: out.rejected },
         })
     }
   }

@@ -1,4 +1,4 @@
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises'
+import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError } from '../errors.js'
 import { initEmbeddedStore } from '../git/locate.js'
@@ -46,6 +46,40 @@ export async function writeConfiguredRemote(store: Store, remote: string): Promi
   const tmp = `${file}.${process.pid}.tmp`
   await writeFile(tmp, `[aas]\n\tremote = "${remote.replace(/\\/g, '\\\\').replace(/"/g, '\\"')}"\n`)
   await rename(tmp, file)
+}
+
+// Removes aas.remote (every line of it in the [aas] section), keeping the rest of the
+// file; written to a temp file and renamed over it, so a reader sees the old file or the
+// new one. The file goes when nothing else is left in it. Returns the value removed, or
+// null when none was set (the file is then left as it is).
+export async function removeConfiguredRemote(store: Store): Promise<string | null> {
+  const removed = await readConfiguredRemote(store)
+  if (removed === null) return null
+  const file = remoteConfigPath(store)
+  const kept: string[] = []
+  let section = ''
+  for (const raw of (await readFile(file, 'utf8')).split('\n')) {
+    const line = raw.trim()
+    const head = /^\[([A-Za-z0-9.-]+)\]$/.exec(line)
+    if (head) section = (head[1] as string).toLowerCase()
+    if (section === 'aas' && /^remote\s*=/i.test(line)) continue
+    kept.push(raw)
+  }
+  // A section left without a key is dropped with its header.
+  const emptyAfter = (i: number): boolean => {
+    for (const l of kept.slice(i + 1)) if (l.trim() !== '') return /^\s*\[/.test(l)
+    return true
+  }
+  const lines = kept.filter((raw, i) => !(/^\s*\[aas\]\s*$/i.test(raw) && emptyAfter(i)))
+  const text = lines.join('\n')
+  if (text.trim() === '') {
+    await rm(file, { force: true })
+    return removed
+  }
+  const tmp = `${file}.${process.pid}.tmp`
+  await writeFile(tmp, text.endsWith('\n') ? text : `${text}\n`)
+  await rename(tmp, file)
+  return removed
 }
 
 // A remote argument as git will be handed it: a configured remote of the store's

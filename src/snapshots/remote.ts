@@ -1,5 +1,5 @@
 import { AasError, isAasError } from '../errors.js'
-import { fetchRefs, listRemoteRefs, pushRefs } from '../git/remote.js'
+import { checkRemoteSupported, displayRemote, fetchRefs, listRemoteRefs, pushRefs } from '../git/remote.js'
 import { PORTABLE_REF_PREFIXES, SNAPSHOT_REF_PREFIX } from '../git/refs.js'
 import type { RefEntry, Store } from '../git/store.js'
 import { listSnapshots, type Snapshot } from './list.js'
@@ -17,24 +17,17 @@ export interface DivergedRef {
 
 export interface TransferResult {
   ok: boolean
-  remote: string
+  remote: string // as shown: an http(s) URL's password hidden
   transferred: string[] // refs created (on the remote for a push, here for a fetch)
   upToDate: number // refs already on both sides with the same commit
   diverged: DivergedRef[] // the same name with another commit: left alone on both sides
   error: AasError | null
 }
 
+// REMOTE_UNSUPPORTED before anything is done: the isomorphic-git backend (AAS_GIT=js)
+// reaches http(s) remotes only.
 export function checkRemoteBackend(store: Store, remote: string): void {
-  if (store.backend !== 'cli') {
-    throw new AasError(
-      'REMOTE_UNSUPPORTED',
-      `Snapshots cannot be pushed or fetched with the isomorphic-git backend (AAS_GIT=js): ${remote} needs the git binary.`,
-      {
-        hint: 'Install git and run without AAS_GIT=js (or with AAS_GIT=cli).',
-        data: { remote, backend: store.backend },
-      },
-    )
-  }
+  checkRemoteSupported(store.backend, remote)
 }
 
 async function localPortableRefs(store: Store): Promise<RefEntry[]> {
@@ -43,7 +36,8 @@ async function localPortableRefs(store: Store): Promise<RefEntry[]> {
   return out
 }
 
-function divergedError(remote: string, diverged: DivergedRef[], pushing: boolean): AasError {
+function divergedError(url: string, diverged: DivergedRef[], pushing: boolean): AasError {
+  const remote = displayRemote(url)
   const names = diverged.map((d) => d.ref)
   return new AasError(
     'SNAPSHOT_DIVERGED',
@@ -57,12 +51,24 @@ function divergedError(remote: string, diverged: DivergedRef[], pushing: boolean
   )
 }
 
-// --push-snapshots: every snapshot and run ref the remote lacks is created there, all in
-// one atomic push whose every update expects the ref to be absent.
+// Oldest snapshot first, then the runs: with isomorphic-git (one push per ref), a
+// snapshot's parent is then on the remote before it, so its history is not sent twice,
+// and an interrupted push leaves a remote whose snapshots have their parents.
+function pushOrder(a: RefEntry, b: RefEntry): number {
+  const sa = a.ref.startsWith(SNAPSHOT_REF_PREFIX)
+  const sb = b.ref.startsWith(SNAPSHOT_REF_PREFIX)
+  if (sa !== sb) return sa ? -1 : 1
+  return a.ref < b.ref ? -1 : a.ref > b.ref ? 1 : 0
+}
+
+// --push-snapshots: every snapshot and run ref the remote lacks is created there, each
+// update expecting the ref to be absent: one atomic push with the git binary, one push
+// per ref with isomorphic-git (those sent before a failure stay, and are reported).
 export async function pushSnapshots(store: Store, remote: string): Promise<TransferResult> {
   checkRemoteBackend(store, remote)
-  const local = await localPortableRefs(store)
-  const theirs = new Map((await listRemoteRefs(store.location, remote)).map((r) => [r.ref, r.oid]))
+  const shown = displayRemote(remote)
+  const local = (await localPortableRefs(store)).sort(pushOrder)
+  const theirs = new Map((await listRemoteRefs(store, remote)).map((r) => [r.ref, r.oid]))
   const diverged: DivergedRef[] = []
   const create: RefEntry[] = []
   let upToDate = 0
@@ -73,38 +79,54 @@ export async function pushSnapshots(store: Store, remote: string): Promise<Trans
     else diverged.push({ ref: r.ref, local: r.oid, remote: there })
   }
   const out = await pushRefs(
-    store.location,
+    store,
     remote,
     create.map((r) => ({ ref: r.ref, oid: r.oid, expect: null })),
   )
+  const transferred = out.updated
+  if (out.error) {
+    // The transport failed: with the git binary nothing was pushed (atomic); with
+    // isomorphic-git the refs sent before it are there, complete, and reported.
+    if (transferred.length === 0) throw out.error
+    return { ok: false, remote: shown, transferred, upToDate, diverged, error: out.error }
+  }
   if (!out.ok) {
-    if (out.error) throw out.error
-    // Another push created some of these meanwhile: nothing was pushed (atomic).
-    const now = new Map((await listRemoteRefs(store.location, remote)).map((r) => [r.ref, r.oid]))
+    // Another push created some of these meanwhile: those with our commit count as there,
+    // those with another as diverged; the rest were not pushed (with the git binary, none was).
+    const now = new Map((await listRemoteRefs(store, remote)).map((r) => [r.ref, r.oid]))
+    const sent = new Set(transferred)
+    const missing: Array<{ ref: string; reason: string }> = []
     for (const r of create) {
       const there = now.get(r.ref)
-      if (there !== undefined && there !== r.oid) diverged.push({ ref: r.ref, local: r.oid, remote: there })
+      if (sent.has(r.ref)) continue
+      if (there === r.oid) upToDate++
+      else if (there !== undefined) diverged.push({ ref: r.ref, local: r.oid, remote: there })
+      else missing.push(out.rejected.find((x) => x.ref === r.ref) ?? { ref: r.ref, reason: 'not pushed' })
     }
-    const error = diverged.length > 0 ? divergedError(remote, diverged, true) : rejectedError(remote, out.rejected)
-    return { ok: false, remote, transferred: [], upToDate, diverged, error }
+    const error = diverged.length > 0 ? divergedError(remote, diverged, true) : missing.length > 0 ? rejectedError(remote, missing, transferred.length) : null
+    return { ok: error === null, remote: shown, transferred, upToDate, diverged, error }
   }
-  const transferred = create.map((r) => r.ref)
   const error = diverged.length > 0 ? divergedError(remote, diverged, true) : null
-  return { ok: error === null, remote, transferred, upToDate, diverged, error }
+  return { ok: error === null, remote: shown, transferred, upToDate, diverged, error }
 }
 
-function rejectedError(remote: string, rejected: Array<{ ref: string; reason: string }>): AasError {
-  return new AasError('REMOTE_FAILED', `${remote} rejected the push: ${rejected.map((r) => `${r.ref} (${r.reason})`).join(', ')}; nothing was pushed.`, {
-    hint: 'Run the command again; if it is refused again, check the remote with git ls-remote.',
-    data: { remote, rejected },
-  })
+function rejectedError(url: string, rejected: Array<{ ref: string; reason: string }>, sent: number): AasError {
+  const remote = displayRemote(url)
+  return new AasError(
+    'REMOTE_FAILED',
+    `${remote} rejected the push: ${rejected.map((r) => `${r.ref} (${r.reason})`).join(', ')}; ${sent === 0 ? 'nothing was pushed' : `the other ${sent} ref${sent === 1 ? ' was' : 's were'} pushed`}.`,
+    {
+      hint: 'Run the command again; if it is refused again, check the remote with git ls-remote.',
+      data: { remote, rejected },
+    },
+  )
 }
 
 // --fetch-snapshots: the remote's snapshot and run refs are fetched into a private
 // namespace, then each one this store lacks is created by compare-and-swap.
 export async function fetchSnapshots(store: Store, remote: string): Promise<TransferResult> {
   checkRemoteBackend(store, remote)
-  const fetched = await fetchRefs(store.location, remote, PORTABLE_REF_PREFIXES)
+  const fetched = await fetchRefs(store, remote, PORTABLE_REF_PREFIXES)
   try {
     const mine = new Map((await localPortableRefs(store)).map((r) => [r.ref, r.oid]))
     const diverged: DivergedRef[] = []
@@ -127,7 +149,7 @@ export async function fetchSnapshots(store: Store, remote: string): Promise<Tran
       }
     }
     const error = diverged.length > 0 ? divergedError(remote, diverged, false) : null
-    return { ok: error === null, remote, transferred, upToDate, diverged, error }
+    return { ok: error === null, remote: displayRemote(remote), transferred, upToDate, diverged, error }
   } finally {
     await fetched.cleanup()
   }
@@ -179,10 +201,10 @@ export async function locateSnapshots(store: Store, remote: string | null): Prom
   let theirs: RefEntry[]
   try {
     checkRemoteBackend(store, remote)
-    theirs = (await listRemoteRefs(store.location, remote)).filter((r) => r.ref.startsWith(SNAPSHOT_REF_PREFIX))
+    theirs = (await listRemoteRefs(store, remote)).filter((r) => r.ref.startsWith(SNAPSHOT_REF_PREFIX))
   } catch (err) {
     if (!isAasError(err)) throw err
-    return { snapshots: located, remote: { name: remote, reachable: false, error: err } }
+    return { snapshots: located, remote: { name: displayRemote(remote), reachable: false, error: err } }
   }
   const byName = new Map(located.map((s) => [s.name, s]))
   for (const r of theirs) {
@@ -195,5 +217,5 @@ export async function locateSnapshots(store: Store, remote: string | null): Prom
     }
   }
   located.sort((a, b) => b.timestamp - a.timestamp || (a.name < b.name ? 1 : a.name > b.name ? -1 : 0))
-  return { snapshots: located, remote: { name: remote, reachable: true, error: null } }
+  return { snapshots: located, remote: { name: displayRemote(remote), reachable: true, error: null } }
 }

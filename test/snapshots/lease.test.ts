@@ -1,22 +1,38 @@
 import { spawn } from 'node:child_process'
-import { writeFile } from 'node:fs/promises'
-import { hostname } from 'node:os'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { hostname, tmpdir } from 'node:os'
 import path from 'node:path'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/git/open-store.js'
 import { acquireLease } from '../../src/snapshots/lease.js'
 import { makeVault, type TempVault } from '../helpers/make-vault.js'
-import { makeBareRemote, refsOf, type BareRemote } from '../helpers/remotes.js'
-import { binPath, cli } from '../helpers/run-cli.js'
+import { makeBareRemote, refsOf, startGitHttpServer, type GitHttpServer } from '../helpers/remotes.js'
+import { binPath, cli, cli as cliIn } from '../helpers/run-cli.js'
 import { captureTree } from '../helpers/tree-state.js'
 
 // The cross-host lease refs/aas/lease on aas.remote: one run of a vault at a time across
 // machines, --break-lease for a run that died, and --doctor's report of it.
 
 const cleanups: Array<() => Promise<void>> = []
-afterAll(async () => {
-  for (const c of cleanups.reverse()) await c()
+let base: string
+let server: GitHttpServer
+beforeAll(async () => {
+  base = await mkdtemp(path.join(tmpdir(), 'aas-lease-http-'))
+  server = await startGitHttpServer(base)
 })
+afterAll(async () => {
+  await server?.stop()
+  for (const c of cleanups.reverse()) await c()
+  await rm(base, { recursive: true, force: true })
+})
+
+// Where the shared remote is and which backend talks to it.
+const TRANSPORTS = [
+  { name: 'a bare repository by path, git binary', backend: 'cli', http: false },
+  { name: 'http, git binary', backend: 'cli', http: true },
+  { name: 'http, isomorphic-git', backend: 'js', http: true },
+] as const
+type Transport = (typeof TRANSPORTS)[number]
 
 async function vault(): Promise<TempVault> {
   const v = await makeVault('vault-v1')
@@ -24,10 +40,13 @@ async function vault(): Promise<TempVault> {
   return v
 }
 
-async function remote(): Promise<BareRemote> {
-  const r = await makeBareRemote()
+let repos = 0
+// A new bare repository: its folder, and the remote argument that reaches it.
+async function remote(t: Transport): Promise<{ dir: string; arg: string }> {
+  const name = `lease-${++repos}.git`
+  const r = t.http ? await makeBareRemote(name, base) : await makeBareRemote()
   cleanups.push(r.cleanup)
-  return r
+  return { dir: r.dir, arg: t.http ? server.url(name) : r.url }
 }
 
 const LEASE = 'refs/aas/lease'
@@ -56,19 +75,21 @@ async function until(cond: () => boolean): Promise<void> {
   }
 }
 
-describe('the lease', () => {
+describe.each(TRANSPORTS)('the lease on $name', (t) => {
+  const env = { AAS_GIT: t.backend }
+  const cli = (args: string[]) => cliIn(args, env)
   it('when two clones of a vault sharing a remote migrate at once then exactly one holds the lease, the other is refused naming it, and nothing is lost', async () => {
     const a = await vault()
     const b = await vault()
-    const r = await remote()
-    for (const v of [a, b]) expect((await cli(['--agents-root', v.root, '--status', '--remote', r.dir])).code).toBe(0)
+    const r = await remote(t)
+    for (const v of [a, b]) expect((await cli(['--agents-root', v.root, '--status', '--remote', t.http ? r.arg : r.dir])).code).toBe(0)
     const bBefore = await captureTree(b.root)
     // a's run stops in its fast-forward, lease held, until an agent of a lets go of its lock
     await writeFile(path.join(a.root, 'writer/.lock'), '')
     const agent = await holdAgentLock(path.join(a.root, 'writer/.lock'))
     const runA = spawn(process.execPath, [binPath, '--agents-root', a.root, '--to', 'v2', '--lock-timeout', '120', '--json'], {
       stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
+      env: { ...process.env, NO_COLOR: '1', ...env },
     })
     let outA = ''
     runA.stdout.on('data', (d: Buffer) => (outA += d.toString('utf8')))
@@ -95,12 +116,12 @@ describe('the lease', () => {
 
   it('when a run died holding the lease then --doctor reports it and --break-lease removes it after naming its holder', async () => {
     const v = await vault()
-    const r = await remote()
-    expect((await cli(['--agents-root', v.root, '--status', '--remote', r.url])).code).toBe(0)
+    const r = await remote(t)
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', r.arg])).code).toBe(0)
     const healthy = JSON.parse((await cli(['--agents-root', v.root, '--doctor', '--json'])).stdout)
     expect(healthy.doctor.checks.find((c: { id: string }) => c.id === 'remote')).toMatchObject({ ok: true })
-    const store = await openStore({ agentsRoot: v.root })
-    const dead = await acquireLease(store, r.url, '--to v9')
+    const store = await openStore({ agentsRoot: v.root, backend: t.backend })
+    const dead = await acquireLease(store, r.arg, '--to v9')
     const doctor = await cli(['--agents-root', v.root, '--doctor', '--json'])
     expect(doctor.code).toBe(1)
     const check = JSON.parse(doctor.stdout).doctor.checks.find((c: { id: string }) => c.id === 'remote')
@@ -111,11 +132,13 @@ describe('the lease', () => {
     expect(JSON.parse(refused.stdout).error.code).toBe('LEASE_HELD')
     const broken = await cli(['--agents-root', v.root, '--break-lease'])
     expect(broken.code, broken.stderr).toBe(0)
-    expect(broken.stdout).toContain(`removed the lease on ${r.url}, held by ${hostname()} (pid ${process.pid}, --to v9`)
+    expect(broken.stdout).toContain(`removed the lease on ${r.arg}, held by ${hostname()} (pid ${process.pid}, --to v9`)
     expect(refsOf(r.dir)[LEASE]).toBeUndefined()
-    expect((await cli(['--agents-root', v.root, '--break-lease'])).stdout).toBe(`no lease on ${r.url}: nothing to remove\n`)
+    expect((await cli(['--agents-root', v.root, '--break-lease'])).stdout).toBe(`no lease on ${r.arg}: nothing to remove\n`)
   })
+})
 
+describe('the lease on an unreachable remote', () => {
   it('when aas.remote cannot be reached then --doctor says so with the command to check it, and a run is refused before it changes anything', async () => {
     const v = await vault()
     const gone = path.join(v.dir, 'gone.git')

@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readdir, rm, utimes, writeFile } from 'node:fs/promises'
+import { mkdtemp, readdir, rm, utimes, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, describe, expect, it } from 'vitest'
 import { pruneSnapshots } from '../../src/api.js'
@@ -8,7 +9,7 @@ import { openStore } from '../../src/git/open-store.js'
 import { refsToPrune } from '../../src/snapshots/prune.js'
 import { takeSnapshot } from '../../src/snapshots/take.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
-import { makeBareRemote, refsOf } from '../helpers/remotes.js'
+import { makeBareRemote, refsOf, startGitHttpServer } from '../helpers/remotes.js'
 import { cli } from '../helpers/run-cli.js'
 
 // --prune-snapshots: retention that keeps the newest snapshot and the runs of the kept
@@ -103,24 +104,39 @@ describe('--prune-snapshots', () => {
     expect(refsOf(path.join(v.root, '_migrations/aas.git'))[run.doc.result.result.ref]).toBe(run.doc.result.result.commit)
   })
 
-  it('when a user repository is pruned with --remote then only our refs go, here and on the remote, and it says git gc gives the space back', async () => {
-    const v = await vault({ git: true })
-    const remote = await makeBareRemote()
-    cleanups.push(remote.cleanup)
-    const run = await json(['--agents-root', v.root, '--to', 'v2'])
-    const newest = await laterSnapshot(v.root)
-    expect((await cli(['--agents-root', v.root, '--push-snapshots', remote.dir])).code).toBe(0)
-    const userRefs = () => Object.entries(refsOf(path.join(v.dir, '.git'))).filter(([r]) => !r.startsWith('refs/aas/'))
-    const before = userRefs()
-    const r = await cli(['--agents-root', v.root, '--prune-snapshots', '--keep-last', '1', '--remote', remote.dir])
-    expect(r.code, r.stderr).toBe(0)
-    expect(r.stdout).toContain('deleted 2 refs on')
-    expect(r.stdout).toContain('git gc')
-    const gone = [run.doc.result.snapshot.ref, run.doc.result.result.ref]
-    expect(Object.keys(remote.refs())).toEqual([newest])
-    for (const ref of gone) expect(refsOf(path.join(v.dir, '.git'))[ref]).toBeUndefined()
-    expect(userRefs()).toEqual(before)
-  })
+  it.each([
+    { name: 'a bare repository by path, git binary', backend: 'cli', http: false },
+    { name: 'http, git binary', backend: 'cli', http: true },
+    { name: 'http, isomorphic-git', backend: 'js', http: true },
+  ] as const)(
+    'when a user repository is pruned with --remote ($name) then only our refs go, here and on the remote, and it says git gc gives the space back',
+    async (t) => {
+      const env = { AAS_GIT: t.backend }
+      const v = await vault({ git: true })
+      const base = await mkdtemp(path.join(tmpdir(), 'aas-prune-http-'))
+      const server = t.http ? await startGitHttpServer(base) : null
+      cleanups.push(async () => {
+        await server?.stop()
+        await rm(base, { recursive: true, force: true })
+      })
+      const remote = await makeBareRemote('vault.git', base)
+      const arg = server ? server.url('vault.git') : remote.dir
+      const run = JSON.parse((await cli(['--agents-root', v.root, '--to', 'v2', '--json'], env)).stdout)
+      const newest = await laterSnapshot(v.root)
+      expect((await cli(['--agents-root', v.root, '--push-snapshots', arg], env)).code).toBe(0)
+      expect(Object.keys(remote.refs())).toHaveLength(3)
+      const userRefs = () => Object.entries(refsOf(path.join(v.dir, '.git'))).filter(([r]) => !r.startsWith('refs/aas/'))
+      const before = userRefs()
+      const r = await cli(['--agents-root', v.root, '--prune-snapshots', '--keep-last', '1', '--remote', arg], env)
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stdout).toContain(`deleted 2 refs on ${arg}`)
+      expect(r.stdout).toContain('git gc')
+      const gone = [run.result.snapshot.ref, run.result.result.ref]
+      expect(Object.keys(remote.refs())).toEqual([newest])
+      for (const ref of gone) expect(refsOf(path.join(v.dir, '.git'))[ref]).toBeUndefined()
+      expect(userRefs()).toEqual(before)
+    },
+  )
 
   it.each([
     [['--prune-snapshots'], /needs --keep-last N or --keep-within/],

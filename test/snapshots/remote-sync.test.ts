@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { migrate } from '../../src/api.js'
 import type { EngineEvent } from '../../src/commands/session.js'
 import { makeVault, type TempVault } from '../helpers/make-vault.js'
-import { makeBareRemote, refsOf, type BareRemote } from '../helpers/remotes.js'
+import { makeBareRemote, refsOf, startGitHttpServer, type BareRemote } from '../helpers/remotes.js'
 import { binPath, cli } from '../helpers/run-cli.js'
 
 // aas.remote: --to and --rollback push their snapshots once the run is done; a push that
@@ -75,31 +75,83 @@ describe('aas.remote', () => {
     expect(refsOf(remote.dir)[result.snapshot?.ref as string]).toBe(result.snapshot?.commit)
   })
 
-  it('when the remote goes while the CLI runs then the run exits 0, warns that the push failed and that the lease was not given back', async () => {
+  it.each([
+    { name: 'a bare repository by path, git binary', backend: 'cli', http: false },
+    { name: 'http, git binary', backend: 'cli', http: true },
+    { name: 'http, isomorphic-git', backend: 'js', http: true },
+  ] as const)(
+    'when the remote ($name) goes while the CLI runs then the run exits 0, warns that the push failed and that the lease was not given back',
+    async (t) => {
+      const { v, remote } = await setup()
+      const server = t.http ? await startGitHttpServer(path.dirname(remote.dir)) : null
+      cleanups.push(async () => server?.stop())
+      const arg = server ? server.url(path.basename(remote.dir)) : remote.dir
+      expect((await cli(['--agents-root', v.root, '--list-snapshots', '--remote', arg], { AAS_GIT: t.backend })).code).toBe(0)
+      // the run waits in its fast-forward for an agent's lock, holding the lease, while the remote goes
+      await writeFile(path.join(v.root, 'writer/.lock'), '')
+      const agent = spawn('flock', ['-x', path.join(v.root, 'writer/.lock'), '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] })
+      await new Promise((res) => agent.stdout.once('data', res))
+      const run = spawn(process.execPath, [binPath, '--agents-root', v.root, '--to', 'v2', '--lock-timeout', '120'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+        env: { ...process.env, NO_COLOR: '1', AAS_GIT: t.backend },
+      })
+      let stderr = ''
+      run.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
+      const done = new Promise<number | null>((res) => run.once('exit', (code) => res(code)))
+      for (let i = 0; refsOf(remote.dir)['refs/aas/lease'] === undefined; i++) {
+        if (i > 1200) throw new Error('the run never took the lease')
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      await remote.cleanup()
+      agent.stdin.end()
+      expect(await done, stderr).toBe(0)
+      expect(stderr).toContain(`warning: the run is done, but its snapshots were not pushed to ${arg}`)
+      expect(stderr).toContain('aas-migrate --push-snapshots')
+      expect(stderr).toContain(`warning: the lease on ${arg} was not given back`)
+      expect(await unit(v.root)).toMatch(/^schema_version: 2$/m)
+      expect(await lastAudit(v.root)).toMatchObject({ result: 'ok', push: { ok: false }, lease: { remote: arg, released: false } })
+    },
+  )
+})
+
+describe('--unset-remote', () => {
+  const configFile = (v: TempVault) => path.join(v.root, '_migrations/aas.git/aas/config')
+
+  it('when aas.remote is set then --unset-remote alone removes it, says what it removed, and runs take no lease and push nothing', async () => {
     const { v, remote } = await setup()
-    expect((await cli(['--agents-root', v.root, '--list-snapshots', '--remote', remote.dir])).code).toBe(0)
-    // the run waits in its fast-forward for an agent's lock, holding the lease, while the remote goes
-    await writeFile(path.join(v.root, 'writer/.lock'), '')
-    const agent = spawn('flock', ['-x', path.join(v.root, 'writer/.lock'), '-c', 'echo locked; exec cat >/dev/null'], { stdio: ['pipe', 'pipe', 'inherit'] })
-    await new Promise((res) => agent.stdout.once('data', res))
-    const run = spawn(process.execPath, [binPath, '--agents-root', v.root, '--to', 'v2', '--lock-timeout', '120'], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1' },
-    })
-    let stderr = ''
-    run.stderr.on('data', (d: Buffer) => (stderr += d.toString('utf8')))
-    const done = new Promise<number | null>((res) => run.once('exit', (code) => res(code)))
-    for (let i = 0; refsOf(remote.dir)['refs/aas/lease'] === undefined; i++) {
-      if (i > 1200) throw new Error('the run never took the lease')
-      await new Promise((r) => setTimeout(r, 50))
-    }
-    await remote.cleanup()
-    agent.stdin.end()
-    expect(await done, stderr).toBe(0)
-    expect(stderr).toContain(`warning: the run is done, but its snapshots were not pushed to ${remote.dir}`)
-    expect(stderr).toContain('aas-migrate --push-snapshots')
-    expect(stderr).toContain(`warning: the lease on ${remote.dir} was not given back`)
-    expect(await unit(v.root)).toMatch(/^schema_version: 2$/m)
-    expect(await lastAudit(v.root)).toMatchObject({ result: 'ok', push: { ok: false }, lease: { remote: remote.dir, released: false } })
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', remote.dir])).code).toBe(0)
+    await writeFile(configFile(v), `${await readFile(configFile(v), 'utf8')}[user]\n\tname = kept\n`)
+    const r = await cli(['--agents-root', v.root, '--unset-remote'])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toBe(`aas.remote ${remote.dir} removed (${configFile(v)})\n`)
+    expect(await readFile(configFile(v), 'utf8')).toBe('[user]\n\tname = kept\n')
+    const run = await cli(['--agents-root', v.root, '--to', 'v2', '--json'])
+    expect(run.code, run.stderr).toBe(0)
+    expect(JSON.parse(run.stdout).push).toBeUndefined()
+    expect(remote.refs()).toEqual({})
+    const again = await cli(['--agents-root', v.root, '--unset-remote', '--json'])
+    expect(again.code).toBe(0)
+    expect(JSON.parse(again.stdout)).toMatchObject({ command: 'unset-remote', ok: true, unset: { setting: 'aas.remote', removed: null, file: configFile(v) } })
+  })
+
+  it('when given with another command then aas.remote is removed first and the command runs without it; the config file goes once empty', async () => {
+    const { v, remote } = await setup()
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', remote.url])).code).toBe(0)
+    const list = await cli(['--agents-root', v.root, '--list-snapshots', '--unset-remote', '--json'])
+    expect(list.code, list.stderr).toBe(0)
+    expect(list.stderr).toBe(`aas.remote ${remote.url} removed (${configFile(v)})\n`)
+    expect(JSON.parse(list.stdout).remote).toBeNull()
+    await expect(readFile(configFile(v))).rejects.toMatchObject({ code: 'ENOENT' })
+    const none = await cli(['--agents-root', v.root, '--status', '--unset-remote'])
+    expect(none.stderr).toContain('aas.remote was not set')
+  })
+
+  it('when --remote and --unset-remote are given together then it is a usage error and aas.remote stays', async () => {
+    const { v, remote } = await setup()
+    expect((await cli(['--agents-root', v.root, '--status', '--remote', remote.dir])).code).toBe(0)
+    const r = await cli(['--agents-root', v.root, '--status', '--remote', remote.url, '--unset-remote'])
+    expect(r.code).toBe(2)
+    expect(r.stderr).toContain('--remote and --unset-remote cannot be combined')
+    expect(await readFile(configFile(v), 'utf8')).toContain(remote.dir)
   })
 })
