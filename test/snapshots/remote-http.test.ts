@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { fetchSnapshots, locateSnapshots, migrate, pushSnapshots } from '../../src/api.js'
 import type { EngineEvent } from '../../src/commands/session.js'
 import { git, makeVault, type TempVault } from '../helpers/make-vault.js'
+import { parseName } from '../../src/snapshots/names.js'
 import { makeBareRemote, makeCertificate, refsOf, startGitHttpServer, type BareRemote, type GitHttpServer } from '../helpers/remotes.js'
 import { binAsync, cli } from '../helpers/run-cli.js'
 import { captureTree, ENGINE_FILES } from '../helpers/tree-state.js'
@@ -161,6 +162,8 @@ describe.each(['cli', 'js'] as const)('an http:// remote with the %s backend', (
     expect((await run(['--agents-root', a.root, '--push-snapshots', remote.http])).code).toBe(0)
     const before = remote.refs()
     const aSnap = Object.keys(before).find((r) => r.startsWith('refs/aas/snapshots/')) as string
+    // Snapshot names are to the second: b's own snapshot must not be named as a's.
+    await nextSecondAfter(aSnap)
     expect((await run(['--agents-root', b.root, '--to', 'v2'])).code).toBe(0)
     const bStore = storeOf(b)
     const bSnap = Object.keys(refsOf(bStore)).find((r) => r.startsWith('refs/aas/snapshots/')) as string
@@ -352,3 +355,13 @@ describe('the isomorphic-git backend and remotes other than http(s)', () => {
     expect(Object.keys(refsOf(storeOf(v))).filter((r) => r.startsWith('refs/aas/snapshots/'))).toHaveLength(1) // nothing pruned
   })
 })
+
+// Waits until the wall clock is past the second a snapshot's name records, so that a
+// snapshot taken next gets another name.
+async function nextSecondAfter(ref: string): Promise<void> {
+  const name = ref.slice('refs/aas/snapshots/'.length)
+  const parsed = parseName(name)
+  if (!parsed) throw new Error(`${name} is not a snapshot name`)
+  const wait = (parsed.timestamp + 1) * 1000 - Date.now()
+  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait + 20))
+}
