@@ -94,9 +94,12 @@ function plainFlowItem(line: Line, at: number): Scalar {
 }
 
 // The nodes of a loadable source, or null when it is not loadable (parse it fully).
-// `loadable`: the caller has just seen isLoadableSimply(source) hold (the fast load did).
-export function locateSimple(source: string, { loadable = false }: { loadable?: boolean } = {}): Located | null {
-  if (!loadable && !isLoadableSimply(source)) return null
+export function locateSimple(source: string): Located | null {
+  return isLoadableSimply(source) ? locateLoadable(source) : null
+}
+
+// The nodes of a source isLoadableSimply accepts (the fast load read it).
+export function locateLoadable(source: string): Located {
   const lines = linesOf(source)
   const map = new YAMLMap()
   let k = 0

@@ -3,7 +3,7 @@ import { AasError } from '../errors.js'
 import { applyEdits, detectStyle, planEdits } from './frontmatter-edit.js'
 import { emitMapping } from './frontmatter-emit.js'
 import { fastLoad } from './frontmatter-fast.js'
-import { locateSimple, type Located } from './frontmatter-locate.js'
+import { locateLoadable, type Located } from './frontmatter-locate.js'
 import { splitUnitText, opensFrontmatter, type UnitTextParts } from './frontmatter-split.js'
 import { normaliseMeta, readBackValue, sameValue, type FrontmatterValue } from './frontmatter-values.js'
 
@@ -170,25 +170,13 @@ export class UnitText {
     return this.#hasFrontmatter ? p.bom + p.open + p.source + p.close + p.body : p.bom + p.body
   }
 
-  // The nodes of the current source, located now if only its values were read: from its
-  // lines when it is simple, else by the full parse.
+  // The nodes of the current source, located now if only its values were read (the fast
+  // load read it, so it is simple enough to be located from its lines).
   #doc(): Located | null {
     if (this.#parsed.doc !== undefined) return this.#parsed.doc
-    // doc undefined: the fast load read this source, so it is loadable.
-    const located = locateSimple(this.#parts.source, { loadable: true })
-    if (located !== null) {
-      this.#parsed = { doc: located, meta: this.#parsed.meta }
-      return located
-    }
-    const parsed = parseSource(this.#parts.source)
-    if (!parsed.ok || !sameValue(parsed.value.meta, this.#parsed.meta)) {
-      throw new AasError('INTERNAL', 'The fast front matter reader and the YAML parser disagree about a unit.', {
-        hint: 'Report this unit (its front matter) as a bug; set AAS_FAST_YAML=0 to run without the fast reader meanwhile.',
-        data: { source: this.#parts.source },
-      })
-    }
-    this.#parsed = parsed.value
-    return parsed.value.doc ?? null
+    const doc = locateLoadable(this.#parts.source)
+    this.#parsed = { doc, meta: this.#parsed.meta }
+    return doc
   }
 
   // Adopts a new front matter source if it parses to exactly `expected`.
