@@ -155,13 +155,13 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
  * console.log(r.ok ? `restored; undo with ${r.safety?.name}` : r.error?.message)
  */
 export async function rollback(options: RollbackOptions): Promise<RollbackResult> {
-  const { snapshot, force = false, commit = false, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
+  const { snapshot, force = false, commit = false, env = process.env, now = () => new Date(), lockTimeoutMs = 30_000, onEvent } = options
   const started = Date.now()
   const [{ rollbackResult, rollbackVault }, { newRunId }] = await Promise.all([import('./commands/rollback.js'), import('./commands/run-id.js')])
   const runId = newRunId(now())
   const vault = await openVault(options, runId, `--rollback ${snapshot}${force ? ' --force' : ''}`, started)
   if ('error' in vault) return rollbackResult({ runId, force, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
-  return rollbackVault({ store: vault.store, runId, snapshot, force, commit, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
+  return rollbackVault({ store: vault.store, runId, snapshot, force, commit, env, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}) })
 }
 
 /**

@@ -162,7 +162,7 @@ async function apply(input: ApplyInput, session: WriteSession, note: (got: Parti
     store,
     changes.flatMap((c) => (c.newOid ? [c.newOid] : [])),
   )
-  await fastForward(store, session, input.runId, { kind: 'migrate', from: snap.commit, to: commit, changes, blobs })
+  await fastForward(store, session, input.runId, { kind: 'migrate', from: snap.commit, to: commit, changes, blobs, env: input.env })
   keep({ applied: true })
   await markApplied(store, p, commit)
   if (!plan) return got

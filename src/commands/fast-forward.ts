@@ -14,6 +14,7 @@ export interface FastForwardInput {
   changes: JournalChange[]
   blobs: BlobSource
   tick?: (n: number) => void // work done, for the run's garbage collector
+  env: NodeJS.ProcessEnv // AAS_WRITE_THREADS
 }
 
 const PHASE = { migrate: 'fast-forward', rollback: 'rollback' } as const
@@ -23,7 +24,7 @@ export async function fastForward(
   store: Store,
   session: WriteSession,
   runId: string,
-  { kind, from, to, changes, blobs, tick }: FastForwardInput,
+  { kind, from, to, changes, blobs, tick, env }: FastForwardInput,
 ): Promise<TransactionResult> {
   const phase = PHASE[kind]
   let reported = 0
@@ -39,6 +40,7 @@ export async function fastForward(
         to,
         changes,
         blobs,
+        env,
         faultName: FAULT[kind],
         onProgress: (done, total) => {
           tick?.(done - reported)

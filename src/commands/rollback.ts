@@ -19,6 +19,7 @@ export interface RollbackInput {
   snapshot: string // a snapshot name, NAME.tar.gz, or a legacy tarball name in _migrations/snapshots/
   force: boolean
   commit: boolean // also record the restored units as one commit on the current branch (git vaults)
+  env?: NodeJS.ProcessEnv // AAS_WRITE_THREADS
   lockTimeoutMs: number
   now: () => Date
   onEvent?: (event: EngineEvent) => void
@@ -141,7 +142,14 @@ async function restore(input: RollbackInput, session: WriteSession, note: (got: 
     store,
     changes.flatMap((c) => (c.newOid ? [c.newOid] : [])),
   )
-  const t = await fastForward(store, session, input.runId, { kind: 'rollback', from: safety.commit, to: snapshot.commit, changes, blobs })
+  const t = await fastForward(store, session, input.runId, {
+    kind: 'rollback',
+    from: safety.commit,
+    to: snapshot.commit,
+    changes,
+    blobs,
+    env: input.env ?? process.env,
+  })
   note({ written: t.written, removed: t.removed })
   if (!commitPlan) return { ...done, written: t.written, removed: t.removed }
   const message = `Roll back vault to ${snapshot.name}\n\nAas-Run-Id: ${input.runId}\nAas-Snapshot: ${snapshot.name}\nAas-Safety-Snapshot: ${safety.name}\n`

@@ -1,10 +1,7 @@
-import { existsSync } from 'node:fs'
 import { availableParallelism } from 'node:os'
-import { createRequire } from 'node:module'
-import path from 'node:path'
-import { fileURLToPath, pathToFileURL } from 'node:url'
-import { Worker } from 'node:worker_threads'
+import type { Worker } from 'node:worker_threads'
 import { AasError, type AasErrorCode } from '../errors.js'
+import { startModuleWorker } from '../module-worker.js'
 import type { UnitFailure, ValidationIssue, ValidationMode, ValidationResult } from '../schema/validate.js'
 import type { UnitReading } from '../vault/inventory.js'
 import type { UnitType } from '../vault/rules.js'
@@ -75,23 +72,11 @@ export function workerCount(units: number, requested?: number): number {
   return Math.max(1, Math.min(n, Math.max(units, 1)))
 }
 
-// The worker entry: the compiled .js next to this file, or (running from sources
-// under tsx/vitest) the .ts file loaded through tsx. What a script prints (console.log)
-// goes to our stderr, as a .py script's print() does: stdout carries the patch or the
-// --json document.
+// The worker entry (module-worker.ts). What a script prints (console.log) goes to our
+// stderr, as a .py script's print() does: stdout carries the patch or the --json document.
 function startWorker(data: SandboxWorkerData, memoryMb: number): Worker {
-  const js = new URL('./sandbox-worker.js', import.meta.url)
   const resourceLimits = { maxOldGenerationSizeMb: memoryMb, maxYoungGenerationSizeMb: YOUNG_GENERATION_MB }
-  let worker: Worker
-  if (existsSync(fileURLToPath(js))) worker = new Worker(js, { workerData: data, resourceLimits, stdout: true })
-  else {
-    const ts = new URL('./sandbox-worker.ts', import.meta.url).href
-    // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
-    const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
-    const tsxApi = pathToFileURL(path.join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href
-    const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`
-    worker = new Worker(boot, { eval: true, workerData: data, resourceLimits, stdout: true })
-  }
+  const worker = startModuleWorker(import.meta.url, 'sandbox-worker', { workerData: data, resourceLimits, stdout: true })
   worker.stdout.on('data', (chunk: Buffer) => process.stderr.write(chunk))
   return worker
 }

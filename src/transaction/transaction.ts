@@ -1,4 +1,3 @@
-import { rmdirSync } from 'node:fs'
 import { rename } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError } from '../errors.js'
@@ -6,10 +5,8 @@ import type { Store, TreeChange } from '../git/store.js'
 import { loadStatCache } from '../git/stat-cache.js'
 import type { FileMode } from '../vault/walk.js'
 import {
-  claimFileSync,
   claimNameFor,
   fsyncAll,
-  placeNewSync,
   prepareTempSync,
   restoreClaimSync,
   type OwnBytes,
@@ -18,14 +15,16 @@ import {
   removeTempFiles,
   replaceWithSymlink,
   writeFileAtomic,
-  type PlacedContent,
   type VerifiedDirs,
 } from './atomic-write.js'
+import { claimAndPlaceSync, newTouched, sameState, type BlobContent, type PathOutcome, type Touched } from './claim-write.js'
 import { writeBlobToTemp } from './blob-stream.js'
 import { BIG_BLOB_BYTES } from '../git/store.js'
-import { hashLiveEntrySync, type LiveEntry } from './blob-hash.js'
+import { hashLiveEntrySync } from './blob-hash.js'
 import { collectGarbage } from './collect.js'
 import { faultPoint } from './faults.js'
+import { WriteHelper, useWriteHelper } from './write-helper.js'
+import type { WriteItem } from './write-worker.js'
 import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal, writeJournal, type Journal, type JournalChange } from './journal.js'
 
 // Applies a set of path changes to the live vault as one recoverable transaction
@@ -61,9 +60,7 @@ import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal
 // A SIGKILL at any instant therefore leaves, per path, old bytes at the path or in
 // its claim, or new bytes at the path: each is recovered to exactly the old state.
 
-// A blob's bytes, or (above BIG_BLOB_BYTES) a reference the write streams from the
-// store into its temp file, so no file of hundreds of MB is ever held in memory.
-export type BlobContent = Buffer | { stream: true; oid: string; size: number }
+export type { BlobContent } from './claim-write.js'
 export type BlobSource = (oid: string) => Promise<BlobContent>
 
 export interface TransactionInput {
@@ -75,12 +72,14 @@ export interface TransactionInput {
   changes: JournalChange[]
   blobs: BlobSource
   faultName: 'mid-fast-forward' | 'mid-rollback'
+  env?: NodeJS.ProcessEnv // AAS_WRITE_THREADS (write-helper.ts)
   onProgress?: (done: number, total: number) => void
 }
 
 export interface TransactionResult {
   written: number
   removed: number
+  byHelper: number // of the paths written, those the write helper thread wrote (write-helper.ts)
 }
 
 // Blobs read in batches ahead of the writes (one `cat-file --batch` per chunk rather
@@ -125,10 +124,6 @@ export function journalChangesOf(changes: readonly TreeChange[]): JournalChange[
   }))
 }
 
-function sameState(live: LiveEntry | null, oid: string | null, mode: FileMode | null): boolean {
-  return oid === null ? live === null : live !== null && live.oid === oid && live.mode === mode
-}
-
 function absOf(root: string, rel: string): string {
   return path.join(root, ...rel.split('/'))
 }
@@ -144,15 +139,6 @@ function concurrentChange(paths: string[], phase: string): AasError {
     },
   )
 }
-
-// What a write phase must make durable before its journal goes: written files, and
-// every directory whose entries changed (renames, unlinks, created or pruned dirs).
-interface Touched {
-  files: Set<string>
-  dirs: Set<string>
-}
-
-const newTouched = (): Touched => ({ files: new Set(), dirs: new Set() })
 
 // Write one target state at a path: a blob with a mode, or nothing.
 async function putState(
@@ -209,7 +195,7 @@ async function refuseMoved(root: string, stateDir: string, changes: readonly Jou
 }
 
 export async function runTransaction(input: TransactionInput): Promise<TransactionResult> {
-  const { store, runId, changes, blobs, faultName } = input
+  const { store, runId, changes, faultName } = input
   const root = store.agentsRoot
   const stateDir = store.location.stateDir
   await refuseMoved(root, stateDir, changes, input.kind)
@@ -224,53 +210,141 @@ export async function runTransaction(input: TransactionInput): Promise<Transacti
   })
   collectGarbage() // the live-state check and the journal's text
   faultPoint('after-journal')
-  const touched = newTouched()
-  const verified: VerifiedDirs = new Set()
-  let written = 0
-  let removed = 0
-  for (let i = 0; i < changes.length; i++) {
-    const c = changes[i] as JournalChange
-    faultPoint(faultName, i + 1)
-    let outcome: Awaited<ReturnType<typeof writeClaimed>>
-    try {
-      outcome = await writeClaimed(store, c, blobs, runId, touched, i + 1, verified)
-    } catch (err) {
-      // A failed write (no space, no permission, a planted symlink): path i may hold a claim.
-      await undoAfterFailure(store, { ...journal, changes: changes.slice(0, i + 1) }, err)
-      throw err
+  const helper = useWriteHelper(changes.length, input.env) ? new WriteHelper({ root, runId, faultName }) : null
+  const phase = await writeAll(store, input, helper)
+  if (phase.stop !== null) {
+    const { undoIndices, moved, failure } = phase.stop
+    const narrowed = { ...journal, changes: undoIndices.map((i) => changes[i] as JournalChange) }
+    if (failure !== null) {
+      await undoAfterFailure(store, narrowed, failure)
+      throw failure
     }
-    if (outcome === 'moved') {
-      // Only paths 0..i can hold this transaction's bytes; path i never does after a refusal.
-      await undo(store, { ...journal, changes: changes.slice(0, i) })
-      throw concurrentChange([c.path], input.kind === 'migrate' ? 'migration' : 'rollback')
-    }
-    if (outcome === 'written') written++
-    else removed++
-    input.onProgress?.(i + 1, changes.length)
+    await undo(store, narrowed)
+    throw concurrentChange(
+      moved.map((i) => (changes[i] as JournalChange).path),
+      input.kind === 'migrate' ? 'migration' : 'rollback',
+    )
   }
-  await makeDurable(touched)
+  await makeDurable(phase.touched)
   faultPoint('before-journal-delete')
   await clearJournal(stateDir)
-  return { written, removed }
+  return { written: phase.written, removed: phase.removed, byHelper: phase.byHelper }
 }
 
-// One path of a write phase by the claim protocol described at the top of this file.
-// 'moved': the live path did not hold the old state (or a writer got in): nothing of
-// ours is left at it, and whatever the writer wrote is at the path. Synchronous file
-// calls (see atomic-write.ts); only a blob not in memory is awaited.
+interface WritePhase {
+  written: number
+  removed: number
+  byHelper: number
+  touched: Touched
+  // Set when a path moved or a write failed: the paths to undo (each path either thread
+  // started, but a moved one, which holds nothing of ours), in journal order.
+  stop: { undoIndices: number[]; moved: number[]; failure: unknown | null } | null
+}
+
+// Blobs are read a chunk ahead of the writes; with a helper, the plain modifications of
+// each chunk's second half go to it while the main thread writes the first half.
+const CHUNK = 256
+
+async function writeAll(store: Store, input: TransactionInput, helper: WriteHelper | null): Promise<WritePhase> {
+  const { changes, blobs, runId, faultName } = input
+  const touched = newTouched()
+  const verified: VerifiedDirs = new Set()
+  const attempted: number[] = []
+  const sent: number[] = []
+  const moved: number[] = []
+  let failure: unknown | null = null
+  let written = 0
+  let removed = 0
+  let byHelper = 0
+  const stopped = () => failure !== null || moved.length > 0 || (helper?.stopped ?? false)
+  try {
+    for (let start = 0; start < changes.length && !stopped(); start += CHUNK) {
+      const end = Math.min(start + CHUNK, changes.length)
+      const contents: Array<BlobContent | null> = []
+      try {
+        for (let i = start; i < end; i++) {
+          const oid = (changes[i] as JournalChange).newOid
+          contents.push(oid !== null ? await blobs(oid) : null)
+        }
+      } catch (err) {
+        failure = err // the store could not give a blob: nothing of this chunk was written yet
+        break
+      }
+      const mine: number[] = []
+      const theirs: WriteItem[] = []
+      const half = start + Math.ceil((end - start) / 2)
+      for (let i = start; i < end; i++) {
+        const change = changes[i] as JournalChange
+        const content = contents[i - start] ?? null
+        if (helper !== null && i >= half && Buffer.isBuffer(content) && isPlainModification(change)) theirs.push({ index: i, change, content })
+        else mine.push(i)
+      }
+      await helper?.send(theirs)
+      for (const t of theirs) sent.push(t.index)
+      for (const i of mine) {
+        if (stopped()) break
+        const c = changes[i] as JournalChange
+        faultPoint(faultName, i + 1)
+        attempted.push(i)
+        let outcome: PathOutcome
+        try {
+          outcome = await writeClaimed(store, c, contents[i - start] ?? null, runId, touched, i + 1, verified)
+        } catch (err) {
+          // A failed write (no space, no permission, a planted symlink): path i may hold a claim.
+          failure = err
+          helper?.stop()
+          break
+        }
+        if (outcome === 'moved') {
+          moved.push(i)
+          helper?.stop()
+          break
+        }
+        if (outcome === 'written') written++
+        else removed++
+        input.onProgress?.(attempted.length + (helper?.done ?? 0), changes.length)
+      }
+    }
+  } finally {
+    if (helper !== null) {
+      if (stopped()) helper.stop()
+      const report = await helper.finish(touched, sent)
+      attempted.push(...report.attempted)
+      moved.push(...report.moved)
+      written += report.written
+      byHelper = report.written
+      if (report.failure !== null && failure === null) failure = report.failure.error
+    }
+  }
+  if (!stopped() && failure === null) {
+    if (helper !== null) input.onProgress?.(changes.length, changes.length)
+    return { written, removed, byHelper, touched, stop: null }
+  }
+  const skip = new Set(moved)
+  const undoIndices = [...new Set(attempted)].filter((i) => !skip.has(i)).sort((a, b) => a - b)
+  return { written, removed, byHelper, touched, stop: { undoIndices, moved: moved.sort((a, b) => a - b), failure } }
+}
+
+// Regular file to regular file: what the helper thread may write.
+function isPlainModification(c: JournalChange): boolean {
+  return c.oldOid !== null && c.newOid !== null && c.oldMode !== '120000' && c.newMode !== '120000'
+}
+
+// One path of a write phase by the claim protocol described at the top of this file
+// (claim-write.ts). Synchronous file calls (see atomic-write.ts); only a big blob,
+// streamed from the store into its temp file, is awaited.
 async function writeClaimed(
   store: Store,
   c: JournalChange,
-  blobs: BlobSource,
+  content: BlobContent | null,
   runId: string,
   touched: Touched,
   n: number,
   verified: VerifiedDirs,
-): Promise<'written' | 'removed' | 'moved'> {
+): Promise<PathOutcome> {
   const root = store.agentsRoot
   const abs = absOf(root, c.path)
   touched.dirs.add(path.dirname(abs))
-  const content = c.newOid !== null ? await blobs(c.newOid) : null
   // A big blob is streamed into its temp file before the claim, so the claim stays short.
   let prepared: string | null = null
   if (content !== null && !Buffer.isBuffer(content)) {
@@ -285,95 +359,9 @@ async function writeClaimed(
     prepared = t.temp
   }
   try {
-    return await claimAndPlace(root, abs, c, content, prepared, runId, touched, n, verified)
+    return claimAndPlaceSync(root, abs, c, content, prepared, runId, touched, n, verified)
   } finally {
     if (prepared !== null) removeFileSync(prepared, { within: root, verified })
-  }
-}
-
-async function claimAndPlace(
-  root: string,
-  abs: string,
-  c: JournalChange,
-  content: BlobContent | null,
-  prepared: string | null,
-  runId: string,
-  touched: Touched,
-  n: number,
-  verified: VerifiedDirs,
-): Promise<'written' | 'removed' | 'moved'> {
-  let claim: string | null = null
-  // A file replaced by one of the same git mode keeps its permission bits: git records
-  // only 100644 or 100755, and a vault's notes are often group-writable (0o664) so that
-  // agents running as other users can write them. A new file, or a change of the
-  // executable bit, gets the mode's default bits.
-  let perm: number | undefined
-  if (c.oldOid !== null) {
-    claim = claimFileSync(abs, { within: root, runId, verified })
-    if (claim === null) return 'moved'
-    faultPoint('mid-claim', n)
-    const seen: { perm?: number } = {}
-    const live = hashLiveEntrySync(claim, seen)
-    if (!sameState(live, c.oldOid, c.oldMode)) {
-      restoreClaimSync(claim, abs)
-      return 'moved'
-    }
-    // Same git mode: the file keeps its bits (seen.perm is set only for a regular file).
-    if (live?.mode === c.newMode) perm = seen.perm
-  } else if (hashLiveEntrySync(abs) !== null) {
-    return 'moved'
-  }
-  if (content !== null && c.newMode !== null) {
-    const what: PlacedContent =
-      prepared !== null
-        ? { kind: 'prepared', temp: prepared, perm }
-        : c.newMode === '120000'
-          ? { kind: 'symlink', target: content as Buffer }
-          : { kind: 'file', content: content as Buffer, mode: c.newMode, perm }
-    const placed = placeNewSync(abs, what, { within: root, runId, verified })
-    for (const d of placed.createdDirs) touched.dirs.add(path.dirname(d))
-    if (!placed.placed) {
-      // A writer re-created the path since the claim: both its bytes and the claim's stay.
-      if (claim) restoreClaimSync(claim, abs)
-      return 'moved'
-    }
-    if (c.newMode !== '120000') touched.files.add(abs)
-    faultPoint('mid-link', n)
-  }
-  if (claim !== null) {
-    if (!sameState(hashLiveEntrySync(claim), c.oldOid, c.oldMode)) {
-      // A writer with the file open wrote into the claimed inode: its bytes go back live,
-      // with anything appended to the new file meanwhile (the new bytes themselves go).
-      const ours: OwnBytes | null =
-        prepared !== null && content !== null && !Buffer.isBuffer(content)
-          ? { oid: content.oid, length: content.size }
-          : Buffer.isBuffer(content)
-            ? content
-            : null
-      restoreClaimSync(claim, abs, { ours })
-      return 'moved'
-    }
-    removeFileSync(claim, { within: root, verified })
-    if (c.newOid === null) {
-      pruneEmptyParents(root, abs, touched, verified)
-      return 'removed'
-    }
-  }
-  return 'written'
-}
-
-// Directories a removal left empty go, as git does. rmdir(2) fails on a directory a
-// writer has put something in meanwhile, so nothing but empty directories goes.
-function pruneEmptyParents(root: string, abs: string, touched: Touched, verified: VerifiedDirs): void {
-  const stop = path.resolve(root)
-  for (let dir = path.dirname(abs); dir.startsWith(stop + path.sep); dir = path.dirname(dir)) {
-    try {
-      rmdirSync(dir)
-    } catch {
-      return
-    }
-    verified.delete(dir)
-    touched.dirs.add(path.dirname(dir))
   }
 }
 

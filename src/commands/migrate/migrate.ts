@@ -318,6 +318,7 @@ async function applyToVault(ctx: RunContext, snap: TakeSnapshotResult, commit: s
     changes,
     blobs: async (oid) => out.after.get(oid) ?? rest(oid),
     tick: ctx.tick,
+    env: input.env,
   })
   return plan ? { plan, changes } : null
 }
