@@ -4,9 +4,11 @@
 //
 // Points the engine is expected to declare (names are free-form strings):
 //   after-journal          journal durable, no live write yet
-//   mid-fast-forward:<n>   before the n-th live file write of a fast-forward
+//   mid-fast-forward:<n>   before the live write of the n-th path of a fast-forward's journal
 //   before-journal-delete  every live write done and durable, journal still present
-//   mid-rollback:<n>       before the n-th live file write of a rollback
+//   mid-rollback:<n>       before the live write of the n-th path of a rollback's journal
+// (<n> is the journal's order; a big write phase's helper thread writes part of the
+// paths alongside the main thread, so the paths before n need not all be written yet.)
 //   mid-recovery:<n>       before the n-th live file write of a recovery
 //   mid-claim:<n>          n-th path of a write phase renamed aside to its claim, not yet checked
 //   mid-link:<n>           n-th path's new bytes linked in place, its claim not yet removed
