@@ -1,5 +1,6 @@
 import path from 'node:path'
 import { parentPort, workerData } from 'node:worker_threads'
+import { AasError } from '../errors.js'
 import type { VerifiedDirs } from './atomic-write.js'
 import { claimAndPlaceSync, newTouched } from './claim-write.js'
 import { faultPoint } from './faults.js'
@@ -49,15 +50,8 @@ export type WriteWorkerReply =
     }
 
 function serialize(index: number, err: unknown): SerializedFailure {
-  const e = err as { code?: unknown; message?: unknown; hint?: unknown; data?: unknown; name?: unknown }
-  const isAas = e !== null && typeof e === 'object' && e.name === 'AasError' && typeof e.code === 'string'
-  return {
-    index,
-    code: isAas ? (e.code as string) : null,
-    message: err instanceof Error ? err.message : String(err),
-    ...(isAas && typeof e.hint === 'string' ? { hint: e.hint } : {}),
-    data: isAas && e.data && typeof e.data === 'object' ? (e.data as Record<string, unknown>) : {},
-  }
+  if (err instanceof AasError) return { index, ...err.toJSON() }
+  return { index, code: null, message: err instanceof Error ? err.message : String(err), data: {} }
 }
 
 if (parentPort !== null) {
