@@ -5,6 +5,7 @@
 // The report's first render (figure key reportRender) needs a chromium; without one that row is skipped.
 import { cpSync, existsSync, rmSync } from 'node:fs'
 import { mkdir, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { hasGnuTime } from './measure.js'
 import { describeMachine, markdown, textTable, type SizeReport } from './report.js'
@@ -56,7 +57,7 @@ const perSize = <T>(list: T[], i: number): T => (list.length === 1 ? list[0] : l
 
 const NOTES = [
   'Vaults: test/helpers/gen-vault.ts `generateVault` (seed 1: six agents, memory notes and wiki pages with valid v1 front matter, ~2 KB bodies, 1% CRLF files, INDEX, persona and run-log files) plus `_migrations/v1_to_v2.mjs` (fixtures/migrations/v1_to_v2.mjs: schema_version 2, a provenance key, v2 validation).',
-  'Every repetition runs on a fresh `cp -a` copy of the generated vault (not timed); aas-migrate runs as `node dist/cli/main.js --agents-root COPY --no-progress ...`.',
+  'Every repetition runs on a fresh `cp -a` copy of the generated vault (not timed); aas-migrate runs as `node dist/cli/main.js --agents-root COPY --no-progress ...`. Used copies are set aside and deleted only when the run ends: on this machine a mass deletion slows every file created in the minutes after it (bench/vault.ts `setAside`; the hand-written section at the end).',
   '`--to v2` and `--dry-run` start from a vault without a store, so they include the cold snapshot. `--rollback after --to v2` rolls that migration back (every unit changed).',
   "`--status, first call`: a fresh copy without a store. `--status, repeat (1% changed)`: a copy given a store by a snapshot (untimed), left 2.5 s so that no file is within the engine's 2 s racy window, one `--status` (untimed), then 1% of the units changed (a line appended) and `--status` timed. Their targets (≤ 0.5× and ≤ 0.25× `tar czf`) are issue 18's.",
   'Cold and repeat snapshot: bench/snapshot-child.mjs calls `takeSnapshot` (the snapshot step of `--to`) in a child process; the repeat follows after 1% of the units got a line appended.',
@@ -75,9 +76,13 @@ if (!hasGnuTime) process.stderr.write('note: /usr/bin/time not found; peak RSS c
 // resolve alike: a rebuild during a long run cannot mix two versions of the engine.
 const dist = path.join(repo, `.bench-dist-${process.pid}`)
 cpSync(path.join(repo, 'dist'), dist, { recursive: true })
+// The vault copies every size is done with, deleted once the run is over (bench/vault.ts
+// setAside says why not sooner).
+const aside = path.join(tmpdir(), `aas-bench-aside-${process.pid}`)
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     rmSync(dist, { recursive: true, force: true })
+    rmSync(aside, { recursive: true, force: true })
     process.exit(130)
   })
 }
@@ -92,6 +97,7 @@ try {
       units,
       reps: perSize(args.reps, i),
       backends: perSize(args.backends, i),
+      aside,
       ...(args.only ? { only: args.only } : {}),
       ...(previous ? { previous } : {}),
       log: (l) => process.stderr.write(`[${units}] ${l}\n`),
@@ -113,4 +119,6 @@ try {
   }
 } finally {
   await rm(dist, { recursive: true, force: true })
+  process.stderr.write(`deleting the set-aside vault copies in ${aside}\n`)
+  await rm(aside, { recursive: true, force: true })
 }

@@ -4,7 +4,7 @@ import path from 'node:path'
 import { measure, median, type Sample } from './measure.js'
 import { findChromium, firstRenderMs } from './render.js'
 import type { Check, PhaseRow, Row, SizeReport } from './report.js'
-import { BENCH_DIR, changeUnits, copyVault, makeBenchVault, type BenchVault } from './vault.js'
+import { BENCH_DIR, changeUnits, copyVault, makeBenchVault, setAside, type BenchVault } from './vault.js'
 
 // Every figure of the issue for one vault size, each the median of `reps` fresh runs.
 
@@ -15,6 +15,7 @@ export interface SizeOptions {
   units: number
   reps: number
   backends: Backend[]
+  aside: string // where finished copies go until the run ends (setAside in bench/vault.ts)
   previous?: SizeReport // the size measured before in the same run (for growth checks)
   only?: string[] // figure keys to measure (default: every figure); see FIGURE_KEYS
   log?: (line: string) => void
@@ -92,7 +93,7 @@ const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 
 const ratioOf = (a: Figure, b: Figure | undefined): number | null => (a.seconds !== null && b?.seconds ? a.seconds / b.seconds : null)
 
-export async function measureSize({ dist, units, reps, backends, previous, only, log = () => {} }: SizeOptions): Promise<SizeReport> {
+export async function measureSize({ dist, units, reps, backends, aside, previous, only, log = () => {} }: SizeOptions): Promise<SizeReport> {
   CLI = path.join(dist, 'cli', 'main.js')
   const want = (...keys: string[]): boolean => !only || keys.some((k) => only.includes(k))
   const work = await mkdtemp(path.join(tmpdir(), 'aas-bench-'))
@@ -114,19 +115,17 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
     log('baseline: read+write floor')
     const floor = await figure(reps, async () => {
       const to = path.join(work, 'floor-copy')
-      await rm(to, { recursive: true, force: true })
       const s = await measure({ ...node([FLOOR_CHILD, listFile, pristine, to], null) })
-      await rm(to, { recursive: true, force: true })
+      await setAside(to, aside)
       return s
     })
     log('baseline: git add -A && git commit')
     const gitCommit = await figure(reps, async () => {
       const repo = path.join(work, 'scratch-repo')
-      await rm(repo, { recursive: true, force: true })
       await measure({ cmd: 'git', args: ['init', '-q', repo], env: envFor(null) })
       const g = `git --git-dir=${repo}/.git --work-tree=${pristine} -c core.hooksPath=/dev/null -c gc.auto=0`
       const s = await measure({ cmd: 'sh', args: ['-c', `${g} add -A && ${g} commit -q -m bench`], env: envFor(null) })
-      await rm(repo, { recursive: true, force: true })
+      await setAside(repo, aside)
       return s
     })
 
@@ -141,7 +140,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
       if (want('status')) {
         log(`${b}: --status, first call`)
         f.status = await figure(reps, async () => {
-          await copyVault(pristine, copy)
+          await copyVault(pristine, copy, aside)
           return measure(aas(copy, ['--status'], b))
         })
       }
@@ -150,7 +149,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
         // the units changed and --status again: the second one is timed.
         log(`${b}: --status, repeat after 1% changed`)
         f.statusRepeat = await figure(reps, async () => {
-          await copyVault(pristine, copy)
+          await copyVault(pristine, copy, aside)
           const copied = Date.now()
           await measure(node([SNAPSHOT_CHILD, copy], b))
           await sleep(copied + RACY_WAIT_MS - Date.now())
@@ -162,7 +161,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
       if (want('dryRun')) {
         log(`${b}: --to v2 --dry-run`)
         f.dryRun = await figure(reps, async () => {
-          await copyVault(pristine, copy)
+          await copyVault(pristine, copy, aside)
           return measure(aas(copy, ['--to', 'v2', '--dry-run'], b))
         })
       }
@@ -172,7 +171,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
         // run through the Python bridge. (The .mjs it is compared with also validates v2.)
         log(`${b}: --to v2 (py script)`)
         f.migratePy = await figure(reps, async () => {
-          await copyVault(pristine, copy)
+          await copyVault(pristine, copy, aside)
           await rm(path.join(copy, '_migrations', 'v1_to_v2.mjs'))
           await copyFile(path.join(BENCH_DIR, '..', 'fixtures', 'migrations-py', 'v1_to_v2.py'), path.join(copy, '_migrations', 'v1_to_v2.py'))
           return measure(aas(copy, ['--to', 'v2'], b))
@@ -186,7 +185,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
         if (!want(key)) continue
         log(`${b}: --rollback of a ${fraction * 100}%-changed vault`)
         f[key] = await figure(reps, async () => {
-          await copyVault(pristine, copy)
+          await copyVault(pristine, copy, aside)
           const snap = await measure(node([SNAPSHOT_CHILD, copy], b))
           const name = (JSON.parse(snap.stdout) as { name: string }).name
           await changeUnits(copy, vault.units, fraction)
@@ -200,7 +199,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
       log(`${b}: --to v2, then --rollback`)
       const rollbackTimes: Sample[] = []
       f.migrate = await figure(reps, async () => {
-        await copyVault(pristine, copy)
+        await copyVault(pristine, copy, aside)
         const s = await measure(aas(copy, ['--to', 'v2', '--json'], b))
         const name = (JSON.parse(s.stdout) as { result: { snapshot: { name: string } } }).result.snapshot.name
         rollbackTimes.push(await measure(aas(copy, ['--rollback', name], b)))
@@ -216,7 +215,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
       log(`${b}: cold snapshot, repeat snapshot after 1% changed`)
       const repeats: Sample[] = []
       f.snapshotCold = await figure(reps, async () => {
-        await copyVault(pristine, copy)
+        await copyVault(pristine, copy, aside)
         const s = await measure(node([SNAPSHOT_CHILD, copy], b))
         await changeUnits(copy, vault.units, 0.01)
         repeats.push(await measure(node([SNAPSHOT_CHILD, copy], b)))
@@ -234,7 +233,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
       log(`${b}: --to v2, by phase`)
       const runs: PhaseRow[][] = []
       for (let i = 0; i < reps; i++) {
-        await copyVault(pristine, copy)
+        await copyVault(pristine, copy, aside)
         const s = await measure(node([PHASES_CHILD, copy], b))
         runs.push((JSON.parse(s.stdout) as { phases: PhaseRow[] }).phases)
       }
@@ -254,7 +253,7 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
       log(`${b}: --to v2 --dry-run --stat --report (untimed), then its first render in ${found.path}`)
       const file = path.join(work, 'report.html')
       try {
-        await copyVault(pristine, copy)
+        await copyVault(pristine, copy, aside)
         await measure(aas(copy, ['--to', 'v2', '--dry-run', '--stat', '--report', file], b))
       } catch (err) {
         return { ...row, error: `no report: ${err instanceof Error ? err.message : String(err)}` }
@@ -309,6 +308,6 @@ export async function measureSize({ dist, units, reps, backends, previous, only,
     const phases = want('phases') ? await measurePhases(backends[0] as Backend) : undefined
     return { units, reps, rows, ...(phases ? { phases } : {}) }
   } finally {
-    await rm(work, { recursive: true, force: true })
+    await setAside(work, aside)
   }
 }

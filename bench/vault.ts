@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { appendFile, copyFile, mkdir, rm } from 'node:fs/promises'
+import { appendFile, copyFile, mkdir, rename } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { generateVault } from '../test/helpers/gen-vault.js'
@@ -21,9 +21,26 @@ export async function makeBenchVault(root: string, { units, seed = 1 }: { units:
   return { root, units: paths }
 }
 
-// A fresh working copy of the pristine vault (not timed), so every repetition starts equal.
-export async function copyVault(from: string, to: string): Promise<void> {
-  await rm(to, { recursive: true, force: true })
+// Where the bench puts the copies it is done with, deleted only when the whole run ends
+// (bench/run.ts). Deleting a copy frees thousands of inodes at once, and a file system
+// that avoids reusing recently freed inodes pays for each of them on every file created
+// for minutes after: ext4 without a journal (this machine's) skips every inode freed in
+// the last 60 s (300 s while its inode table block is unwritten), one inode-table lookup
+// each, in the kernel's ext4_new_inode (recently_deleted). A fast-forward creates a file
+// per changed unit, so a copy deleted just before a timed run made every created file
+// cost ~0.4 ms more (docs/performance.md): a cost of the harness, not of the command.
+let setAsideCount = 0
+export async function setAside(target: string, aside: string): Promise<void> {
+  await mkdir(aside, { recursive: true })
+  await rename(target, path.join(aside, `${setAsideCount++}-${path.basename(target)}`)).catch((err: NodeJS.ErrnoException) => {
+    if (err.code !== 'ENOENT') throw err
+  })
+}
+
+// A fresh working copy of the pristine vault (not timed), so every repetition starts
+// equal; the copy it replaces is set aside, not deleted.
+export async function copyVault(from: string, to: string, aside: string): Promise<void> {
+  await setAside(to, aside)
   execFileSync('cp', ['-a', from, to])
 }
 
