@@ -73,6 +73,10 @@ export async function vaultStatus({
   python,
   env = process.env,
 }: StatusInput): Promise<StatusResult> {
+  // The interpreter only, never a script. Started first: through a version manager's shim
+  // (pyenv) it can take longer than the whole walk, so it waits for nothing (and it never
+  // rejects: a failure is in the probe's result).
+  const probing = probePython({ python, env })
   const recovered = storeExists ? await recoverIfJournal(location, openStore, onEvent) : null
   // The cache lives only where the engine already keeps state (a snapshot was taken).
   const keepCache = storeExists && (await pathExists(location.stateDir))
@@ -81,7 +85,7 @@ export async function vaultStatus({
     // Without a cache no unit's stat is needed: the walk does not lstat them.
     takeInventory(root.path, { ...(onProgress ? { onProgress } : {}), ...(cache ? { cache } : { statUnits: false }) }),
     discoverScripts(root.path),
-    probePython({ python, env }), // the interpreter only, never a script
+    probing,
   ])
   // A cache that cannot be written (a read-only store, a full disk) only costs the next run.
   const written = cache ? await cache.save(location.stateDir, root.path).catch(() => false) : false
