@@ -1,6 +1,7 @@
 import type { Store } from '../git/store.js'
 import type { JournalChange } from '../transaction/journal.js'
-import { runTransaction, type BlobSource, type TransactionInput, type TransactionResult } from '../transaction/transaction.js'
+import { runTransaction, type TransactionInput, type TransactionResult } from '../transaction/transaction.js'
+import type { BlobSource } from '../transaction/blob-prefetch.js'
 import type { WriteSession } from './session.js'
 
 // The step `--to` and `--rollback` share: the live vault moved from one commit to

@@ -18,8 +18,9 @@ import {
   type VerifiedDirs,
 } from './atomic-write.js'
 import { claimAndPlaceSync, newTouched, sameState, type BlobContent, type PathOutcome, type Touched } from './claim-write.js'
-import { writeBlobToTemp } from './blob-stream.js'
 import { BIG_BLOB_BYTES } from '../git/store.js'
+import { writeBlobToTemp } from './blob-stream.js'
+import { prefetchingBlobSource, type BlobSource } from './blob-prefetch.js'
 import { hashLiveEntrySync } from './blob-hash.js'
 import { collectGarbage } from './collect.js'
 import { faultPoint } from './faults.js'
@@ -61,7 +62,6 @@ import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal
 // its claim, or new bytes at the path: each is recovered to exactly the old state.
 
 export type { BlobContent } from './claim-write.js'
-export type BlobSource = (oid: string) => Promise<BlobContent>
 
 export interface TransactionInput {
   store: Store
@@ -80,38 +80,6 @@ export interface TransactionResult {
   written: number
   removed: number
   byHelper: number // of the paths written, those the write helper thread wrote (write-helper.ts)
-}
-
-// Blobs read in batches ahead of the writes (one `cat-file --batch` per chunk rather
-// than one git call per file), holding at most one chunk in memory.
-// Blobs above BIG_BLOB_BYTES are left out of the batches and streamed by the write.
-export function prefetchingBlobSource(store: Store, oidsInOrder: readonly string[], { chunk = 2000 }: { chunk?: number } = {}): BlobSource {
-  const position = new Map<string, number>()
-  oidsInOrder.forEach((oid, i) => {
-    if (!position.has(oid)) position.set(oid, i)
-  })
-  let cache = new Map<string, Buffer>()
-  let sizes: Map<string, number> | null = null
-  return async (oid) => {
-    const hit = cache.get(oid)
-    if (hit) return hit
-    sizes ??= position.size > 0 ? await store.blobSizes([...position.keys()]) : new Map()
-    const size = sizes.get(oid)
-    if (size !== undefined && size > BIG_BLOB_BYTES) return { stream: true, oid, size }
-    const start = position.get(oid)
-    if (start === undefined) return store.readBlob(oid)
-    cache = new Map()
-    const known = sizes
-    const wanted = [...new Set(oidsInOrder.slice(start, start + chunk))].filter((o) => (known.get(o) ?? 0) <= BIG_BLOB_BYTES)
-    for await (const { oid: o, content } of store.readBlobs(wanted)) cache.set(o, content)
-    const got = cache.get(oid)
-    if (!got)
-      throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, {
-        hint: 'Run `aas-migrate --doctor`; the store may be damaged.',
-        data: { oid },
-      })
-    return got
-  }
 }
 
 export function journalChangesOf(changes: readonly TreeChange[]): JournalChange[] {
@@ -242,8 +210,11 @@ interface WritePhase {
 }
 
 // Blobs are read a chunk ahead of the writes; with a helper, the plain modifications of
-// each chunk's second half go to it while the main thread writes the first half.
+// each chunk's second half go to it while the main thread writes the first half. A
+// chunk ends at CHUNK paths or once its new bytes reach CHUNK_BYTES, so that big files
+// (a rollback putting back attachments) are not all held at once.
 const CHUNK = 256
+const CHUNK_BYTES = 32 * 1024 * 1024
 
 async function writeAll(store: Store, input: TransactionInput, helper: WriteHelper | null): Promise<WritePhase> {
   const { changes, blobs, runId, faultName } = input
@@ -258,13 +229,15 @@ async function writeAll(store: Store, input: TransactionInput, helper: WriteHelp
   let byHelper = 0
   const stopped = () => failure !== null || moved.length > 0 || (helper?.stopped ?? false)
   try {
-    for (let start = 0; start < changes.length && !stopped(); start += CHUNK) {
-      const end = Math.min(start + CHUNK, changes.length)
+    for (let start = 0, end = 0; start < changes.length && !stopped(); start = end) {
       const contents: Array<BlobContent | null> = []
+      let bytes = 0
       try {
-        for (let i = start; i < end; i++) {
-          const oid = (changes[i] as JournalChange).newOid
-          contents.push(oid !== null ? await blobs(oid) : null)
+        for (end = start; end < changes.length && end - start < CHUNK && bytes < CHUNK_BYTES; end++) {
+          const oid = (changes[end] as JournalChange).newOid
+          const content = oid !== null ? await blobs(oid) : null
+          if (Buffer.isBuffer(content)) bytes += content.length
+          contents.push(content)
         }
       } catch (err) {
         failure = err // the store could not give a blob: nothing of this chunk was written yet

@@ -16,8 +16,10 @@ import { DONE, STOP, type SerializedFailure, type WriteItem, type WriteWorkerDat
 // Default: a helper when the machine has a second core and the phase has at least this
 // many paths. AAS_WRITE_THREADS=1 turns it off; =2 uses it for any size (tests).
 const MIN_PATHS = 400
-// How far the helper may fall behind the main thread, in paths sent but not done.
+// How far the helper may fall behind the main thread, in paths sent but not done, and
+// in their bytes (each path's new bytes wait in the helper's queue until written).
 const MAX_BEHIND = 1024
+const MAX_BEHIND_BYTES = 32 * 1024 * 1024
 
 export function useWriteHelper(paths: number, env: NodeJS.ProcessEnv = process.env): boolean {
   const requested = env.AAS_WRITE_THREADS?.trim()
@@ -37,6 +39,7 @@ export class WriteHelper {
   readonly #worker: Worker
   readonly #flags: Int32Array
   #sent = 0
+  readonly #sentBytes: number[] = [0] // [k]: the new bytes of the first k paths sent
   #progress: (() => void) | null = null
   #report: Promise<WriteWorkerReply & { type: 'report' }>
   #crash: Error | null = null
@@ -78,11 +81,17 @@ export class WriteHelper {
     Atomics.store(this.#flags, STOP, 1)
   }
 
-  // Hand the helper paths to write; waits while it is more than MAX_BEHIND paths behind.
+  // Hand the helper paths to write; waits while it is more than MAX_BEHIND paths, or
+  // MAX_BEHIND_BYTES of new bytes, behind. It writes them in the order sent.
   async send(items: WriteItem[]): Promise<void> {
     if (items.length === 0) return
-    while (this.#sent - this.done > MAX_BEHIND && this.#crash === null) await new Promise<void>((resolve) => (this.#progress = resolve))
+    const behind = (): boolean => {
+      const done = this.done
+      return this.#sent - done > MAX_BEHIND || (this.#sentBytes[this.#sent] as number) - (this.#sentBytes[done] as number) > MAX_BEHIND_BYTES
+    }
+    while (behind() && this.#crash === null) await new Promise<void>((resolve) => (this.#progress = resolve))
     if (this.#crash !== null) return
+    for (const item of items) this.#sentBytes.push((this.#sentBytes[this.#sentBytes.length - 1] as number) + item.content.length)
     this.#sent += items.length
     this.#worker.postMessage({ type: 'items', items } satisfies WriteWorkerMessage)
   }

@@ -1,4 +1,5 @@
 import { spawnSync } from 'node:child_process'
+import { statSync } from 'node:fs'
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -8,7 +9,8 @@ import { openStore } from '../../src/git/open-store.js'
 import type { Store } from '../../src/git/store.js'
 import { findTempFiles } from '../../src/transaction/atomic-write.js'
 import { readJournal, type JournalChange } from '../../src/transaction/journal.js'
-import { runTransaction, type BlobSource } from '../../src/transaction/transaction.js'
+import type { BlobSource } from '../../src/transaction/blob-prefetch.js'
+import { runTransaction } from '../../src/transaction/transaction.js'
 import { useWriteHelper } from '../../src/transaction/write-helper.js'
 import { binPath } from '../helpers/run-cli.js'
 import { generateVault } from '../helpers/gen-vault.js'
@@ -166,6 +168,61 @@ describe('the write helper thread', () => {
     expect(after.filter((_, i) => i !== failing)).toEqual(f.changes.map((_, i) => f.oldText(i)).filter((_, i) => i !== failing))
     expect(await readFile(path.join(elsewhere, 'note.md'), 'utf8')).toBe(f.oldText(failing)) // never written through the link
     expect(await findTempFiles(f.root)).toEqual([])
+  })
+
+  it('when the new files are big: the write phase holds a bounded share of their bytes at once, not a whole chunk of 256 paths', async () => {
+    // 100 files of 1.2 MiB, each modified (the helper's kind of path): read ahead in
+    // chunks of at most 32 MiB, with at most 32 MiB more waiting for the helper.
+    const root = await mkdtemp(path.join(tmpdir(), 'aas-helper-big-'))
+    dirs.push(root)
+    const store = await openStore({ agentsRoot: root })
+    const SIZE = 1_258_291 // 1.2 MiB
+    const rel = (i: number) => `agent/raw/d${String(i).padStart(3, '0')}/file.bin`
+    const oldBytes = (i: number) => Buffer.alloc(SIZE, i)
+    const newBytes = (i: number) => Buffer.alloc(SIZE + 1, i)
+    const indices = [...Array(100).keys()]
+    for (const i of indices) {
+      await mkdir(path.dirname(path.join(root, rel(i))), { recursive: true })
+      await writeFile(path.join(root, rel(i)), oldBytes(i))
+    }
+    async function* both() {
+      for (const i of indices) {
+        yield oldBytes(i)
+        yield newBytes(i)
+      }
+    }
+    const oids = await store.writeBlobs(both())
+    const changes: JournalChange[] = indices.map((i) => ({
+      path: rel(i),
+      oldOid: oids[2 * i] as string,
+      oldMode: '100644',
+      newOid: oids[2 * i + 1] as string,
+      newMode: '100644',
+    }))
+    // At each request: the new bytes handed out so far, less those of paths already written.
+    let handed = 0
+    let held = 0
+    const blobs: BlobSource = async (oid) => {
+      const written = indices.filter((i) => statSync(path.join(root, rel(i)), { throwIfNoEntry: false })?.size === SIZE + 1).length
+      handed++
+      held = Math.max(held, (handed - written) * (SIZE + 1))
+      return store.readBlob(oid)
+    }
+    const r = await runTransaction({
+      store,
+      runId: 'helper-big',
+      kind: 'migrate',
+      from: 'f'.repeat(40),
+      to: 'e'.repeat(40),
+      changes,
+      blobs,
+      faultName: 'mid-fast-forward',
+      env: { AAS_WRITE_THREADS: '2' },
+    })
+    expect(r.written).toBe(100)
+    expect(r.byHelper).toBeGreaterThan(0)
+    expect(held).toBeLessThanOrEqual(96 * 1024 * 1024) // 120 MiB when a chunk was 256 paths whatever their size
+    for (const i of indices) expect(statSync(path.join(root, rel(i))).size).toBe(SIZE + 1)
   })
 
   it('a SIGKILL inside its share (mid-link of a path it writes) is recovered by the next command to exactly the vault before', async () => {
