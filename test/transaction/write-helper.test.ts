@@ -36,25 +36,28 @@ interface Fixture {
   fileOf: (i: number) => string
 }
 
-// PATHS units, each in a folder of its own (so one folder can be swapped without
-// touching the others), committed to the store in their old and new versions.
-async function fixture(): Promise<Fixture> {
-  const root = await mkdtemp(path.join(tmpdir(), 'aas-helper-'))
+// `count` files live at rel(i) with oldBytes(i), both versions of each in the store,
+// and the changes from the old to the new.
+async function committed(
+  prefix: string,
+  count: number,
+  rel: (i: number) => string,
+  oldBytes: (i: number) => Buffer,
+  newBytes: (i: number) => Buffer,
+): Promise<{ root: string; store: Store; changes: JournalChange[] }> {
+  const root = await mkdtemp(path.join(tmpdir(), prefix))
   dirs.push(root)
   const store = await openStore({ agentsRoot: root })
-  const rel = (i: number) => `agent/memory/d${String(i).padStart(4, '0')}/note.md`
-  const oldText = (i: number) => `---\nschema_version: 1\nid: n${i}\n---\nbody ${i}\n`
-  const newText = (i: number) => `---\nschema_version: 2\nid: n${i}\nprovenance: test\n---\nbody ${i}\n`
-  const indices = [...Array(PATHS).keys()]
+  const indices = [...Array(count).keys()]
   for (const i of indices) {
     const abs = path.join(root, ...rel(i).split('/'))
     await mkdir(path.dirname(abs), { recursive: true })
-    await writeFile(abs, oldText(i))
+    await writeFile(abs, oldBytes(i))
   }
   async function* both() {
     for (const i of indices) {
-      yield Buffer.from(oldText(i))
-      yield Buffer.from(newText(i))
+      yield oldBytes(i)
+      yield newBytes(i)
     }
   }
   const oids = await store.writeBlobs(both())
@@ -65,6 +68,22 @@ async function fixture(): Promise<Fixture> {
     newOid: oids[2 * i + 1] as string,
     newMode: '100644',
   }))
+  return { root, store, changes }
+}
+
+// PATHS units, each in a folder of its own (so one folder can be swapped without
+// touching the others), committed to the store in their old and new versions.
+async function fixture(): Promise<Fixture> {
+  const rel = (i: number) => `agent/memory/d${String(i).padStart(4, '0')}/note.md`
+  const oldText = (i: number) => `---\nschema_version: 1\nid: n${i}\n---\nbody ${i}\n`
+  const newText = (i: number) => `---\nschema_version: 2\nid: n${i}\nprovenance: test\n---\nbody ${i}\n`
+  const { root, store, changes } = await committed(
+    'aas-helper-',
+    PATHS,
+    rel,
+    (i) => Buffer.from(oldText(i)),
+    (i) => Buffer.from(newText(i)),
+  )
   return { root, store, changes, oldText, newText, fileOf: (i) => path.join(root, ...rel(i).split('/')) }
 }
 
@@ -173,32 +192,16 @@ describe('the write helper thread', () => {
   it('when the new files are big: the write phase holds a bounded share of their bytes at once, not a whole chunk of 256 paths', async () => {
     // 100 files of 1.2 MiB, each modified (the helper's kind of path): read ahead in
     // chunks of at most 32 MiB, with at most 32 MiB more waiting for the helper.
-    const root = await mkdtemp(path.join(tmpdir(), 'aas-helper-big-'))
-    dirs.push(root)
-    const store = await openStore({ agentsRoot: root })
     const SIZE = 1_258_291 // 1.2 MiB
     const rel = (i: number) => `agent/raw/d${String(i).padStart(3, '0')}/file.bin`
-    const oldBytes = (i: number) => Buffer.alloc(SIZE, i)
-    const newBytes = (i: number) => Buffer.alloc(SIZE + 1, i)
     const indices = [...Array(100).keys()]
-    for (const i of indices) {
-      await mkdir(path.dirname(path.join(root, rel(i))), { recursive: true })
-      await writeFile(path.join(root, rel(i)), oldBytes(i))
-    }
-    async function* both() {
-      for (const i of indices) {
-        yield oldBytes(i)
-        yield newBytes(i)
-      }
-    }
-    const oids = await store.writeBlobs(both())
-    const changes: JournalChange[] = indices.map((i) => ({
-      path: rel(i),
-      oldOid: oids[2 * i] as string,
-      oldMode: '100644',
-      newOid: oids[2 * i + 1] as string,
-      newMode: '100644',
-    }))
+    const { root, store, changes } = await committed(
+      'aas-helper-big-',
+      indices.length,
+      rel,
+      (i) => Buffer.alloc(SIZE, i),
+      (i) => Buffer.alloc(SIZE + 1, i),
+    )
     // At each request: the new bytes handed out so far, less those of paths already written.
     let handed = 0
     let held = 0
