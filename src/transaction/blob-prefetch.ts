@@ -35,7 +35,8 @@ export function prefetchingBlobSource(
   let sizes: Map<string, number> | null = null
   let batch: Batch = { to: 0, blobs: new Map() }
 
-  const read = async (from: number, known: Map<string, number>): Promise<Batch> => {
+  // The batch that starts at position `from` replaces the one held.
+  const read = async (from: number, known: Map<string, number>): Promise<void> => {
     const wanted = new Set<string>()
     let bytes = 0
     let to = from
@@ -49,7 +50,6 @@ export function prefetchingBlobSource(
     }
     batch = { to, blobs: new Map() } // the previous batch goes before this one is read
     for await (const { oid, content } of store.readBlobs([...wanted])) batch.blobs.set(oid, content)
-    return batch
   }
 
   return async (oid) => {
@@ -61,7 +61,8 @@ export function prefetchingBlobSource(
     // Its first position not yet read: the batch that starts there; else it is read alone.
     const from = positions.get(oid)?.find((i) => i >= batch.to)
     if (from === undefined) return store.readBlob(oid)
-    const got = (await read(from, sizes)).blobs.get(oid)
+    await read(from, sizes)
+    const got = batch.blobs.get(oid)
     if (!got)
       throw new AasError('STORE_CORRUPT', `Object ${oid} is missing from the store.`, {
         hint: 'Run `aas-migrate --doctor`; the store may be damaged.',

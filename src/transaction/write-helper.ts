@@ -38,8 +38,8 @@ export interface HelperReport {
 export class WriteHelper {
   readonly #worker: Worker
   readonly #flags: Int32Array
-  #sent = 0
-  readonly #sentBytes: number[] = [0] // [k]: the new bytes of the first k paths sent
+  // [k]: the new bytes of the first k paths sent (its length less one: the paths sent).
+  readonly #sentBytes: number[] = [0]
   #progress: (() => void) | null = null
   #report: Promise<WriteWorkerReply & { type: 'report' }>
   #crash: Error | null = null
@@ -85,14 +85,14 @@ export class WriteHelper {
   // MAX_BEHIND_BYTES of new bytes, behind. It writes them in the order sent.
   async send(items: WriteItem[]): Promise<void> {
     if (items.length === 0) return
+    const sent = this.#sentBytes
     const behind = (): boolean => {
       const done = this.done
-      return this.#sent - done > MAX_BEHIND || (this.#sentBytes[this.#sent] as number) - (this.#sentBytes[done] as number) > MAX_BEHIND_BYTES
+      return sent.length - 1 - done > MAX_BEHIND || (sent.at(-1) as number) - (sent[done] as number) > MAX_BEHIND_BYTES
     }
     while (behind() && this.#crash === null) await new Promise<void>((resolve) => (this.#progress = resolve))
     if (this.#crash !== null) return
-    for (const item of items) this.#sentBytes.push((this.#sentBytes[this.#sentBytes.length - 1] as number) + item.content.length)
-    this.#sent += items.length
+    for (const item of items) sent.push((sent.at(-1) as number) + item.content.length)
     this.#worker.postMessage({ type: 'items', items } satisfies WriteWorkerMessage)
   }
 
