@@ -124,7 +124,40 @@ export function emitFlow(value: FrontmatterValue, style: EmitStyle): string {
 // A whole front matter block for a unit that had none (or when editing in place is impossible).
 export function emitMapping(meta: Record<string, FrontmatterValue>, style: EmitStyle): string {
   if (Object.keys(meta).length === 0) return ''
+  return emitSimpleMapping(meta) ?? emitMappingByDocument(meta, style)
+}
+
+// The same text through a yaml document, for any values.
+export function emitMappingByDocument(meta: Record<string, FrontmatterValue>, style: EmitStyle): string {
   return toYaml(docOf(createValueNode(meta)), style)
+}
+
+// Keys and strings of a few safe characters: written plain by yaml whenever they read back
+// as the same string (plainReadsBack), and never folded (lineWidth 0).
+const SIMPLE_KEY = /^[A-Za-z_][A-Za-z0-9_-]*$/
+const SIMPLE_STRING = /^[A-Za-z0-9_](?:[A-Za-z0-9_ ./-]*[A-Za-z0-9_./-])?$/
+
+// `key: value` lines of a mapping whose keys and values are all one-line scalars written
+// plain, as emitMappingByDocument writes them, without building a document per call (a
+// key a migration adds cost more to emit than the rest of its edit); null for anything
+// else. test/vault/frontmatter-emit.test.ts holds the two to the same text.
+export function emitSimpleMapping(meta: Record<string, FrontmatterValue>): string | null {
+  let out = ''
+  for (const [key, value] of Object.entries(meta)) {
+    if (!SIMPLE_KEY.test(key) || !plainReadsBack(key)) return null
+    let text: string
+    if (value === null) text = 'null'
+    else if (typeof value === 'boolean') text = String(value)
+    else if (typeof value === 'number') {
+      if (!Number.isSafeInteger(value) || Object.is(value, -0)) return null
+      text = String(value)
+    } else if (typeof value === 'string') {
+      if (!SIMPLE_STRING.test(value) || !plainReadsBack(value)) return null
+      text = value
+    } else return null
+    out += `${key}: ${text}\n`
+  }
+  return out
 }
 
 function docOf(node: Node): Document {
