@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../../src/api.js'
+import { bufferBytesFor } from '../../src/commands/migrate/context.js'
 import { generateVault } from '../helpers/gen-vault.js'
 import { fixturesDir } from '../helpers/make-vault.js'
 import { cli } from '../helpers/run-cli.js'
@@ -82,5 +83,22 @@ describe('AAS_BUFFER_MB: units not held in memory are read again', () => {
     const back = await cli(['--agents-root', streamed, '--rollback', b.snapshot!.name, '--no-progress'], { AAS_BUFFER_MB: '0' })
     expect(back.code).toBe(0)
     expect(await files(streamed)).toEqual(before)
+  })
+})
+
+describe('the default buffer depends on the vault size', () => {
+  const MiB = 1024 * 1024
+  it('holds 32 MiB up to 10,000 units, 0.6 MiB less per 1,000 above, 8 MiB from 50,000', () => {
+    expect(bufferBytesFor({}, 0)).toBe(32 * MiB)
+    expect(bufferBytesFor({}, 10_000)).toBe(32 * MiB)
+    expect(bufferBytesFor({}, 30_000)).toBe(20 * MiB)
+    expect(bufferBytesFor({}, 50_000)).toBe(8 * MiB)
+    expect(bufferBytesFor({}, 200_000)).toBe(8 * MiB)
+  })
+
+  it('is AAS_BUFFER_MB when it is set, at any size', () => {
+    expect(bufferBytesFor({ AAS_BUFFER_MB: '0' }, 10)).toBe(0)
+    expect(bufferBytesFor({ AAS_BUFFER_MB: ' 64 ' }, 100_000)).toBe(64 * MiB)
+    expect(bufferBytesFor({ AAS_BUFFER_MB: 'lots' }, 50_000)).toBe(8 * MiB)
   })
 })

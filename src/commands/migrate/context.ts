@@ -27,7 +27,7 @@ export interface RunContext {
   input: MigrateInput
   session: WriteSession
   limits: SandboxOptions // for every pool of the run's workers
-  budget: number // unit bytes held in memory between phases (AAS_BUFFER_MB)
+  budget: number // unit bytes held in memory between phases (bufferBytesFor), set once the pre-flight's scan knows the units
   tick: (units: number) => void // garbage collected as the run goes: see transaction/collect.ts
 }
 
@@ -53,14 +53,21 @@ export interface ChainUnit {
   mode: FileMode
 }
 
-// Unit bytes held in memory between phases, by default: the pre-flight's reads (for the
-// snapshot and the chain) and the chain's results (for the fast-forward and the dry-run
-// diff) each up to this much; beyond it they are read again, from the vault (checked
-// against the blob id) or from the store. A run's memory then does not grow with the
-// vault's bytes. AAS_BUFFER_MB sets it.
-export const DEFAULT_BUFFER_MB = 8
+// Unit bytes held in memory between phases: the pre-flight's reads (for the snapshot and
+// the chain) and the chain's results (for the fast-forward and the dry-run diff) each up
+// to this much; beyond it they are read again, from the vault (checked against the blob
+// id) or from the store. A run's memory then does not grow with the vault's bytes.
+// AAS_BUFFER_MB sets it. By default it depends on the vault's size: the rest of a run's
+// memory grows by about 3 KB per unit (scan entries, readings, diff entries, the
+// workers' batches), so the buffer gives up 0.6 MiB per 1,000 units, from 32 MiB (all of
+// a 10,000-unit vault of 2.4 KB notes, none read back) down to 8 MiB (from 50,000 units,
+// where a run stays under 300 MB). docs/performance.md has the measurements.
+export const MAX_BUFFER_MB = 32
+export const MIN_BUFFER_MB = 8
 
-export function bufferBytesFromEnv(env: NodeJS.ProcessEnv): number {
+export function bufferBytesFor(env: NodeJS.ProcessEnv, units: number): number {
   const v = env.AAS_BUFFER_MB?.trim()
-  return (v !== undefined && /^\d+$/.test(v) ? Number(v) : DEFAULT_BUFFER_MB) * 1024 * 1024
+  if (v !== undefined && /^\d+$/.test(v)) return Number(v) * 1024 * 1024
+  const mb = Math.min(MAX_BUFFER_MB, Math.max(MIN_BUFFER_MB, 38 - (0.6 * units) / 1000))
+  return Math.round(mb * 1024 * 1024)
 }

@@ -21,7 +21,7 @@ import { fastForward } from '../fast-forward.js'
 import { keepPreviewsMs, prunePreviews } from '../previews.js'
 import { withWriteSession, type WriteSession } from '../session.js'
 import { abandonChain, finishChain, startChain, StaleUnit, type ApplyProgress, type ChainOutput } from './chain.js'
-import { bufferBytesFromEnv, guarded, type MigrateInput, type RunContext } from './context.js'
+import { guarded, type MigrateInput, type RunContext } from './context.js'
 import { runPreflight, type Preflight } from './preflight.js'
 import { resultCommitInfo } from './result-commit.js'
 import { planOnSnapshot, takeRunSnapshot, type SnapshotPlan } from './snapshot.js'
@@ -140,7 +140,7 @@ async function runPipeline(input: MigrateInput, session: WriteSession, finish: F
     ...sandboxLimitsFromEnv(input.env),
     python: choosePython({ flag: input.python, env: input.env }).command,
   }
-  const ctx: RunContext = { root: input.store.agentsRoot, store: input.store, input, session, limits, budget: bufferBytesFromEnv(input.env), tick: collector() }
+  const ctx: RunContext = { root: input.store.agentsRoot, store: input.store, input, session, limits, budget: 0, tick: collector() }
   // The chain's workers: started with the scan, they parse the pre-flight's units, then
   // run the chain; a refusal or an error stops them.
   const pools: ChainPool[] = []

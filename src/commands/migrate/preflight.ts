@@ -8,7 +8,7 @@ import { BATCH_UNITS, ChainPool, workerCount } from '../../migrations/sandbox.js
 import { decodeUnit, readUnit, readUnitVersion, summarize, type Inventory, type UnitReading } from '../../vault/inventory.js'
 import type { UnitType } from '../../vault/rules.js'
 import { scanVault, type ScopeEntry } from '../../vault/walk.js'
-import type { ChainUnit, PhaseResult, RunContext } from './context.js'
+import { bufferBytesFor, type ChainUnit, type PhaseResult, type RunContext } from './context.js'
 
 // The pre-flight, on the live files: scripts, readability and the chain are checked
 // before anything is written to the store, so that a refusal leaves no trace but its
@@ -58,6 +58,7 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
   const choice = choosePython({ flag: input.python, env: input.env })
   const early = discovery.scripts.length > 0 ? settled(checkPythonRun(discovery.scripts, choice, input.target)) : null
   const scan = await scanVault(root)
+  ctx.budget = bufferBytesFor(input.env, scan.units.length)
   const pool = track(new ChainPool(workerCount(scan.units.length, limits.workers), limits))
   const read = await readAndParse(ctx, scan.units, pool)
   if (!read.ok) return { ok: false, errors: read.errors, from: null }
