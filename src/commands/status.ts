@@ -73,18 +73,22 @@ export async function vaultStatus({
   python,
   env = process.env,
 }: StatusInput): Promise<StatusResult> {
-  // The interpreter only, never a script. Started first: through a version manager's shim
-  // (pyenv) it can take longer than the whole walk, so it waits for nothing (and it never
-  // rejects: a failure is in the probe's result).
-  const probing = probePython({ python, env })
+  // An interrupted transaction is completed first: it may put back scripts too.
   const recovered = storeExists ? await recoverIfJournal(location, openStore, onEvent) : null
+  // The interpreter only, never a script. Started as soon as the scripts are listed (a
+  // readdir): through a version manager's shim (pyenv) it can take longer than the whole
+  // walk, so it waits for nothing else (and it never rejects: a failure is in the probe's
+  // result). Without a .py script only the validators are reported, and a light probe
+  // (PyYAML imported only when atomic_agents is there) tells them.
+  const discovery = await discoverScripts(root.path)
+  const hasPython = discovery.scripts.some((s) => s.ext === 'py')
+  const probing = probePython({ python, env, light: !hasPython })
   // The cache lives only where the engine already keeps state (a snapshot was taken).
   const keepCache = storeExists && (await pathExists(location.stateDir))
   const cache = keepCache ? await loadReadingCache(location.stateDir, root.path, Date.now()) : undefined
-  const [{ scan, inventory, read = scan.units.length }, discovery, probe] = await Promise.all([
+  const [{ scan, inventory, read = scan.units.length }, probe] = await Promise.all([
     // Without a cache no unit's stat is needed: the walk does not lstat them.
     takeInventory(root.path, { ...(onProgress ? { onProgress } : {}), ...(cache ? { cache } : { statUnits: false }) }),
-    discoverScripts(root.path),
     probing,
   ])
   // A cache that cannot be written (a read-only store, a full disk) only costs the next run.
@@ -98,7 +102,7 @@ export async function vaultStatus({
     chain: summarizeChain(inventory.vaultVersion, discovery.scripts),
     skipped: scan.skipped,
     recovered,
-    python: discovery.scripts.some((s) => s.ext === 'py') ? probe : null,
+    python: hasPython ? probe : null,
     validators: validatorsInfo(probe),
     cache: cache ? { file: path.join(location.stateDir, READING_CACHE_FILE), loaded: cache.loaded, read, written } : null,
   }

@@ -24,7 +24,7 @@ export interface PythonProbe extends PythonChoice {
   ok: boolean // it runs, is recent enough and has PyYAML
   executable: string | null // sys.executable
   version: string | null // '3.11.7'
-  yaml: string | null // PyYAML's version, null when missing
+  yaml: string | null // PyYAML's version, null when missing ('' when a light probe did not look: no atomic_agents)
   libyaml: boolean // PyYAML's C loader (CSafeLoader) is there
   atomicAgents: string | null // where an installed atomic_agents package is; null: the bridge's stand-in is used
   validators: AtomicValidators | null // that package's own validators; null when it is not installed
@@ -58,16 +58,16 @@ export function describePythonSource(source: PythonSource): string {
 }
 
 // Prints what the engine needs to know as one JSON line; with script paths, also
-// compiles each (without running it) and reports the first syntax error of each.
+// compiles each (without running it) and reports the first syntax error of each. After
+// --light, PyYAML is imported only when atomic_agents is installed (its validators run
+// through it); else its version is '', not looked for.
 const PROBE = `
 import json, sys
 out = {"version": "%d.%d.%d" % sys.version_info[:3], "executable": sys.executable, "yaml": None, "libyaml": False, "atomic_agents": None, "validators": None, "syntax": []}
-try:
-    import yaml
-    out["yaml"] = getattr(yaml, "__version__", "?")
-    out["libyaml"] = hasattr(yaml, "CSafeLoader")
-except Exception:
-    pass
+args = sys.argv[1:]
+light = args[:1] == ["--light"]
+if light:
+    args = args[1:]
 try:
     import importlib.util
     spec = importlib.util.find_spec("atomic_agents")
@@ -75,6 +75,15 @@ try:
         out["atomic_agents"] = spec.origin or list(spec.submodule_search_locations or ["?"])[0]
 except Exception:
     pass
+if light and out["atomic_agents"] is None:
+    out["yaml"] = ""
+else:
+    try:
+        import yaml
+        out["yaml"] = getattr(yaml, "__version__", "?")
+        out["libyaml"] = hasattr(yaml, "CSafeLoader")
+    except Exception:
+        pass
 if out["atomic_agents"] is not None:
     v = out["validators"] = {"package": None, "current": None, "note": False, "wiki": False, "error": None}
     try:
@@ -88,7 +97,7 @@ if out["atomic_agents"] is not None:
         v["wiki"] = callable(getattr(schema, "validate_wiki_frontmatter", None))
     except BaseException as e:
         v["error"] = "%s: %s" % (type(e).__name__, e)
-for p in sys.argv[1:]:
+for p in args:
     try:
         with open(p, "rb") as f:
             compile(f.read(), p, "exec", dont_inherit=True)
@@ -109,11 +118,11 @@ interface ProbeOutput {
   syntax: Array<{ path: string; line: number | null; column: number | null; message: string }>
 }
 
-function runProbe(command: string, scriptPaths: readonly string[]): Promise<{ out: ProbeOutput } | { failure: string; notFound: boolean }> {
+function runProbe(command: string, args: readonly string[]): Promise<{ out: ProbeOutput } | { failure: string; notFound: boolean }> {
   return new Promise((resolve) => {
     execFile(
       command,
-      ['-B', '-c', PROBE, ...scriptPaths],
+      ['-B', '-c', PROBE, ...args],
       { timeout: PROBE_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
       (err, stdout, stderr) => {
         if (err) {
@@ -137,17 +146,25 @@ function runProbe(command: string, scriptPaths: readonly string[]): Promise<{ ou
 }
 
 // The interpreter that would run .py scripts: path, version, PyYAML, atomic_agents.
-export async function probePython({ python, env = process.env }: { python?: string | undefined; env?: NodeJS.ProcessEnv } = {}): Promise<PythonProbe> {
-  return (await probe(choosePython({ flag: python, env }), [])).probe
+// light: PyYAML is not looked for when atomic_agents is not installed (its version is
+// then ''): enough to tell which validators a run would use, and through a version
+// manager's shim the import was about a third of the probe's time.
+export async function probePython({
+  python,
+  env = process.env,
+  light = false,
+}: {
+  python?: string | undefined
+  env?: NodeJS.ProcessEnv
+  light?: boolean
+} = {}): Promise<PythonProbe> {
+  return (await probe(choosePython({ flag: python, env }), [], light)).probe
 }
 
-async function probe(choice: PythonChoice, scripts: readonly ScriptFile[]): Promise<{ probe: PythonProbe; syntax: ProbeOutput['syntax'] }> {
+async function probe(choice: PythonChoice, scripts: readonly ScriptFile[], light = false): Promise<{ probe: PythonProbe; syntax: ProbeOutput['syntax'] }> {
   const base = { ...choice, ok: false, executable: null, version: null, yaml: null, libyaml: false, atomicAgents: null, validators: null }
   const files = scripts.map((s) => s.file)
-  const r = await runProbe(
-    choice.command,
-    scripts.map((s) => s.path),
-  )
+  const r = await runProbe(choice.command, [...(light ? ['--light'] : []), ...scripts.map((s) => s.path)])
   if ('failure' in r) return { probe: { ...base, error: pythonUnavailable({ ...choice, scripts: files, reason: r.failure }) }, syntax: [] }
   const o = r.out
   const v = o.validators

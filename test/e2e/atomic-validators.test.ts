@@ -2,6 +2,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
+import { probePython } from '../../src/migrations/python-interpreter.js'
 import { installAtomicAgents, type FakeAtomicAgents } from '../helpers/atomic-agents.js'
 import { fixturesDir, makeVault, type TempVault } from '../helpers/make-vault.js'
 import { bin } from '../helpers/run-cli.js'
@@ -113,6 +114,19 @@ describe('with atomic-agents installed in the interpreter', () => {
     const env = await installed()
     const v = await vault('mjs')
     const before = await state(v.root)
+    // --status without a .py script probes lightly; with atomic_agents there it still imports PyYAML
+    expect(bin(['--agents-root', v.root, '--status'], { env }).stdout).toMatch(
+      /^validators: +atomic-agents 9\.9\.0 \(.+\/atomic_agents\), accepts schema v2 only/m,
+    )
+    const saved = process.env.PYTHONPATH
+    process.env.PYTHONPATH = env.PYTHONPATH // the probe's interpreter runs in this process's environment
+    try {
+      const light = await probePython({ light: true })
+      expect(light).toMatchObject({ ok: true, atomicAgents: expect.stringContaining('atomic_agents'), yaml: expect.stringMatching(/^\d/) })
+    } finally {
+      if (saved === undefined) delete process.env.PYTHONPATH
+      else process.env.PYTHONPATH = saved
+    }
     const run = bin(['--agents-root', v.root, '--to', 'v2', '--json'], { env })
     expect(run.code).toBe(1)
     const doc = JSON.parse(run.stdout)
@@ -186,6 +200,13 @@ describe('without atomic-agents', () => {
     const v = await vault()
     const status = bin(['--agents-root', v.root, '--status'])
     expect(status.stdout).toMatch(/^validators: +built-in rules and the scripts' own \(atomic_agents is not installed in .+\)$/m)
+    const light = await probePython({ light: true })
+    expect(light).toMatchObject({ ok: true, atomicAgents: null, yaml: '', libyaml: false, error: null })
+    expect((await probePython()).yaml).toMatch(/^\d/) // the full probe imports PyYAML
+    const mjs = await vault('mjs')
+    expect(bin(['--agents-root', mjs.root, '--status'], {}).stdout).toMatch(
+      /^validators: +built-in rules and the scripts' own \(atomic_agents is not installed in .+\)$/m,
+    )
     const missing = bin(['--agents-root', v.root, '--status', '--json', '--python', '/nonexistent/python3'])
     expect(JSON.parse(missing.stdout).status.validators).toEqual({
       kind: 'built-in',
