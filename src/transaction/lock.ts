@@ -1,10 +1,11 @@
 import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { constants } from 'node:fs'
-import { link, open, readFile, unlink } from 'node:fs/promises'
+import { link, lstat, open, readdir, readFile, unlink } from 'node:fs/promises'
 import { hostname } from 'node:os'
 import path from 'node:path'
 import { AasError, describeFsError } from '../errors.js'
+import { VAULT_LOCK_TEMP_PREFIX } from '../vault/rules.js'
 
 // Two kinds of lock. The vault lock (<agents_root>/.migration.lock) makes the engine
 // the only writer among aas-migrate processes. Agent locks (<agent>/.lock, flock(2))
@@ -62,7 +63,7 @@ export async function acquireVaultLock(
   const holder: LockHolder = { pid: process.pid, host: hostname(), startedAt: now().toISOString(), command, token: randomBytes(8).toString('hex') }
   const bytes = Buffer.from(JSON.stringify(holder) + '\n')
   if (breakStale) await breakStaleLock(agentsRoot)
-  const temp = path.join(agentsRoot, `${VAULT_LOCK_FILE}.aas-tmp-${holder.token}`)
+  const temp = path.join(agentsRoot, `${VAULT_LOCK_TEMP_PREFIX}${holder.token}`)
   try {
     const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
     try {
@@ -84,6 +85,7 @@ export async function acquireVaultLock(
       cause: err,
     })
   }
+  await removeStaleLockTemps(agentsRoot)
   return {
     path: file,
     holder,
@@ -102,6 +104,21 @@ export async function acquireVaultLock(
         })
       }
     },
+  }
+}
+
+// A process killed between writing its lock temp and linking it leaves the temp behind
+// (outside every snapshot: see isVaultLockTemp). The lock's holder removes those older
+// than a minute; an acquirer's own temp lives for milliseconds.
+const STALE_LOCK_TEMP_MS = 60_000
+
+async function removeStaleLockTemps(agentsRoot: string): Promise<void> {
+  const names = await readdir(agentsRoot).catch(() => [] as string[])
+  for (const name of names) {
+    if (!name.startsWith(VAULT_LOCK_TEMP_PREFIX)) continue
+    const file = path.join(agentsRoot, name)
+    const st = await lstat(file).catch(() => null)
+    if (st?.isFile() && Date.now() - st.mtimeMs > STALE_LOCK_TEMP_MS) await unlink(file).catch(() => undefined)
   }
 }
 
@@ -126,7 +143,7 @@ async function breakStaleLock(agentsRoot: string): Promise<void> {
   const first = await inspectVaultLock(agentsRoot)
   if (first.state !== 'stale') return
   const before = await readFile(file).catch(() => null)
-  const marker = path.join(agentsRoot, `${VAULT_LOCK_FILE}.aas-tmp-breaking`)
+  const marker = path.join(agentsRoot, `${VAULT_LOCK_TEMP_PREFIX}breaking`)
   try {
     const handle = await open(marker, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o644)
     await handle.close()

@@ -42,12 +42,21 @@ export function isDirOutOfScope(rel: string, rules: PathRules): boolean {
   return ignored(rules, rel, true)
 }
 
+// The vault lock's temp files (`.migration.lock.aas-tmp-<token>`, written and linked as
+// the lock, or the marker of a breaker): part of the lock, like it never in a snapshot,
+// also when a process killed between writing and linking one left it behind.
+export const VAULT_LOCK_TEMP_PREFIX = `${LOCK_FILE}.aas-tmp-`
+
+export function isVaultLockTemp(rel: string): boolean {
+  return rel.startsWith(VAULT_LOCK_TEMP_PREFIX) && !rel.includes('/')
+}
+
 // Whether a file (or symlink) below in-scope directories is itself in the snapshot scope.
 export function isFileInScope(rel: string, rules: PathRules): boolean {
   const slash = rel.lastIndexOf('/')
   const name = rel.slice(slash + 1)
   if (name === '.git') return false // a submodule's or worktree's gitfile
-  if (rel === LOCK_FILE || rel === AUDIT_LOG) return false
+  if (rel === LOCK_FILE || rel === AUDIT_LOG || isVaultLockTemp(rel)) return false
   if (name === '.lock' || name.endsWith('.md.lock')) return false
   if (name.endsWith('.jsonl') && isUnderLogDir(rel)) return false
   return !ignored(rules, rel, false)

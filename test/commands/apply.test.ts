@@ -84,6 +84,16 @@ describe.each(['cli', 'js'] as const)('--apply on the %s backend', (backend) => 
     expect(await captureTree(v.root, { exclude: notEngine })).toEqual(await captureTree(fresh.root, { exclude: notEngine }))
   })
 
+  it('a vault lock temp left by a killed process (between writing and linking it) is no change of the vault: the preview applies', async () => {
+    const v = await v1(backend)
+    const preview = await cli(['--agents-root', v.root, '--to', 'v3', '--dry-run', '--json'], v.env)
+    expect(preview.code, preview.stderr).toBe(0)
+    await writeFile(path.join(v.root, '.migration.lock.aas-tmp-17732a2123f31495'), '{"pid":1}\n')
+    const r = await cli(['--agents-root', v.root, '--apply', 'latest', '--json'], v.env)
+    expect(r.code, r.stderr).toBe(0)
+    expect(JSON.parse(r.stdout).result).toMatchObject({ applied: true, target: 3 })
+  })
+
   it('a preview records its tree, scripts and validation; when a unit, a file that is no unit, a dot-folder file or a script changed since, --apply refuses naming it, vault byte-identical', async () => {
     const v = await v1(backend)
     const dry = await api.migrate({ agentsRoot: v.root, target: 3, dryRun: true, env: v.env, backend })

@@ -1,5 +1,5 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process'
-import { mkdtemp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises'
+import { mkdtemp, mkdir, readFile, readdir, rm, utimes, writeFile } from 'node:fs/promises'
 import { hostname, tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, beforeEach, describe, expect, it } from 'vitest'
@@ -104,6 +104,18 @@ describe('vault lock', () => {
     await writeFile(lockFile(), other)
     expect(await lock.release()).toBe(false)
     expect(await readFile(lockFile(), 'utf8')).toBe(other)
+  })
+
+  it('when a killed process left its lock temp behind then the next holder removes it once it is a minute old', async () => {
+    const old = path.join(root, '.migration.lock.aas-tmp-17732a2123f31495')
+    const fresh = path.join(root, '.migration.lock.aas-tmp-0123456789abcdef')
+    const marker = path.join(root, '.migration.lock.aas-tmp-breaking')
+    for (const f of [old, fresh, marker]) await writeFile(f, '{"pid":1}\n')
+    const minutesAgo = new Date(Date.now() - 2 * 60_000)
+    for (const f of [old, marker]) await utimes(f, minutesAgo, minutesAgo)
+    const lock = await acquireVaultLock(root, { command: 'migrate' })
+    expect((await readdir(root)).sort()).toEqual(['.migration.lock', '.migration.lock.aas-tmp-0123456789abcdef'])
+    await lock.release()
   })
 
   it('when many acquirers race then exactly one gets the lock', async () => {

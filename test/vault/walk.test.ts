@@ -75,7 +75,7 @@ describe('unit enumeration (docs/how-it-works.md, "Units and versions")', () => 
 })
 
 describe('snapshot scope (docs/how-it-works.md, "What is in a snapshot")', () => {
-  it('excludes .git, the store (and one being created), lock files, run logs, legacy tarballs, tool folders and the audit log', async () => {
+  it('excludes .git, the store (and one being created), lock files (and the vault lock temps), run logs, legacy tarballs, tool folders and the audit log', async () => {
     const files = [
       '.git/HEAD',
       'sub/.git',
@@ -84,6 +84,8 @@ describe('snapshot scope (docs/how-it-works.md, "What is in a snapshot")', () =>
       '_migrations/snapshots/2026-01-01T000000_pre_v2_migration.tar.gz',
       '_migrations/migration.jsonl',
       '.migration.lock',
+      '.migration.lock.aas-tmp-17732a2123f31495',
+      '.migration.lock.aas-tmp-breaking',
       'caldwell/.lock',
       'caldwell/memory/user_a.md.lock',
       'caldwell/log/2026-05/run.jsonl',
