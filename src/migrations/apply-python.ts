@@ -6,6 +6,7 @@ import type { StepStatus } from './apply.js'
 import type { LoadedMigration } from './load.js'
 import { BridgeDied, type BridgeOutcome } from './python-bridge.js'
 import { BadBridgeValue, fromBridgeValue, setKey } from './python-values.js'
+import { bridgeFrontmatter } from './python-typed.js'
 
 // One .py step over a batch of units: their front matter goes to the Python bridge in
 // one request, and what each script changed (keys removed, keys set) comes back and is
@@ -48,7 +49,7 @@ export function requestPythonStep(step: LoadedMigration, units: readonly PythonR
     .run(
       py.step,
       dryRun,
-      units.map((u) => ({ id: path.join(py.agentsRoot, ...u.unitId.split('/')), type: u.unitType, fm: u.fm })),
+      units.map((u) => ({ id: path.join(py.agentsRoot, ...u.unitId.split('/')), type: u.unitType, ...bridgeFrontmatter(u.fm) })),
       (i) => {
         current = i
         const u = units[i]

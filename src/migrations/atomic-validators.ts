@@ -4,6 +4,7 @@ import type { UnitFailure, ValidationResult } from '../schema/validate.js'
 import { frontmatterSourceOf, type UnitApplyResult } from './apply.js'
 import { BridgeDied, PythonBridge } from './python-bridge.js'
 import type { PythonRunCheck } from './python-interpreter.js'
+import { bridgeFrontmatter } from './python-typed.js'
 import { labelOf } from './validators-info.js'
 
 // Validation parity with the Python runner: when the interpreter has atomic-agents
@@ -56,7 +57,7 @@ export async function addAtomicValidation(
   let verdicts: Array<string | null>
   try {
     verdicts = await bridge.validate(
-      units.map((u) => ({ id: path.join(spec.agentsRoot, ...u.unitId.split('/')), type: u.unitType, fm: frontmatterSourceOf(u.after) })),
+      units.map((u) => ({ id: path.join(spec.agentsRoot, ...u.unitId.split('/')), type: u.unitType, ...bridgeFrontmatter(frontmatterSourceOf(u.after)) })),
     )
   } catch (err) {
     if (!(err instanceof BridgeDied)) throw err

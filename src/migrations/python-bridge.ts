@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { fileURLToPath } from 'node:url'
 import type { UnitType } from '../vault/rules.js'
+import type { PythonTypedValue } from './python-typed.js'
 
 // The engine's side of the Python bridge (python/bridge.py, which documents the
 // protocol): one long-lived interpreter per script worker, fed a step's units in
@@ -35,11 +36,12 @@ export interface BridgeLoadError {
   problems: string[]
 }
 
-export interface BridgeUnit {
+// The front matter as its YAML text, without the --- lines ('' when none), or typed by
+// the engine as PyYAML would type it (./python-typed.ts).
+export type BridgeUnit = {
   id: string // the unit_id scripts see: the unit's absolute path
   type: UnitType
-  fm: string // the front matter's YAML text, without the --- lines ('' when none)
-}
+} & ({ fm: string } | { meta: Array<[string, PythonTypedValue]> })
 
 export interface BridgeFailure {
   phase: 'parse' | 'applies_to' | 'migrate'

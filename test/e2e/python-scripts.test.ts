@@ -116,6 +116,38 @@ describe.each([
   })
 })
 
+// Records what the script saw: each key with its value's Python type, in order.
+const TYPES_SCRIPT = `from atomic_agents.migration import MigratableUnit
+FROM_VERSION = 1
+TO_VERSION = 2
+def applies_to(unit):
+    return unit.read_frontmatter().get("schema_version") == 1
+def migrate(unit):
+    meta = unit.read_frontmatter()
+    seen = ",".join("%s=%s%s" % (k, type(v).__name__, "[%s]" % "|".join(type(x).__name__ for x in v) if isinstance(v, list) else "") for k, v in meta.items())
+    meta["schema_version"] = 2
+    meta["seen"] = seen
+    unit.write_frontmatter(meta)
+    return {"unit_id": unit.unit_id}
+`
+
+describe('front matter typed by the engine for a .py script', () => {
+  it('when a script records the Python types it sees then they are the same with and without the typed path (AAS_FAST_YAML=0)', async () => {
+    const typed = await pyVault({ script: TYPES_SCRIPT })
+    const parsed = await pyVault({ script: TYPES_SCRIPT })
+    const a = bin(['--agents-root', typed.root, '--to', 'v2', '--no-progress'])
+    const b = bin(['--agents-root', parsed.root, '--to', 'v2', '--no-progress'], { env: { AAS_FAST_YAML: '0' } })
+    expect(a.code, a.stderr).toBe(0)
+    expect(b.code, b.stderr).toBe(0)
+    const [ua, ub] = [await readUnits(typed.root), await readUnits(parsed.root)]
+    expect(ua).toEqual(ub)
+    const unit = ua['caldwell/memory/feedback_debt_priority.md'] as string
+    expect(unit).toMatch(
+      /^seen: schema_version=int,name=str,description=str,type=str,captured=date,last_seen=date,sources=list\[str\],confidence=str,pinned=bool,expires_at=NoneType/m,
+    )
+  })
+})
+
 describe('--status with a .py script', () => {
   it('when the vault has a .py script then --status names the interpreter, its version, PyYAML and atomic_agents, running no script', async () => {
     const v = await pyVault({ script: 'raise SystemExit("a script that runs fails the test")\n' })

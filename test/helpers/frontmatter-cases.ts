@@ -184,3 +184,89 @@ export function mutatedUnits({
   }
   return variants
 }
+
+// Values that YAML readers are known to type differently, or that look like numbers.
+export const TRICKY_SCALARS = [
+  '1',
+  '0',
+  '42',
+  '1.5',
+  '0.50',
+  '1.0',
+  '010',
+  '0123',
+  '+1',
+  '-1',
+  '1_000',
+  '1e3',
+  '1E-2',
+  '.5',
+  '1.',
+  '0x1F',
+  '0o17',
+  '0b101',
+  '.inf',
+  '-.Inf',
+  '.NaN',
+  '12345678901234567890',
+  '123456789012345',
+  '1234567890123456',
+  '1:30',
+  '190:20:30',
+  '2026-01-01',
+  '2026-01-01 10:00:00',
+  '2026-01-01T10:00:00Z',
+  'true',
+  'True',
+  'TRUE',
+  'tRUE',
+  'yes',
+  'No',
+  'on',
+  'OFF',
+  'y',
+  'n',
+  'null',
+  'Null',
+  'NULL',
+  '~',
+  'nUll',
+  '=',
+  '<<',
+  '"quoted 1"',
+  "'single ''x'''",
+  'a b c',
+  'é ü 東京',
+  'http://example.com/a:b',
+  'C#sharp',
+  'x # comment',
+  '[1, two, 3.5, true, null, 0x1, "q"]',
+  '[]',
+  '[ a ,b ]',
+]
+
+// Corpus units with a value replaced by a tricky scalar: as a value, in a flow list, in a
+// block list (the differential tests of the fast load and of the values typed for Python).
+export function trickyUnits(): Array<{ name: string; text: string }> {
+  const rand = prng(23)
+  const out: Array<{ name: string; text: string }> = []
+  for (const [n, unit] of generateUnitCorpus({ count: 150, seed: 11 }).entries()) {
+    for (const [k, scalar] of TRICKY_SCALARS.entries()) {
+      if (rand() > 0.35) continue
+      const eol = unit.text.includes('\r\n') ? '\r\n' : '\n'
+      const lines = unit.text.split(eol)
+      const close = lines.findIndex((l, i) => i > 0 && /^---[ \t]*$/.test(l))
+      if (close < 2) continue
+      const keyLines = lines.flatMap((l, i) => (i > 0 && i < close && /^[a-z_]+: \S/.test(l) ? [i] : []))
+      if (keyLines.length === 0) continue
+      const i = keyLines[Math.floor(rand() * keyLines.length)] as number
+      const key = (lines[i] as string).slice(0, (lines[i] as string).indexOf(':'))
+      const form = rand()
+      if (form < 0.6 || scalar.startsWith('[')) lines[i] = `${key}: ${scalar}`
+      else if (form < 0.8) lines[i] = `${key}: [a, ${scalar}]`
+      else lines[i] = `${key}:${eol}  - ${scalar}${eol}  - b`
+      out.push({ name: `${n}.${k}`, text: lines.join(eol) })
+    }
+  }
+  return out
+}

@@ -11,9 +11,9 @@ input() or os.write(1, ...) never touches the protocol.
   bridge -> engine  {"op": "hello", "python", "executable", "yaml", "libyaml", "atomic_agents"}
   engine -> bridge  {"op": "load", "scripts": [{"step", "path", "file", "from", "to"}]}
   bridge -> engine  {"op": "loaded", "errors": [{"step", "file", "kind", "message", "line", "traceback", "problems"}]}
-  engine -> bridge  {"op": "run", "step", "dry_run", "units": [{"id", "type", "fm"}]}
+  engine -> bridge  {"op": "run", "step", "dry_run", "units": [{"id", "type", "fm" | "meta"}]}
   bridge -> engine  one frame per unit, in order: {"op": "unit", "i", ...outcome}
-  engine -> bridge  {"op": "validate", "units": [{"id", "type", "fm"}]}
+  engine -> bridge  {"op": "validate", "units": [{"id", "type", "fm" | "meta"}]}
   bridge -> engine  {"op": "validated", "results": [null | "message"]}
 
 `validate` runs the installed atomic-agents' own validators (atomic_agents._schema:
@@ -33,6 +33,11 @@ matter as loaded (type-strict: True is not 1, 2.0 is not 2). Values are JSON, wi
 tags for what JSON lacks: {"$date": "2026-01-01"}, {"$datetime": "2026-01-01 10:00:00"},
 {"$float": "2.0"} (the text PyYAML writes), {"$map": {...}} (a dict with a key that
 starts with "$").
+
+A unit's front matter comes as its YAML text ("fm"), which PyYAML's safe loader parses
+here, or, when the engine is sure of every value (src/migrations/python-typed.ts), as
+"meta": its keys and values already typed as that loader types them, in order, as
+[[key, value], ...] with dates tagged {"$date": "2026-01-01"}; nothing is parsed then.
 
 The handle a script gets is the atomic-agents MigratableUnit contract: unit_id (the
 unit's absolute path), unit_type, dry_run, read_frontmatter() (a fresh copy each call,
@@ -211,6 +216,22 @@ def _load_meta(fm):
     return meta
 
 
+def _unit_meta(u):
+    # A unit's front matter: typed by the engine ("meta") or parsed here ("fm").
+    pairs = u.get("meta")
+    if pairs is None:
+        return _load_meta(u["fm"])
+    return {k: _typed(v) for k, v in pairs}
+
+
+def _typed(v):
+    if isinstance(v, list):
+        return [_typed(x) for x in v]
+    if isinstance(v, dict):
+        return datetime.date.fromisoformat(v["$date"])
+    return v
+
+
 def _last_line(exc):
     lines = traceback.format_exception_only(type(exc), exc)
     return lines[-1].strip() if lines else type(exc).__name__
@@ -297,7 +318,7 @@ class Bridge:
 
     def unit(self, module, path, u, dry_run):
         try:
-            meta = _load_meta(u["fm"])
+            meta = _unit_meta(u)
         except BaseException as exc:
             failure = _failure("parse", exc, path)
             mark = getattr(exc, "problem_mark", None)
@@ -361,7 +382,7 @@ def _validate_unit(schema, why, u):
     if not callable(check):
         return None  # the installation judges none of this kind (the engine's note says so)
     try:
-        meta = _load_meta(u["fm"])
+        meta = _unit_meta(u)
     except BaseException as exc:
         return "unparseable: %s" % _last_line(exc)
     rejected = getattr(schema, "SchemaValidationError", None)
