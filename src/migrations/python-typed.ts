@@ -5,8 +5,8 @@ import { isLoadableSimply } from '../vault/simple-frontmatter.js'
 // most of a .py step's cost. The values must be exactly what PyYAML's safe loader would
 // give a script (YAML 1.1: `yes` is True, `2026-01-15` a datetime.date), so only front
 // matter whose every value is sure is typed here; for any other the bridge gets the YAML
-// text and PyYAML decides, as before. test/migrations/python-typed.test.ts holds every typed value to
-// PyYAML's on a corpus, every fixture, edge cases and random mutations.
+// text and PyYAML decides, as before. test/migrations/python-typed.test.ts holds every
+// typed value to PyYAML's on a corpus, every fixture, edge cases and random mutations.
 //
 // What is typed: front matter the fast load reads (src/vault/simple-frontmatter.ts:
 // one-line `key: value` lines with plain keys, block or flow lists of one-line scalars,

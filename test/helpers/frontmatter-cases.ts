@@ -1,3 +1,7 @@
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+import { decodeUnit } from '../../src/vault/unit-reading.js'
+import { repoRoot } from './make-vault.js'
 import { generateUnitCorpus, prng } from './unit-corpus.js'
 
 // Edge cases of front matter for the differential tests of the quick reading and the fast
@@ -269,4 +273,22 @@ export function trickyUnits(): Array<{ name: string; text: string }> {
     }
   }
   return out
+}
+
+function filesBelow(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
+    const p = path.join(dir, e.name)
+    return e.isDirectory() ? filesBelow(p) : [p]
+  })
+}
+
+// Every Markdown file below fixtures/ that decodes as UTF-8 (named repo-relative), and
+// how many there are in all.
+export function markdownFixtures(): { files: number; texts: Array<{ name: string; text: string }> } {
+  const files = filesBelow(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.md'))
+  const texts = files.flatMap((f) => {
+    const d = decodeUnit(readFileSync(f))
+    return d.ok ? [{ name: path.relative(repoRoot, f), text: d.text }] : []
+  })
+  return { files: files.length, texts }
 }

@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -7,10 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { bridgeScriptPath } from '../../src/migrations/python-bridge.js'
 import { bridgeFrontmatter, pythonTypedMeta, type PythonTypedValue } from '../../src/migrations/python-typed.js'
 import { splitUnitText } from '../../src/vault/frontmatter-split.js'
-import { decodeUnit } from '../../src/vault/unit-reading.js'
-import { FRONTMATTER_CASES, mutatedUnits, TRICKY_SCALARS, trickyUnits } from '../helpers/frontmatter-cases.js'
+import { FRONTMATTER_CASES, markdownFixtures, mutatedUnits, TRICKY_SCALARS, trickyUnits } from '../helpers/frontmatter-cases.js'
 import { generateVault } from '../helpers/gen-vault.js'
-import { repoRoot } from '../helpers/make-vault.js'
 import { generateUnitCorpus } from '../helpers/unit-corpus.js'
 
 // The differential test of the front matter the engine types for the Python bridge
@@ -73,13 +71,6 @@ function casesOf(texts: ReadonlyArray<{ name: string; text: string }>): Case[] {
     const split = splitUnitText(text)
     if (split.kind !== 'frontmatter') return []
     return [{ name, fm: split.parts.source, meta: pythonTypedMeta(split.parts.source) }]
-  })
-}
-
-function filesBelow(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name)
-    return e.isDirectory() ? filesBelow(p) : [p]
   })
 }
 
@@ -152,11 +143,8 @@ describe('front matter typed for the Python bridge agrees with PyYAML', () => {
   })
 
   it('when every Markdown fixture is typed then each typed one is what PyYAML loads', () => {
-    const files = filesBelow(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.md'))
-    const texts = files.flatMap((f) => {
-      const d = decodeUnit(readFileSync(f))
-      return d.ok ? [{ name: path.relative(repoRoot, f), text: d.text }] : []
-    })
+    const { files, texts } = markdownFixtures()
+    expect(files).toBeGreaterThan(20)
     const { typed, wrong } = check([...casesOf(texts), ...casesOf(FRONTMATTER_CASES.map(([name, text]) => ({ name, text })))])
     expect(wrong).toEqual([])
     expect(typed).toBeGreaterThan(10)

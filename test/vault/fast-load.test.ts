@@ -1,4 +1,4 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
@@ -9,10 +9,8 @@ import { applyEdits, detectStyle, planEdits } from '../../src/vault/frontmatter-
 import { locateSimple, type Located } from '../../src/vault/frontmatter-locate.js'
 import { fastLoad } from '../../src/vault/frontmatter-fast.js'
 import { splitUnitText } from '../../src/vault/frontmatter-split.js'
-import { decodeUnit } from '../../src/vault/unit-reading.js'
-import { FRONTMATTER_CASES, mutatedUnits, trickyUnits } from '../helpers/frontmatter-cases.js'
+import { FRONTMATTER_CASES, markdownFixtures, mutatedUnits, trickyUnits } from '../helpers/frontmatter-cases.js'
 import { generateVault } from '../helpers/gen-vault.js'
-import { repoRoot } from '../helpers/make-vault.js'
 import { generateUnitCorpus, prng } from '../helpers/unit-corpus.js'
 
 // The differential test of the fast load (src/vault/frontmatter-fast.ts): whenever it reads
@@ -60,13 +58,6 @@ function sameTypes(a: unknown, b: unknown): boolean {
   return typeof a === typeof b && Object.is(a, b)
 }
 
-function filesBelow(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name)
-    return e.isDirectory() ? filesBelow(p) : [p]
-  })
-}
-
 describe('the fast load agrees with the full parser', () => {
   it('when it reads the 1,000-unit corpus then every front matter it reads is the full parse, and it reads most of them', () => {
     const corpus = generateUnitCorpus({ count: 1000 })
@@ -78,12 +69,8 @@ describe('the fast load agrees with the full parser', () => {
   })
 
   it('when it reads every Markdown fixture then it agrees with the full parser and leaves the broken ones to it', () => {
-    const files = filesBelow(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.md'))
-    expect(files.length).toBeGreaterThan(20)
-    const texts = files.flatMap((f) => {
-      const d = decodeUnit(readFileSync(f))
-      return d.ok ? [{ name: path.relative(repoRoot, f), text: d.text }] : []
-    })
+    const { files, texts } = markdownFixtures()
+    expect(files).toBeGreaterThan(20)
     const { decided, wrong } = disagreements(texts)
     expect(wrong).toEqual([])
     expect(decided).toBeGreaterThan(10)

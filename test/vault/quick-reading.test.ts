@@ -1,12 +1,11 @@
-import { readdirSync, readFileSync } from 'node:fs'
+import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { decodeUnit, fullReadingOfText, quickReading, readUnitVersion, type UnitReading } from '../../src/vault/inventory.js'
+import { fullReadingOfText, quickReading, readUnitVersion, type UnitReading } from '../../src/vault/inventory.js'
 import { generateVault } from '../helpers/gen-vault.js'
-import { repoRoot } from '../helpers/make-vault.js'
-import { FRONTMATTER_CASES, mutatedUnits } from '../helpers/frontmatter-cases.js'
+import { FRONTMATTER_CASES, markdownFixtures, mutatedUnits } from '../helpers/frontmatter-cases.js'
 import { generateUnitCorpus } from '../helpers/unit-corpus.js'
 
 // The differential test of the quick reading (src/vault/unit-reading.ts): whenever it
@@ -29,13 +28,6 @@ function disagreements(texts: ReadonlyArray<{ name: string; text: string }>): Ar
   return out
 }
 
-function filesBelow(dir: string): string[] {
-  return readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
-    const p = path.join(dir, e.name)
-    return e.isDirectory() ? filesBelow(p) : [p]
-  })
-}
-
 describe('the quick reading agrees with the full parse', () => {
   it('when it reads the 1,000-unit corpus then every unit it decides reads as the full parse reads it, and it decides most of them', () => {
     const corpus = generateUnitCorpus({ count: 1000 })
@@ -46,12 +38,8 @@ describe('the quick reading agrees with the full parse', () => {
   })
 
   it('when it reads every Markdown fixture then it agrees with the full parse', () => {
-    const files = filesBelow(path.join(repoRoot, 'fixtures')).filter((f) => f.endsWith('.md'))
-    expect(files.length).toBeGreaterThan(20)
-    const texts = files.flatMap((f) => {
-      const d = decodeUnit(readFileSync(f))
-      return d.ok ? [{ name: path.relative(repoRoot, f), text: d.text }] : []
-    })
+    const { files, texts } = markdownFixtures()
+    expect(files).toBeGreaterThan(20)
     expect(disagreements(texts)).toEqual([])
     // The broken fixtures are unreadable: the quick reading must leave them to the parser.
     const broken = texts.filter((t) => t.name.startsWith('fixtures/vault-broken/') && fullReadingOfText(t.text).kind === 'unreadable')
