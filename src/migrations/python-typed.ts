@@ -1,4 +1,4 @@
-import { isLoadableSimply } from '../vault/simple-frontmatter.js'
+import { COMMENT_OR_BLANK, DOUBLE_QUOTED, isLoadableSimply, KEY_LINE, SEQ_ITEM, SINGLE_QUOTED } from '../vault/simple-frontmatter.js'
 
 // Front matter handed to the Python bridge already typed, so that the interpreter does
 // not parse it (docs/how-it-works.md, "Reading front matter fast"): PyYAML's parse was
@@ -29,7 +29,7 @@ export function pythonTypedMeta(source: string): Array<[string, PythonTypedValue
     if (COMMENT_OR_BLANK.test(line)) continue
     const item = SEQ_ITEM.exec(line)
     if (item) {
-      const value = scalar(item[1] as string)
+      const value = scalar(item[2] as string)
       if (list === null || value === undefined) return null
       list.push(value)
       continue
@@ -63,11 +63,6 @@ function endList(out: Array<[string, PythonTypedValue]>, list: PythonTypedValue[
 
 // Half of a UTF-16 pair (a script's text can hold one; a file read cannot): PyYAML refuses it.
 const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/
-const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
-const SEQ_ITEM = /^ *- +(.*)$/
-const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
-const DOUBLE_QUOTED = /^"([^"\\]*)"/
-const SINGLE_QUOTED = /^'((?:[^']|'')*)'/
 
 // PyYAML's bool and null words (its Resolver, YAML 1.1): undefined for any other text.
 const PY_TRUE = new Set(['yes', 'Yes', 'YES', 'true', 'True', 'TRUE', 'on', 'On', 'ON'])
@@ -113,11 +108,22 @@ function isDate(year: number, month: number, day: number): boolean {
 // (a block scalar, say). The fast load's scan has already checked its syntax.
 function scalar(rest: string): PythonTypedValue | undefined {
   const first = rest[0]
-  if (first === '"') return DOUBLE_QUOTED.exec(rest)?.[1]
-  if (first === "'") return SINGLE_QUOTED.exec(rest)?.[1]?.replace(/''/g, "'")
+  if (first === '"' || first === "'") return quoted(rest)
   if (first === '|' || first === '>' || first === '[') return undefined
   const hash = rest.indexOf(' #')
   return plain((hash < 0 ? rest : rest.slice(0, hash)).trimEnd())
+}
+
+// A quoted scalar at the start of `rest` (no escapes in a double-quoted one: the scan
+// refuses them), or undefined.
+function quoted(rest: string): string | undefined {
+  const q = (rest[0] === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest)
+  return q ? unquote(q[0]) : undefined
+}
+
+function unquote(text: string): string {
+  const inner = text.slice(1, -1)
+  return text[0] === "'" ? inner.replace(/''/g, "'") : inner
 }
 
 // `[a, 'b', "c"]` (the scan has checked it: items plain without flow indicators, `#` or
@@ -135,7 +141,7 @@ function flowList(rest: string): PythonTypedValue[] | undefined {
     if (c === '"' || c === "'") {
       const q = (c === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(inner.slice(i))
       if (!q) return undefined
-      value = c === '"' ? q[1] : q[1]?.replace(/''/g, "'")
+      value = unquote(q[0])
       i += q[0].length
     } else {
       let end = inner.indexOf(',', i)

@@ -13,18 +13,21 @@
 // (test/vault/quick-reading.test.ts, test/vault/fast-load.test.ts) hold both to the full
 // parser.
 
+// The line and scalar patterns are shared with ../migrations/python-typed.ts, which types
+// the values of a source this scan accepted.
+
 // Characters outside YAML's printable set (and the ones some readers take for line
 // breaks or a BOM), tabs, and a carriage return not followed by a line feed.
 const UNSURE_CHAR = /[^\n\r\x20-\x7e\u00a0-\u2027\u202a-\ufefe\uff00-\ufffd\ud800-\udfff]|\r(?!\n)/
-const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
+export const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
 const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE|__proto__)$/
-const SEQ_ITEM = /^( *)- +(.*)$/
-const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
+export const SEQ_ITEM = /^( *)- +(.*)$/
+export const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
 const DECIMAL = /^(?:0|[1-9][0-9]{0,8})$/
 // A plain scalar may not start with an indicator (or a space).
 const PLAIN_START = /^[^-?:,[\]{}#&*!|>'"%@` ]/
-const DOUBLE_QUOTED = /^"[^"\\]*"/
-const SINGLE_QUOTED = /^'(?:[^']|'')*'/
+export const DOUBLE_QUOTED = /^"[^"\\]*"/
+export const SINGLE_QUOTED = /^'(?:[^']|'')*'/
 const REST_OF_LINE = /^(?: +#.*| *)$/
 // A block scalar's header without an indentation indicator: `|`, `>-`, `|+ # comment`.
 const BLOCK_HEADER = /^[|>][-+]?(?: +#.*| *)$/
