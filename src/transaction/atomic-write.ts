@@ -143,6 +143,13 @@ export function claimNameFor(fileName: string, runId: string): string {
   return tempNameFor(fileName, `claim-${runId}`)
 }
 
+// The name a checked claim is renamed to while its inode is rewritten with the new
+// bytes (claim-write.ts): unlike a claim, its bytes may be the old state, the new
+// state or a mix of both, and recovery treats them so (resolveClaims, transaction.ts).
+export function rewriteNameFor(fileName: string, runId: string): string {
+  return tempNameFor(fileName, `rewrite-${runId}`)
+}
+
 // Rename the live file aside to its claim name (atomic): from here on, a writer that
 // opens the path creates a new file instead of editing the claimed one. Null when
 // nothing was there. Like all write-phase calls it is synchronous: for thousands of

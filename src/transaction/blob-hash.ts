@@ -113,7 +113,7 @@ function hashSymlinkSync(absPath: string): string {
 
 // The whole content of an open regular file of (about) `size` bytes: a short read is
 // the end of the file, so a file that did not change is one read(2).
-function readToEnd(fd: number, size: number, absPath: string): Buffer {
+export function readToEnd(fd: number, size: number, absPath: string): Buffer {
   let buf = Buffer.allocUnsafe(size + 1)
   let got = 0
   try {

@@ -11,7 +11,10 @@
 // paths alongside the main thread, so the paths before n need not all be written yet.)
 //   mid-recovery:<n>       before the n-th live file write of a recovery
 //   mid-claim:<n>          n-th path of a write phase renamed aside to its claim, not yet checked
-//   mid-link:<n>           n-th path's new bytes linked in place, its claim not yet removed
+//   mid-rewrite:<n>        n-th path's claim, at its rewrite name, holds the new bytes over the
+//                          old ones, not yet truncated (claim-write.ts)
+//   mid-link:<n>           n-th path's new bytes linked in place, its claim (or rewrite name)
+//                          not yet removed
 
 export interface FaultSpec {
   name: string

@@ -1,3 +1,4 @@
+import { closeSync, constants, lstatSync, openSync, readFileSync, unlinkSync } from 'node:fs'
 import { rename } from 'node:fs/promises'
 import path from 'node:path'
 import { AasError } from '../errors.js'
@@ -7,6 +8,7 @@ import type { FileMode } from '../vault/walk.js'
 import {
   claimNameFor,
   fsyncAll,
+  modeBits,
   prepareTempSync,
   restoreClaimSync,
   type OwnBytes,
@@ -14,10 +16,11 @@ import {
   removeFileSync,
   removeTempFiles,
   replaceWithSymlink,
+  rewriteNameFor,
   writeFileAtomic,
   type VerifiedDirs,
 } from './atomic-write.js'
-import { claimAndPlaceSync, newTouched, sameState, type BlobContent, type PathOutcome, type Touched } from './claim-write.js'
+import { claimAndPlaceSync, newTouched, putBackOld, sameState, type BlobContent, type PathOutcome, type Touched } from './claim-write.js'
 import { BIG_BLOB_BYTES } from '../git/store.js'
 import { writeBlobToTemp } from './blob-stream.js'
 import { prefetchingBlobSource, type BlobSource } from './blob-prefetch.js'
@@ -47,6 +50,9 @@ import { clearJournal, planRecovery, readJournal, readLiveStates, replaceJournal
 // with the file as it was plus everything the writer added (the engine's own new
 // bytes, if it had placed them, are left out).
 // Added paths skip 1, 2 and 4 (link refuses an existing file); removed paths skip 3.
+// A regular file replaced by another is rewritten in its own claimed inode instead of
+// steps 3 and 4 (claim-write.ts, rewriteClaimSync: its name while rewritten, its checks,
+// its window); recovery resolves a file left at that name (resolveRewrite, below).
 // Remaining windows, each a few system calls wide: a writer that keeps the file open
 // from before step 1 and writes into it after step 4's re-check and before the unlink;
 // a writer that holds a re-created file open while it is merged into the claim.
@@ -425,6 +431,7 @@ async function resolveClaims(store: Store, journal: Journal): Promise<string[]> 
     if (c.oldOid === null) continue
     const abs = absOf(root, c.path)
     const claim = path.join(path.dirname(abs), claimNameFor(path.basename(abs), journal.runId))
+    if (await resolveRewrite(store, journal, c, abs)) dirs.push(path.dirname(abs))
     if (hashLiveEntrySync(claim) === null) continue
     // At the path: nothing, the new state (a kill after the link), or a writer's file
     // (a lock-free appender re-created it): the claim goes back, merged with the latter.
@@ -434,4 +441,47 @@ async function resolveClaims(store: Store, journal: Journal): Promise<string[]> 
     dirs.push(path.dirname(abs))
   }
   return dirs
+}
+
+// A file left at its rewrite name (claim-write.ts, rewriteClaimSync): its bytes were
+// checked to be the old state before the rename, then were being replaced by the new.
+// Linked at the path already (a kill after the link), the path holds it and the name
+// goes. Otherwise it becomes a claim again: bytes that do not start with the old
+// state's (ours, or a mix) are replaced by the old state's from the store, and it goes
+// back as a claim does. True when it was there.
+async function resolveRewrite(store: Store, journal: Journal, c: JournalChange, abs: string): Promise<boolean> {
+  if (c.oldOid === null || c.oldMode === null || c.oldMode === '120000') return false
+  const rewrite = path.join(path.dirname(abs), rewriteNameFor(path.basename(abs), journal.runId))
+  let st: ReturnType<typeof lstatSync>
+  try {
+    st = lstatSync(rewrite)
+  } catch {
+    return false
+  }
+  if (!st.isFile()) return false // not ours to resolve: the temp-file sweep removes it
+  const atPath = (() => {
+    try {
+      return lstatSync(abs)
+    } catch {
+      return null
+    }
+  })()
+  if (atPath !== null && atPath.ino === st.ino && atPath.dev === st.dev) {
+    unlinkSync(rewrite)
+    return true
+  }
+  const old = await store.readBlob(c.oldOid)
+  const bytes = readFileSync(rewrite)
+  if (!(bytes.length >= old.length && bytes.subarray(0, old.length).equals(old))) {
+    const fd = openSync(rewrite, constants.O_RDWR | constants.O_NOFOLLOW)
+    try {
+      putBackOld(fd, old, c.oldMode === c.newMode ? st.mode & 0o777 : modeBits(c.oldMode))
+    } finally {
+      closeSync(fd)
+    }
+  }
+  const live = hashLiveEntrySync(abs)
+  const ours = live !== null && c.newOid !== null && live.oid === c.newOid ? await newBytesOf(store, c.newOid) : null
+  restoreClaimSync(rewrite, abs, { ours })
+  return true
 }

@@ -78,7 +78,9 @@ if (parentPort !== null) {
         const abs = path.join(root, ...change.path.split('/'))
         touched.dirs.add(path.dirname(abs))
         try {
-          const outcome = claimAndPlaceSync(root, abs, change, content, null, runId, touched, index + 1, verified)
+          // Posted bytes arrive as a plain Uint8Array: a Buffer over the same memory.
+          const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength)
+          const outcome = claimAndPlaceSync(root, abs, change, bytes, null, runId, touched, index + 1, verified)
           if (outcome === 'moved') {
             moved.push(index)
             Atomics.store(flags, STOP, 1)

@@ -73,6 +73,8 @@ describe('kill points of --to', () => {
     'mid-claim:90',
     'mid-link:1',
     'mid-link:200',
+    'mid-rewrite:1',
+    'mid-rewrite:150',
     'before-journal-delete',
   ])('when --to is killed at %s then --status restores the vault exactly to before the run', async (fault) => {
     const work = await copyOf(pristine, `to-${fault.replace(':', '-')}`)
@@ -88,7 +90,7 @@ describe('kill points of --to', () => {
 })
 
 describe('kill points of --rollback', () => {
-  it.each(['after-journal', 'mid-rollback:1', 'mid-rollback:12', 'mid-claim:12', 'mid-link:12', 'before-journal-delete'])(
+  it.each(['after-journal', 'mid-rollback:1', 'mid-rollback:12', 'mid-claim:12', 'mid-rewrite:12', 'mid-link:12', 'before-journal-delete'])(
     'when --rollback is killed at %s then --status returns the vault exactly to its migrated state',
     async (fault) => {
       const work = await copyOf(migrated, `rb-${fault.replace(':', '-')}`)
@@ -125,6 +127,19 @@ describe('kill points of the recovery itself', () => {
     expect(claims).toHaveLength(1)
     const claimedPath = Object.keys(pre).find((k) => !(k in mid) && claims[0]!.includes(path.posix.basename(k)))
     expect(claimedPath).toBeDefined()
+    recoverWithStatus(work)
+    expect(where(await state(work))).toBe('pre')
+  })
+
+  it('when a kill lands while a claimed file is rewritten then its mixed bytes are replaced by the old ones, nothing lost', async () => {
+    const work = await copyOf(pristine, 'rewrite-visible')
+    expect(killedRun(['--agents-root', work, '--to', 'v3'], 'mid-rewrite:3').signal).toBe('SIGKILL')
+    const mid = await state(work)
+    const rewrites = Object.keys(mid).filter((k) => k.includes('.aas-tmp-rewrite-'))
+    expect(rewrites).toHaveLength(1)
+    const rewrittenPath = Object.keys(pre).find((k) => !(k in mid) && rewrites[0]!.includes(path.posix.basename(k)))
+    expect(rewrittenPath).toBeDefined()
+    expect(mid[rewrites[0]!]).not.toEqual(pre[rewrittenPath!]) // the new bytes are (at least partly) written over the old
     recoverWithStatus(work)
     expect(where(await state(work))).toBe('pre')
   })
