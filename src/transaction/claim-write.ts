@@ -222,7 +222,8 @@ export function putBackOld(fd: number, old: Buffer, perm: number): void {
 
 function rewriteError(file: string, abs: string, err: unknown): AasError {
   if (err instanceof AasError) return err
-  return new AasError('IO_FAILED', `Cannot write ${abs}: ${describeFsError(err)}; its bytes are at ${file} until the next command puts them back.`, {
+  // `kept`: where the file's bytes are until the undo (or the next command) puts them back.
+  return new AasError('IO_FAILED', `Cannot write ${abs}: ${describeFsError(err)}`, {
     data: { file: abs, kept: file, errno: (err as NodeJS.ErrnoException | undefined)?.code },
     hint: 'Check permissions and free space on the vault file system, then run the command again.',
     cause: err,
