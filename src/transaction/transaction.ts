@@ -433,14 +433,18 @@ async function resolveClaims(store: Store, journal: Journal): Promise<string[]> 
     const claim = path.join(path.dirname(abs), claimNameFor(path.basename(abs), journal.runId))
     if (await resolveRewrite(store, journal, c, abs)) dirs.push(path.dirname(abs))
     if (hashLiveEntrySync(claim) === null) continue
-    // At the path: nothing, the new state (a kill after the link), or a writer's file
-    // (a lock-free appender re-created it): the claim goes back, merged with the latter.
-    const live = hashLiveEntrySync(abs)
-    const ours = live !== null && c.newOid !== null && live.oid === c.newOid ? await newBytesOf(store, c.newOid) : null
-    restoreClaimSync(claim, abs, { ours })
+    await putClaimBack(store, c, claim, abs)
     dirs.push(path.dirname(abs))
   }
   return dirs
+}
+
+// At the path: nothing, the new state (a kill after the link), or a writer's file
+// (a lock-free appender re-created it): the claim goes back, merged with the latter.
+async function putClaimBack(store: Store, c: JournalChange, claim: string, abs: string): Promise<void> {
+  const live = hashLiveEntrySync(abs)
+  const ours = live !== null && c.newOid !== null && live.oid === c.newOid ? await newBytesOf(store, c.newOid) : null
+  restoreClaimSync(claim, abs, { ours })
 }
 
 // A file left at its rewrite name (claim-write.ts, rewriteClaimSync): its bytes were
@@ -459,14 +463,8 @@ async function resolveRewrite(store: Store, journal: Journal, c: JournalChange, 
     return false
   }
   if (!st.isFile()) return false // not ours to resolve: the temp-file sweep removes it
-  const atPath = (() => {
-    try {
-      return lstatSync(abs)
-    } catch {
-      return null
-    }
-  })()
-  if (atPath !== null && atPath.ino === st.ino && atPath.dev === st.dev) {
+  const atPath = lstatSync(abs, { throwIfNoEntry: false }) // its folder exists: the rewrite is in it
+  if (atPath !== undefined && atPath.ino === st.ino && atPath.dev === st.dev) {
     unlinkSync(rewrite)
     return true
   }
@@ -480,8 +478,6 @@ async function resolveRewrite(store: Store, journal: Journal, c: JournalChange, 
       closeSync(fd)
     }
   }
-  const live = hashLiveEntrySync(abs)
-  const ours = live !== null && c.newOid !== null && live.oid === c.newOid ? await newBytesOf(store, c.newOid) : null
-  restoreClaimSync(rewrite, abs, { ours })
+  await putClaimBack(store, c, rewrite, abs)
   return true
 }
