@@ -204,4 +204,17 @@ describe('atomic writes', () => {
     await fsyncAll({ files: [a], dirs: [gone, path.join(root, 'alice')] })
     await fsyncAll({ files: [a], dirs: [gone, path.join(root, 'alice')] }, { syncfsAbove: 0 })
   })
+
+  // syncfs never opens the files, so a path that is gone tells the two ways apart: per
+  // path, its fsync fails.
+  it('when the machine holds much more unwritten data than the batch is worth then the paths are fsynced one by one, else one syncfs', async () => {
+    const a = path.join(root, 'alice', 'memory', 'a.md')
+    await writeFileAtomic(a, Buffer.from('a'), { within: root, fsync: false })
+    const files = [a, path.join(root, 'alice', 'memory', 'missing.md')]
+    await fsyncAll({ files }, { syncfsAbove: 0, dirtyKb: () => 0 })
+    await fsyncAll({ files }, { syncfsAbove: 0, dirtyKb: () => 359 }) // two paths: under 2 x 180 kB
+    const err = await caught(fsyncAll({ files }, { syncfsAbove: 0, dirtyKb: () => 360 }))
+    expect(err.code).toBe('IO_FAILED')
+    expect(err.message).toContain('missing.md')
+  })
 })
