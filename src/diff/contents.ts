@@ -13,33 +13,111 @@ export function diffNeedsStore(files: readonly DiffFile[]): boolean {
 }
 
 // The files in chunks of `chunk`, in the order given, each with both sides' bytes: those
-// not held are read from the store, one batch of blobs per chunk, so that rendering a
-// diff of any size holds one chunk.
-export async function* withDiffContents(store: Store, files: readonly DiffFile[], chunk = 512): AsyncGenerator<DiffFile[]> {
-  for (let i = 0; i < files.length; i += chunk) {
-    const slice = files.slice(i, i + chunk)
-    const wanted = new Set<string>()
-    for (const f of slice) {
-      if (!lacksContent(f)) continue
-      if (f.oldMode !== null && f.oldContent === null && f.oldOid) wanted.add(f.oldOid)
-      if (f.newMode !== null && f.newContent === null && f.newOid) wanted.add(f.newOid)
+// not held are read from the store by one `cat-file --batch` for the whole diff, in the
+// order the chunks need them. A pump takes them from git as they come, up to
+// AHEAD_BYTES ahead of the chunk being made, and the chunks are small with a turn of the
+// event loop between two: git can only write a pipe's worth (64 KiB) while this thread
+// renders, so it inflates the next blobs on the other core only if the pipe is emptied
+// often. A blob is dropped after the last chunk that needs it. The 50,000-unit bench
+// vault's dry-run diff, read and rendered: 4.6-4.7 s with a git process per chunk of 512
+// files, 2.8-3.1 s now (3.1-3.9 s with chunks of 64, 2.8-3.0 s with 16).
+export async function* withDiffContents(store: Store, files: readonly DiffFile[], chunk = 32): AsyncGenerator<DiffFile[]> {
+  const lastUse = new Map<string, number>() // oid → the index of the last file that needs it
+  const order: string[] = []
+  files.forEach((f, i) => {
+    for (const oid of missingSides(f)) {
+      if (!lastUse.has(oid)) order.push(oid)
+      lastUse.set(oid, i)
     }
-    const got = new Map<string, Buffer>()
-    if (wanted.size > 0) for await (const { oid, content } of store.readBlobs([...wanted])) got.set(oid, content)
-    const missing = [...wanted].find((oid) => !got.has(oid))
-    if (missing)
-      throw new AasError('STORE_CORRUPT', `Object ${missing} of the diff is missing from the store.`, {
-        hint: 'Run `aas-migrate --doctor`; the store may be damaged.',
-        data: { oid: missing },
-      })
-    yield slice.map((f) =>
-      lacksContent(f)
-        ? {
-            ...f,
-            oldContent: f.oldContent ?? (f.oldMode !== null && f.oldOid ? (got.get(f.oldOid) ?? null) : null),
-            newContent: f.newContent ?? (f.newMode !== null && f.newOid ? (got.get(f.newOid) ?? null) : null),
-          }
-        : f,
-    )
+  })
+  const got = new Map<string, Buffer>()
+  const pump = blobPump(store, order, got)
+  try {
+    for (let i = 0; i < files.length; i += chunk) {
+      const slice = files.slice(i, i + chunk)
+      for (const f of slice) for (const oid of missingSides(f)) await pump.need(oid)
+      yield slice.map((f) =>
+        lacksContent(f)
+          ? {
+              ...f,
+              oldContent: f.oldContent ?? (f.oldMode !== null && f.oldOid ? (got.get(f.oldOid) ?? null) : null),
+              newContent: f.newContent ?? (f.newMode !== null && f.newOid ? (got.get(f.newOid) ?? null) : null),
+            }
+          : f,
+      )
+      for (const f of slice) for (const oid of missingSides(f)) if ((lastUse.get(oid) as number) < i + chunk) pump.drop(oid)
+      await new Promise<void>((resolve) => setImmediate(resolve)) // git's output is read now
+    }
+  } finally {
+    await pump.stop() // ends git's read when the caller stops early
   }
+}
+
+// How far the pump reads ahead of the chunk being made.
+const AHEAD_BYTES = 16 * 1024 * 1024
+
+// Blobs read in `order` into `got` as git gives them, while fewer than AHEAD_BYTES are held.
+function blobPump(store: Store, order: readonly string[], got: Map<string, Buffer>) {
+  const blobs = order.length > 0 ? store.readBlobs([...order])[Symbol.asyncIterator]() : null
+  let held = 0
+  let ended = blobs === null
+  let failure: unknown = null
+  let stopped = false
+  let wake: (() => void) | null = null // the consumer waits for a blob
+  let room: (() => void) | null = null // the pump waits for bytes to be dropped
+  const signal = (w: (() => void) | null): null => (w?.(), null)
+  const running = (async () => {
+    try {
+      while (blobs && !stopped) {
+        if (held >= AHEAD_BYTES) {
+          await new Promise<void>((resolve) => (room = resolve))
+          continue
+        }
+        const next = await blobs.next()
+        if (next.done) break
+        got.set(next.value.oid, next.value.content)
+        held += next.value.content.length
+        wake = signal(wake)
+      }
+    } catch (err) {
+      failure = err
+    } finally {
+      ended = true
+      wake = signal(wake)
+    }
+  })()
+  return {
+    async need(oid: string): Promise<void> {
+      while (!got.has(oid)) {
+        if (failure) throw failure
+        if (ended)
+          throw new AasError('STORE_CORRUPT', `Object ${oid} of the diff is missing from the store.`, {
+            hint: 'Run `aas-migrate --doctor`; the store may be damaged.',
+            data: { oid },
+          })
+        await new Promise<void>((resolve) => (wake = resolve))
+      }
+    },
+    drop(oid: string): void {
+      const b = got.get(oid)
+      if (!b) return
+      got.delete(oid)
+      held -= b.length
+      if (held < AHEAD_BYTES) room = signal(room)
+    },
+    async stop(): Promise<void> {
+      stopped = true
+      room = signal(room)
+      await running
+      await blobs?.return?.()
+    },
+  }
+}
+
+// The blob ids of a file's sides that exist but whose bytes are not held.
+function missingSides(f: DiffFile): string[] {
+  const out: string[] = []
+  if (f.oldMode !== null && f.oldContent === null && f.oldOid) out.push(f.oldOid)
+  if (f.newMode !== null && f.newContent === null && f.newOid) out.push(f.newOid)
+  return out
 }
