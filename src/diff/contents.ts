@@ -21,7 +21,11 @@ export function diffNeedsStore(files: readonly DiffFile[]): boolean {
 // often. A blob is dropped after the last chunk that needs it. The 50,000-unit bench
 // vault's dry-run diff, read and rendered: 4.6-4.7 s with a git process per chunk of 512
 // files, 2.8-3.1 s now (3.1-3.9 s with chunks of 64, 2.8-3.0 s with 16).
-export async function* withDiffContents(store: Store, files: readonly DiffFile[], chunk = 32): AsyncGenerator<DiffFile[]> {
+export async function* withDiffContents(
+  store: Store,
+  files: readonly DiffFile[],
+  { chunk = 32, aheadBytes = AHEAD_BYTES }: { chunk?: number; aheadBytes?: number } = {},
+): AsyncGenerator<DiffFile[]> {
   const lastUse = new Map<string, number>() // oid → the index of the last file that needs it
   const order: string[] = []
   files.forEach((f, i) => {
@@ -31,7 +35,7 @@ export async function* withDiffContents(store: Store, files: readonly DiffFile[]
     }
   })
   const got = new Map<string, Buffer>()
-  const pump = blobPump(store, order, got)
+  const pump = blobPump(store, order, got, aheadBytes)
   try {
     for (let i = 0; i < files.length; i += chunk) {
       const slice = files.slice(i, i + chunk)
@@ -56,20 +60,23 @@ export async function* withDiffContents(store: Store, files: readonly DiffFile[]
 // How far the pump reads ahead of the chunk being made.
 const AHEAD_BYTES = 16 * 1024 * 1024
 
-// Blobs read in `order` into `got` as git gives them, while fewer than AHEAD_BYTES are held.
-function blobPump(store: Store, order: readonly string[], got: Map<string, Buffer>) {
+// Blobs read in `order` into `got` as git gives them, while fewer than `aheadBytes` are
+// held or a chunk waits for one (its own blobs, and those kept for a later chunk, may
+// hold more).
+function blobPump(store: Store, order: readonly string[], got: Map<string, Buffer>, aheadBytes: number) {
   const blobs = order.length > 0 ? store.readBlobs([...order])[Symbol.asyncIterator]() : null
   let held = 0
   let ended = blobs === null
   let failure: unknown = null
   let stopped = false
+  let waiting = false // a chunk waits for a blob not read yet
   let wake: (() => void) | null = null // the consumer waits for a blob
   let room: (() => void) | null = null // the pump waits for bytes to be dropped
   const signal = (w: (() => void) | null): null => (w?.(), null)
   const running = (async () => {
     try {
       while (blobs && !stopped) {
-        if (held >= AHEAD_BYTES) {
+        if (held >= aheadBytes && !waiting) {
           await new Promise<void>((resolve) => (room = resolve))
           continue
         }
@@ -77,6 +84,7 @@ function blobPump(store: Store, order: readonly string[], got: Map<string, Buffe
         if (next.done) break
         got.set(next.value.oid, next.value.content)
         held += next.value.content.length
+        waiting = false
         wake = signal(wake)
       }
     } catch (err) {
@@ -95,6 +103,8 @@ function blobPump(store: Store, order: readonly string[], got: Map<string, Buffe
             hint: 'Run `aas-migrate --doctor`; the store may be damaged.',
             data: { oid },
           })
+        waiting = true
+        room = signal(room)
         await new Promise<void>((resolve) => (wake = resolve))
       }
     },
@@ -103,7 +113,7 @@ function blobPump(store: Store, order: readonly string[], got: Map<string, Buffe
       if (!b) return
       got.delete(oid)
       held -= b.length
-      if (held < AHEAD_BYTES) room = signal(room)
+      if (held < aheadBytes) room = signal(room)
     },
     async stop(): Promise<void> {
       stopped = true

@@ -54,7 +54,7 @@ describe.each<BackendName>(['cli', 'js'])('withDiffContents (%s)', (backend) => 
     const { store, files, text } = await setUp(10)
     const c = counting(store)
     const chunks: DiffFile[][] = []
-    for await (const chunk of withDiffContents(c.store, files, 3)) chunks.push(chunk)
+    for await (const chunk of withDiffContents(c.store, files, { chunk: 3 })) chunks.push(chunk)
     expect(c.calls()).toBe(1)
     expect(chunks.map((ch) => ch.map((f) => f.path))).toEqual([
       ['u0.md', 'u1.md', 'u2.md'],
@@ -71,14 +71,24 @@ describe.each<BackendName>(['cli', 'js'])('withDiffContents (%s)', (backend) => 
 
   it('when the caller stops after the first chunk then the read ends with it, and a later diff reads normally', async () => {
     const { store, files } = await setUp(9)
-    for await (const chunk of withDiffContents(store, files, 3)) {
+    for await (const chunk of withDiffContents(store, files, { chunk: 3 })) {
       expect(chunk[1]?.oldContent?.toString()).toBe('old 1\n')
       break
     }
     let n = 0
-    for await (const chunk of withDiffContents(store, files, 4)) n += chunk.length
+    for await (const chunk of withDiffContents(store, files, { chunk: 4 })) n += chunk.length
     expect(n).toBe(9)
   })
+
+  // The blobs are 6 bytes: a chunk of 3 files needs up to 6 of them, a later chunk file 1's
+  // old bytes again.
+  it('when one chunk needs more than the read-ahead allows then it still gets every blob', async () => {
+    const { store, files, text } = await setUp(10)
+    const all: DiffFile[] = []
+    for await (const chunk of withDiffContents(store, files, { chunk: 3, aheadBytes: 8 })) all.push(...chunk)
+    expect(all.map((f) => f.newContent?.toString())).toEqual(files.map((_, i) => text(i, 'new')))
+    expect(all[7]?.oldContent?.toString()).toBe('old 1\n')
+  }, 20_000)
 
   it('when a blob is missing from the store then the diff fails naming it', async () => {
     const { store, files } = await setUp(4)
@@ -87,7 +97,7 @@ describe.each<BackendName>(['cli', 'js'])('withDiffContents (%s)', (backend) => 
     const chunks: DiffFile[][] = []
     const err = await (async () => {
       try {
-        for await (const chunk of withDiffContents(store, files, 2)) chunks.push(chunk)
+        for await (const chunk of withDiffContents(store, files, { chunk: 2 })) chunks.push(chunk)
       } catch (e) {
         return e as Error
       }
