@@ -452,7 +452,8 @@ export async function fsyncAll(
 }
 
 // One path's fsync costs about what syncfs(2) spends writing this much of other dirty
-// data. Measured on ext4 here (docs/performance.md, "Choosing syncfs"): 500 fsyncs of
+// data (docs/how-it-works.md, "The journal and the fast-forward"; the measurements are in
+// docs/performance.md's hand-written section). Measured on ext4 here: 500 fsyncs of
 // 2 KB files, 8 at a time, took 79-93 ms and 5,000 took 0.8-1.6 s, while syncfs took
 // 11-48 ms with nothing else to write and 157-179 ms with 200 MB more.
 const PATH_FSYNC_AS_DIRTY_KB = 180
