@@ -12,6 +12,7 @@ import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_C
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
+import { PackReader } from './pack-read.js'
 import {
   BIG_BLOB_BYTES,
   type BlobDestination,
@@ -83,6 +84,7 @@ export class JsStore extends BaseStore {
   private readonly create: boolean
   private readonly cache: object = {}
   private gitFsCache: GitFs | null = null
+  private packsCache: PackReader | null = null
 
   constructor(agentsRoot: string, location: StoreLocation, { create = true }: { create?: boolean } = {}) {
     super(agentsRoot, location)
@@ -180,12 +182,20 @@ export class JsStore extends BaseStore {
     }
   }
 
+  // The store's packs read here (pack-read.ts); what they cannot give, isomorphic-git.
+  private get packs(): PackReader {
+    this.packsCache ??= new PackReader(path.join(this.gitDir, 'objects', 'pack'))
+    return this.packsCache
+  }
+
   private async readRaw(oid: string): Promise<{ type: string; content: Buffer }> {
     checkOid(oid)
     try {
       const loose = this.readLooseSync(oid)
       if (loose === 'big') return await this.readBigLoose(oid)
       if (loose) return loose
+      const packed = this.packs.read(oid)
+      if (packed) return packed
       const r = await this.readObject(oid, 'content')
       return { type: r.type, content: Buffer.from(r.object as Uint8Array) }
     } catch (err) {
@@ -386,6 +396,7 @@ export class JsStore extends BaseStore {
   protected async hasObject(oid: string): Promise<boolean> {
     if (!(await this.exists())) return false
     if (fs.existsSync(path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2)))) return true
+    if (this.packs.has(oid)) return true
     try {
       await this.readObject(oid, 'deflated')
       return true
@@ -405,12 +416,16 @@ export class JsStore extends BaseStore {
   }
 
   async readCommit(oid: string): Promise<CommitInfo> {
-    const { type, content } = await this.readRaw(oid)
+    const { type, content } = await this.released(() => this.readRaw(oid))
     if (type !== 'commit') throw new AasError('STORE_CORRUPT', `Object ${oid} is a ${type}, not a commit.`, { hint: 'Pass a commit id.', data: { oid } })
     return parseCommit(oid, content)
   }
 
   async listTree(treeish: string): Promise<TreeEntry[]> {
+    return this.released(() => this.listTreeOpen(treeish))
+  }
+
+  private async listTreeOpen(treeish: string): Promise<TreeEntry[]> {
     let { type, content } = await this.readRaw(treeish)
     if (type === 'commit') ({ type, content } = await this.readRaw(parseCommit(treeish, content).tree))
     const out: TreeEntry[] = []
@@ -426,11 +441,24 @@ export class JsStore extends BaseStore {
   }
 
   async readBlob(oid: string): Promise<Buffer> {
-    return (await this.readRaw(oid)).content
+    return (await this.released(() => this.readRaw(oid))).content
   }
 
   async *readBlobs(oids: string[]): AsyncIterable<{ oid: string; content: Buffer }> {
-    for (const oid of oids) yield { oid, content: (await this.readRaw(oid)).content }
+    try {
+      for (const oid of oids) yield { oid, content: (await this.readRaw(oid)).content }
+    } finally {
+      this.packsCache?.release()
+    }
+  }
+
+  // A read that leaves no pack file open behind it (a store has no close()).
+  private async released<T>(read: () => Promise<T>): Promise<T> {
+    try {
+      return await read()
+    } finally {
+      this.packsCache?.release()
+    }
   }
 
   private loosePath(oid: string): string {
@@ -438,14 +466,14 @@ export class JsStore extends BaseStore {
   }
 
   // A loose blob is inflated as a stream into the destination. A packed one is read
-  // whole through isomorphic-git, which has no streaming read: this store packs only
+  // whole (pack-read.ts, or isomorphic-git for a delta): this store packs only
   // blobs of at most BIG_BLOB_BYTES (bigger ones stay loose), so a big blob is packed
   // only when git itself packed the store (git gc, or a vault repository's own packs).
   async readBlobToFile(oid: string, dest: BlobDestination, { onSize, onData }: ReadBlobToFileOptions = {}): Promise<number> {
     checkOid(oid)
     const file = this.loosePath(oid)
     if (!(await this.hasLoose(file))) {
-      const { type, content } = await this.readRaw(oid)
+      const { type, content } = await this.released(() => this.readRaw(oid))
       if (type !== 'blob') throw notABlob(oid, type, this.gitDir)
       const sink = await openBlobSink(dest)
       try {
@@ -534,13 +562,17 @@ export class JsStore extends BaseStore {
   }
 
   // A loose object's size from its header: only the first few hundred bytes are read
-  // and inflated. A packed object is read whole (see readBlobToFile).
+  // and inflated. A packed one's from its pack header, a delta's by reading it whole.
   async blobSizes(oids: string[]): Promise<Map<string, number>> {
+    return this.released(() => this.blobSizesOpen(oids))
+  }
+
+  private async blobSizesOpen(oids: string[]): Promise<Map<string, number>> {
     const sizes = new Map<string, number>()
     for (const oid of oids) {
       if (sizes.has(oid)) continue
       checkOid(oid)
-      const head = this.looseHeaderSync(oid)
+      const head = this.looseHeaderSync(oid) ?? this.packedHeader(oid)
       if (head) {
         if (head.type !== 'blob') throw notABlob(oid, head.type, this.gitDir)
         sizes.set(oid, head.size)
@@ -551,6 +583,14 @@ export class JsStore extends BaseStore {
       sizes.set(oid, content.length)
     }
     return sizes
+  }
+
+  private packedHeader(oid: string): { type: string; size: number } | null {
+    try {
+      return this.packs.header(oid)
+    } catch (err) {
+      throw this.unreadable(oid, err)
+    }
   }
 
   private looseHeaderSync(oid: string): { type: string; size: number } | null {

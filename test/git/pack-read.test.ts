@@ -1,0 +1,164 @@
+import { execFileSync } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
+import path from 'node:path'
+import { afterEach, describe, expect, it } from 'vitest'
+import { openStore } from '../../src/git/open-store.js'
+import { PackReader } from '../../src/git/pack-read.js'
+import { makeVault, type TempVault } from '../helpers/make-vault.js'
+
+// The js backend reads whole packed objects itself (src/git/pack-read.ts) and leaves
+// deltas to isomorphic-git. Every answer is checked against git's own.
+
+let vault: TempVault | null = null
+afterEach(async () => {
+  await vault?.cleanup()
+  vault = null
+})
+
+function gitIn(gitDir: string, args: string[], input?: string | Buffer): string {
+  return execFileSync('git', [`--git-dir=${gitDir}`, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 }).trim()
+}
+
+function gitBytes(gitDir: string, args: string[]): Buffer {
+  return execFileSync('git', [`--git-dir=${gitDir}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 })
+}
+
+// A store whose blobs are versions of the same text (so that git deltifies most of them),
+// plus one 3 MB blob of random bytes; all packed by git with `extra` pack-objects flags.
+async function packedByGit(extra: string[] = []): Promise<{ gitDir: string; blobs: string[]; packDir: string }> {
+  vault = await makeVault(null)
+  await writeFile(path.join(vault.root, 'note.md'), 'a note\n')
+  const cli = await openStore({ agentsRoot: vault.root, backend: 'cli' })
+  await cli.writeVaultTree()
+  const gitDir = cli.location.gitDir
+  const base = Array.from({ length: 200 }, (_, i) => `line ${i} of a note that agents keep rewriting\n`).join('')
+  const texts = Array.from({ length: 40 }, (_, k) => `---\nversion: ${k}\n---\n${base}changed ${k}\n`)
+  const blobs = texts.map((t) => gitIn(gitDir, ['hash-object', '-w', '--stdin'], t))
+  const big = randomBytes(3 << 20)
+  await mkdir(path.join(vault.dir, 'tmp'), { recursive: true })
+  await writeFile(path.join(vault.dir, 'tmp', 'big.bin'), big)
+  blobs.push(gitIn(gitDir, ['hash-object', '-w', path.join(vault.dir, 'tmp', 'big.bin')]))
+  const packDir = path.join(gitDir, 'objects', 'pack')
+  gitIn(gitDir, ['pack-objects', '-q', '--window=50', ...extra, path.join(packDir, 'pack')], `${blobs.join('\n')}\n`)
+  gitIn(gitDir, ['prune-packed'])
+  return { gitDir, blobs, packDir }
+}
+
+// How git stored each object: whole or as a delta (verify-pack's fourth column is the
+// delta depth for deltified objects).
+function deltified(gitDir: string, packDir: string, idx: string): Set<string> {
+  const out = gitIn(gitDir, ['verify-pack', '-v', path.join(packDir, idx)])
+  const set = new Set<string>()
+  for (const line of out.split('\n')) {
+    const f = line.split(/\s+/)
+    if (/^[0-9a-f]{40}$/.test(f[0] ?? '') && f.length >= 7) set.add(f[0] as string)
+  }
+  return set
+}
+
+async function idxFiles(packDir: string): Promise<string[]> {
+  return (await readdir(packDir)).filter((f) => f.endsWith('.idx'))
+}
+
+describe('packed objects read without isomorphic-git', () => {
+  it('when git packed blobs, some as deltas, then each whole one reads as git reads it, deltas are left to the fallback, and the js store reads all', async () => {
+    const { gitDir, blobs, packDir } = await packedByGit()
+    const idx = (await idxFiles(packDir)).find((f) => gitIn(gitDir, ['verify-pack', '-v', path.join(packDir, f)]).includes(blobs[0] as string)) as string
+    const deltas = deltified(gitDir, packDir, idx)
+    expect(deltas.size).toBeGreaterThan(10)
+    expect(blobs.length - deltas.size).toBeGreaterThan(1)
+
+    const reader = new PackReader(packDir)
+    for (const oid of blobs) {
+      const got = reader.read(oid)
+      if (deltas.has(oid)) {
+        expect(got, oid).toBeNull()
+        expect(reader.header(oid), oid).toBeNull()
+        continue
+      }
+      expect(got?.type).toBe('blob')
+      expect(got?.content.equals(gitBytes(gitDir, ['cat-file', 'blob', oid])), oid).toBe(true)
+      expect(reader.header(oid)).toEqual({ type: 'blob', size: Number(gitIn(gitDir, ['cat-file', '-s', oid])) })
+      expect(reader.has(oid)).toBe(true)
+    }
+    expect(reader.read('0123456789abcdef0123456789abcdef01234567')).toBeNull()
+    reader.close()
+
+    const js = await openStore({ agentsRoot: (vault as TempVault).root, backend: 'js' })
+    const sizes = await js.blobSizes(blobs)
+    for (const oid of blobs) {
+      const want = gitBytes(gitDir, ['cat-file', 'blob', oid])
+      expect((await js.readBlob(oid)).equals(want), oid).toBe(true)
+      expect(sizes.get(oid)).toBe(want.length)
+    }
+  })
+
+  it('when the index keeps offsets in its 64-bit table then objects are found through it', async () => {
+    // --index-version=2,0: every offset above 0 goes into the 64-bit table.
+    const { gitDir, blobs, packDir } = await packedByGit(['--index-version=2,0', '--window=0'])
+    const reader = new PackReader(packDir)
+    for (const oid of blobs) expect(reader.read(oid)?.content.equals(gitBytes(gitDir, ['cat-file', 'blob', oid])), oid).toBe(true)
+    reader.close()
+  })
+
+  it('when a packed object is damaged then reading it fails its CRC-32 check and the js store reports the object as corrupt', async () => {
+    const { gitDir, blobs, packDir } = await packedByGit(['--window=0'])
+    const oid = blobs[blobs.length - 1] as string // the 3 MB blob, stored whole
+    const pack = path.join(
+      packDir,
+      (await idxFiles(packDir)).find((f) => gitIn(gitDir, ['verify-pack', '-v', path.join(packDir, f)]).includes(oid))?.replace(/\.idx$/, '.pack') as string,
+    )
+    const line = gitIn(gitDir, ['verify-pack', '-v', pack.replace(/\.pack$/, '.idx')])
+      .split('\n')
+      .find((l) => l.startsWith(oid)) as string
+    const [, , , packedSize, offset] = line.split(/\s+/).map(Number) as number[]
+    const bytes = await readFile(pack)
+    // inside a stored (incompressible) block, so that it still inflates, to other bytes
+    const at = (offset as number) + Math.floor((packedSize as number) / 2)
+    bytes[at] = (bytes[at] as number) ^ 0xff
+    await writeFile(pack, bytes)
+
+    const reader = new PackReader(packDir)
+    expect(() => reader.read(oid)).toThrow(/CRC-32/)
+    reader.close()
+    const js = await openStore({ agentsRoot: (vault as TempVault).root, backend: 'js' })
+    await expect(js.readBlob(oid)).rejects.toMatchObject({ code: 'STORE_CORRUPT', message: expect.stringContaining('CRC-32') })
+    // the others are intact
+    expect((await js.readBlob(blobs[0] as string)).equals(gitBytes(gitDir, ['cat-file', 'blob', blobs[0] as string]))).toBe(true)
+  })
+
+  it('when git repacks the store after the reader listed its packs then the objects are found in the new pack', async () => {
+    const { gitDir, blobs, packDir } = await packedByGit(['--window=0'])
+    const reader = new PackReader(packDir)
+    expect(reader.read(blobs[0] as string)).not.toBeNull()
+    reader.release()
+    const before = await idxFiles(packDir)
+    // everything into one new pack, the old ones deleted (objects kept reachable by a ref)
+    const tree = gitIn(gitDir, ['mktree'], blobs.map((b, i) => `100644 blob ${b}\tf${i}\n`).join(''))
+    gitIn(gitDir, ['update-ref', 'refs/aas/test-keep', gitIn(gitDir, ['commit-tree', tree, '-m', 'keep'])])
+    gitIn(gitDir, ['repack', '-a', '-d', '-q', '--window=0'])
+    const after = await idxFiles(packDir)
+    expect(after.some((f) => before.includes(f))).toBe(false)
+    for (const oid of blobs) expect(reader.read(oid)?.content.equals(gitBytes(gitDir, ['cat-file', 'blob', oid])), oid).toBe(true)
+    reader.close()
+  })
+
+  it('when the js store packs a snapshot itself then every blob is read from that pack by the reader', async () => {
+    vault = await makeVault(null)
+    const files = Array.from({ length: 150 }, (_, i) => [`memory/agent/n${i}.md`, `---\nversion: 1\n---\nnote ${i}\n${'x'.repeat(i * 37)}\n`] as const)
+    for (const [rel, text] of files) {
+      await mkdir(path.dirname(path.join(vault.root, rel)), { recursive: true })
+      await writeFile(path.join(vault.root, rel), text)
+    }
+    const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
+    const oids = await js.writeBlobs(
+      (async function* () {
+        for (const [, text] of files) yield Buffer.from(text)
+      })(),
+    )
+    const reader = new PackReader(path.join(js.location.gitDir, 'objects', 'pack'))
+    oids.forEach((oid, i) => expect(reader.read(oid)?.content.toString(), oid).toBe(files[i]?.[1]))
+    reader.close()
+  })
+})
