@@ -295,7 +295,9 @@ export class JsStore extends BaseStore {
         oids.push('') // filled below
         small.push(item)
         if (small.length > PACK_AFTER) {
-          const p = (pack = new PackWriter(path.join(this.gitDir, 'objects', 'pack')))
+          const packs = this.packs
+          packs.refresh()
+          const p = (pack = new PackWriter(path.join(this.gitDir, 'objects', 'pack'), (oid) => packs.inListedPack(oid)))
           started(p)
           this.fillSmall(oids, small, (b) => this.addToPack(p, b))
         }
@@ -775,6 +777,9 @@ const PACK_TYPE = { commit: 1, tree: 2, blob: 3 } as const
 // one by one into objects/pack/tmp_pack_*, then the header's count and the trailing
 // checksum, then the index; both renamed to pack-<checksum>.* (the pack first, as git
 // does, so an index never names a missing pack). Until then readers see nothing.
+// An object the store's packs already hold (`packed`) is not written again, as git
+// fast-import does not: a rollback's safety snapshot of a migrated vault finds every
+// blob in the run's pack. A pack left with no object is not written at all.
 class PackWriter {
   private readonly dir: string
   private readonly tmp: string
@@ -784,7 +789,10 @@ class PackWriter {
   private buf = Buffer.allocUnsafe(1 << 20)
   private used = 0
 
-  constructor(dir: string) {
+  constructor(
+    dir: string,
+    private readonly packed: (oid: string) => boolean,
+  ) {
     this.dir = dir
     fs.mkdirSync(dir, { recursive: true })
     this.tmp = path.join(dir, `tmp_pack_${randomBytes(6).toString('hex')}`)
@@ -809,7 +817,7 @@ class PackWriter {
 
   add(type: keyof typeof PACK_TYPE, content: Buffer): string {
     const oid = hashObject(type, content)
-    if (this.ids.has(oid)) return oid
+    if (this.ids.has(oid) || this.packed(oid)) return oid
     const head: number[] = []
     let size = content.length
     let byte = (PACK_TYPE[type] << 4) | (size & 0x0f)
@@ -830,6 +838,7 @@ class PackWriter {
   }
 
   async finish(): Promise<void> {
+    if (this.ids.size === 0) return this.abort()
     this.flush()
     const header = Buffer.alloc(12)
     header.write('PACK', 0, 'latin1')

@@ -149,7 +149,7 @@ class PackIndex {
 // is in none of them (a pack written since: only new index files are read).
 export class PackReader {
   private packs = new Map<string, PackIndex>()
-  private listed = false
+  private everListed = false
 
   constructor(private readonly packDir: string) {}
 
@@ -180,7 +180,7 @@ export class PackReader {
       if (idx.length < IDS + 28 * n + 40) continue
       this.packs.set(name, new PackIndex(path.join(this.packDir, `${name.slice(0, -4)}.pack`), idx))
     }
-    this.listed = true
+    this.everListed = true
   }
 
   private locate(oid: string): { pack: PackIndex; i: number } | null {
@@ -192,7 +192,7 @@ export class PackReader {
       }
       return null
     }
-    const first = this.listed ? look() : null
+    const first = this.everListed ? look() : null
     if (first) return first
     this.list()
     return look()
@@ -200,6 +200,19 @@ export class PackReader {
 
   has(oid: string): boolean {
     return this.locate(oid) !== null
+  }
+
+  // Lists the folder again (only new index files are read).
+  refresh(): void {
+    this.list()
+  }
+
+  // Whether a pack listed so far holds the id: no new listing on a miss, for a writer
+  // asking about every object it writes (it calls refresh() first).
+  inListedPack(oid: string): boolean {
+    const id = Buffer.from(oid, 'hex')
+    for (const pack of this.packs.values()) if (pack.find(id) >= 0) return true
+    return false
   }
 
   // A whole object, or null: in no pack, or a delta (for the caller's other path). A
@@ -245,6 +258,6 @@ export class PackReader {
   close(): void {
     for (const pack of this.packs.values()) pack.close()
     this.packs.clear()
-    this.listed = false
+    this.everListed = false
   }
 }

@@ -161,4 +161,32 @@ describe('packed objects read without isomorphic-git', () => {
     oids.forEach((oid, i) => expect(reader.read(oid)?.content.toString(), oid).toBe(files[i]?.[1]))
     reader.close()
   })
+
+  it('when the js store writes blobs its packs already hold then they are not written again, and a pack of nothing new is not written', async () => {
+    vault = await makeVault(null)
+    const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
+    const packDir = path.join(js.location.gitDir, 'objects', 'pack')
+    const blobs = (from: number, to: number): Buffer[] => Array.from({ length: to - from }, (_, i) => Buffer.from(`---\nversion: 1\n---\nnote ${from + i}\n`))
+    const write = (bs: Buffer[]) =>
+      js.writeBlobs(
+        (async function* () {
+          yield* bs
+        })(),
+      )
+    const first = await write(blobs(0, 150))
+    expect(await idxFiles(packDir)).toHaveLength(1)
+    // the same blobs again: no new pack
+    expect(await write(blobs(0, 150))).toEqual(first)
+    expect(await idxFiles(packDir)).toHaveLength(1)
+    // with 100 new ones: a pack of those 100 only
+    const before = new Set(await idxFiles(packDir))
+    const both = await write(blobs(0, 250))
+    expect(both.slice(0, 150)).toEqual(first)
+    const added = (await idxFiles(packDir)).filter((f) => !before.has(f))
+    expect(added).toHaveLength(1)
+    const listed = gitIn(js.location.gitDir, ['verify-pack', '-v', path.join(packDir, added[0] as string)])
+    expect(listed.split('\n').filter((l) => / blob /.test(l))).toHaveLength(100)
+    for (const [i, oid] of both.entries()) expect((await js.readBlob(oid)).toString()).toBe(`---\nversion: 1\n---\nnote ${i}\n`)
+    expect(gitIn(js.location.gitDir, ['fsck', '--no-dangling'])).toBe('')
+  })
 })
