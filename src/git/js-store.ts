@@ -390,9 +390,24 @@ export class JsStore extends BaseStore {
     return this.writeLooseSync('commit', plan.commit, new Set())
   }
 
+  // A few trees as loose objects; more into one pack (a vault of 270 folders wrote 270
+  // loose files and their fan-out folders per commit: 0.46 s of a 6.5 s --to).
   protected async writeRawTrees(trees: RawObject[]): Promise<void> {
     const dirs = new Set<string>()
-    for (const t of trees) this.writeLooseSync('tree', t.content, dirs)
+    if (trees.length <= PACK_AFTER) {
+      for (const t of trees) this.writeLooseSync('tree', t.content, dirs)
+      return
+    }
+    const packs = this.packs
+    packs.refresh()
+    const pack = new PackWriter(path.join(this.gitDir, 'objects', 'pack'), (oid) => packs.inListedPack(oid))
+    try {
+      for (const t of trees) pack.add('tree', t.content)
+      await pack.finish()
+    } catch (err) {
+      pack.abort()
+      throw this.packFailed(err)
+    }
   }
 
   protected async hasObject(oid: string): Promise<boolean> {

@@ -380,6 +380,36 @@ describe('packs written by the js backend', () => {
     expect(await readBack(js, snap.commit)).toEqual(want)
   })
 
+  it('when a snapshot has more folders than trees written loose then its trees go into a pack, and a later snapshot writes only its new trees', async () => {
+    v = await makeVault(null)
+    const files: Record<string, string> = {}
+    for (let i = 0; i < 120; i++) files[`agent${i}/memory/note.md`] = `note ${i}\n`
+    await writeFiles(v.root, files)
+    const js = await openStore({ agentsRoot: v.root, backend: 'js' })
+    const first = await takeSnapshot(js, { target: 2, from: 1, runId: 'p', now: NOW })
+    const packDir = path.join(js.location.gitDir, 'objects', 'pack')
+    const packs = async (): Promise<string[]> => (await readdir(packDir)).filter((n) => n.endsWith('.pack')).sort()
+    // one pack of blobs, one of trees; no tree is loose
+    const afterFirst = await packs()
+    expect(afterFirst).toHaveLength(2)
+    const loose = git(v.root, '--git-dir', js.location.gitDir, 'count-objects', '-v')
+    expect(loose).toMatch(/^count: 1$/m) // the commit
+    git(v.root, '--git-dir', js.location.gitDir, 'fsck', '--strict', '--no-dangling')
+    const want: Record<string, string> = {}
+    for (const [p, text] of Object.entries(files)) want[`100644 ${p}`] = text
+    const cli = await openStore({ agentsRoot: v.root, backend: 'cli' })
+    expect(await readBack(cli, first.commit)).toEqual(want)
+
+    // one file changed: its three trees (root, agent, memory) are written loose, no pack
+    await writeFile(path.join(v.root, 'agent7/memory/note.md'), 'changed\n')
+    want['100644 agent7/memory/note.md'] = 'changed\n'
+    const second = await takeSnapshot(js, { target: 2, from: 1, runId: 'q', now: new Date(NOW.getTime() + 1000) })
+    expect(await packs()).toEqual(afterFirst)
+    git(v.root, '--git-dir', js.location.gitDir, 'fsck', '--strict', '--no-dangling')
+    expect(await readBack(cli, second.commit)).toEqual(want)
+    expect(await readBack(js, second.commit)).toEqual(want)
+  })
+
   it('when a file changes while blobs are being packed then nothing is left behind', async () => {
     v = await makeVault(null)
     const js = await openStore({ agentsRoot: v.root, backend: 'js' })
