@@ -19,22 +19,15 @@ import {
 } from '../api.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { PushReport } from '../commands/remote-sync.js'
-import { displayRemote } from '../git/remote.js'
-import { describeHolder } from '../snapshots/lease.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { CliIo } from './io.js'
-import { writeNewScript } from './new-script.js'
 import { parseArgs, type CliRequest } from './program.js'
-import { renderDoctorText } from './render/doctor.js'
 import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
 import { makePaint, type Paint } from './render/paint.js'
 import type { ReportRun } from './render/report.js'
 import { makeProgress, silentProgress, type ProgressRenderer } from './render/progress.js'
-import { renderApplyText, renderPreviewList, renderPruned } from './render/previews.js'
-import { renderPruneText, renderTransferText } from './render/remote.js'
-import { renderRollbackText, renderSnapshotList } from './render/snapshots.js'
 import { renderStatusText } from './render/status.js'
 
 // The --json `command` of each action.
@@ -146,7 +139,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       } else {
         io.stdout(renderMigrateSummary(result, paint.out))
       }
-      if (!req.json) io.stderr(renderPruned(result.prunedPreviews))
+      if (!req.json) io.stderr((await import('./render/previews.js')).renderPruned(result.prunedPreviews))
       for (const e of result.errors) io.stderr(renderErrorText(e, paint.err))
       const reported =
         action.report === undefined ? true : await reportOf((await import('./render/report.js')).reportRunOf(result), action.report, action.open, io, paint.err)
@@ -172,7 +165,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       progress.finish()
       const { error, errors, ...rest } = result
       if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson), ...pushDoc() }, error))
-      else io.stdout(renderRollbackText(result))
+      else io.stdout((await import('./render/snapshots.js')).renderRollbackText(result))
       for (const e of errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
     }
@@ -188,13 +181,16 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       progress.finish()
       const { error, errors, ...rest } = result
       if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson) }, error))
-      else io.stdout(renderApplyText(result) + renderPruned(result.prunedPreviews))
+      else {
+        const { renderApplyText, renderPruned } = await import('./render/previews.js')
+        io.stdout(renderApplyText(result) + renderPruned(result.prunedPreviews))
+      }
       for (const e of errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
     }
     case 'list-previews': {
       const list = await listPreviews({ agentsRoot: req.agentsRoot, env: io.env })
-      io.stdout(req.json ? renderJson(command, { previews: list }) : renderPreviewList(list))
+      io.stdout(req.json ? renderJson(command, { previews: list }) : (await import('./render/previews.js')).renderPreviewList(list))
       return 0
     }
     case 'list-snapshots':
@@ -232,12 +228,13 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
             hint: 'Run the fix commands printed under each failed check, then run --doctor again.',
             data: { failed: failed.map((c) => c.id) },
           })
-      io.stdout(req.json ? renderJson(command, { doctor: r }, error) : renderDoctorText(r, paint.out))
+      io.stdout(req.json ? renderJson(command, { doctor: r }, error) : (await import('./render/doctor.js')).renderDoctorText(r, paint.out))
       if (error) io.stderr(renderErrorText(error, paint.err))
       return r.ok ? 0 : 1
     }
     case 'new-script': {
       const root = await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })
+      const { writeNewScript } = await import('./new-script.js')
       const r = await writeNewScript({ agentsRoot: root.path, from: action.from, lang: action.lang })
       io.stdout(
         req.json
@@ -281,6 +278,7 @@ async function remoteFlags(req: CliRequest, io: CliIo): Promise<void> {
 // --remote REMOTE, on any command: aas.remote is set first.
 async function storeRemote(req: CliRequest, io: CliIo): Promise<void> {
   const set = await setRemote({ agentsRoot: req.agentsRoot, env: io.env, remote: req.remote as string })
+  const { displayRemote } = await import('../git/remote.js')
   io.stderr(`aas.remote = ${displayRemote(set.remote)} (${set.file})\n`)
 }
 
@@ -309,7 +307,11 @@ async function dispatchSnapshotCommand(
     case 'list-snapshots': {
       const { snapshots, remote } = await locateSnapshots({ agentsRoot: req.agentsRoot, env: io.env })
       const remoteDoc = remote && { name: remote.name, reachable: remote.reachable, error: remote.error && errorJson(remote.error) }
-      io.stdout(req.json ? renderJson(command, { snapshots, remote: remoteDoc }) : renderSnapshotList(snapshots, remote?.reachable ? remote.name : null))
+      io.stdout(
+        req.json
+          ? renderJson(command, { snapshots, remote: remoteDoc })
+          : (await import('./render/snapshots.js')).renderSnapshotList(snapshots, remote?.reachable ? remote.name : null),
+      )
       if (remote?.error) io.stderr(`${paint.err.warn('warning')}: ${remote.error.message} Only the local snapshots are listed.\n`)
       return 0
     }
@@ -321,7 +323,11 @@ async function dispatchSnapshotCommand(
           ? await pushSnapshots({ ...options, remote: action.remote })
           : await fetchSnapshots({ ...options, remote: action.remote })
       const { error, ...rest } = r
-      io.stdout(req.json ? renderJson(command, { transfer: rest }, error) : renderTransferText(action.kind === 'push-snapshots' ? 'push' : 'fetch', r))
+      io.stdout(
+        req.json
+          ? renderJson(command, { transfer: rest }, error)
+          : (await import('./render/remote.js')).renderTransferText(action.kind === 'push-snapshots' ? 'push' : 'fetch', r),
+      )
       if (error) io.stderr(renderErrorText(error, paint.err))
       return r.ok ? 0 : 1
     }
@@ -334,12 +340,13 @@ async function dispatchSnapshotCommand(
         remote: req.remote,
       })
       const { error, ...rest } = r
-      io.stdout(req.json ? renderJson(command, { prune: rest }, error) : renderPruneText(r))
+      io.stdout(req.json ? renderJson(command, { prune: rest }, error) : (await import('./render/remote.js')).renderPruneText(r))
       if (error) io.stderr(renderErrorText(error, paint.err))
       return r.ok ? 0 : 1
     }
     case 'break-lease': {
       const r = await breakLease({ agentsRoot: req.agentsRoot, env: io.env, remote: req.remote })
+      const { describeHolder } = await import('../snapshots/lease.js')
       const text = r.broken ? `removed the lease on ${r.remote}, held by ${describeHolder(r.holder)}\n` : `no lease on ${r.remote}: nothing to remove\n`
       io.stdout(req.json ? renderJson(command, { lease: r }) : text)
       return 0

@@ -77,6 +77,30 @@ describe('start-up', () => {
     expect(JSON.parse(again.stdout).status.cache).toMatchObject({ loaded: true, read: 0 })
   })
 
+  it("when --status runs then none of the other commands' renderers, the lease or the remote code is loaded", () => {
+    const log = path.join(dir, 'status-modules.log')
+    const r = spawnSync(
+      process.execPath,
+      ['--import', path.join(dir, 'register.mjs'), binPath, '--agents-root', path.join(fixturesDir, 'vault-v1'), '--status'],
+      {
+        env: { ...process.env, NO_COLOR: '1', AAS_TEST_LOADED: log },
+        encoding: 'utf8',
+      },
+    )
+    expect(r.status).toBe(0)
+    const own = [...readFileSync(log, 'utf8').matchAll(/\/dist\/(\S+\.js)$/gm)].map((m) => m[1] as string)
+    expect(own).toContain('cli/render/status.js')
+    for (const m of [
+      'cli/render/doctor.js',
+      'cli/render/previews.js',
+      'cli/render/remote.js',
+      'cli/render/snapshots.js',
+      'snapshots/lease.js',
+      'git/remote.js',
+    ])
+      expect(own, m).not.toContain(m)
+  })
+
   it('when the migration engine runs then it is loaded (the hook sees packages)', async () => {
     const v = await makeVault('vault-v1')
     vaults.push(v)
