@@ -5,7 +5,7 @@ import type { DiffFile } from './unified.js'
 // A side that exists (it has a mode) but whose bytes were not kept: a large run keeps
 // blob ids only (migrate's AAS_BUFFER_MB), the bytes are in the store.
 function lacksContent(f: DiffFile): boolean {
-  return (f.oldMode !== null && f.oldContent === null && f.oldOid !== null) || (f.newMode !== null && f.newContent === null && f.newOid !== null)
+  return missingSides(f).length > 0
 }
 
 export function diffNeedsStore(files: readonly DiffFile[]): boolean {
