@@ -17,6 +17,7 @@ import {
   status,
   unsetRemote,
 } from '../api.js'
+import type { ApplyPreviewResult } from '../commands/apply.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
 import type { PushReport } from '../commands/remote-sync.js'
 import type { EngineEvent } from '../commands/session.js'
@@ -181,10 +182,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       progress.finish()
       const { error, errors, ...rest } = result
       if (req.json) io.stdout(renderJson(command, { result: rest, errors: errors.map(errorJson) }, error))
-      else {
-        const { renderApplyText, renderPruned } = await import('./render/previews.js')
-        io.stdout(renderApplyText(result) + renderPruned(result.prunedPreviews))
-      }
+      else io.stdout(await appliedText(result))
       for (const e of errors) io.stderr(renderErrorText(e, paint.err))
       return result.ok ? 0 : 1
     }
@@ -234,8 +232,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
     }
     case 'new-script': {
       const root = await resolveAgentsRoot({ flag: req.agentsRoot, env: io.env })
-      const { writeNewScript } = await import('./new-script.js')
-      const r = await writeNewScript({ agentsRoot: root.path, from: action.from, lang: action.lang })
+      const r = await (await import('./new-script.js')).writeNewScript({ agentsRoot: root.path, from: action.from, lang: action.lang })
       io.stdout(
         req.json
           ? renderJson(command, { newScript: r })
@@ -244,6 +241,12 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
   }
+}
+
+// What --apply prints: the preview applied, and the previews it pruned.
+async function appliedText(result: ApplyPreviewResult): Promise<string> {
+  const { renderApplyText, renderPruned } = await import('./render/previews.js')
+  return renderApplyText(result) + renderPruned(result.prunedPreviews)
 }
 
 // --report (and --open) after a dry run: where the report is, on stderr. A run that
