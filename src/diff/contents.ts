@@ -39,9 +39,10 @@ export async function* withDiffContents(
   try {
     for (let i = 0; i < files.length; i += chunk) {
       const slice = files.slice(i, i + chunk)
-      for (const f of slice) for (const oid of missingSides(f)) await pump.need(oid)
-      yield slice.map((f) =>
-        lacksContent(f)
+      const sides = slice.map(missingSides)
+      for (const oids of sides) for (const oid of oids) await pump.need(oid)
+      yield slice.map((f, k) =>
+        (sides[k] as string[]).length > 0
           ? {
               ...f,
               oldContent: f.oldContent ?? (f.oldMode !== null && f.oldOid ? (got.get(f.oldOid) ?? null) : null),
@@ -49,7 +50,7 @@ export async function* withDiffContents(
             }
           : f,
       )
-      for (const f of slice) for (const oid of missingSides(f)) if ((lastUse.get(oid) as number) < i + chunk) pump.drop(oid)
+      for (const oids of sides) for (const oid of oids) if ((lastUse.get(oid) as number) < i + chunk) pump.drop(oid)
       await new Promise<void>((resolve) => setImmediate(resolve)) // git's output is read now
     }
   } finally {

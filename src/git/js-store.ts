@@ -261,6 +261,13 @@ export class JsStore extends BaseStore {
     return oids
   }
 
+  // A pack to write into, skipping what the store's packs (listed now) already hold.
+  private newPack(): PackWriter {
+    const packs = this.packs
+    packs.refresh()
+    return new PackWriter(path.join(this.gitDir, 'objects', 'pack'), (oid) => packs.inListedPack(oid))
+  }
+
   private addToPack(pack: PackWriter, blob: Buffer): string {
     try {
       return pack.add('blob', blob)
@@ -295,9 +302,7 @@ export class JsStore extends BaseStore {
         oids.push('') // filled below
         small.push(item)
         if (small.length > PACK_AFTER) {
-          const packs = this.packs
-          packs.refresh()
-          const p = (pack = new PackWriter(path.join(this.gitDir, 'objects', 'pack'), (oid) => packs.inListedPack(oid)))
+          const p = (pack = this.newPack())
           started(p)
           this.fillSmall(oids, small, (b) => this.addToPack(p, b))
         }
@@ -398,9 +403,7 @@ export class JsStore extends BaseStore {
       for (const t of trees) this.writeLooseSync('tree', t.content, dirs)
       return
     }
-    const packs = this.packs
-    packs.refresh()
-    const pack = new PackWriter(path.join(this.gitDir, 'objects', 'pack'), (oid) => packs.inListedPack(oid))
+    const pack = this.newPack()
     try {
       for (const t of trees) pack.add('tree', t.content)
       await pack.finish()

@@ -153,7 +153,8 @@ export class PackReader {
 
   constructor(private readonly packDir: string) {}
 
-  private list(): void {
+  // Lists the folder (again): only new index files are read, vanished ones forgotten.
+  refresh(): void {
     let names: string[] = []
     try {
       names = fs.readdirSync(this.packDir).filter((n) => n.startsWith('pack-') && n.endsWith('.idx'))
@@ -183,36 +184,32 @@ export class PackReader {
     this.everListed = true
   }
 
-  private locate(oid: string): { pack: PackIndex; i: number } | null {
+  // The id in the packs listed so far.
+  private lookUp(oid: string): { pack: PackIndex; i: number } | null {
     const id = Buffer.from(oid, 'hex')
-    const look = (): { pack: PackIndex; i: number } | null => {
-      for (const pack of this.packs.values()) {
-        const i = pack.find(id)
-        if (i >= 0) return { pack, i }
-      }
-      return null
+    for (const pack of this.packs.values()) {
+      const i = pack.find(id)
+      if (i >= 0) return { pack, i }
     }
-    const first = this.everListed ? look() : null
+    return null
+  }
+
+  // The id in the packs, listed again on a miss.
+  private locate(oid: string): { pack: PackIndex; i: number } | null {
+    const first = this.everListed ? this.lookUp(oid) : null
     if (first) return first
-    this.list()
-    return look()
+    this.refresh()
+    return this.lookUp(oid)
   }
 
   has(oid: string): boolean {
     return this.locate(oid) !== null
   }
 
-  // Lists the folder again (only new index files are read).
-  refresh(): void {
-    this.list()
-  }
-
   // Whether a pack listed so far holds the id: no new listing on a miss, for a writer
   // asking about every object it writes (it calls refresh() first).
   inListedPack(oid: string): boolean {
-    const id = Buffer.from(oid, 'hex')
-    for (const pack of this.packs.values()) if (pack.find(id) >= 0) return true
-    return false
+    return this.lookUp(oid) !== null
   }
 
   // A whole object, or null: in no pack, or a delta (for the caller's other path). A
