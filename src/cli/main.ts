@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import './v8-tuning.js' // first: before the modules it tunes are compiled
 import { processIo } from './io.js'
 import { runCli } from './run.js'
 
