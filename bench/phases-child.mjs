@@ -5,6 +5,8 @@ import { pathToFileURL } from 'node:url'
 
 // AAS_BENCH_DIST: the harness's private copy of dist/ (else the repository's dist/).
 const dist = process.env.AAS_BENCH_DIST ?? new URL('../dist', import.meta.url).pathname
+// The CLI's V8 flags (src/cli/v8-tuning.ts), set before the engine is loaded, as the CLI does.
+await import(pathToFileURL(path.join(dist, 'cli', 'v8-tuning.js')).href)
 const { migrate } = await import(pathToFileURL(path.join(dist, 'index.js')).href)
 
 const root = process.argv[2]
