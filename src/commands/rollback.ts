@@ -1,6 +1,7 @@
 import { AasError } from '../errors.js'
 import { RUN_REF_PREFIX } from '../git/refs.js'
 import type { Store, TreeEntry } from '../git/store.js'
+import { settled } from '../settled.js'
 import { importSnapshot } from '../snapshots/import-tarball.js'
 import { resolveSnapshotName, type Snapshot } from '../snapshots/list.js'
 import { takeSnapshot, type TakeSnapshotResult } from '../snapshots/take.js'
@@ -54,11 +55,11 @@ async function runOfSnapshot(store: Store, snapshotCommit: string): Promise<stri
 }
 
 // Paths where the live state differs from what the run wrote: someone changed them later.
-async function foreignPaths(store: Store, changedPaths: readonly string[], currentEntries: readonly TreeEntry[], runCommit: string): Promise<string[]> {
+function foreignPaths(changedPaths: readonly string[], currentEntries: readonly TreeEntry[], runEntries: readonly TreeEntry[]): string[] {
   const index = (entries: readonly TreeEntry[]): Map<string, string> => new Map(entries.map((e) => [e.path, `${e.mode} ${e.oid}`]))
   const current = index(currentEntries)
-  const run = index(await store.listTree(runCommit))
-  return changedPaths.filter((p) => current?.get(p) !== run?.get(p))
+  const run = index(runEntries)
+  return changedPaths.filter((p) => current.get(p) !== run.get(p))
 }
 
 type Ref = { name: string; ref: string; commit: string }
@@ -188,6 +189,10 @@ async function safetyAndChanges(
   session: WriteSession,
 ): Promise<{ safety: TakeSnapshotResult; changes: JournalChange[]; foreign: string[] }> {
   session.emit({ type: 'phase', phase: 'snapshot', total: 0 })
+  // The target's tree and the run that took the snapshot do not depend on the safety
+  // snapshot: listed (by git, for the cli backend) while it is taken.
+  const target = settled(store.listTree(snap.tree))
+  const run = settled(runOfSnapshot(store, snap.commit).then(async (commit) => (commit ? { commit, entries: await store.listTree(commit) } : null)))
   const safety = await takeSnapshot(store, {
     target: snap.target ?? 0,
     from: snap.from ?? 0,
@@ -197,18 +202,17 @@ async function safetyAndChanges(
     onProgress: (done, total) => session.emit({ type: 'progress', phase: 'snapshot', done, total }),
   })
   session.emit({ type: 'snapshot', name: safety.name, ref: safety.ref, commit: safety.commit, files: safety.files, purpose: 'safety' })
-  // The safety snapshot's files are known from its scan: only the target is listed.
-  const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, snap.tree)
+  // The safety snapshot's files are known from its scan, the target's were listed meanwhile.
+  const diff = await store.diffTrees({ tree: safety.tree, entries: safety.entries }, { tree: snap.tree, entries: (await target)() })
   if (diff.length === 0) return { safety, changes: [], foreign: [] }
   // A vault with nothing in its snapshot scope (an empty folder on a new machine, after
   // --fetch-snapshots) holds no later work that a rollback could discard.
-  const runCommit = safety.files > 0 ? await runOfSnapshot(store, snap.commit) : null
-  const foreign = runCommit
-    ? await foreignPaths(
-        store,
+  const ran = safety.files > 0 ? (await run)() : null
+  const foreign = ran
+    ? foreignPaths(
         diff.map((c) => c.path),
         safety.entries,
-        runCommit,
+        ran.entries,
       )
     : []
   return { safety, changes: journalChangesOf(diff), foreign }

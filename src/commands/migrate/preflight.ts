@@ -7,6 +7,7 @@ import { checkPythonRun, choosePython, type PythonRunCheck } from '../../migrati
 import { BATCH_UNITS, ChainPool, workerCount } from '../../migrations/sandbox.js'
 import { decodeUnit, readUnit, readUnitVersion, summarize, type Inventory, type UnitReading } from '../../vault/inventory.js'
 import type { UnitType } from '../../vault/rules.js'
+import { settled } from '../../settled.js'
 import { scanVault, type ScopeEntry } from '../../vault/walk.js'
 import { bufferBytesFor, type ChainUnit, type PhaseResult, type RunContext } from './context.js'
 
@@ -89,17 +90,6 @@ export async function runPreflight(ctx: RunContext, track: (pool: ChainPool) => 
       validators: python.validators,
     },
   }
-}
-
-// A promise that never rejects: its value gives the outcome (or throws its error) when
-// asked, so a check started early is not an unhandled rejection if it is never used.
-function settled<T>(p: Promise<T>): Promise<() => T> {
-  return p.then(
-    (v) => () => v,
-    (err: unknown) => () => {
-      throw err
-    },
-  )
 }
 
 // Whether two script lists have the same .py scripts (what the interpreter's check reads).
