@@ -6,7 +6,7 @@ import { repoRoot } from './helpers/make-vault.js'
 // The rooms of src/, lowest first: a module may import from its own room or a lower
 // one, never from a higher one (docs/how-it-works.md, "Where things are").
 const LAYERS: ReadonlyArray<readonly string[]> = [
-  ['errors.ts', 'version.ts', 'fs-exists.ts', 'module-worker.ts'],
+  ['errors.ts', 'version.ts', 'fs-exists.ts', 'module-worker.ts', 'settled.ts'],
   ['vault'],
   ['schema'],
   ['migrations'],
