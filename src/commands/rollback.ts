@@ -192,7 +192,7 @@ async function safetyAndChanges(
   // The target's tree and the run that took the snapshot do not depend on the safety
   // snapshot: listed (by git, for the cli backend) while it is taken.
   const target = settled(store.listTree(snap.tree))
-  const run = settled(runOfSnapshot(store, snap.commit).then(async (commit) => (commit ? { commit, entries: await store.listTree(commit) } : null)))
+  const runEntries = settled(runOfSnapshot(store, snap.commit).then((commit) => (commit ? store.listTree(commit) : null)))
   const safety = await takeSnapshot(store, {
     target: snap.target ?? 0,
     from: snap.from ?? 0,
@@ -207,12 +207,12 @@ async function safetyAndChanges(
   if (diff.length === 0) return { safety, changes: [], foreign: [] }
   // A vault with nothing in its snapshot scope (an empty folder on a new machine, after
   // --fetch-snapshots) holds no later work that a rollback could discard.
-  const ran = safety.files > 0 ? (await run)() : null
+  const ran = safety.files > 0 ? (await runEntries)() : null
   const foreign = ran
     ? foreignPaths(
         diff.map((c) => c.path),
         safety.entries,
-        ran.entries,
+        ran,
       )
     : []
   return { safety, changes: journalChangesOf(diff), foreign }
