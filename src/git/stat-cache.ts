@@ -159,16 +159,19 @@ export async function loadStatCache(stateDir: string): Promise<StatCache> {
 }
 
 // The oid recorded for an entry, when its stat proves the bytes are unchanged.
-export function cachedOid(cache: StatCache, e: ScopeEntry): string | null {
+// With `racy`, a row hashed within RACY_MS of its mtime counts too: its id is then a
+// guess, not a proof (a write in the same clock tick may have kept the stat), for a
+// check that is made again on the bytes before anything depends on it.
+export function cachedOid(cache: StatCache, e: ScopeEntry, { racy = false }: { racy?: boolean } = {}): string | null {
   const i = cache.index.get(e.path)
-  return i === undefined ? null : cachedOidAt(cache, i, e)
+  return i === undefined ? null : cachedOidAt(cache, i, e, racy)
 }
 
 // cachedOid for the row i already known to be e's path.
-export function cachedOidAt(cache: StatCache, i: number, e: Pick<ScopeEntry, 'mode' | 'size' | 'mtimeMs' | 'ctimeMs' | 'ino'>): string | null {
+export function cachedOidAt(cache: StatCache, i: number, e: Pick<ScopeEntry, 'mode' | 'size' | 'mtimeMs' | 'ctimeMs' | 'ino'>, racy = false): string | null {
   const n = cache.paths.length
   const { nums } = cache
-  if (cache.trusted[i] !== TRUSTED || cache.modes[i] !== MODE_CODE[e.mode]) return null
+  if ((!racy && cache.trusted[i] !== TRUSTED) || cache.modes[i] !== MODE_CODE[e.mode]) return null
   if (nums[i] !== e.size || nums[n + i] !== e.mtimeMs || nums[2 * n + i] !== e.ctimeMs || nums[3 * n + i] !== e.ino) return null
   return cacheOid(cache, i)
 }

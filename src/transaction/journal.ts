@@ -251,22 +251,24 @@ export function isJournalTempName(name: string): boolean {
 
 // The live state of every changed path (null: absent), read without following symlinks.
 // With a stat cache, a regular file whose stat proves it unchanged since it was hashed
-// (see stat-cache.ts) is not read again: for a check that is repeated at each path's
-// claim anyway, not for recovery.
+// (see stat-cache.ts) is not read again; with `racy`, nor is one whose stat is the one
+// it had when hashed, however recently (a guess: see cachedOid). Both only for a check
+// that is repeated on the bytes at each path's claim anyway, never for recovery.
 export async function readLiveStates(
   agentsRoot: string,
   changes: readonly Pick<JournalChange, 'path'>[],
   statCache?: StatCache,
+  { racy = false }: { racy?: boolean } = {},
 ): Promise<Map<string, LiveEntry | null>> {
   const live = new Map<string, LiveEntry | null>()
   for (const change of changes) {
     const abs = path.join(agentsRoot, ...change.path.split('/'))
-    live.set(change.path, (statCache && cachedLiveEntry(statCache, change.path, abs)) || hashLiveEntrySync(abs))
+    live.set(change.path, (statCache && cachedLiveEntry(statCache, change.path, abs, racy)) || hashLiveEntrySync(abs))
   }
   return live
 }
 
-function cachedLiveEntry(cache: StatCache, rel: string, abs: string): LiveEntry | null {
+function cachedLiveEntry(cache: StatCache, rel: string, abs: string, racy: boolean): LiveEntry | null {
   let st: Stats
   try {
     st = lstatSync(abs)
@@ -275,7 +277,7 @@ function cachedLiveEntry(cache: StatCache, rel: string, abs: string): LiveEntry 
   }
   if (!st.isFile()) return null
   const mode: FileMode = st.mode & 0o100 ? '100755' : '100644'
-  const oid = cachedOid(cache, { path: rel, mode, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, unitType: null })
+  const oid = cachedOid(cache, { path: rel, mode, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, unitType: null }, { racy })
   return oid === null ? null : { mode, oid }
 }
 

@@ -162,8 +162,14 @@ async function makeDurable(touched: Touched): Promise<void> {
 // The early refusal of paths changed since the snapshot: stat first (the claim of each
 // path checks its bytes again). A call of its own, so that the live states and the stat
 // cache (a vault's worth each) are dropped before the writes.
+// Racy rows count here: a file whose stat is still the one it had when the snapshot
+// just before read it is not read again, though it was written within the clock's
+// granularity of that read (a rollback right after a --to: every file). A writer's
+// change the stat cannot show is found by the claim, which reads the bytes: the write
+// phase then stops and undoes what it wrote, as for a writer getting in after this
+// check, which no check before the writes can rule out.
 async function refuseMoved(root: string, stateDir: string, changes: readonly JournalChange[], kind: Journal['kind']): Promise<void> {
-  const before = await readLiveStates(root, changes, await loadStatCache(stateDir))
+  const before = await readLiveStates(root, changes, await loadStatCache(stateDir), { racy: true })
   const moved = changes.filter((c) => !sameState(before.get(c.path) ?? null, c.oldOid, c.oldMode)).map((c) => c.path)
   if (moved.length > 0) throw concurrentChange(moved, kind === 'migrate' ? 'migration' : 'rollback')
 }

@@ -236,8 +236,15 @@ describe('journal', () => {
       mode: '100644',
       oid: hashed,
     })
-    // A row hashed too close to its mtime (racy) is never trusted.
-    expect((await readLiveStates(root, [{ path: rel }], await cacheOf(entry, st.mtimeMs))).get(rel)).toEqual({ mode: '100644', oid: hashed })
+    // A row hashed too close to its mtime (racy) is not trusted, unless the caller takes racy
+    // rows as a guess (the early check before a write phase): then its stat must still match.
+    const racy = await cacheOf(entry, st.mtimeMs)
+    expect((await readLiveStates(root, [{ path: rel }], racy)).get(rel)).toEqual({ mode: '100644', oid: hashed })
+    expect((await readLiveStates(root, [{ path: rel }], racy, { racy: true })).get(rel)).toEqual({ mode: '100644', oid: '9'.repeat(40) })
+    expect((await readLiveStates(root, [{ path: rel }], await cacheOf({ ...entry, size: st.size + 1 }, st.mtimeMs), { racy: true })).get(rel)).toEqual({
+      mode: '100644',
+      oid: hashed,
+    })
   })
 
   it('when a writer following the protocol is killed -9 at each kill point then recovery ends exactly at M', async () => {

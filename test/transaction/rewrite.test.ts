@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/git/open-store.js'
+import { saveStatCache } from '../../src/git/stat-cache.js'
 import type { Store } from '../../src/git/store.js'
 import { findTempFiles, rewriteNameFor } from '../../src/transaction/atomic-write.js'
 import { readJournal, writeJournal, type JournalChange } from '../../src/transaction/journal.js'
@@ -11,7 +12,9 @@ import { recoverTransaction, runTransaction } from '../../src/transaction/transa
 // A claimed file replaced by another regular file is rewritten in its own inode
 // (claim-write.ts, rewriteClaimSync) instead of a new temp file: what it keeps (inode,
 // permission bits, other hard links untouched), and how recovery resolves a file left
-// at its rewrite name in each state a kill can leave it in. Real files, a real store.
+// at its rewrite name in each state a kill can leave it in; and that a writer's change
+// hidden from the early check (which takes racy stat-cache rows on trust) is found by
+// the claim, which reads the bytes. Real files, a real store.
 
 const dirs: string[] = []
 afterEach(async () => {
@@ -172,5 +175,43 @@ describe('recovering a file left at its rewrite name', () => {
     const r = await recoverTransaction(f.store)
     expect(r?.conflicts).toEqual([rel(0)])
     expect(await readFile(f.abs(0), 'utf8')).toBe(`${oldText(0)}late line\n`)
+  })
+})
+
+describe('the early check before the journal', () => {
+  // A stat-cache row for path i with its stat now and the old blob id, hashed at its own
+  // mtime: a racy row, as a snapshot leaves for a file written just before it read it.
+  async function racyRow(f: Fixture, i: number): Promise<void> {
+    const st = await lstat(f.abs(i))
+    const e = { path: rel(i), mode: '100644' as const, size: st.size, mtimeMs: st.mtimeMs, ctimeMs: st.ctimeMs, ino: st.ino, dev: st.dev, unitType: null }
+    const entries = [{ e, oid: f.changes[i]!.oldOid as string }]
+    await saveStatCache(f.store.location.stateDir, { tree: '3'.repeat(40), trees: [], entries, scanStartedMs: st.mtimeMs })
+  }
+
+  it("when a racy stat-cache row hides a writer's change then the claim finds it: the writes are undone and the writer's bytes stay", async () => {
+    const f = await fixture(40)
+    const before = await Promise.all(f.changes.map((_, i) => stat(f.abs(i))))
+    // A writer put bytes of the same length into n20 after a snapshot read its old bytes, in
+    // the same clock tick: the stat the snapshot recorded (with the old id) is its stat now.
+    const theirs = oldText(20).replace('longer', 'LONGER')
+    await writeFile(f.abs(20), theirs)
+    await racyRow(f, 20)
+    await expect(run(f, { AAS_WRITE_THREADS: '1' })).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', data: { paths: [rel(20)] } })
+    // The early check let it through: the paths before n20 were written, then undone.
+    expect((await stat(f.abs(0))).ctimeMs).not.toBe(before[0]!.ctimeMs)
+    expect(await readFile(f.abs(20), 'utf8')).toBe(theirs)
+    for (let i = 0; i < 40; i++) if (i !== 20) expect(await readFile(f.abs(i), 'utf8')).toBe(oldText(i))
+    expect(await findTempFiles(f.root)).toEqual([])
+    expect(await readJournal(f.store.location.stateDir)).toBeNull()
+  })
+
+  it("when the writer's change shows in the stat then the early check refuses before any write", async () => {
+    const f = await fixture(40)
+    const before = await Promise.all(f.changes.map((_, i) => stat(f.abs(i))))
+    await racyRow(f, 20)
+    await writeFile(f.abs(20), `${oldText(20)}a line the writer appended\n`)
+    await expect(run(f, { AAS_WRITE_THREADS: '1' })).rejects.toMatchObject({ code: 'CONCURRENT_CHANGE', data: { paths: [rel(20)] } })
+    for (let i = 0; i < 40; i++) if (i !== 20) expect((await stat(f.abs(i))).ctimeMs).toBe(before[i]!.ctimeMs)
+    expect(await readJournal(f.store.location.stateDir)).toBeNull()
   })
 })
