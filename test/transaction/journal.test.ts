@@ -7,10 +7,12 @@ import { findTempFiles, removeFile, replaceWithSymlink, writeFileAtomic } from '
 import { hashBlob } from '../../src/transaction/blob-hash.js'
 import {
   clearJournal,
+  invalidJournal,
   planRecovery,
   readJournal,
   readLiveStates,
   writeJournal,
+  type Journal,
   type JournalChange,
   type JournalInput,
   type RecoveryPlan,
@@ -18,6 +20,7 @@ import {
 import { AasError } from '../../src/errors.js'
 import { loadStatCache, saveStatCache, type StatCache } from '../../src/git/stat-cache.js'
 import { repoRoot } from '../helpers/make-vault.js'
+import { journalSchema } from '../../src/transaction/journal-schema.js'
 
 const S = '1'.repeat(40)
 const M = '2'.repeat(40)
@@ -146,6 +149,38 @@ describe('journal', () => {
     expect(err.code).toBe('STORE_CORRUPT')
     expect(err.data.file).toBe(file)
     expect(err.hint).toContain(`rm '${file}'`)
+  })
+
+  it('when a journal is checked as it is written and as it is read back then both checks give the same verdict', () => {
+    const j = { format: 'aas-journal', version: 1, ...input() } as Journal
+    const c = CHANGES[0] as JournalChange
+    const cases: Array<[string, unknown]> = [
+      ['valid', j],
+      ['no changes', { ...j, changes: [] }],
+      ['another format', { ...j, format: 'other' }],
+      ['version 2', { ...j, version: 2 }],
+      ['an empty run id', { ...j, runId: '' }],
+      ['a numeric run id', { ...j, runId: 7 }],
+      ['another kind', { ...j, kind: 'apply' }],
+      ['an empty agents root', { ...j, agentsRoot: '' }],
+      ['a short from', { ...j, from: 'abc' }],
+      ['an upper-case to', { ...j, to: M.toUpperCase() }],
+      ['no startedAt', { ...j, startedAt: undefined }],
+      ['changes not a list', { ...j, changes: {} }],
+      ['a change that is null', { ...j, changes: [null] }],
+      ['an empty path', { ...j, changes: [{ ...c, path: '' }] }],
+      ['a numeric path', { ...j, changes: [{ ...c, path: 1 }] }],
+      ['a bad old id', { ...j, changes: [{ ...c, oldOid: 'x'.repeat(40) }] }],
+      ['a directory mode', { ...j, changes: [{ ...c, newMode: '040000' }] }],
+      ['a new id without a mode', { ...j, changes: [{ ...c, newMode: null }] }],
+      ['an old mode without an id', { ...j, changes: [{ ...c, oldOid: null }] }],
+      ['an added path', { ...j, changes: [{ ...c, oldOid: null, oldMode: null }] }],
+      ['a removed path', { ...j, changes: [{ ...c, newOid: null, newMode: null }] }],
+    ]
+    for (const [name, value] of cases) {
+      expect({ name, written: invalidJournal(value as Journal) === null }).toEqual({ name, written: journalSchema.safeParse(value).success })
+    }
+    expect(invalidJournal(j)).toBeNull()
   })
 
   it('when the input is inconsistent then writeJournal refuses and writes nothing', async () => {
