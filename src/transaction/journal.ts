@@ -109,7 +109,7 @@ const MODES: ReadonlySet<unknown> = new Set(['100644', '100755', '120000'])
 
 // The first thing wrong with a journal about to be written, or null.
 export function invalidJournal(j: Journal): string | null {
-  if (j.format !== 'aas-journal' || j.version !== 1) return 'format'
+  if (j.format !== 'aas-journal' || j.version !== 1) return 'format: not an aas-journal of version 1'
   if (typeof j.runId !== 'string' || j.runId === '') return 'runId: empty'
   if (j.kind !== 'migrate' && j.kind !== 'rollback') return 'kind: not migrate or rollback'
   if (typeof j.agentsRoot !== 'string' || j.agentsRoot === '') return 'agentsRoot: empty'
