@@ -75,6 +75,7 @@ export class StatusReadingCache implements ReadingCache {
   readonly #scanStartedMs: number
   readonly #next: NextRow[] = []
   #byOid: Map<string, UnitReading> | null = null
+  #hex: string | null = null // the old rows' blob ids as one hex string (one conversion, not one per row)
   #hits = 0
 
   constructor(old: Rows | null, scanStartedMs: number) {
@@ -98,7 +99,7 @@ export class StatusReadingCache implements ReadingCache {
     const reading = readingAt(old, i)
     if (!reading) return null
     this.#hits++
-    this.#next.push({ e, oid: old.oids.toString('hex', 20 * i, 20 * i + 20), reading, trusted: true })
+    this.#next.push({ e, oid: this.#oldOid(i), reading, trusted: true })
     return reading
   }
 
@@ -109,12 +110,17 @@ export class StatusReadingCache implements ReadingCache {
       if (old) {
         for (let i = 0; i < old.paths.length; i++) {
           const reading = readingAt(old, i)
-          if (reading) this.#byOid.set(old.oids.toString('hex', 20 * i, 20 * i + 20), reading)
+          if (reading) this.#byOid.set(this.#oldOid(i), reading)
         }
       }
       for (const row of this.#next) this.#byOid.set(row.oid, row.reading)
     }
     return this.#byOid.get(oid) ?? null
+  }
+
+  #oldOid(i: number): string {
+    this.#hex ??= (this.#old as Rows).oids.toString('hex')
+    return this.#hex.slice(40 * i, 40 * i + 40)
   }
 
   record(e: ScopeEntry, oid: string, reading: UnitReading): void {

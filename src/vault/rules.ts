@@ -72,16 +72,19 @@ export type UnitType = 'memory' | 'wiki'
 // The unit type of an in-scope regular file, or null when it is not a unit.
 // Assumes the path is already in the snapshot scope.
 export function unitTypeOf(rel: string): UnitType | null {
-  const parts = rel.split('/')
-  const name = parts[parts.length - 1] ?? ''
-  if (!name.endsWith('.md')) return null
-  if (name === 'INDEX.md' || (name.startsWith('INDEX_') && name.endsWith('.md'))) return null
+  // Segment by segment with indexOf (no split: the walk calls this for every file).
+  const slash = rel.lastIndexOf('/')
+  if (!rel.endsWith('.md')) return null
+  const name = rel.slice(slash + 1)
+  if (name === 'INDEX.md' || name.startsWith('INDEX_')) return null
   let type: UnitType | null = null
-  for (let i = 0; i < parts.length - 1; i++) {
-    const dir = parts[i] ?? ''
-    if (dir.startsWith('.')) return null
+  for (let start = 0; start < slash; ) {
+    const end = rel.indexOf('/', start)
+    if (rel.charCodeAt(start) === 46 /* . */) return null
+    const dir = rel.slice(start, end)
     if (dir === MIGRATIONS_DIR) return null
     if (dir === 'memory' || dir === 'wiki') type = dir
+    start = end + 1
   }
   return type
 }

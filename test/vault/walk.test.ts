@@ -129,4 +129,29 @@ describe('unitTypeOf', () => {
     expect(unitTypeOf('caldwell/notes/x.md')).toBeNull()
     expect(unitTypeOf('memory.md')).toBeNull()
   })
+
+  it('takes the innermost memory/ or wiki/ folder and refuses INDEX files, dot folders and _migrations/', () => {
+    const cases: Array<[string, 'memory' | 'wiki' | null]> = [
+      ['caldwell/memory/x.md', 'memory'],
+      ['caldwell/wiki/x.md', 'wiki'],
+      ['caldwell/memory/sub/deeper/x.md', 'memory'],
+      ['wiki/memory/x.md', 'memory'],
+      ['memory/wiki/x.md', 'wiki'],
+      ['memory/x.md', 'memory'],
+      ['caldwell/memory/x.markdown', null],
+      ['caldwell/memory/x.md.bak', null],
+      ['caldwell/memory/INDEX.md', null],
+      ['caldwell/memory/INDEX_2026.md', null],
+      ['caldwell/memory/INDEXES.md', 'memory'],
+      ['caldwell/memory/.hidden/x.md', null],
+      ['.trash/memory/x.md', null],
+      ['caldwell/memory/.x.md', 'memory'],
+      ['_migrations/memory/x.md', null],
+      ['caldwell/memory/_migrations/x.md', null],
+      ['caldwell/memoryx/x.md', null],
+      ['caldwell/memory/.md', 'memory'],
+      ['x.md', null],
+    ]
+    for (const [rel, type] of cases) expect(unitTypeOf(rel), rel).toBe(type)
+  })
 })
