@@ -1,3 +1,5 @@
+import type { FrontmatterValue } from './frontmatter-values.js'
+
 // Front matter simple enough to be read without the full YAML parser (docs/how-it-works.md,
 // "Reading front matter fast"): top-level `key: value` lines (plain keys), values that are
 // plain one-line scalars, quoted strings without escapes, flow lists of such scalars or
@@ -37,7 +39,14 @@ const BLOCK_HEADER = /^[|>][-+]?(?: +#.*| *)$/
 const NUMBER_LIKE = /^[-+]?(?:[0-9][0-9_]*(?:\.[0-9_]*)?|\.[0-9_]+)(?:[eE][-+]?[0-9_]*)?$|^[-+]?0[xXoObB]|^[-+]?\.(?:inf|Inf|INF|nan|NaN|NAN)$/
 const PLAIN_NUMBER = /^(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?$/
 
-type SimpleValue = { kind: 'plain'; text: string } | { kind: 'string' } | { kind: 'list' } | { kind: 'block'; folded: boolean } | { kind: 'empty' }
+// text: the scalar as written (a plain scalar without its comment, a quoted one with its
+// quotes); items: a flow list's items as written.
+type SimpleValue =
+  | { kind: 'plain'; text: string }
+  | { kind: 'string'; text: string }
+  | { kind: 'list'; items: string[] }
+  | { kind: 'block'; folded: boolean }
+  | { kind: 'empty' }
 
 export interface SimpleScanOptions {
   // The fast load's stricter rules: plain scalars that look like numbers are plain
@@ -57,7 +66,63 @@ export function isLoadableSimply(source: string): boolean {
   return scanSimple(source, { forLoading: true }) !== undefined
 }
 
-function scanSimple(source: string, { forLoading = false }: SimpleScanOptions): { version: number | null } | undefined {
+// What loadSimple returns for a loadable source that holds a block scalar (`|`, `>`):
+// its values are left to a YAML reader.
+export const HAS_BLOCK_SCALAR = Symbol('block scalar')
+
+// The values of a source the fast load may read (isLoadableSimply), built by the scan
+// itself as a YAML 1.2 core-schema reader reads them: `null`, `Null`, `NULL` and `~` are
+// null, `true`/`false` (and their capitalised forms) booleans, plain decimals numbers,
+// every other scalar a string. null when the source is not loadable simply;
+// HAS_BLOCK_SCALAR when it is but holds a block scalar. test/vault/fast-load.test.ts holds
+// it to the full parser.
+export function loadSimple(source: string): Record<string, FrontmatterValue> | null | typeof HAS_BLOCK_SCALAR {
+  const values: Record<string, FrontmatterValue> = {}
+  const scan = scanSimple(source, { forLoading: true }, values)
+  if (scan === undefined) return null
+  return scan.block ? HAS_BLOCK_SCALAR : values
+}
+
+// A plain scalar's value in the core schema (its text already passed plainAgreed).
+function corePlain(text: string): FrontmatterValue {
+  switch (text) {
+    case 'null':
+    case 'Null':
+    case 'NULL':
+    case '~':
+      return null
+    case 'true':
+    case 'True':
+    case 'TRUE':
+      return true
+    case 'false':
+    case 'False':
+    case 'FALSE':
+      return false
+  }
+  return PLAIN_NUMBER.test(text) ? Number(text) : text
+}
+
+// A scalar as written (quoted without escapes, or plain): its value.
+function scalarValue(text: string): FrontmatterValue {
+  const first = text.charCodeAt(0)
+  if (first === 34 /* " */) return text.slice(1, -1)
+  if (first === 39 /* ' */) return text.slice(1, -1).replaceAll("''", "'")
+  return corePlain(text)
+}
+
+function valueOf(v: SimpleValue): FrontmatterValue {
+  if (v.kind === 'list') return v.items.map(scalarValue)
+  if (v.kind === 'plain' || v.kind === 'string') return scalarValue(v.text)
+  return null // empty (a block list that follows replaces it); block: not built
+}
+
+// values: when given, each key's value is set in it as the scan goes (see loadSimple).
+function scanSimple(
+  source: string,
+  { forLoading = false }: SimpleScanOptions,
+  values?: Record<string, FrontmatterValue>,
+): { version: number | null; block: boolean } | undefined {
   if (UNSURE_CHAR.test(source)) return undefined
   const lines = source.split('\n')
   if (lines[lines.length - 1] === '') lines.pop()
@@ -68,6 +133,8 @@ function scanSimple(source: string, { forLoading = false }: SimpleScanOptions): 
   // Within a block scalar: the indentation of its content (-1: no content line yet).
   let blockIndent: number | null = null
   let folded = false
+  let block = false // a block scalar was seen
+  let listKey = '' // the key a block list's items belong to
   for (const raw of lines) {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
     if (blockIndent !== null) {
@@ -92,6 +159,11 @@ function scanSimple(source: string, { forLoading = false }: SimpleScanOptions): 
       const value = simpleValue(item[2] as string, false, forLoading)
       if (value === null || value.kind === 'empty') return undefined
       listIndent = indent
+      if (values) {
+        const list = values[listKey]
+        if (Array.isArray(list)) list.push(valueOf(value))
+        else values[listKey] = [valueOf(value)]
+      }
       continue
     }
     const m = KEY_LINE.exec(line)
@@ -104,13 +176,18 @@ function scanSimple(source: string, { forLoading = false }: SimpleScanOptions): 
     listIndent = value.kind === 'empty' ? -1 : null
     blockIndent = value.kind === 'block' ? -1 : null
     folded = value.kind === 'block' && value.folded
+    if (value.kind === 'block') block = true
+    if (values) {
+      values[key] = valueOf(value)
+      listKey = key
+    }
     if (key !== 'schema_version') continue
     if (value.kind === 'plain') {
       if (!DECIMAL.test(value.text)) return undefined
       version = Number(value.text)
     }
   }
-  return { version }
+  return { version, block }
 }
 
 // A value after `key: ` (or a list item after `- `), or null when it is not simple.
@@ -120,9 +197,12 @@ function simpleValue(rest: string, allowList: boolean, forLoading: boolean): Sim
   const first = rest[0]
   if (first === '"' || first === "'") {
     const q = (first === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest)
-    return q && REST_OF_LINE.test(rest.slice(q[0].length)) ? { kind: 'string' } : null
+    return q && REST_OF_LINE.test(rest.slice(q[0].length)) ? { kind: 'string', text: q[0] } : null
   }
-  if (first === '[') return allowList && isSimpleFlowList(rest, forLoading) ? { kind: 'list' } : null
+  if (first === '[') {
+    const items = allowList ? simpleFlowList(rest, forLoading) : null
+    return items ? { kind: 'list', items } : null
+  }
   if (first === '|' || first === '>') return allowList && BLOCK_HEADER.test(rest) ? { kind: 'block', folded: first === '>' } : null
   if (!PLAIN_START.test(rest)) return null
   const hash = rest.indexOf(' #')
@@ -138,29 +218,34 @@ function plainAgreed(text: string): boolean {
 }
 
 // `[a, 'b', "c"]` on one line (then spaces or a comment): items plain (without flow
-// indicators, `#`, `:` or quotes) or quoted without escapes; no empty item.
-function isSimpleFlowList(rest: string, forLoading: boolean): boolean {
+// indicators, `#`, `:` or quotes) or quoted without escapes; no empty item. Its items as
+// written, or null when it is not such a list.
+function simpleFlowList(rest: string, forLoading: boolean): string[] | null {
+  const items: string[] = []
   let i = 1
   const skipSpaces = (): void => {
     while (rest[i] === ' ') i++
   }
+  const closed = (): string[] | null => (REST_OF_LINE.test(rest.slice(i + 1)) ? items : null)
   skipSpaces()
-  if (rest[i] === ']') return REST_OF_LINE.test(rest.slice(i + 1))
+  if (rest[i] === ']') return closed()
   for (;;) {
     const c = rest[i]
     if (c === '"' || c === "'") {
       const q = (c === '"' ? DOUBLE_QUOTED : SINGLE_QUOTED).exec(rest.slice(i))
-      if (!q) return false
+      if (!q) return null
+      items.push(q[0])
       i += q[0].length
     } else {
       const start = i
       while (i < rest.length && !',[]{}#:\'"'.includes(rest[i] as string)) i++
       const item = rest.slice(start, i).trimEnd()
-      if (item === '' || !PLAIN_START.test(item) || (forLoading && !plainAgreed(item))) return false
+      if (item === '' || !PLAIN_START.test(item) || (forLoading && !plainAgreed(item))) return null
+      items.push(item)
     }
     skipSpaces()
-    if (rest[i] === ']') return REST_OF_LINE.test(rest.slice(i + 1))
-    if (rest[i] !== ',') return false
+    if (rest[i] === ']') return closed()
+    if (rest[i] !== ',') return null
     i++
     skipSpaces()
   }

@@ -2,12 +2,14 @@ import { readFileSync } from 'node:fs'
 import { mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import path from 'node:path'
+import jsYaml from 'js-yaml'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { isMap, isScalar, isSeq, parseDocument, type Node } from 'yaml'
 import { fullLoad, parseUnitText } from '../../src/vault/frontmatter.js'
 import { applyEdits, detectStyle, planEdits } from '../../src/vault/frontmatter-edit.js'
 import { locateSimple, type Located } from '../../src/vault/frontmatter-locate.js'
 import { fastLoad } from '../../src/vault/frontmatter-fast.js'
+import { HAS_BLOCK_SCALAR, isLoadableSimply, loadSimple } from '../../src/vault/simple-frontmatter.js'
 import { splitUnitText } from '../../src/vault/frontmatter-split.js'
 import { FRONTMATTER_CASES, markdownFixtures, mutatedUnits, trickyUnits } from '../helpers/frontmatter-cases.js'
 import { generateVault } from '../helpers/gen-vault.js'
@@ -141,6 +143,87 @@ describe('the fast load agrees with the full parser', () => {
       e: null,
       f: [1, 'x'],
     })
+  })
+})
+
+describe('the scan builds the values itself, as js-yaml reads them', () => {
+  // Every loadable source of a set: the values the scan builds against js-yaml's core
+  // schema (the reader the fast load used for all of them before), and how many it built.
+  function builtAgainstJsYaml(texts: ReadonlyArray<{ name: string; text: string }>): { built: number; blocks: number; wrong: unknown[] } {
+    let built = 0
+    let blocks = 0
+    const wrong: unknown[] = []
+    for (const { name, text } of texts) {
+      const source = sourceOf(text)
+      if (source === null) continue
+      const simple = loadSimple(source)
+      expect({ name, loadable: simple !== null }).toEqual({ name, loadable: isLoadableSimply(source) })
+      if (simple === null) continue
+      if (simple === HAS_BLOCK_SCALAR) {
+        blocks++
+        continue
+      }
+      built++
+      const theirs = (jsYaml.load(source, { schema: jsYaml.CORE_SCHEMA }) ?? {}) as Record<string, unknown>
+      if (JSON.stringify(simple) !== JSON.stringify(theirs) || !sameTypes(simple, theirs)) wrong.push({ name, source, simple, theirs })
+    }
+    return { built, blocks, wrong }
+  }
+
+  it('when it reads the corpus, the fixtures, mutated and tricky units then every value it builds is js-yaml\'s', () => {
+    const sets = [generateUnitCorpus({ count: 1000 }), markdownFixtures().texts, mutatedUnits(), trickyUnits()]
+    let built = 0
+    let blocks = 0
+    for (const texts of sets) {
+      const r = builtAgainstJsYaml(texts)
+      expect(r.wrong).toEqual([])
+      built += r.built
+      blocks += r.blocks
+    }
+    expect(built).toBeGreaterThan(2000)
+    expect(blocks).toBeGreaterThan(0) // block scalars are left to js-yaml
+  })
+
+  it('when a value is one of the core schema\'s words, a quoted string or a list then it has that value', () => {
+    const source = [
+      'a: ~',
+      'b: Null',
+      'c: TRUE',
+      'd: False',
+      "e: 'it''s'",
+      'f: "a # b"',
+      'g: x y  # a comment',
+      "h: [1, 'two', \"three\", null, 2.50]",
+      'i: []',
+      'j:',
+      '  - 1',
+      "  - 'x'",
+      'k: # nothing',
+      'l: 1.2.3',
+      'm: yes',
+      'n: 2026-01-15',
+      'o:',
+      '',
+    ].join('\n')
+    expect(loadSimple(source)).toStrictEqual({
+      a: null,
+      b: null,
+      c: true,
+      d: false,
+      e: "it's",
+      f: 'a # b',
+      g: 'x y',
+      h: [1, 'two', 'three', null, 2.5],
+      i: [],
+      j: [1, 'x'],
+      k: null,
+      l: '1.2.3',
+      m: 'yes',
+      n: '2026-01-15',
+      o: null,
+    })
+    expect(loadSimple('a: |\n  text\n')).toBe(HAS_BLOCK_SCALAR)
+    expect(loadSimple('a: {b: 1}\n')).toBeNull()
   })
 })
 
