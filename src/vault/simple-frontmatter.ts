@@ -111,7 +111,7 @@ function scalarValue(text: string): FrontmatterValue {
   return corePlain(text)
 }
 
-function valueOf(v: SimpleValue): FrontmatterValue {
+function builtValue(v: SimpleValue): FrontmatterValue {
   if (v.kind === 'list') return v.items.map(scalarValue)
   if (v.kind === 'plain' || v.kind === 'string') return scalarValue(v.text)
   return null // empty (a block list that follows replaces it); block: not built
@@ -161,8 +161,8 @@ function scanSimple(
       listIndent = indent
       if (values) {
         const list = values[listKey]
-        if (Array.isArray(list)) list.push(valueOf(value))
-        else values[listKey] = [valueOf(value)]
+        if (Array.isArray(list)) list.push(builtValue(value))
+        else values[listKey] = [builtValue(value)]
       }
       continue
     }
@@ -178,7 +178,7 @@ function scanSimple(
     folded = value.kind === 'block' && value.folded
     if (value.kind === 'block') block = true
     if (values) {
-      values[key] = valueOf(value)
+      values[key] = builtValue(value)
       listKey = key
     }
     if (key !== 'schema_version') continue

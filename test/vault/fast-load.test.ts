@@ -170,7 +170,7 @@ describe('the scan builds the values itself, as js-yaml reads them', () => {
     return { built, blocks, wrong }
   }
 
-  it('when it reads the corpus, the fixtures, mutated and tricky units then every value it builds is js-yaml\'s', () => {
+  it("when it reads the corpus, the fixtures, mutated and tricky units then every value it builds is js-yaml's", () => {
     const sets = [generateUnitCorpus({ count: 1000 }), markdownFixtures().texts, mutatedUnits(), trickyUnits()]
     let built = 0
     let blocks = 0
@@ -184,7 +184,7 @@ describe('the scan builds the values itself, as js-yaml reads them', () => {
     expect(blocks).toBeGreaterThan(0) // block scalars are left to js-yaml
   })
 
-  it('when a value is one of the core schema\'s words, a quoted string or a list then it has that value', () => {
+  it("when a value is one of the core schema's words, a quoted string or a list then it has that value", () => {
     const source = [
       'a: ~',
       'b: Null',
@@ -193,7 +193,7 @@ describe('the scan builds the values itself, as js-yaml reads them', () => {
       "e: 'it''s'",
       'f: "a # b"',
       'g: x y  # a comment',
-      "h: [1, 'two', \"three\", null, 2.50]",
+      'h: [1, \'two\', "three", null, 2.50]',
       'i: []',
       'j:',
       '  - 1',
