@@ -1,6 +1,6 @@
 import jsYaml from 'js-yaml'
 import type { FrontmatterValue } from './frontmatter-values.js'
-import { HAS_BLOCK_SCALAR, loadSimple } from './simple-frontmatter.js'
+import { loadSimple, NOT_BUILT } from './simple-frontmatter.js'
 
 // The values of simple front matter without building a YAML document (docs/how-it-works.md,
 // "Reading front matter fast"). The `yaml` library's document keeps every node's place in
@@ -14,7 +14,7 @@ import { HAS_BLOCK_SCALAR, loadSimple } from './simple-frontmatter.js'
 
 export function fastLoad(source: string): Record<string, FrontmatterValue> | null {
   const simple = loadSimple(source)
-  if (simple !== HAS_BLOCK_SCALAR) return simple
+  if (simple !== NOT_BUILT) return simple
   let value: unknown
   try {
     value = jsYaml.load(source, { schema: jsYaml.CORE_SCHEMA })

@@ -9,27 +9,26 @@ import type { FrontmatterValue } from './frontmatter-values.js'
 // escapes, tabs, a duplicate key, a control character...) is not simple: the caller
 // parses fully, so the result, and every error message, is the full parser's.
 //
-// Two callers: the quick reading of a unit's version (./unit-reading.ts, no YAML library
+// Its callers: the quick reading of a unit's version (./unit-reading.ts, no YAML library
 // loaded) and the fast load of every value (./frontmatter-fast.ts), which asks more: no
-// scalar whose type two YAML readers could resolve differently. The differential tests
-// (test/vault/quick-reading.test.ts, test/vault/fast-load.test.ts) hold both to the full
-// parser.
-
-// The line and scalar patterns are shared with ../migrations/python-typed.ts, which types
-// the values of a source this scan accepted.
+// scalar whose type two YAML readers could resolve differently; the edit's locator
+// (./frontmatter-locate.ts) and the values typed for the Python bridge
+// (../migrations/python-typed.ts, PyYAML's types), on sources the fast load accepts. The
+// differential tests (test/vault/quick-reading.test.ts, test/vault/fast-load.test.ts,
+// test/migrations/python-typed.test.ts) hold them to the full parser and to PyYAML.
 
 // Characters outside YAML's printable set (and the ones some readers take for line
 // breaks or a BOM), tabs, and a carriage return not followed by a line feed.
 const UNSURE_CHAR = /[^\n\r\x20-\x7e\u00a0-\u2027\u202a-\ufefe\uff00-\ufffd\ud800-\udfff]|\r(?!\n)/
-export const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
+const KEY_LINE = /^([A-Za-z_][A-Za-z0-9_-]{0,127}):(?:$| +(.*)$)/
 const RESERVED_KEY = /^(?:null|Null|NULL|true|True|TRUE|false|False|FALSE|__proto__)$/
-export const SEQ_ITEM = /^( *)- +(.*)$/
-export const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
+const SEQ_ITEM = /^( *)- +(.*)$/
+const COMMENT_OR_BLANK = /^ *(?:#.*)?$/
 const DECIMAL = /^(?:0|[1-9][0-9]{0,8})$/
 // A plain scalar may not start with an indicator (or a space).
 const PLAIN_START = /^[^-?:,[\]{}#&*!|>'"%@` ]/
-export const DOUBLE_QUOTED = /^"[^"\\]*"/
-export const SINGLE_QUOTED = /^'(?:[^']|'')*'/
+const DOUBLE_QUOTED = /^"[^"\\]*"/
+const SINGLE_QUOTED = /^'(?:[^']|'')*'/
 const REST_OF_LINE = /^(?: +#.*| *)$/
 // A block scalar's header without an indentation indicator: `|`, `>-`, `|+ # comment`.
 const BLOCK_HEADER = /^[|>][-+]?(?: +#.*| *)$/
@@ -48,7 +47,7 @@ type SimpleValue =
   | { kind: 'block'; folded: boolean }
   | { kind: 'empty' }
 
-export interface SimpleScanOptions {
+interface SimpleScanOptions {
   // The fast load's stricter rules: plain scalars that look like numbers are plain
   // decimals, a folded block scalar's lines are all equally indented, and no line of a
   // block scalar is spaces only.
@@ -61,30 +60,51 @@ export function simpleVersion(source: string): number | null | undefined {
   return scanSimple(source, {})?.version
 }
 
-// Whether the fast load may read this source (see SimpleScanOptions.forLoading).
+// Whether the fast load may read this source (see SimpleScanOptions.forLoading). The
+// last source found loadable is remembered: a step reads a unit's values, then edits
+// them, and each asks this of the same text (a pure function of the text, so the memo
+// cannot be stale).
 export function isLoadableSimply(source: string): boolean {
-  return scanSimple(source, { forLoading: true }) !== undefined
+  if (source === lastLoadable) return true
+  const loadable = scanSimple(source, { forLoading: true }) !== undefined
+  if (loadable) lastLoadable = source
+  return loadable
 }
 
-// What loadSimple returns for a loadable source that holds a block scalar (`|`, `>`):
-// its values are left to a YAML reader.
-export const HAS_BLOCK_SCALAR = Symbol('block scalar')
+let lastLoadable: string | null = null
 
-// The values of a source the fast load may read (isLoadableSimply), built by the scan
-// itself as a YAML 1.2 core-schema reader reads them: `null`, `Null`, `NULL` and `~` are
-// null, `true`/`false` (and their capitalised forms) booleans, plain decimals numbers,
-// every other scalar a string. null when the source is not loadable simply;
-// HAS_BLOCK_SCALAR when it is but holds a block scalar. test/vault/fast-load.test.ts holds
-// it to the full parser.
-export function loadSimple(source: string): Record<string, FrontmatterValue> | null | typeof HAS_BLOCK_SCALAR {
-  const values: Record<string, FrontmatterValue> = {}
-  const scan = scanSimple(source, { forLoading: true }, values)
+// What loadSimple returns for a loadable source whose values it does not build: one with
+// a block scalar (`|`, `>`), or a plain scalar its reader cannot be sure of. Its values
+// are left to a YAML reader.
+export const NOT_BUILT = Symbol('not built')
+
+// A reader's value of a plain scalar (its text already passed plainAgreed); undefined
+// when it cannot be sure (loadSimple then returns NOT_BUILT).
+export type PlainReader<T> = (text: string) => T | undefined
+
+// The values a source the fast load may read (isLoadableSimply), built by the scan
+// itself: quoted scalars are strings, an empty value is null (or the block list that
+// follows), plain scalars are what `plain` makes of them; by default as a YAML 1.2
+// core-schema reader reads them: `null`, `Null`, `NULL` and `~` are null, `true`/`false`
+// (and their capitalised forms) booleans, plain decimals numbers, every other scalar a
+// string. null when the source is not loadable simply; NOT_BUILT when it is but a value
+// is not built here. test/vault/fast-load.test.ts holds the core values to the full
+// parser, test/migrations/python-typed.test.ts the Python ones to PyYAML.
+export function loadSimple(source: string): Record<string, FrontmatterValue> | null | typeof NOT_BUILT
+export function loadSimple<T>(source: string, plain: PlainReader<T>): Record<string, SimpleBuilt<T>> | null | typeof NOT_BUILT
+export function loadSimple(source: string, plain: PlainReader<unknown> = corePlain): Record<string, unknown> | null | typeof NOT_BUILT {
+  const values: Record<string, unknown> = {}
+  const scan = scanSimple(source, { forLoading: true }, { values, plain })
   if (scan === undefined) return null
-  return scan.block ? HAS_BLOCK_SCALAR : values
+  lastLoadable = source
+  return scan.built ? values : NOT_BUILT
 }
+
+// A value loadSimple builds with a reader of plain scalars into T.
+export type SimpleBuilt<T> = T | string | null | Array<T | string>
 
 // A plain scalar's value in the core schema (its text already passed plainAgreed).
-function corePlain(text: string): FrontmatterValue {
+function corePlain(text: string): string | number | boolean | null {
   switch (text) {
     case 'null':
     case 'Null':
@@ -103,26 +123,38 @@ function corePlain(text: string): FrontmatterValue {
   return PLAIN_NUMBER.test(text) ? Number(text) : text
 }
 
-// A scalar as written (quoted without escapes, or plain): its value.
-function scalarValue(text: string): FrontmatterValue {
+// A scalar as written (quoted without escapes, or plain): its value, undefined when the
+// reader of plain scalars cannot be sure.
+function scalarValue(text: string, plain: PlainReader<unknown>): unknown {
   const first = text.charCodeAt(0)
   if (first === 34 /* " */) return text.slice(1, -1)
   if (first === 39 /* ' */) return text.slice(1, -1).replaceAll("''", "'")
-  return corePlain(text)
+  return plain(text)
 }
 
-function builtValue(v: SimpleValue): FrontmatterValue {
-  if (v.kind === 'list') return v.items.map(scalarValue)
-  if (v.kind === 'plain' || v.kind === 'string') return scalarValue(v.text)
-  return null // empty (a block list that follows replaces it); block: not built
+// A key's or list item's value (an empty one is null: a block list that follows
+// replaces it); undefined when it is not built (a block scalar, an unsure scalar).
+function builtValue(v: SimpleValue, plain: PlainReader<unknown>): unknown {
+  if (v.kind === 'plain' || v.kind === 'string') return scalarValue(v.text, plain)
+  if (v.kind === 'empty') return null
+  if (v.kind === 'block') return undefined
+  const items: unknown[] = []
+  for (const item of v.items) {
+    const value = scalarValue(item, plain)
+    if (value === undefined) return undefined
+    items.push(value)
+  }
+  return items
 }
 
-// values: when given, each key's value is set in it as the scan goes (see loadSimple).
-function scanSimple(
-  source: string,
-  { forLoading = false }: SimpleScanOptions,
-  values?: Record<string, FrontmatterValue>,
-): { version: number | null; block: boolean } | undefined {
+interface Builder {
+  values: Record<string, unknown>
+  plain: PlainReader<unknown>
+}
+
+// build: when given, each key's value is set in its values as the scan goes, until one
+// is not built (see loadSimple); `built` says whether all were.
+function scanSimple(source: string, { forLoading = false }: SimpleScanOptions, build?: Builder): { version: number | null; built: boolean } | undefined {
   if (UNSURE_CHAR.test(source)) return undefined
   const lines = source.split('\n')
   if (lines[lines.length - 1] === '') lines.pop()
@@ -133,7 +165,7 @@ function scanSimple(
   // Within a block scalar: the indentation of its content (-1: no content line yet).
   let blockIndent: number | null = null
   let folded = false
-  let block = false // a block scalar was seen
+  let building = build !== undefined // every value so far was built
   let listKey = '' // the key a block list's items belong to
   for (const raw of lines) {
     const line = raw.endsWith('\r') ? raw.slice(0, -1) : raw
@@ -159,10 +191,13 @@ function scanSimple(
       const value = simpleValue(item[2] as string, false, forLoading)
       if (value === null || value.kind === 'empty') return undefined
       listIndent = indent
-      if (values) {
+      if (building) {
+        const { values, plain } = build as Builder
+        const item = builtValue(value, plain)
         const list = values[listKey]
-        if (Array.isArray(list)) list.push(builtValue(value))
-        else values[listKey] = [builtValue(value)]
+        if (item === undefined) building = false
+        else if (Array.isArray(list)) list.push(item)
+        else values[listKey] = [item]
       }
       continue
     }
@@ -176,9 +211,10 @@ function scanSimple(
     listIndent = value.kind === 'empty' ? -1 : null
     blockIndent = value.kind === 'block' ? -1 : null
     folded = value.kind === 'block' && value.folded
-    if (value.kind === 'block') block = true
-    if (values) {
-      values[key] = builtValue(value)
+    if (building) {
+      const built = builtValue(value, (build as Builder).plain)
+      if (built === undefined) building = false
+      else (build as Builder).values[key] = built
       listKey = key
     }
     if (key !== 'schema_version') continue
@@ -187,7 +223,7 @@ function scanSimple(
       version = Number(value.text)
     }
   }
-  return { version, block }
+  return { version, built: building }
 }
 
 // A value after `key: ` (or a list item after `- `), or null when it is not simple.

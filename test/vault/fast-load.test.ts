@@ -9,7 +9,7 @@ import { fullLoad, parseUnitText } from '../../src/vault/frontmatter.js'
 import { applyEdits, detectStyle, planEdits } from '../../src/vault/frontmatter-edit.js'
 import { locateSimple, type Located } from '../../src/vault/frontmatter-locate.js'
 import { fastLoad } from '../../src/vault/frontmatter-fast.js'
-import { HAS_BLOCK_SCALAR, isLoadableSimply, loadSimple } from '../../src/vault/simple-frontmatter.js'
+import { NOT_BUILT, isLoadableSimply, loadSimple } from '../../src/vault/simple-frontmatter.js'
 import { splitUnitText } from '../../src/vault/frontmatter-split.js'
 import { FRONTMATTER_CASES, markdownFixtures, mutatedUnits, trickyUnits } from '../helpers/frontmatter-cases.js'
 import { generateVault } from '../helpers/gen-vault.js'
@@ -159,7 +159,7 @@ describe('the scan builds the values itself, as js-yaml reads them', () => {
       const simple = loadSimple(source)
       expect({ name, loadable: simple !== null }).toEqual({ name, loadable: isLoadableSimply(source) })
       if (simple === null) continue
-      if (simple === HAS_BLOCK_SCALAR) {
+      if (simple === NOT_BUILT) {
         blocks++
         continue
       }
@@ -222,8 +222,18 @@ describe('the scan builds the values itself, as js-yaml reads them', () => {
       n: '2026-01-15',
       o: null,
     })
-    expect(loadSimple('a: |\n  text\n')).toBe(HAS_BLOCK_SCALAR)
+    expect(loadSimple('a: |\n  text\n')).toBe(NOT_BUILT)
     expect(loadSimple('a: {b: 1}\n')).toBeNull()
+  })
+
+  it('when a source was just found loadable then the next source is still judged on its own text', () => {
+    expect(loadSimple('a: 1\n')).toStrictEqual({ a: 1 })
+    expect(isLoadableSimply('a: {b: 1}\n')).toBe(false)
+    expect(isLoadableSimply('a:\n 1\n')).toBe(false) // a continuation line: not simple
+    expect(isLoadableSimply(['a: ', '1\n'].join(''))).toBe(true) // the same text, another string
+    expect(isLoadableSimply('b: |\n  x\n')).toBe(true)
+    expect(isLoadableSimply('a: 1\n')).toBe(true)
+    expect(isLoadableSimply('a: 1\na: 2\n')).toBe(false)
   })
 })
 
