@@ -22,41 +22,81 @@ export class StaleUnit extends Error {}
 
 // Changes fed to a result commit while the chain still runs (Store.writeCommitWithChanges
 // reads it as its source); fail() makes that write fail, writing no commit.
-class ChangeQueue implements AsyncIterable<FileChange> {
+// The chain waits (room()) while the changes not yet taken hold more than `limit` bytes
+// (the run's buffer, bufferBytesFor): else, while the snapshot's git and the chain share
+// the cores, the result commit's git falls behind and the queue grows (up to 69 MB of new
+// bytes at 50,000 units, which took the run's peak memory over 300 MB).
+export class ChangeQueue implements AsyncIterable<FileChange> {
   private items: FileChange[] = []
+  private head = 0 // items before it were taken
   private done = false
   private error: unknown = null
   private wake: (() => void) | null = null
+  private pending = 0 // bytes pushed and not yet taken
+  private closed = false // the reader stopped: nothing will be taken any more
+  private roomWaiters: Array<() => void> = []
+
+  constructor(private readonly limit: number) {}
 
   push(change: FileChange): void {
     this.items.push(change)
+    this.pending += bytesOf(change)
     this.wake?.()
   }
 
   end(): void {
     this.done = true
     this.wake?.()
+    this.release()
   }
 
   fail(err: unknown): void {
     this.error = err
     this.wake?.()
+    this.release()
+  }
+
+  // Resolves once the changes not yet taken hold at most `limit` bytes (or the queue ended,
+  // failed or lost its reader: then waiting would never end).
+  async room(): Promise<void> {
+    while (this.pending > this.limit && !this.done && !this.error && !this.closed) await new Promise<void>((resolve) => this.roomWaiters.push(resolve))
+  }
+
+  private release(): void {
+    const waiters = this.roomWaiters
+    this.roomWaiters = []
+    for (const w of waiters) w()
   }
 
   async *[Symbol.asyncIterator](): AsyncGenerator<FileChange> {
-    for (;;) {
-      if (this.error) throw this.error
-      if (this.items.length > 0) {
-        const items = this.items
-        this.items = []
-        yield* items
-        continue
+    try {
+      for (;;) {
+        if (this.error) throw this.error
+        const change = this.items[this.head]
+        if (change) {
+          this.items[this.head++] = undefined as unknown as FileChange // dropped once taken
+          if (this.head === this.items.length) {
+            this.items = []
+            this.head = 0
+          }
+          this.pending -= bytesOf(change)
+          if (this.pending <= this.limit) this.release()
+          yield change
+          continue
+        }
+        if (this.done) return
+        await new Promise<void>((resolve) => (this.wake = resolve))
+        this.wake = null
       }
-      if (this.done) return
-      await new Promise<void>((resolve) => (this.wake = resolve))
-      this.wake = null
+    } finally {
+      this.closed = true
+      this.release()
     }
   }
+}
+
+function bytesOf(change: FileChange): number {
+  return 'content' in change ? change.content.length : 0
 }
 
 // What a run of the chain gave so far.
@@ -107,8 +147,9 @@ function unitInputOf(unitId: string, unitType: UnitType, bytes: Buffer): UnitInp
 }
 
 // The snapshot's units in batches, their bytes read from the store.
-async function* fromStore(store: Store, units: readonly ChainUnit[]): AsyncGenerator<ChainInput[]> {
+async function* fromStore(store: Store, units: readonly ChainUnit[], queue: ChangeQueue): AsyncGenerator<ChainInput[]> {
   for (let i = 0; i < units.length; i += BATCH_UNITS) {
+    await queue.room()
     const slice = units.slice(i, i + BATCH_UNITS)
     const bytes = new Map<string, Buffer>()
     for await (const { oid, content } of store.readBlobs([...new Set(slice.map((u) => u.oid))])) bytes.set(oid, content)
@@ -118,8 +159,9 @@ async function* fromStore(store: Store, units: readonly ChainUnit[]): AsyncGener
 
 // The pre-flight's units in batches: the bytes it held, else read again from the vault,
 // where they must still have the pre-flight's blob id (StaleUnit otherwise).
-async function* fromVault(root: string, units: readonly ChainUnit[], held: Map<string, Buffer>): AsyncGenerator<ChainInput[]> {
+async function* fromVault(root: string, units: readonly ChainUnit[], held: Map<string, Buffer>, queue: ChangeQueue): AsyncGenerator<ChainInput[]> {
   for (let i = 0; i < units.length; i += BATCH_UNITS) {
+    await queue.room()
     yield units.slice(i, i + BATCH_UNITS).map((u) => {
       let bytes = held.get(u.path)
       if (bytes) held.delete(u.path)
@@ -187,7 +229,7 @@ export function startChain(
   progress: ApplyProgress,
 ): ChainAttempt {
   const out: ChainOutput = {
-    queue: new ChangeQueue(),
+    queue: new ChangeQueue(ctx.budget),
     diffs: [],
     touched: 0,
     done: 0,
@@ -196,7 +238,7 @@ export function startChain(
     validation: null,
     patterns: new PatternCollector(),
   }
-  const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held) : fromStore(ctx.store, units.store)
+  const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held, out.queue) : fromStore(ctx.store, units.store, out.queue)
   const run = (async (): Promise<ApplyResult> =>
     (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
   run.catch(() => undefined)
