@@ -83,7 +83,8 @@ export function unitTypeOf(rel: string): UnitType | null {
     if (rel.charCodeAt(start) === 46 /* . */) return null
     const dir = rel.slice(start, end)
     if (dir === MIGRATIONS_DIR) return null
-    if (dir === 'memory' || dir === 'wiki') type = dir
+    if (dir === 'memory') type = 'memory'
+    else if (dir === 'wiki') type = 'wiki'
     start = end + 1
   }
   return type
