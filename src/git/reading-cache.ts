@@ -4,7 +4,7 @@ import path from 'node:path'
 import { ENGINE_VERSION } from '../version.js'
 import { READING_RULES_VERSION, type ReadingCache, type UnitReading } from '../vault/unit-reading.js'
 import type { ScopeEntry } from '../vault/walk.js'
-import { decodeRowFile, encodeRowFile } from './row-file.js'
+import { decodeRowFile, encodeRowFile, patchRowFile, type RowWriter } from './row-file.js'
 import { isRacy } from './stat-cache.js'
 
 // What `--status` read last time, kept in the store's state folder, so a repeat reads
@@ -34,6 +34,8 @@ interface Rows {
   kinds: Uint8Array
   trusted: Uint8Array
   errors: Map<number, { message: string; line: number; column: number }>
+  file: Buffer // the file as read
+  metaJson: string // its meta as written
 }
 
 interface Meta {
@@ -49,7 +51,7 @@ function decode(buf: Buffer, root: string): Rows | null {
   if (!f || !meta || meta.engine !== ENGINE_VERSION || meta.rules !== READING_RULES_VERSION || meta.root !== root || !Array.isArray(meta.errors)) return null
   const [kinds, trusted] = f.bytes as [Buffer, Buffer]
   const errors = new Map(meta.errors.map(([row, message, line, column]) => [row, { message, line, column }]))
-  return { paths: f.paths, nums: f.nums, oids: f.oids, kinds, trusted, errors }
+  return { paths: f.paths, nums: f.nums, oids: f.oids, kinds, trusted, errors, file: buf, metaJson: JSON.stringify(meta) }
 }
 
 function readingAt(rows: Rows, i: number): UnitReading | null {
@@ -65,6 +67,7 @@ interface NextRow {
   oid: string
   reading: UnitReading
   trusted: boolean
+  old: number // the same row of the file read (a hit), or -1
 }
 
 // The cache of one --status run: the rows read from the file, and the rows of this
@@ -99,7 +102,7 @@ export class StatusReadingCache implements ReadingCache {
     const reading = readingAt(old, i)
     if (!reading) return null
     this.#hits++
-    this.#next.push({ e, oid: this.#oldOid(i), reading, trusted: true })
+    this.#next.push({ e, oid: this.#oldOid(i), reading, trusted: true, old: i })
     return reading
   }
 
@@ -124,7 +127,7 @@ export class StatusReadingCache implements ReadingCache {
   }
 
   record(e: ScopeEntry, oid: string, reading: UnitReading): void {
-    this.#next.push({ e, oid, reading, trusted: !isRacy(Math.max(e.mtimeMs, e.ctimeMs), this.#scanStartedMs) })
+    this.#next.push({ e, oid, reading, trusted: !isRacy(Math.max(e.mtimeMs, e.ctimeMs), this.#scanStartedMs), old: -1 })
     this.#byOid?.set(oid, reading)
   }
 
@@ -140,7 +143,7 @@ export class StatusReadingCache implements ReadingCache {
     const file = path.join(stateDir, READING_CACHE_FILE)
     const tmp = `${file}.${randomBytes(6).toString('hex')}.tmp`
     try {
-      await writeFile(tmp, encode(this.#next, root))
+      await writeFile(tmp, this.#patched(root) ?? encode(this.#next, root))
       await rename(tmp, file)
       return true
     } catch (err) {
@@ -148,30 +151,54 @@ export class StatusReadingCache implements ReadingCache {
       throw err
     }
   }
+
+  // The file read with only the rows read again rewritten, when this scan has the same
+  // paths in the same order and the same meta (most repeats: a few units edited); else
+  // null (the file is encoded whole).
+  #patched(root: string): Buffer | null {
+    const old = this.#old
+    const next = this.#next
+    if (!old || next.length !== old.paths.length) return null
+    const fresh: number[] = []
+    for (let k = 0; k < next.length; k++) {
+      const row = next[k] as NextRow
+      if (row.old === k) continue // a hit: the row as it was
+      if (row.old !== -1 || row.e.path !== old.paths[k]) return null
+      fresh.push(k)
+    }
+    if (JSON.stringify(metaOf(next, root)) !== old.metaJson) return null
+    return patchRowFile(old.file, 5, 2, (w) => {
+      for (const k of fresh) writeRow(w, k, next[k] as NextRow)
+    })
+  }
 }
 
-function encode(rows: readonly NextRow[], root: string): Buffer {
+function metaOf(rows: readonly NextRow[], root: string): Meta {
   const errors: Meta['errors'] = []
   for (const [i, r] of rows.entries())
     if (r.reading.kind === 'unreadable') errors.push([i, r.reading.error.message, r.reading.error.line, r.reading.error.column])
-  const meta: Meta = { engine: ENGINE_VERSION, rules: READING_RULES_VERSION, root, errors }
+  return { engine: ENGINE_VERSION, rules: READING_RULES_VERSION, root, errors }
+}
+
+function writeRow(w: RowWriter, i: number, { e, oid, reading, trusted }: NextRow): void {
+  w.num(0, i, e.size)
+  w.num(1, i, e.mtimeMs)
+  w.num(2, i, e.ctimeMs)
+  w.num(3, i, e.ino)
+  w.num(4, i, reading.kind === 'versioned' ? reading.version : 0)
+  w.oid(i, oid)
+  w.byte(0, i, KIND_CODE[reading.kind])
+  w.byte(1, i, trusted ? 1 : 0)
+}
+
+function encode(rows: readonly NextRow[], root: string): Buffer {
   return encodeRowFile(
     MAGIC,
-    meta,
+    metaOf(rows, root),
     rows.map((r) => r.e.path),
     5,
     2,
-    (w) =>
-      rows.forEach(({ e, oid, reading, trusted }, i) => {
-        w.num(0, i, e.size)
-        w.num(1, i, e.mtimeMs)
-        w.num(2, i, e.ctimeMs)
-        w.num(3, i, e.ino)
-        w.num(4, i, reading.kind === 'versioned' ? reading.version : 0)
-        w.oid(i, oid)
-        w.byte(0, i, KIND_CODE[reading.kind])
-        w.byte(1, i, trusted ? 1 : 0)
-      }),
+    (w) => rows.forEach((row, i) => writeRow(w, i, row)),
   )
 }
 

@@ -29,23 +29,50 @@ export function encodeRowFile(magic: Buffer, meta: unknown, paths: readonly stri
   const metaBytes = Buffer.from(JSON.stringify(meta))
   let pathsLen = 0
   for (const p of paths) pathsLen += Buffer.byteLength(p) + 1
-  let off = HEAD + metaBytes.length + pathsLen
-  const numsAt = off + ((8 - (off % 8)) % 8)
-  const oidsAt = numsAt + 8 * numCols * n
-  const bytesAt = oidsAt + 20 * n
-  const total = bytesAt + byteCols * n + 20
-  const buf = Buffer.alloc(total)
+  const at = layout(n, metaBytes.length, pathsLen, numCols, byteCols)
+  const buf = Buffer.alloc(at.total)
   magic.copy(buf, 0)
   buf.writeUInt32LE(n, 8)
   buf.writeUInt32LE(metaBytes.length, 12)
   buf.writeUInt32LE(pathsLen, 16)
   metaBytes.copy(buf, HEAD)
-  off = HEAD + metaBytes.length
+  let off = HEAD + metaBytes.length
   for (const p of paths) {
     off += buf.write(p, off, 'utf8')
     buf[off++] = 0
   }
-  fill({
+  fill(writerOf(buf, n, at))
+  return seal(buf)
+}
+
+// A copy of a row file that decodeRowFile accepts, with the rows `fill` writes rewritten
+// (it must write every column of each row it writes) and its hash made anew: the file
+// encodeRowFile would make with the same meta and paths, without writing again the rows
+// that did not change.
+export function patchRowFile(file: Buffer, numCols: number, byteCols: number, fill: (w: RowWriter) => void): Buffer {
+  const buf = Buffer.from(file)
+  const n = buf.readUInt32LE(8)
+  fill(writerOf(buf, n, layout(n, buf.readUInt32LE(12), buf.readUInt32LE(16), numCols, byteCols)))
+  return seal(buf)
+}
+
+interface Layout {
+  numsAt: number
+  oidsAt: number
+  bytesAt: number
+  total: number
+}
+
+function layout(n: number, metaLen: number, pathsLen: number, numCols: number, byteCols: number): Layout {
+  const off = HEAD + metaLen + pathsLen
+  const numsAt = off + ((8 - (off % 8)) % 8)
+  const oidsAt = numsAt + 8 * numCols * n
+  const bytesAt = oidsAt + 20 * n
+  return { numsAt, oidsAt, bytesAt, total: bytesAt + byteCols * n + 20 }
+}
+
+function writerOf(buf: Buffer, n: number, { numsAt, oidsAt, bytesAt }: Layout): RowWriter {
+  return {
     num: (col, row, value) => buf.writeDoubleLE(value, numsAt + 8 * (col * n + row)),
     oid: (row, hex) => {
       if (buf.write(hex, oidsAt + 20 * row, 20, 'hex') !== 20) throw new Error(`not an object id: ${hex}`)
@@ -53,11 +80,15 @@ export function encodeRowFile(magic: Buffer, meta: unknown, paths: readonly stri
     byte: (col, row, value) => {
       buf[bytesAt + col * n + row] = value
     },
-  })
+  }
+}
+
+// The SHA-1 of everything before the last 20 bytes, written there.
+function seal(buf: Buffer): Buffer {
   createHash('sha1')
-    .update(buf.subarray(0, total - 20))
+    .update(buf.subarray(0, buf.length - 20))
     .digest()
-    .copy(buf, total - 20)
+    .copy(buf, buf.length - 20)
   return buf
 }
 
