@@ -31,13 +31,19 @@ interface Outcome {
   full: unknown
 }
 
+// The front matter sources of the texts that have one.
+function* sourcesOf(texts: ReadonlyArray<{ name: string; text: string }>): Generator<{ name: string; source: string }> {
+  for (const { name, text } of texts) {
+    const source = sourceOf(text)
+    if (source !== null) yield { name, source }
+  }
+}
+
 // Every text whose source the fast load reads differently from the full parser.
 function disagreements(texts: ReadonlyArray<{ name: string; text: string }>): { decided: number; wrong: Outcome[] } {
   let decided = 0
   const wrong: Outcome[] = []
-  for (const { name, text } of texts) {
-    const source = sourceOf(text)
-    if (source === null) continue
+  for (const { name, source } of sourcesOf(texts)) {
     const fast = fastLoad(source)
     if (fast === null) continue
     decided++
@@ -153,9 +159,7 @@ describe('the scan builds the values itself, as js-yaml reads them', () => {
     let built = 0
     let blocks = 0
     const wrong: unknown[] = []
-    for (const { name, text } of texts) {
-      const source = sourceOf(text)
-      if (source === null) continue
+    for (const { name, source } of sourcesOf(texts)) {
       const simple = loadSimple(source)
       expect({ name, loadable: simple !== null }).toEqual({ name, loadable: isLoadableSimply(source) })
       if (simple === null) continue
