@@ -27,6 +27,9 @@ export class StaleUnit extends Error {}
 // the cores, the result commit's git falls behind and the queue grows (up to 69 MB of new
 // bytes at 50,000 units, which took the run's peak memory over 300 MB).
 export class ChangeQueue implements AsyncIterable<FileChange> {
+  // Taken by index, each slot cleared as it is taken: shift() on tens of thousands of
+  // items can copy the array each time, and a batch swapped out whole would keep the
+  // taken bytes referenced until its last one is taken.
   private items: FileChange[] = []
   private head = 0 // items before it were taken
   private done = false
