@@ -147,12 +147,8 @@ export class JsStore extends BaseStore {
   // its file is above BIG_BLOB_BYTES, to be streamed (readBigLoose).
   private readLooseSync(oid: string): { type: string; content: Buffer } | 'big' | null {
     let data: Buffer
-    let fd: number
-    try {
-      fd = fs.openSync(this.loosePath(oid), 'r')
-    } catch {
-      return null
-    }
+    const fd = this.openLooseSync(oid)
+    if (fd === null) return null
     try {
       if (fs.fstatSync(fd).size > BIG_BLOB_BYTES) return 'big'
       data = fs.readFileSync(fd)
@@ -191,6 +187,10 @@ export class JsStore extends BaseStore {
   private async readRaw(oid: string): Promise<{ type: string; content: Buffer }> {
     checkOid(oid)
     try {
+      // An object is the same bytes wherever it is: the packs listed so far first (most
+      // of a snapshot's objects, found in memory), then loose, then packs listed again.
+      const listed = this.packs.read(oid, { relist: false })
+      if (listed) return listed
       const loose = this.readLooseSync(oid)
       if (loose === 'big') return await this.readBigLoose(oid)
       if (loose) return loose
@@ -481,6 +481,19 @@ export class JsStore extends BaseStore {
     }
   }
 
+  // The loose object's file opened for reading; null when it is not loose (most blobs of
+  // a snapshot are packed). Asked first whether it exists: a failed open builds an error
+  // with its stack, about 6 µs against 1 µs, for each of 10,000 blobs a rollback reads.
+  private openLooseSync(oid: string): number | null {
+    const file = this.loosePath(oid)
+    if (!fs.existsSync(file)) return null
+    try {
+      return fs.openSync(file, 'r')
+    } catch {
+      return null // removed since (git gc packed it)
+    }
+  }
+
   private loosePath(oid: string): string {
     return path.join(this.gitDir, 'objects', oid.slice(0, 2), oid.slice(2))
   }
@@ -592,7 +605,7 @@ export class JsStore extends BaseStore {
     for (const oid of oids) {
       if (sizes.has(oid)) continue
       checkOid(oid)
-      const head = this.looseHeaderSync(oid) ?? this.packedHeader(oid)
+      const head = this.packedHeader(oid, false) ?? this.looseHeaderSync(oid) ?? this.packedHeader(oid, true)
       if (head) {
         if (head.type !== 'blob') throw notABlob(oid, head.type, this.gitDir)
         sizes.set(oid, head.size)
@@ -605,21 +618,17 @@ export class JsStore extends BaseStore {
     return sizes
   }
 
-  private packedHeader(oid: string): { type: string; size: number } | null {
+  private packedHeader(oid: string, relist: boolean): { type: string; size: number } | null {
     try {
-      return this.packs.header(oid)
+      return this.packs.header(oid, { relist })
     } catch (err) {
       throw this.unreadable(oid, err)
     }
   }
 
   private looseHeaderSync(oid: string): { type: string; size: number } | null {
-    let fd: number
-    try {
-      fd = fs.openSync(this.loosePath(oid), 'r')
-    } catch {
-      return null
-    }
+    const fd = this.openLooseSync(oid)
+    if (fd === null) return null
     try {
       for (let want = 256; ; want *= 4) {
         const buf = Buffer.allocUnsafe(want)

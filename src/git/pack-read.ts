@@ -213,9 +213,10 @@ export class PackReader {
   }
 
   // A whole object, or null: in no pack, or a delta (for the caller's other path). A
-  // damaged object throws.
-  read(oid: string): PackedObject | null {
-    return this.retried(oid, (pack, i) => {
+  // damaged object throws. `relist: false`: only the packs listed so far are searched (a
+  // caller that looks elsewhere before it asks again with a new listing).
+  read(oid: string, { relist = true }: { relist?: boolean } = {}): PackedObject | null {
+    return this.retried(oid, relist, (pack, i) => {
       const head = pack.head(i)
       if (!head.type) return null
       const content = inflateSync(pack.raw(i).subarray(head.bodyAt))
@@ -226,17 +227,17 @@ export class PackReader {
 
   // Type and size of a whole packed object from its header, without inflating it; null
   // when it is in no pack or a delta.
-  header(oid: string): { type: PackedObject['type']; size: number } | null {
-    return this.retried(oid, (pack, i) => {
+  header(oid: string, { relist = true }: { relist?: boolean } = {}): { type: PackedObject['type']; size: number } | null {
+    return this.retried(oid, relist, (pack, i) => {
       const { type, size } = pack.head(i)
       return type ? { type, size } : null
     })
   }
 
   // A pack removed since it was listed (git repacked the store) is listed again once.
-  private retried<T>(oid: string, fn: (pack: PackIndex, i: number) => T | null): T | null {
+  private retried<T>(oid: string, relist: boolean, fn: (pack: PackIndex, i: number) => T | null): T | null {
     for (let attempt = 0; ; attempt++) {
-      const at = this.locate(oid)
+      const at = relist ? this.locate(oid) : this.lookUp(oid)
       if (!at) return null
       try {
         return fn(at.pack, at.i)

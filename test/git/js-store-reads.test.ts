@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process'
-import { readdir, writeFile } from 'node:fs/promises'
+import { mkdir, readdir, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/git/open-store.js'
@@ -45,6 +45,29 @@ describe('js backend reads through isomorphic-git', () => {
     // A loose object, and one that is nowhere.
     const loose = gitIn(gitDir, ['hash-object', '-w', '--stdin'], 'loose note\n')
     expect((await js.readBlob(loose)).toString()).toBe('loose note\n')
+    expect(await js.blobSizes([loose, second])).toEqual(
+      new Map([
+        [loose, 11],
+        [second, 12],
+      ]),
+    )
     await expect(js.readBlob('0123456789abcdef0123456789abcdef01234567')).rejects.toMatchObject({ code: 'STORE_CORRUPT' })
+  })
+
+  it('when an object is in a pack already listed then it is read from there, whatever a loose file of its name holds', async () => {
+    vault = await makeVault(null)
+    await writeFile(path.join(vault.root, 'note.md'), 'first note\n')
+    const cli = await openStore({ agentsRoot: vault.root, backend: 'cli' })
+    await cli.writeVaultTree()
+    const gitDir = cli.location.gitDir
+    const first = gitIn(gitDir, ['hash-object', '--stdin'], 'first note\n')
+    const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
+    expect((await js.readBlob(first)).toString()).toBe('first note\n')
+    // As git does, the packs are looked in first: a damaged loose copy (a crash while
+    // git wrote it) is not read, which also spares a rollback one failed open per blob.
+    await mkdir(path.join(gitDir, 'objects', first.slice(0, 2)), { recursive: true })
+    await writeFile(path.join(gitDir, 'objects', first.slice(0, 2), first.slice(2)), 'not zlib')
+    expect((await js.readBlob(first)).toString()).toBe('first note\n')
+    expect(await js.blobSizes([first])).toEqual(new Map([[first, 11]]))
   })
 })
