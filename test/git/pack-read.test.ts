@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
+import { deflateSync } from 'node:zlib'
 import { afterEach, describe, expect, it } from 'vitest'
 import { openStore } from '../../src/git/open-store.js'
 import { PackReader } from '../../src/git/pack-read.js'
@@ -102,7 +103,7 @@ describe('packed objects read without isomorphic-git', () => {
     reader.close()
   })
 
-  it('when a packed object is damaged then reading it fails its CRC-32 check and the js store reports the object as corrupt', async () => {
+  it('when a packed object is damaged then reading it fails its CRC-32 check and the js store reports the object as corrupt, unless a sound loose copy is there', async () => {
     const { gitDir, blobs, packDir } = await packedByGit(['--window=0'])
     const oid = blobs[blobs.length - 1] as string // the 3 MB blob, stored whole
     const pack = path.join(
@@ -126,6 +127,14 @@ describe('packed objects read without isomorphic-git', () => {
     await expect(js.readBlob(oid)).rejects.toMatchObject({ code: 'STORE_CORRUPT', message: expect.stringContaining('CRC-32') })
     // the others are intact
     expect((await js.readBlob(blobs[0] as string)).equals(gitBytes(gitDir, ['cat-file', 'blob', blobs[0] as string]))).toBe(true)
+    // A sound loose copy is read instead, also once the store has listed the packs (it
+    // looks in them first).
+    const BIG = await readFile(path.join((vault as TempVault).dir, 'tmp', 'big.bin'))
+    const loose = path.join(gitDir, 'objects', oid.slice(0, 2), oid.slice(2))
+    await mkdir(path.dirname(loose), { recursive: true })
+    await writeFile(loose, deflateSync(Buffer.concat([Buffer.from(`blob ${BIG.length}\0`), BIG])))
+    expect((await js.readBlob(oid)).equals(BIG)).toBe(true)
+    expect(await js.blobSizes([oid])).toEqual(new Map([[oid, BIG.length]]))
   })
 
   it('when git repacks the store after the reader listed its packs then the objects are found in the new pack', async () => {
