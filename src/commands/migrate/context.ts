@@ -57,7 +57,8 @@ export interface ChainUnit {
 // the chain) and the chain's results (for the fast-forward and the dry-run diff) each up
 // to this much; beyond it they are read again, from the vault (checked against the blob
 // id) or from the store. The chain also waits while its new bytes not yet taken by the
-// result commit's git exceed it (chain.ts, ChangeQueue). A run's memory then does not grow with the vault's bytes.
+// result commit's git exceed it (chain.ts, ChangeQueue). A run's memory then does not
+// grow with the vault's bytes.
 // AAS_BUFFER_MB sets it. By default it depends on the vault's size: the rest of a run's
 // memory grows by about 3 KB per unit (scan entries, readings, diff entries, the
 // workers' batches), so the buffer gives up 0.6 MiB per 1,000 units, from 32 MiB (all of
