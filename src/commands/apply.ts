@@ -163,7 +163,11 @@ async function apply(input: ApplyInput, session: WriteSession, note: (got: Parti
     store,
     changes.flatMap((c) => (c.newOid ? [c.newOid] : [])),
   )
-  await fastForward(store, session, input.runId, { kind: 'migrate', from: snap.commit, to: commit, changes, blobs, env: input.env })
+  try {
+    await fastForward(store, session, input.runId, { kind: 'migrate', from: snap.commit, to: commit, changes, blobs, env: input.env })
+  } finally {
+    await blobs.close()
+  }
   keep({ applied: true })
   await markApplied(store, p, commit)
   if (!plan) return got

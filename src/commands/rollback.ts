@@ -151,7 +151,7 @@ async function restore(input: RollbackInput, session: WriteSession, note: (got: 
     changes,
     blobs,
     env: input.env ?? process.env,
-  })
+  }).finally(() => blobs.close())
   note({ written: t.written, removed: t.removed })
   if (!commitPlan) return { ...done, written: t.written, removed: t.removed }
   const message = `Roll back vault to ${snapshot.name}\n\nAas-Run-Id: ${input.runId}\nAas-Snapshot: ${snapshot.name}\nAas-Safety-Snapshot: ${safety.name}\n`

@@ -47,6 +47,8 @@ const EMPTY = Buffer.alloc(0)
 // Four of 512 KiB or of 64 KiB were slower.
 const BATCH_BYTES = 1 << 18
 const SLABS = 4
+// Object ids written to `cat-file --batch` at a time (41 bytes each).
+const FEED_IDS = 10_000
 // Room for a fast-import blob header (`blob\nmark :N\ndata SIZE\n`) before a file read into a batch.
 const HEADER_ROOM = 64
 
@@ -473,8 +475,10 @@ export class CliStore extends BaseStore {
     if (oids.length === 0) return
     oids.forEach(checkOid)
     const cat = spawnGit([...safeConfigArgs(), 'cat-file', '--batch'], { env: this.env(), cwd: this.location.gitDir })
+    // The ids in a few large writes: git is then fed by the pipe while this thread is
+    // busy (the write phase reads ahead while it writes files), not an id per event-loop turn.
     const feeding = (async () => {
-      for (const oid of oids) await cat.write(`${oid}\n`)
+      for (let i = 0; i < oids.length; i += FEED_IDS) await cat.write(`${oids.slice(i, i + FEED_IDS).join('\n')}\n`)
       cat.child.stdin.end()
     })()
     feeding.catch(() => {})

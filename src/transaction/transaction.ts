@@ -403,19 +403,26 @@ export async function recoverTransaction(store: Store, { blobs }: { blobs?: Blob
   const temps = await removeTempFiles(root)
   const live = await readLiveStates(root, journal.changes)
   const plan = planRecovery(journal, live, { direction: 'backward' })
-  blobs ??= prefetchingBlobSource(
-    store,
-    plan.steps.flatMap((s) => (s.target ? [s.target.oid] : [])),
-  )
   if (plan.conflicts.length > 0) {
     return { runId: journal.runId, kind: journal.kind, restored: 0, conflicts: plan.conflicts.map((c) => c.path), tempFilesRemoved: temps.length }
   }
+  const own = blobs
+    ? null
+    : prefetchingBlobSource(
+        store,
+        plan.steps.flatMap((s) => (s.target ? [s.target.oid] : [])),
+      )
+  const source = blobs ?? (own as BlobSource)
   const touched = newTouched()
   for (const d of claims) touched.dirs.add(d)
-  for (let i = 0; i < plan.steps.length; i++) {
-    const step = plan.steps[i]!
-    faultPoint('mid-recovery', i + 1)
-    await putState(store, step.path, step.target, blobs, journal.runId, touched)
+  try {
+    for (let i = 0; i < plan.steps.length; i++) {
+      const step = plan.steps[i]!
+      faultPoint('mid-recovery', i + 1)
+      await putState(store, step.path, step.target, source, journal.runId, touched)
+    }
+  } finally {
+    await own?.close()
   }
   await makeDurable(touched)
   await clearJournal(stateDir)

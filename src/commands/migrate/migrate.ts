@@ -320,7 +320,7 @@ async function applyToVault(ctx: RunContext, snap: TakeSnapshotResult, commit: s
     blobs: async (oid) => out.after.get(oid) ?? rest(oid),
     tick: ctx.tick,
     env: input.env,
-  })
+  }).finally(() => rest.close())
   return plan ? { plan, changes } : null
 }
 
