@@ -111,3 +111,73 @@ describe('big files under raw/ are streamed, never held in memory whole', () => 
     300_000,
   )
 })
+
+// A write phase's blobs come from one `git cat-file --batch` for the cli backend
+// (prefetchingBlobSource): reading 200 MB of 4 MB blobs through it, the git process
+// never maps much of the pack at once. Its peak RSS (VmHWM, read from /proc while the
+// read goes on) was about the pack's size with git's default pack windows.
+const READER = `
+import { readdirSync, readFileSync } from 'node:fs'
+import path from 'node:path'
+const [dist, root] = process.argv.slice(2)
+const { openStore } = await import(path.join(dist, 'git/open-store.js'))
+const { prefetchingBlobSource } = await import(path.join(dist, 'transaction/blob-prefetch.js'))
+const store = await openStore({ agentsRoot: root, backend: 'cli' })
+const res = await store.writeVaultTree()
+const entries = (await store.listTree(res.tree)).filter((e) => e.path.endsWith('.bin'))
+// The peak RSS of this process's children (git), from /proc.
+let gitPeakKB = 0
+const sample = () => {
+  for (const task of readdirSync('/proc/self/task')) {
+    for (const pid of readFileSync(\`/proc/self/task/\${task}/children\`, 'utf8').trim().split(/\\s+/).filter(Boolean)) {
+      try {
+        const hwm = /VmHWM:\\s+(\\d+)/.exec(readFileSync(\`/proc/\${pid}/status\`, 'utf8'))
+        if (hwm) gitPeakKB = Math.max(gitPeakKB, Number(hwm[1]))
+      } catch {}
+    }
+  }
+}
+const source = prefetchingBlobSource(store, entries.map((e) => e.oid), { bytes: 16 << 20 })
+let bytes = 0
+for (const e of entries) {
+  const b = await source(e.oid)
+  bytes += b.length
+  sample()
+}
+await source.close()
+console.log(JSON.stringify({ blobs: entries.length, bytes, gitPeakKB }))
+`
+
+describe('a write phase reading many big-ish blobs from one git process', () => {
+  let base: string
+  let root: string
+  let script: string
+  const FILES = 50
+  const FILE_SIZE = 4 * 1024 * 1024
+
+  beforeAll(async () => {
+    base = await mkdtemp(path.join(tmpdir(), 'aas-readahead-'))
+    root = path.join(base, 'vault')
+    await mkdir(path.join(root, 'alice/raw'), { recursive: true })
+    await mkdir(path.join(root, 'alice/memory'), { recursive: true })
+    await writeFile(path.join(root, 'alice/memory/note.md'), '---\nschema_version: 1\n---\nsee raw/\n')
+    for (let i = 0; i < FILES; i++) await writeFile(path.join(root, `alice/raw/a${String(i).padStart(2, '0')}.bin`), randomBytes(FILE_SIZE))
+    script = path.join(base, 'reader.mjs')
+    await writeFile(script, READER)
+  }, 120_000)
+
+  afterAll(async () => {
+    if (base) await rm(base, { recursive: true, force: true })
+  })
+
+  it('when 200 MB of 4 MB blobs are read through the prefetching source then git never holds more than 64 MB of the pack', async () => {
+    const r = spawnSync(process.execPath, [script, dist, root], { encoding: 'utf8', env: { ...process.env, AAS_GIT: 'cli' }, maxBuffer: 1 << 20 })
+    expect(r.status, r.stderr).toBe(0)
+    const report = JSON.parse(r.stdout.trim().split('\n').pop() as string) as { blobs: number; bytes: number; gitPeakKB: number }
+    console.log(`read ahead: ${JSON.stringify(report)}`)
+    expect(report.blobs).toBe(FILES)
+    expect(report.bytes).toBe(FILES * FILE_SIZE)
+    expect(report.gitPeakKB).toBeGreaterThan(0) // the git process was seen
+    expect(report.gitPeakKB).toBeLessThan(64 * 1024)
+  }, 300_000)
+})
