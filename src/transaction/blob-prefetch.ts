@@ -48,15 +48,18 @@ export function prefetchingBlobSource(
   const waiting = new Set<() => void>() // requests waiting for the read
 
   const full = (): boolean => ready.size > 0 && (ready.size >= maxBlobs || readyBytes >= maxBytes)
+  const wakeRead = (): void => {
+    const wake = wakePump
+    wakePump = null
+    wake?.()
+  }
   const drop = (oid: string): void => {
     const b = ready.get(oid)
     if (!b) return
     ready.delete(oid)
     kept.delete(oid)
     readyBytes -= b.length
-    const wake = wakePump
-    wakePump = null
-    wake?.()
+    wakeRead()
   }
   const notify = (): void => {
     for (const w of waiting) w()
@@ -78,11 +81,12 @@ export function prefetchingBlobSource(
         while (!closed && full()) await new Promise<void>((resolve) => (wakePump = resolve))
         if (closed) break
       }
-      coming.clear()
     } catch (err) {
       failure = err // what the read did not deliver fails with it when asked for
     } finally {
-      if (closed) coming.clear()
+      // Read to its end or stopped: nothing more will come. After a failure, what did
+      // not come stays `coming`, so that its requests fail with it.
+      if (failure === null || closed) coming.clear()
       notify()
     }
   }
@@ -122,9 +126,7 @@ export function prefetchingBlobSource(
   return Object.assign(source, {
     close: async (): Promise<void> => {
       closed = true
-      const wake = wakePump
-      wakePump = null
-      wake?.()
+      wakeRead()
       await sizes.catch(() => undefined)
       await pumping
       ready.clear()
