@@ -118,12 +118,12 @@ interface ProbeOutput {
   syntax: Array<{ path: string; line: number | null; column: number | null; message: string }>
 }
 
-function runProbe(command: string, args: readonly string[]): Promise<{ out: ProbeOutput } | { failure: string; notFound: boolean }> {
+function runProbe(command: string, args: readonly string[], signal?: AbortSignal): Promise<{ out: ProbeOutput } | { failure: string; notFound: boolean }> {
   return new Promise((resolve) => {
     execFile(
       command,
       ['-B', '-c', PROBE, ...args],
-      { timeout: PROBE_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' } },
+      { timeout: PROBE_TIMEOUT_MS, encoding: 'utf8', env: { ...process.env, PYTHONDONTWRITEBYTECODE: '1' }, ...(signal ? { signal } : {}) },
       (err, stdout, stderr) => {
         if (err) {
           const code = (err as NodeJS.ErrnoException).code
@@ -158,13 +158,44 @@ export async function probePython({
   env?: NodeJS.ProcessEnv
   light?: boolean
 } = {}): Promise<PythonProbe> {
+  if (light && python === undefined && early?.env === env) {
+    const { probing } = early
+    early = null
+    return probing
+  }
   return (await probe(choosePython({ flag: python, env }), [], light)).probe
 }
 
-async function probe(choice: PythonChoice, scripts: readonly ScriptFile[], light = false): Promise<{ probe: PythonProbe; syntax: ProbeOutput['syntax'] }> {
+// A light probe started before its command asked for it, taken by the first
+// probePython call that asks for exactly that one (light, no --python, the same env).
+let early: { env: NodeJS.ProcessEnv; probing: Promise<PythonProbe>; stop: AbortController } | null = null
+
+// Starts the light probe of the interpreter env chooses, ahead of the command that will
+// ask for it: the CLI does so for --status before the rest of it loads. Through a
+// version manager's shim (pyenv) a probe takes about 0.1 s, about as long as everything
+// else a repeat --status of 10,000 units does after start-up, so a probe started by the
+// command itself was its tail (docs/performance.md).
+export function startEarlyProbe(env: NodeJS.ProcessEnv = process.env): void {
+  dropEarlyProbe()
+  const stop = new AbortController()
+  early = { env, stop, probing: probe(choosePython({ env }), [], true, stop.signal).then((r) => r.probe) }
+}
+
+// Stops an early probe nothing took (the command failed first, or wanted another probe).
+export function dropEarlyProbe(): void {
+  early?.stop.abort()
+  early = null
+}
+
+async function probe(
+  choice: PythonChoice,
+  scripts: readonly ScriptFile[],
+  light = false,
+  signal?: AbortSignal,
+): Promise<{ probe: PythonProbe; syntax: ProbeOutput['syntax'] }> {
   const base = { ...choice, ok: false, executable: null, version: null, yaml: null, libyaml: false, atomicAgents: null, validators: null }
   const files = scripts.map((s) => s.file)
-  const r = await runProbe(choice.command, [...(light ? ['--light'] : []), ...scripts.map((s) => s.path)])
+  const r = await runProbe(choice.command, [...(light ? ['--light'] : []), ...scripts.map((s) => s.path)], signal)
   if ('failure' in r) return { probe: { ...base, error: pythonUnavailable({ ...choice, scripts: files, reason: r.failure }) }, syntax: [] }
   const o = r.out
   const v = o.validators
