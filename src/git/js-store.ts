@@ -288,7 +288,15 @@ export class JsStore extends BaseStore {
 
   private async pipeToStore(source: AsyncIterable<BlobInput>, oids: string[], small: Buffer[], started: (p: PackWriter) => void): Promise<void> {
     let pack: PackWriter | null = null
+    let turned = performance.now()
     for await (const item of source) {
+      // Blobs held in memory come without a turn of the event loop; deflating them takes
+      // the main thread for as long as the source lasts (a snapshot's 10,000 units: about
+      // 0.7 s), while the chain's workers wait for their next batch.
+      if (performance.now() - turned > TURN_MS) {
+        await new Promise<void>((resolve) => setImmediate(resolve))
+        turned = performance.now()
+      }
       if (isBlobFileRef(item)) {
         const file = await openFileRef(item)
         try {
@@ -811,6 +819,8 @@ export class JsStore extends BaseStore {
 
 // Blobs held back before a pack is started instead of loose objects.
 const PACK_AFTER = 64
+// The longest the pack writer keeps the main thread before a turn of the event loop.
+const TURN_MS = 5
 const PACK_TYPE = { commit: 1, tree: 2, blob: 3 } as const
 
 // A pack (version 2) and its index (version 2) written without git: objects deflated

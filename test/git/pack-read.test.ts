@@ -171,6 +171,31 @@ describe('packed objects read without isomorphic-git', () => {
     reader.close()
   })
 
+  it('when the js store packs blobs held in memory then the event loop still turns while it deflates them', async () => {
+    vault = await makeVault(null)
+    const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
+    // Each blob incompressible and 64 KiB: 600 of them take far longer than one turn's allowance.
+    const blobs = Array.from({ length: 600 }, () => randomBytes(64 * 1024))
+    let pulled = 0
+    let turnedAt: number | null = null
+    const oids = await js.writeBlobs(
+      (async function* () {
+        setImmediate(() => (turnedAt = pulled))
+        for (const b of blobs) {
+          pulled++
+          yield b
+        }
+      })(),
+    )
+    expect(oids).toHaveLength(600)
+    // Without a turn, the callback runs only once the whole source was taken.
+    expect(turnedAt).not.toBeNull()
+    expect(turnedAt as unknown as number).toBeLessThan(600)
+    const reader = new PackReader(path.join(js.location.gitDir, 'objects', 'pack'))
+    oids.forEach((oid, i) => expect(reader.read(oid)?.content.equals(blobs[i] as Buffer), oid).toBe(true))
+    reader.close()
+  })
+
   it('when the js store writes blobs its packs already hold then they are not written again, and a pack of nothing new is not written', async () => {
     vault = await makeVault(null)
     const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
