@@ -39,6 +39,11 @@ export interface MigrateOptions extends VaultOptions {
   now?: () => Date
   onEvent?: (event: EngineEvent) => void
   python?: string | undefined // the interpreter for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
+  // A dry run: each changed file's part of the diff, rendered while the chain runs (in its
+  // workers) as renderUnifiedDiff would with `color`, kept in MigrateResult.diff[].patch in
+  // place of the contents (within the run's buffer, AAS_BUFFER_MB; beyond it, contents or
+  // blob ids as without it). For a caller that prints the diff, as the CLI does.
+  patches?: { color: boolean } | undefined
 }
 
 export interface RollbackOptions extends VaultOptions {
@@ -144,7 +149,19 @@ export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
   const runId = newRunId(now())
   const vault = await openVault(options, runId, `--to v${target}${dryRun ? ' --dry-run' : ''}`, started)
   if ('error' in vault) return migrateResult({ runId, target, dryRun, agentsRoot: agentsRootGuess(options, vault.root), started }, {}, [vault.error])
-  return migrateVault({ store: vault.store, runId, target, dryRun, commit, env, lockTimeoutMs, now, ...(onEvent ? { onEvent } : {}), python: options.python })
+  return migrateVault({
+    store: vault.store,
+    runId,
+    target,
+    dryRun,
+    commit,
+    env,
+    lockTimeoutMs,
+    now,
+    ...(onEvent ? { onEvent } : {}),
+    python: options.python,
+    patches: options.patches,
+  })
 }
 
 /**

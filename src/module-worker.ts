@@ -8,12 +8,20 @@ import { Worker, type WorkerOptions } from 'node:worker_threads'
 // (its import.meta.url): the compiled .js, or, running from sources under tsx/vitest,
 // the .ts loaded through tsx.
 export function startModuleWorker(from: string, name: string, options: Omit<WorkerOptions, 'eval'>): Worker {
-  const js = new URL(`./${name}.js`, from)
-  if (existsSync(fileURLToPath(js))) return new Worker(js, options)
-  const ts = new URL(`./${name}.ts`, from).href
+  const url = moduleUrl(from, name)
+  if (url.endsWith('.js')) return new Worker(new URL(url), options)
+  const ts = url
   // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
   const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
   const tsxApi = pathToFileURL(path.join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`
   return new Worker(boot, { ...options, eval: true })
+}
+
+// The URL of the module `name` (a path without extension, relative to the module
+// `from`): the compiled .js, else (running from sources) the .ts, which a worker started
+// here can import.
+export function moduleUrl(from: string, name: string): string {
+  const js = new URL(`./${name}.js`, from)
+  return existsSync(fileURLToPath(js)) ? js.href : new URL(`./${name}.ts`, from).href
 }

@@ -16,6 +16,7 @@ import {
   setRemote,
   status,
   unsetRemote,
+  type MigrateOptions,
 } from '../api.js'
 import type { ApplyPreviewResult } from '../commands/apply.js'
 import type { MigrateResult } from '../commands/migrate/migrate.js'
@@ -23,7 +24,7 @@ import type { PushReport } from '../commands/remote-sync.js'
 import type { EngineEvent } from '../commands/session.js'
 import { resolveAgentsRoot } from '../vault/agents-root.js'
 import type { CliIo } from './io.js'
-import { parseArgs, type CliRequest } from './program.js'
+import { parseArgs, type CliAction, type CliRequest } from './program.js'
 import { renderErrorJson, renderErrorText } from './render/error.js'
 import { errorJson, renderJson } from './render/json.js'
 import { makePaint, type Paint } from './render/paint.js'
@@ -101,6 +102,28 @@ function migrateJson(r: MigrateResult): Record<string, unknown> {
   }
 }
 
+function migrateOptions(
+  req: CliRequest,
+  io: CliIo,
+  action: Extract<CliAction, { kind: 'migrate' }>,
+  onEvent: (event: EngineEvent) => void,
+  paint: Paint,
+): MigrateOptions {
+  return {
+    agentsRoot: req.agentsRoot,
+    env: io.env,
+    target: action.target,
+    dryRun: action.dryRun,
+    commit: action.commit,
+    lockTimeoutMs: req.lockTimeoutMs,
+    onEvent,
+    python: req.python,
+    // The diff a dry run prints, rendered by the chain's workers while they run: not for
+    // --stat, a --report (which reads the contents) or --json.
+    patches: action.dryRun && !action.stat && !action.report && !req.json ? { color: paint.enabled } : undefined,
+  }
+}
+
 async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, paint: { out: Paint; err: Paint }): Promise<number> {
   const action = req.action
   const command = commandOf(req)
@@ -120,16 +143,7 @@ async function dispatch(req: CliRequest, io: CliIo, progress: ProgressRenderer, 
       return 0
     }
     case 'migrate': {
-      const result = await migrate({
-        agentsRoot: req.agentsRoot,
-        env: io.env,
-        target: action.target,
-        dryRun: action.dryRun,
-        commit: action.commit,
-        lockTimeoutMs: req.lockTimeoutMs,
-        onEvent,
-        python: req.python,
-      })
+      const result = await migrate(migrateOptions(req, io, action, onEvent, paint.out))
       progress.finish()
       // Loaded here: the diff renderer brings the diff engine, which other commands do not need.
       const { renderMigrateSummary, writeDryRun } = await import('./render/migrate.js')

@@ -5,27 +5,30 @@ import type { DiffFile } from './unified.js'
 // A side that exists (it has a mode) but whose bytes were not kept: a large run keeps
 // blob ids only (migrate's AAS_BUFFER_MB), the bytes are in the store.
 function lacksContent(f: DiffFile): boolean {
-  return missingSides(f).length > 0
+  return sidesNotHeld(f).length > 0
 }
 
-export function diffNeedsStore(files: readonly DiffFile[]): boolean {
-  return files.some(lacksContent)
+// `rendered`: the files whose rendered patch will be printed instead of their contents.
+export function diffNeedsStore(files: readonly DiffFile[], rendered: (f: DiffFile) => boolean = () => false): boolean {
+  return files.some((f) => !rendered(f) && lacksContent(f))
 }
 
-// The files in chunks of `chunk`, in the order given, each with both sides' bytes: those
-// not held are read from the store by one `cat-file --batch` for the whole diff, in the
-// order the chunks need them. A pump takes them from git as they come, up to
-// AHEAD_BYTES ahead of the chunk being made, and the chunks are small with a turn of the
-// event loop between two: git can only write a pipe's worth (64 KiB) while this thread
-// renders, so it inflates the next blobs on the other core only if the pipe is emptied
-// often. A blob is dropped after the last chunk that needs it. The 50,000-unit bench
-// vault's dry-run diff, read and rendered: 4.6-4.7 s with a git process per chunk of 512
-// files, 2.8-3.1 s now (3.1-3.9 s with chunks of 64, 2.8-3.0 s with 16).
+// The files in chunks of `chunk`, in the order given, each with both sides' bytes (but
+// those `rendered`, which need none): those not held are read from the store by one
+// `cat-file --batch` for the whole diff, in the order the chunks need them. A pump takes
+// them from git as they come, up to AHEAD_BYTES ahead of the chunk being made, and the
+// chunks are small with a turn of the event loop between two: git can only write a
+// pipe's worth (64 KiB) while this thread renders, so it inflates the next blobs on the
+// other core only if the pipe is emptied often. A blob is dropped after the last chunk
+// that needs it. The 50,000-unit bench vault's dry-run diff, read and rendered:
+// 4.6-4.7 s with a git process per chunk of 512 files, 2.8-3.1 s now (3.1-3.9 s with
+// chunks of 64, 2.8-3.0 s with 16).
 export async function* withDiffContents(
   store: Store,
   files: readonly DiffFile[],
-  { chunk = 32, aheadBytes = AHEAD_BYTES }: { chunk?: number; aheadBytes?: number } = {},
+  { chunk = 32, aheadBytes = AHEAD_BYTES, rendered = () => false }: { chunk?: number; aheadBytes?: number; rendered?: (f: DiffFile) => boolean } = {},
 ): AsyncGenerator<DiffFile[]> {
+  const missingSides = (f: DiffFile): string[] => (rendered(f) ? [] : sidesNotHeld(f))
   const lastUse = new Map<string, number>() // oid → the index of the last file that needs it
   const order: string[] = []
   files.forEach((f, i) => {
@@ -126,7 +129,7 @@ function blobPump(store: Store, order: readonly string[], got: Map<string, Buffe
 }
 
 // The blob ids of a file's sides that exist but whose bytes are not held.
-function missingSides(f: DiffFile): string[] {
+function sidesNotHeld(f: DiffFile): string[] {
   const out: string[] = []
   if (f.oldMode !== null && f.oldContent === null && f.oldOid) out.push(f.oldOid)
   if (f.newMode !== null && f.newContent === null && f.newOid) out.push(f.newOid)

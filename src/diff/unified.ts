@@ -16,6 +16,17 @@ export interface DiffFile {
   newOid: string | null
   oldContent: Buffer | null // for a symlink: the target bytes
   newContent: Buffer | null
+  // This file's part of the diff, rendered already (a dry run's chain renders the units it
+  // changes, MigrateOptions.patches): used in place of the contents by a render with the
+  // same options.
+  patch?: RenderedPatch | null
+}
+
+// One file's part of a unified diff: its bytes as a latin1 "binary string" (one char per
+// byte), rendered with `color` and 3 lines of context.
+export interface RenderedPatch {
+  color: boolean
+  text: string
 }
 
 export interface UnifiedDiffOptions {
@@ -205,6 +216,12 @@ class Out {
   noNewline(): void {
     this.parts.push(this.color ? `${NO_NEWLINE}${ansi.reset}\n` : `${NO_NEWLINE}\n`)
   }
+  rendered(patch: RenderedPatch): void {
+    this.parts.push(patch.text)
+  }
+  toBinaryString(): string {
+    return this.parts.join('')
+  }
   toBuffer(): Buffer {
     return Buffer.from(this.parts.join(''), 'latin1')
   }
@@ -274,9 +291,36 @@ function sortedFiles(files: readonly DiffFile[]): DiffFile[] {
 export function renderUnifiedDiffBytes(files: DiffFile[], { context = 3, color = false, fullIndex = false }: UnifiedDiffOptions = {}): Buffer {
   const out = new Out(color)
   for (const file of sortedFiles(files)) {
-    for (const pair of toPairs(file)) renderPair(out, pair, diffPair(pair, context), fullIndex, color)
+    if (file.patch && usablePatch(file, { context, color, fullIndex })) out.rendered(file.patch)
+    else for (const pair of toPairs(file)) renderPair(out, pair, diffPair(pair, context), fullIndex, color)
   }
   return out.toBuffer()
+}
+
+// Whether a file's rendered patch is what a render with these options would print.
+export function usablePatch(file: DiffFile, { context = 3, color = false, fullIndex = false }: UnifiedDiffOptions = {}): boolean {
+  return file.patch !== undefined && file.patch !== null && file.patch.color === color && context === 3 && !fullIndex
+}
+
+// The patch of one text file whose content changed (same mode, both sides UTF-8 text, as
+// the chain's units are), exactly as renderUnifiedDiffBytes prints it: what a chain
+// worker renders for each unit it changed.
+export function renderTextChange(
+  change: { path: string; mode: FileMode; oldOid: string; newOid: string; oldBytes: Buffer; newBytes: Buffer },
+  color: boolean,
+): RenderedPatch {
+  const out = new Out(color)
+  const pair: FilePair = {
+    path: change.path,
+    oldMode: change.mode,
+    newMode: change.mode,
+    oldOid: change.oldOid,
+    newOid: change.newOid,
+    oldContent: change.oldBytes,
+    newContent: change.newBytes,
+  }
+  renderPair(out, pair, diffPair(pair, 3), false, color)
+  return { color, text: out.toBinaryString() }
 }
 
 // The unified diff as text (contents decoded as UTF-8; invalid bytes become U+FFFD).

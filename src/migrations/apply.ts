@@ -36,6 +36,9 @@ export interface UnitApplyResult {
   touched: boolean
   changes: string[]
   steps: UnitStepResult[]
+  // A changed unit's patch, from a chain asked for patches (SandboxOptions.patches): the
+  // blob id of `after` it names, checked by the engine against its own.
+  patch?: { text: string; color: boolean; newOid: string }
 }
 
 export interface ApplyResult {

@@ -1,5 +1,5 @@
 import { parentPort, workerData } from 'node:worker_threads'
-import { applyChain, type ApplyResult, type UnitInput } from './apply.js'
+import { applyChain, type ApplyResult, type UnitApplyResult, type UnitInput } from './apply.js'
 import type { ScriptFile } from './discover.js'
 import { loadScripts, type LoadedMigration } from './load.js'
 import { AasError } from '../errors.js'
@@ -7,6 +7,8 @@ import { addAtomicValidation, validatorBridge, type ValidatorsSpec } from './ato
 import type { PythonBridge } from './python-bridge.js'
 import { readingOfText, type UnitReading } from '../vault/inventory.js'
 import { PHASE } from './sandbox-phase.js'
+import type { PatchedUnitInput } from './sandbox.js'
+import type { FileMode } from '../vault/walk.js'
 
 // The worker side of sandbox.ts: answers the pool's commands one at a time, in order:
 // `read` (the pre-flight: each unit's reading, no script loaded), `load` (the chain's
@@ -21,12 +23,13 @@ export interface SandboxWorkerData {
   progress: SharedArrayBuffer // Int32Array [phase, step, unit in batch, beat]: phase 0 load, 1 apply, 3 validate, 4 read, 2 idle
   python?: string // the interpreter for .py steps (started at load, one per worker)
   memoryMb?: number // also the Python process's limit
+  patches?: { color: boolean; renderer: string } // render each changed unit's patch (SandboxOptions.patches)
 }
 
 export type SandboxCommand =
   | { type: 'read'; units: UnitInput[] }
   | { type: 'load'; scripts: ScriptFile[]; validators?: ValidatorsSpec | null }
-  | { type: 'apply'; units: UnitInput[] }
+  | { type: 'apply'; units: PatchedUnitInput[]; patches?: boolean }
 
 export type SandboxMessage =
   | { type: 'readings'; readings: UnitReading[] }
@@ -163,10 +166,27 @@ async function handle(command: SandboxCommand): Promise<void> {
     }
     result.validation = checked
   }
+  const render = input.patches && command.patches && result.ok ? await patchRenderer(input.patches) : null
   Atomics.store(progress, 0, PHASE.idle)
   // The engine keeps the texts it sent: only texts that changed travel back.
-  const out = result.units.map((u) => ({ ...u, before: '', after: u.touched ? u.after : '' }))
+  const out = result.units.map((u, i) => ({
+    ...u,
+    before: '',
+    after: u.touched ? u.after : '',
+    ...(render && u.touched && u.after !== u.before ? render(units[i] as PatchedUnitInput, u.before, u.after) : {}),
+  }))
   post({ type: 'result', result: { ...result, units: out, errors: result.errors.map(serialize) } })
+}
+
+// A changed unit's patch, by the renderer the engine named (loaded only by a worker that
+// renders), for a unit sent with its blob id and mode.
+type RenderUnitPatch = (unit: { unitId: string; oid: string; mode: FileMode }, before: string, after: string, color: boolean) => UnitApplyResult['patch']
+async function patchRenderer({ color, renderer }: { color: boolean; renderer: string }) {
+  const { renderUnitPatch } = (await import(renderer)) as { renderUnitPatch: RenderUnitPatch }
+  return (unit: PatchedUnitInput, before: string, after: string) =>
+    typeof unit.oid === 'string' && typeof unit.mode === 'string'
+      ? { patch: renderUnitPatch({ unitId: unit.unitId, oid: unit.oid, mode: unit.mode }, before, after, color) }
+      : {}
 }
 
 let queue: Promise<void> = Promise.resolve()

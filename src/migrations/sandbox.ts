@@ -5,6 +5,7 @@ import { startModuleWorker } from '../module-worker.js'
 import type { UnitFailure, ValidationIssue, ValidationMode, ValidationResult } from '../schema/validate.js'
 import type { UnitReading } from '../vault/inventory.js'
 import type { UnitType } from '../vault/rules.js'
+import type { FileMode } from '../vault/walk.js'
 import type { ApplyResult, UnitApplyResult, UnitInput, UnitStepResult } from './apply.js'
 import type { ValidatorsSpec } from './atomic-validators.js'
 import type { ScriptFile } from './discover.js'
@@ -32,7 +33,17 @@ export interface SandboxOptions {
   signal?: AbortSignal // stops the worker(s): the result is then a failure
   batchUnits?: number // runChainContained: units per batch (default BATCH_UNITS)
   python?: string // the interpreter for .py steps (choosePython), default python3
+  // Each unit the chain changes also comes back with its patch (UnitApplyResult.patch),
+  // rendered in the worker with this color by the module at the URL `renderer`, whose
+  // renderUnitPatch(unit, before, after, color) gives { text, color, newOid } (the engine's
+  // is src/diff/unit-patch.ts): given a unit's blob id and mode (PatchedUnitInput), until
+  // stopPatches().
+  patches?: { color: boolean; renderer: string } | null
 }
+
+// A unit as given to apply() when patches are rendered: its blob id and mode name it in
+// the patch's header.
+export type PatchedUnitInput = UnitInput & { oid?: string; mode?: FileMode }
 
 export const DEFAULT_SCRIPT_TIMEOUT_MS = 30_000
 // V8 sizes a heap's first collections from its limit: on 20,000 units, two busy workers
@@ -119,6 +130,7 @@ export class ChainPool {
   private readonly onAbort = (): void => this.cancel()
   private waiters: Array<() => void> = []
   private active: number // how many workers take batches (see use())
+  private patching: boolean // batches sent from now on ask for their patches
 
   constructor(
     workers: number,
@@ -130,10 +142,12 @@ export class ChainPool {
       memoryMb = DEFAULT_SCRIPT_MEMORY_MB,
       signal,
       python,
+      patches,
     }: SandboxOptions = {},
   ) {
     this.size = Math.max(1, workers)
     this.active = this.size
+    this.patching = Boolean(patches)
     this.timeoutMs = timeoutMs
     this.memoryMb = memoryMb
     this.validateVersion = validateVersion
@@ -150,6 +164,7 @@ export class ChainPool {
         progress,
         memoryMb,
         ...(python ? { python } : {}),
+        ...(patches ? { patches } : {}),
       }
       const slot: Slot = { worker: startWorker(data, memoryMb), view, queue: [], answered: 0, lastBeat: -1, lastChange: Date.now() }
       this.attach(slot)
@@ -227,9 +242,14 @@ export class ChainPool {
     return null
   }
 
+  // Batches sent from now on come back without patches (the caller keeps no more of them).
+  stopPatches(): void {
+    this.patching = false
+  }
+
   // The loaded chain (and the validation) over one batch of units.
-  async apply(units: readonly UnitInput[]): Promise<ApplyResult> {
-    const outcome = await this.send(this.pick(), { type: 'apply', units: units as UnitInput[] }, units)
+  async apply(units: readonly PatchedUnitInput[]): Promise<ApplyResult> {
+    const outcome = await this.send(this.pick(), { type: 'apply', units: units as PatchedUnitInput[], patches: this.patching }, units)
     if ('failure' in outcome) return { ok: false, units: [], errors: [outcome.failure] }
     const m = outcome.message
     return checkedResult(m.type === 'result' ? m.result : null, units, this.scripts, this.validateVersion)
@@ -516,7 +536,21 @@ function checkedResult(raw: unknown, units: readonly UnitInput[], scripts: reado
       ? (got.steps as UnitStepResult[]).map((s) => ({ file: String(s.file), from: Number(s.from), to: Number(s.to), status: s.status }))
       : []
     const changes = Array.isArray(got.changes) ? got.changes.map((c) => String(c)) : []
-    out.push({ unitId: u.unitId, unitType: u.unitType, before: u.text, after: touched ? got.after : u.text, touched, changes, steps })
+    const p = got.patch
+    const patch =
+      touched && p && typeof p === 'object' && typeof p.text === 'string' && typeof p.color === 'boolean' && typeof p.newOid === 'string'
+        ? { text: p.text, color: p.color, newOid: p.newOid }
+        : null
+    out.push({
+      unitId: u.unitId,
+      unitType: u.unitType,
+      before: u.text,
+      after: touched ? got.after : u.text,
+      touched,
+      changes,
+      steps,
+      ...(patch ? { patch } : {}),
+    })
   }
   if (validateVersion === undefined) return { ok: true, units: out, errors: [] }
   const validation = checkedValidation(r.validation, units, validateVersion)

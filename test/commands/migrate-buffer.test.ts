@@ -4,6 +4,9 @@ import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import { migrate } from '../../src/api.js'
+import type { MigrateResult } from '../../src/commands/migrate/migrate.js'
+import { writeDryRun } from '../../src/cli/render/migrate.js'
+import { makePaint } from '../../src/cli/render/paint.js'
 import { bufferBytesFor } from '../../src/commands/migrate/context.js'
 import { generateVault } from '../helpers/gen-vault.js'
 import { fixturesDir } from '../helpers/make-vault.js'
@@ -85,6 +88,42 @@ describe('AAS_BUFFER_MB: units not held in memory are read again', () => {
     expect(await files(streamed)).toEqual(before)
   })
 })
+
+describe('a dry run whose chain renders the patches (MigrateOptions.patches, as the CLI asks)', () => {
+  it('when every patch is held then each changed file has one and no contents, and the diff, in color or not, is byte for byte the one rendered from the stored bytes', async () => {
+    for (const color of [false, true]) {
+      const root = await copy(`dry-patches-${color}`)
+      const r = await migrate({ agentsRoot: root, target: 2, dryRun: true, env, patches: { color } })
+      expect(r.error).toBeNull()
+      expect(r.diff.length).toBeGreaterThan(500)
+      expect(r.diff.every((f) => f.patch?.color === color && f.oldContent === null && f.newContent === null)).toBe(true)
+      const printed = await dryRunOutput(r, color)
+      expect(printed).toContain('schema_version: 2')
+      // the same files without their patches: their bytes read back from the preview
+      const bare = { ...r, diff: r.diff.map((f) => ({ ...f, patch: null })) }
+      expect(await dryRunOutput(bare, color)).toBe(printed)
+      // and half of them without: what a run whose buffer filled part-way prints
+      const half = { ...r, diff: r.diff.map((f, i) => (i % 2 === 0 ? f : { ...f, patch: null })) }
+      expect(await dryRunOutput(half, color)).toBe(printed)
+      // printed without color, patches rendered with color are not used
+      if (color) expect(await dryRunOutput(r, false)).toBe(await dryRunOutput(bare, false))
+    }
+  })
+
+  it('when nothing can be held then no file keeps a patch (the diff is rendered from the stored bytes)', async () => {
+    const root = await copy('dry-patches-unheld')
+    const r = await migrate({ agentsRoot: root, target: 2, dryRun: true, env: { ...env, AAS_BUFFER_MB: '0' }, patches: { color: false } })
+    expect(r.error).toBeNull()
+    expect(r.diff.length).toBeGreaterThan(500)
+    expect(r.diff.every((f) => !f.patch && f.oldContent === null && f.newContent === null)).toBe(true)
+  })
+})
+
+async function dryRunOutput(r: MigrateResult, color: boolean): Promise<string> {
+  let out = ''
+  await writeDryRun(r, { stat: false, paint: makePaint(color), write: (t) => (out += t) })
+  return out
+}
 
 describe('the default buffer depends on the vault size', () => {
   const MiB = 1024 * 1024

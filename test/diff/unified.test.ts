@@ -3,7 +3,17 @@ import { lstat, mkdir, mkdtemp, readFile, readdir, readlink, rm, symlink, writeF
 import { tmpdir } from 'node:os'
 import path from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { renderDiffStat, renderUnifiedDiff, renderUnifiedDiffBytes, summarizeDiff, type DiffFile } from '../../src/diff/unified.js'
+import { isUtf8 } from 'node:buffer'
+import {
+  renderDiffStat,
+  renderTextChange,
+  renderUnifiedDiff,
+  renderUnifiedDiffBytes,
+  summarizeDiff,
+  usablePatch,
+  type DiffFile,
+} from '../../src/diff/unified.js'
+import { hashBlob } from '../../src/transaction/blob-hash.js'
 import type { FileMode } from '../../src/vault/walk.js'
 import { gitEnv } from '../helpers/make-vault.js'
 
@@ -483,5 +493,74 @@ describe('renderUnifiedDiff on random edits', () => {
     } finally {
       await rm(repo.dir, { recursive: true, force: true })
     }
+  })
+})
+
+// What a dry run's chain workers render for each unit they change must be exactly what
+// the renderer prints from the two contents.
+describe('renderTextChange: one changed text file, as the chain renders it', () => {
+  const texts = (t: Tree): boolean => Object.values(t).every((e) => e.mode !== '120000' && !e.content.includes(0) && isUtf8(e.content))
+  const changed = cases.flatMap((c) =>
+    texts(c.before) && texts(c.after)
+      ? Object.keys(c.after).flatMap((p) => {
+          const [b, a] = [c.before[p], c.after[p]]
+          return b && a && b.mode === a.mode && !b.content.equals(a.content)
+            ? [{ name: c.name, path: p, mode: a.mode, before: b.content, after: a.content }]
+            : []
+        })
+      : [],
+  )
+  // Blank lines added at the end and whitespace errors: what only the colored output marks.
+  changed.push(
+    {
+      name: 'blank lines added at the end',
+      path: 'w.md',
+      mode: '100644',
+      before: Buffer.from('a\r\nb\r\n\r\n'),
+      after: Buffer.from('a\r\nb \r\n\r\n\r\n  \n'),
+    },
+    { name: 'a space before a tab', path: 'v.md', mode: '100644', before: Buffer.from('x\n- y\n'), after: Buffer.from('x\n \t- y\n- z\t\n') },
+    {
+      name: 'non-ASCII text',
+      path: 'ü/ñ.md',
+      mode: '100644',
+      before: Buffer.from('---\ntitle: café\n---\nβ\n'),
+      after: Buffer.from('---\ntitle: café ☕\n---\nβ\nγ\n'),
+    },
+  )
+
+  it('covers the cases of text files changed in place', () => {
+    expect(changed.length).toBeGreaterThanOrEqual(10)
+  })
+
+  for (const color of [false, true]) {
+    it(`when color is ${color ? 'on' : 'off'} then every change renders to the bytes renderUnifiedDiffBytes gives from the contents`, () => {
+      for (const c of changed) {
+        const [oldOid, newOid] = [hashBlob(c.before), hashBlob(c.after)]
+        const rendered = renderTextChange({ path: c.path, mode: c.mode, oldOid, newOid, oldBytes: c.before, newBytes: c.after }, color)
+        const file: DiffFile = { path: c.path, oldMode: c.mode, newMode: c.mode, oldOid, newOid, oldContent: c.before, newContent: c.after }
+        expect(rendered.color).toBe(color)
+        expect(Buffer.from(rendered.text, 'latin1').equals(renderUnifiedDiffBytes([file], { color })), c.name).toBe(true)
+        // and a file given with that patch and no contents renders to the same bytes
+        const held: DiffFile = { ...file, oldContent: null, newContent: null, patch: rendered }
+        expect(renderUnifiedDiffBytes([held], { color }).equals(renderUnifiedDiffBytes([file], { color })), c.name).toBe(true)
+      }
+    })
+  }
+
+  it('when a render asks for other options then a rendered patch is not used', () => {
+    const c = changed[0] as (typeof changed)[number]
+    const patch = renderTextChange(
+      { path: c.path, mode: c.mode, oldOid: hashBlob(c.before), newOid: hashBlob(c.after), oldBytes: c.before, newBytes: c.after },
+      false,
+    )
+    const file: DiffFile = { path: c.path, oldMode: c.mode, newMode: c.mode, oldOid: null, newOid: null, oldContent: c.before, newContent: c.after, patch }
+    expect(usablePatch(file, { color: false })).toBe(true)
+    expect(usablePatch(file, { color: true })).toBe(false)
+    expect(usablePatch(file, { context: 1 })).toBe(false)
+    expect(usablePatch(file, { fullIndex: true })).toBe(false)
+    const plain: DiffFile = { ...file, patch: null }
+    for (const options of [{ color: true }, { context: 1 }, { fullIndex: true }])
+      expect(renderUnifiedDiffBytes([file], options).equals(renderUnifiedDiffBytes([plain], options))).toBe(true)
   })
 })

@@ -8,6 +8,10 @@ import type { ApplyResult, UnitInput } from '../../src/migrations/apply.js'
 import type { ScriptFile } from '../../src/migrations/discover.js'
 import { applyBatches, batchesOf, ChainPool, MIN_UNITS_PER_WORKER, runChainContained, workerCount } from '../../src/migrations/sandbox.js'
 import { readingOfText } from '../../src/vault/inventory.js'
+import { renderUnifiedDiffBytes, type DiffFile } from '../../src/diff/unified.js'
+import { hashBlob } from '../../src/transaction/blob-hash.js'
+import { moduleUrl } from '../../src/module-worker.js'
+import type { FileMode } from '../../src/vault/walk.js'
 import { makeVault } from '../helpers/make-vault.js'
 
 // The chain split over parallel workers must give exactly what one worker gives: the
@@ -276,6 +280,65 @@ describe('ChainPool: the pre-flight parse, then the chain, in the same workers',
     } finally {
       await pool.close()
     }
+  })
+})
+
+describe('ChainPool asked for patches', () => {
+  it('when a unit changes then it comes back with the patch of its two texts and the blob id of its new bytes; after stopPatches() no batch does', async () => {
+    // unit 2 is not changed by the chain (already at v3)
+    const input = units(6, { 2: { raw: '---\nschema_version: 3\nname: done\n---\nx\n' } }).map((u, i) => ({
+      ...u,
+      oid: hashBlob(Buffer.from(u.text, 'utf8')),
+      mode: (i === 4 ? '100755' : '100644') as FileMode,
+    }))
+    const pool = new ChainPool(2, {
+      validateVersion: 3,
+      unitsReadable: true,
+      patches: { color: true, renderer: moduleUrl(import.meta.url, '../../src/diff/unit-patch') },
+    })
+    try {
+      expect(await pool.load(scripts)).toBeNull()
+      const first = await pool.apply(input.slice(0, 3))
+      expect(first.ok).toBe(true)
+      first.units.forEach((u, i) => {
+        const unit = input[i] as (typeof input)[number]
+        if (i === 2) {
+          expect(u.touched).toBe(false)
+          expect(u.patch).toBeUndefined()
+          return
+        }
+        const [oldBytes, newBytes] = [Buffer.from(u.before, 'utf8'), Buffer.from(u.after, 'utf8')]
+        const newOid = hashBlob(newBytes)
+        expect(u.patch?.newOid).toBe(newOid)
+        const file: DiffFile = {
+          path: unit.unitId,
+          oldMode: unit.mode,
+          newMode: unit.mode,
+          oldOid: unit.oid,
+          newOid,
+          oldContent: oldBytes,
+          newContent: newBytes,
+        }
+        expect(u.patch?.color).toBe(true)
+        expect(Buffer.from(u.patch?.text ?? '', 'latin1').equals(renderUnifiedDiffBytes([file], { color: true }))).toBe(true)
+        expect(u.patch?.text).toContain(i === 4 ? 'index ' : 'schema_version: 3')
+        if (i === 4) expect(u.patch?.text).toMatch(/^.*index [0-9a-f]{7}..[0-9a-f]{7} 100755/m)
+      })
+      pool.stopPatches()
+      const rest = await pool.apply(input.slice(3))
+      expect(rest.ok).toBe(true)
+      expect(rest.units.map((u) => u.touched)).toEqual([true, true, true])
+      expect(rest.units.map((u) => u.patch)).toEqual([undefined, undefined, undefined])
+    } finally {
+      await pool.close()
+    }
+  })
+
+  it('when a pool is not asked for patches then no unit comes back with one', async () => {
+    const input = units(3).map((u) => ({ ...u, oid: hashBlob(Buffer.from(u.text, 'utf8')), mode: '100644' as FileMode }))
+    const r = await runChainContained(scripts, input, { validateVersion: 3, unitsReadable: true, workers: 1 })
+    expect(r.ok).toBe(true)
+    expect(r.units.every((u) => u.touched && u.patch === undefined)).toBe(true)
   })
 })
 

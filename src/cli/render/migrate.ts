@@ -1,6 +1,6 @@
 import type { MigrateResult } from '../../commands/migrate/migrate.js'
 import type { ChangePattern } from '../../diff/patterns.js'
-import { diffStatEntries, renderDiffStatEntries, renderUnifiedDiff, sortDiffFiles, type DiffStatEntry } from '../../diff/unified.js'
+import { diffStatEntries, renderDiffStatEntries, renderUnifiedDiff, sortDiffFiles, usablePatch, type DiffFile, type DiffStatEntry } from '../../diff/unified.js'
 import { diffNeedsStore, withDiffContents } from '../../diff/contents.js'
 import { openStore } from '../../git/open-store.js'
 import { formatFailures, type ValidationResult } from '../../schema/validate.js'
@@ -18,11 +18,17 @@ export function renderValidation(v: ValidationResult | null, paint: Paint): stri
 export async function writeDryRun(r: MigrateResult, { stat, paint, write }: { stat: boolean; paint: Paint; write: (text: string) => void }): Promise<void> {
   if (r.diff.length === 0) return
   const files = sortDiffFiles(r.diff)
-  const chunks = diffNeedsStore(files) ? withDiffContents(await openStore({ agentsRoot: r.agentsRoot, create: false }), files) : [files]
   if (!stat) {
-    for await (const chunk of chunks) write(renderUnifiedDiff(chunk, { color: paint.enabled }))
+    // A file the chain rendered already is printed as it was rendered.
+    const options = { color: paint.enabled }
+    const rendered = (f: DiffFile): boolean => usablePatch(f, options)
+    const chunks = diffNeedsStore(files, rendered)
+      ? withDiffContents(await openStore({ agentsRoot: r.agentsRoot, create: false }), files, { rendered })
+      : [files]
+    for await (const chunk of chunks) write(renderUnifiedDiff(chunk, options))
     return
   }
+  const chunks = diffNeedsStore(files) ? withDiffContents(await openStore({ agentsRoot: r.agentsRoot, create: false }), files) : [files]
   const entries: DiffStatEntry[] = []
   for await (const chunk of chunks) entries.push(...diffStatEntries(chunk))
   write(renderDiffStatEntries(entries, { color: paint.enabled }))

@@ -179,8 +179,10 @@ async function* fromVault(root: string, units: readonly ChainUnit[], held: Map<s
 }
 
 // Each batch's result as it comes: the changed units' new bytes to the result commit,
-// kept here (with, in a dry run, the old bytes for the diff) only up to the buffer.
-function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress) {
+// kept here (with, in a dry run, the old bytes for the diff, or the patch the worker
+// rendered in their place) only up to the buffer; once it is full, the workers render
+// no more patches.
+function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress, pool: ChainPool) {
   const { dryRun } = ctx.input
   return (units: readonly UnitInput[], r: ApplyResult, k: number): void => {
     const inputs = units as readonly ChainInput[]
@@ -193,15 +195,21 @@ function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress)
     for (const u of r.units) if (u.touched) out.touched++
     r.units.length = 0
     const after = encodeAll(changed.map((x) => x.u.after))
-    const size = after.reduce((n, b) => n + b.length, 0) * (dryRun ? 2 : 1)
+    const oids = after.map(hashBlob)
+    // A patch is taken only when it names the bytes this thread will write.
+    const patches = dryRun ? changed.map(({ u }, j) => (u.patch?.newOid === oids[j] ? u.patch : null)) : []
+    const rendered = patches.length > 0 && patches.every((p) => p !== null)
+    const size = rendered ? patches.reduce((n, p) => n + (p?.text.length ?? 0), 0) : after.reduce((n, b) => n + b.length, 0) * (dryRun ? 2 : 1)
     const keep = out.held + size <= ctx.budget
     if (keep) out.held += size
-    const before = keep && dryRun ? encodeAll(changed.map((x) => x.u.before)) : null
+    else if (dryRun) pool.stopPatches()
+    const before = keep && dryRun && !rendered ? encodeAll(changed.map((x) => x.u.before)) : null
     out.diffs[k] = changed.map(({ c }, j) => {
       const content = after[j] as Buffer
-      const oid = hashBlob(content)
+      const oid = oids[j] as string
       out.queue.push({ path: c.unitId, mode: c.mode, content, oid })
-      if (keep) out.after.set(oid, content)
+      if (keep && !dryRun) out.after.set(oid, content)
+      const patch = keep && rendered ? (patches[j] as NonNullable<(typeof patches)[number]>) : null
       return {
         path: c.unitId,
         oldMode: c.mode,
@@ -210,6 +218,7 @@ function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress)
         newOid: oid,
         oldContent: before?.[j] ?? null,
         newContent: before ? content : null,
+        ...(patch ? { patch: { color: patch.color, text: patch.text } } : {}),
       }
     })
   }
@@ -243,7 +252,7 @@ export function startChain(
   }
   const batches = 'vault' in units ? fromVault(ctx.root, units.vault, units.held, out.queue) : fromStore(ctx.store, units.store, out.queue)
   const run = (async (): Promise<ApplyResult> =>
-    (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress)))()
+    (await source.pool.load(source.steps, source.validators)) ?? applyBatches(source.pool, batches, collectInto(ctx, out, progress, source.pool)))()
   run.catch(() => undefined)
   const writing = ctx.store.writeCommitWithChanges(source.base, out.queue, () => source.commit(out))
   writing.catch(() => undefined)

@@ -19,6 +19,7 @@ export interface MigrateInput {
   now: () => Date
   onEvent?: (event: EngineEvent) => void
   python?: string | undefined // --python: the interpreter for .py scripts (else $AAS_PYTHON, $VIRTUAL_ENV/bin/python, python3)
+  patches?: { color: boolean } | undefined // a dry run: the changed files' patches, rendered by the chain (MigrateOptions.patches)
 }
 
 export interface RunContext {

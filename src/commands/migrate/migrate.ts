@@ -1,3 +1,4 @@
+import { moduleUrl } from '../../module-worker.js'
 import { AasError } from '../../errors.js'
 import { pendingRef, runRef } from '../../git/refs.js'
 import type { ChangePattern } from '../../diff/patterns.js'
@@ -139,6 +140,7 @@ async function runPipeline(input: MigrateInput, session: WriteSession, finish: F
     unitsReadable: true,
     ...sandboxLimitsFromEnv(input.env),
     python: choosePython({ flag: input.python, env: input.env }).command,
+    patches: input.dryRun && input.patches ? { color: input.patches.color, renderer: moduleUrl(import.meta.url, '../../diff/unit-patch') } : null,
   }
   const ctx: RunContext = { root: input.store.agentsRoot, store: input.store, input, session, limits, budget: 0, tick: collector() }
   // The chain's workers: started with the scan, they parse the pre-flight's units, then
