@@ -103,17 +103,27 @@ try {
   const pre = await capture(pristine)
   const migrated = path.join(base, 'migrated')
   await cp(pristine, migrated, { recursive: true })
-  let t = Date.now()
+  const t = Date.now()
   const snapshot = JSON.parse(run(['--agents-root', migrated, '--to', 'v2', '--json'])).result.snapshot.name
-  const toMs = Date.now() - t
+  const toRuns = [Date.now() - t]
   const post = await capture(migrated)
+  // Each command's full time, the median of three runs on fresh copies: the kill moments
+  // are drawn from it, and one fast run alone put every --to kill before the write phase.
   const probe = path.join(base, 'probe')
-  await cp(migrated, probe, { recursive: true })
-  t = Date.now()
-  run(['--agents-root', probe, '--rollback', snapshot])
-  const rollbackMs = Date.now() - t
-  await rm(probe, { recursive: true, force: true })
-  console.log(`vault: ${units} units; full --to ${toMs} ms, full --rollback ${rollbackMs} ms`)
+  const timed = async (from, args) => {
+    await cp(from, probe, { recursive: true })
+    const start = Date.now()
+    run(['--agents-root', probe, ...args])
+    const ms = Date.now() - start
+    await rm(probe, { recursive: true, force: true })
+    return ms
+  }
+  for (let k = 0; k < 2; k++) toRuns.push(await timed(pristine, ['--to', 'v2']))
+  const rollbackRuns = []
+  for (let k = 0; k < 3; k++) rollbackRuns.push(await timed(migrated, ['--rollback', snapshot]))
+  const median = (xs) => [...xs].sort((a, b) => a - b)[1]
+  const [toMs, rollbackMs] = [median(toRuns), median(rollbackRuns)]
+  console.log(`vault: ${units} units; full --to ${toMs} ms (${toRuns.join(', ')}), full --rollback ${rollbackMs} ms (${rollbackRuns.join(', ')})`)
 
   let staleLocks = 0
   const tally = { to: { trials: 0, killed: 0, pre: 0, post: 0, mixed: 0 }, rollback: { trials: 0, killed: 0, pre: 0, post: 0, mixed: 0 } }
