@@ -10,11 +10,10 @@ import { Worker, type WorkerOptions } from 'node:worker_threads'
 export function startModuleWorker(from: string, name: string, options: Omit<WorkerOptions, 'eval'>): Worker {
   const url = moduleUrl(from, name)
   if (url.endsWith('.js')) return new Worker(new URL(url), options)
-  const ts = url
   // The ESM build of tsx's API (resolving 'tsx/esm/api' from CommonJS gives the CJS one).
   const tsxDir = path.dirname(createRequire(import.meta.url).resolve('tsx/package.json'))
   const tsxApi = pathToFileURL(path.join(tsxDir, 'dist', 'esm', 'api', 'index.mjs')).href
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(ts)}, ${JSON.stringify(ts)}))`
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(url)}, ${JSON.stringify(url)}))`
   return new Worker(boot, { ...options, eval: true })
 }
 

@@ -209,7 +209,7 @@ function collectInto(ctx: RunContext, out: ChainOutput, progress: ApplyProgress,
       const oid = oids[j] as string
       out.queue.push({ path: c.unitId, mode: c.mode, content, oid })
       if (keep && !dryRun) out.after.set(oid, content)
-      const patch = keep && rendered ? (patches[j] as NonNullable<(typeof patches)[number]>) : null
+      const patch = keep && rendered ? patches[j] : null
       return {
         path: c.unitId,
         oldMode: c.mode,
