@@ -22,6 +22,10 @@ const IDX_MAGIC = 0xff744f63
 const FANOUT = 8
 const IDS = FANOUT + 256 * 4
 const TYPES: Record<number, 'commit' | 'tree' | 'blob' | 'tag'> = { 1: 'commit', 2: 'tree', 3: 'blob', 4: 'tag' }
+// The bytes a pack reads at once around objects read close together, and how many such
+// windows it keeps (see PackIndex.bytes).
+const WINDOW_BYTES = 1 << 20
+const WINDOWS = 2
 const OFS_DELTA = 6
 const REF_DELTA = 7
 
@@ -30,16 +34,29 @@ export interface PackedObject {
   content: Buffer
 }
 
+// buf[0, len) are the pack's bytes from offset `at`; used: when it last served a read.
+interface PackWindow {
+  buf: Buffer
+  at: number
+  len: number
+  used: number
+}
+
 class PackIndex {
   readonly n: number
   private readonly idx: Buffer
   private readonly crcsAt: number
   private readonly offsetsAt: number
   private readonly bigAt: number
-  private ends: { starts: Float64Array; ends: Float64Array } | null = null
+  private ends: { starts: Float64Array; ends: Float64Array; packEnd: number } | null = null
   private fd: number | null = null
+  // Bytes read ahead (see bytes()).
+  private windows: PackWindow[] = []
+  private clock = 0
+  private lastMiss = Number.NEGATIVE_INFINITY
 
   constructor(
+    readonly name: string,
     readonly packFile: string,
     idx: Buffer,
   ) {
@@ -55,9 +72,13 @@ class PackIndex {
     const first = id[0] as number
     let lo = first === 0 ? 0 : this.idx.readUInt32BE(FANOUT + (first - 1) * 4)
     let hi = this.idx.readUInt32BE(FANOUT + first * 4)
+    // The first four bytes compared as a number (in JavaScript); the rest only on a tie.
+    const head = id.readUInt32BE(0)
     while (lo < hi) {
       const mid = (lo + hi) >>> 1
-      const c = this.idx.compare(id, 0, 20, IDS + 20 * mid, IDS + 20 * mid + 20)
+      const at = IDS + 20 * mid
+      const h = this.idx.readUInt32BE(at)
+      const c = h !== head ? (h < head ? -1 : 1) : this.idx.compare(id, 4, 20, at + 4, at + 20)
       if (c === 0) return mid
       if (c < 0) lo = mid + 1
       else hi = mid
@@ -82,7 +103,7 @@ class PackIndex {
       const ends = new Float64Array(this.n)
       const packEnd = fs.fstatSync(this.open()).size - 20
       for (let i = 0; i < this.n; i++) ends[i] = i + 1 < this.n ? (starts[i + 1] as number) : packEnd
-      this.ends = { starts, ends }
+      this.ends = { starts, ends, packEnd }
     }
     const { starts, ends } = this.ends
     let lo = 0
@@ -96,24 +117,80 @@ class PackIndex {
     return ends[lo] as number
   }
 
+  // Where the last object ends (the pack's trailing checksum starts).
+  private lastByte(): number {
+    if (!this.ends) this.end(this.offset(0))
+    return (this.ends as { packEnd: number }).packEnd
+  }
+
   private open(): number {
     this.fd ??= fs.openSync(this.packFile, 'r')
     return this.fd
   }
 
+  // The bytes of the pack from `start`, `len` of them: from a window when one holds
+  // them. A snapshot's objects are read mostly near the ones read before (a folder's
+  // blobs were written together, though folders may come in another order), so a read
+  // that misses within a window's length of the previous miss reads the aligned window
+  // around it (one read for a few hundred small objects, not two or three each); a
+  // read far from the last (a lone object) reads that object only, into the window
+  // used least recently. The bytes returned are the window's: use them before the next
+  // read. Pack files never change once named (their name is their checksum).
+  private bytes(start: number, len: number): Buffer {
+    let w = this.windows.find((w) => start >= w.at && start + len <= w.at + w.len)
+    if (!w) {
+      w = this.leastRecent()
+      const near = Math.abs(start - this.lastMiss) <= WINDOW_BYTES
+      this.lastMiss = start
+      let at = start
+      let want = len
+      if (near && len <= WINDOW_BYTES) {
+        at = start - (start % WINDOW_BYTES)
+        if (start + len > at + WINDOW_BYTES) at = start
+        want = Math.min(WINDOW_BYTES, this.lastByte() - at)
+      }
+      // A big object (more than a window) is read into a buffer of its own.
+      const buf = want <= w.buf.length ? w.buf : Buffer.allocUnsafe(Math.max(len, WINDOW_BYTES))
+      if (buf === w.buf) w.len = 0 // overwritten below: it holds nothing until read
+      let got = 0
+      while (got < want) {
+        const n = fs.readSync(this.open(), buf, got, want - got, at + got)
+        if (n === 0) break
+        got += n
+      }
+      if (at + got < start + len) throw new Error(`${this.packFile} ends inside the object at offset ${start}`)
+      if (len > WINDOW_BYTES) return buf.subarray(0, len)
+      w.buf = buf
+      w.at = at
+      w.len = got
+    }
+    w.used = ++this.clock
+    return w.buf.subarray(start - w.at, start - w.at + len)
+  }
+
+  private leastRecent(): PackWindow {
+    if (this.windows.length < WINDOWS) {
+      const w: PackWindow = { buf: Buffer.alloc(0), at: 0, len: 0, used: 0 }
+      this.windows.push(w)
+      return w
+    }
+    return this.windows.reduce((a, b) => (a.used <= b.used ? a : b))
+  }
+
   // The object's header: type (null for a delta) and size, and where its zlib stream
-  // starts. Read from the first bytes only.
+  // starts. An object of up to a window is read whole (its body is read next, mostly),
+  // a bigger one from its first bytes only.
   head(i: number): { type: PackedObject['type'] | null; size: number; bodyAt: number } {
     const start = this.offset(i)
-    const buf = Buffer.alloc(Math.min(32, this.end(start) - start))
-    fs.readSync(this.open(), buf, 0, buf.length, start)
+    const len = this.end(start) - start
+    const buf = this.bytes(start, len <= WINDOW_BYTES ? len : Math.min(32, len))
     let b = buf[0] as number
     const code = (b >> 4) & 7
     let size = b & 0x0f
     let shift = 4
     let at = 1
     while (b & 0x80) {
-      if (at >= buf.length) throw new Error(`the object at offset ${start} of ${this.packFile} has a bad header`)
+      if (at >= buf.length || at >= 32) throw new Error(`the object at offset ${start} of ${this.packFile} has a bad header`)
       b = buf[at++] as number
       size += (b & 0x7f) * 2 ** shift
       shift += 7
@@ -124,17 +201,11 @@ class PackIndex {
     return { type, size, bodyAt: at }
   }
 
-  // The object at position i, whole, checked against the index's CRC-32.
+  // The object at position i, whole, checked against the index's CRC-32. The bytes are
+  // the window's when they fit in it: inflate them before the next read.
   raw(i: number): Buffer {
     const start = this.offset(i)
-    const len = this.end(start) - start
-    const buf = Buffer.allocUnsafe(len)
-    let got = 0
-    while (got < len) {
-      const n = fs.readSync(this.open(), buf, got, len - got, start + got)
-      if (n === 0) throw new Error(`${this.packFile} ends inside the object at offset ${start}`)
-      got += n
-    }
+    const buf = this.bytes(start, this.end(start) - start)
     if (crc32(buf) !== this.idx.readUInt32BE(this.crcsAt + 4 * i)) throw new Error(`the object at offset ${start} of ${this.packFile} fails its CRC-32 check`)
     return buf
   }
@@ -142,6 +213,7 @@ class PackIndex {
   close(): void {
     if (this.fd !== null) fs.closeSync(this.fd)
     this.fd = null
+    this.windows = []
   }
 }
 
@@ -149,6 +221,7 @@ class PackIndex {
 // is in none of them (a pack written since: only new index files are read).
 export class PackReader {
   private packs = new Map<string, PackIndex>()
+  private lastFound: PackIndex | null = null
   private everListed = false
 
   constructor(private readonly packDir: string) {}
@@ -179,17 +252,27 @@ export class PackReader {
       if (idx.length < IDS + 40 || idx.readUInt32BE(0) !== IDX_MAGIC || idx.readUInt32BE(4) !== 2) continue
       const n = idx.readUInt32BE(FANOUT + 255 * 4)
       if (idx.length < IDS + 28 * n + 40) continue
-      this.packs.set(name, new PackIndex(path.join(this.packDir, `${name.slice(0, -4)}.pack`), idx))
+      this.packs.set(name, new PackIndex(name, path.join(this.packDir, `${name.slice(0, -4)}.pack`), idx))
     }
     this.everListed = true
   }
 
-  // The id in the packs listed so far.
+  // The id in the packs listed so far: the pack of the last one found first (a
+  // snapshot's objects are mostly in one pack).
   private lookUp(oid: string): { pack: PackIndex; i: number } | null {
     const id = Buffer.from(oid, 'hex')
+    const last = this.lastFound
+    if (last && this.packs.get(last.name) === last) {
+      const i = last.find(id)
+      if (i >= 0) return { pack: last, i }
+    }
     for (const pack of this.packs.values()) {
+      if (pack === last) continue
       const i = pack.find(id)
-      if (i >= 0) return { pack, i }
+      if (i >= 0) {
+        this.lastFound = pack
+        return { pack, i }
+      }
     }
     return null
   }
@@ -219,7 +302,9 @@ export class PackReader {
     return this.retried(oid, relist, (pack, i) => {
       const head = pack.head(i)
       if (!head.type) return null
-      const content = inflateSync(pack.raw(i).subarray(head.bodyAt))
+      // Inflated into one buffer of the size the header gives (not 16 KiB chunks); a
+      // damaged header cannot make it allocate more than 64 MiB at once.
+      const content = inflateSync(pack.raw(i).subarray(head.bodyAt), { chunkSize: Math.min(Math.max(64, head.size + 1), 1 << 26) })
       if (content.length !== head.size) throw new Error(`packed object ${oid} inflates to ${content.length} bytes, its header says ${head.size}`)
       return { type: head.type, content }
     })
@@ -256,6 +341,7 @@ export class PackReader {
   close(): void {
     for (const pack of this.packs.values()) pack.close()
     this.packs.clear()
+    this.lastFound = null
     this.everListed = false
   }
 }
