@@ -222,11 +222,15 @@ interface WritePhase {
 }
 
 // Blobs are read a chunk ahead of the writes; with a helper, the plain modifications of
-// each chunk's second half go to it while the main thread writes the first half. A
+// each chunk's last part go to it while the main thread writes the first part. A
 // chunk ends at CHUNK paths or once its new bytes reach CHUNK_BYTES, so that big files
-// (a rollback putting back attachments) are not all held at once.
+// (a rollback putting back attachments) are not all held at once. The helper's part
+// starts at half and follows its pace: larger while it has caught up with what it was
+// sent when the next chunk is split (the main thread, which also reads the blobs, is
+// the slower one), smaller while it is more than a chunk behind.
 const CHUNK = 256
 const CHUNK_BYTES = 32 * 1024 * 1024
+const HELPER_SHARE = { start: 0.5, min: 0.25, max: 0.8, step: 0.05 }
 
 async function writeAll(store: Store, input: TransactionInput, helper: WriteHelper | null): Promise<WritePhase> {
   const { changes, blobs, runId, faultName } = input
@@ -239,6 +243,7 @@ async function writeAll(store: Store, input: TransactionInput, helper: WriteHelp
   let written = 0
   let removed = 0
   let byHelper = 0
+  let share = HELPER_SHARE.start
   const stopped = () => failure !== null || moved.length > 0 || (helper?.stopped ?? false)
   try {
     for (let start = 0, end = 0; start < changes.length && !stopped(); start = end) {
@@ -257,11 +262,16 @@ async function writeAll(store: Store, input: TransactionInput, helper: WriteHelp
       }
       const mine: number[] = []
       const theirs: WriteItem[] = []
-      const half = start + Math.ceil((end - start) / 2)
+      if (helper !== null && sent.length > 0) {
+        const behind = sent.length - helper.done
+        if (behind === 0) share = Math.min(HELPER_SHARE.max, share + HELPER_SHARE.step)
+        else if (behind > CHUNK) share = Math.max(HELPER_SHARE.min, share - HELPER_SHARE.step)
+      }
+      const split = start + Math.ceil((end - start) * (1 - share))
       for (let i = start; i < end; i++) {
         const change = changes[i] as JournalChange
         const content = contents[i - start] ?? null
-        if (helper !== null && i >= half && Buffer.isBuffer(content) && isPlainModification(change)) theirs.push({ index: i, change, content })
+        if (helper !== null && i >= split && Buffer.isBuffer(content) && isPlainModification(change)) theirs.push({ index: i, change, content })
         else mine.push(i)
       }
       await helper?.send(theirs)

@@ -3,7 +3,16 @@ import type { Worker } from 'node:worker_threads'
 import { AasError, type AasErrorCode } from '../errors.js'
 import { startModuleWorker } from '../module-worker.js'
 import type { Touched } from './claim-write.js'
-import { DONE, STOP, type SerializedFailure, type WriteItem, type WriteWorkerData, type WriteWorkerMessage, type WriteWorkerReply } from './write-worker.js'
+import {
+  DONE,
+  STOP,
+  type PostedItem,
+  type SerializedFailure,
+  type WriteItem,
+  type WriteWorkerData,
+  type WriteWorkerMessage,
+  type WriteWorkerReply,
+} from './write-worker.js'
 
 // A second thread for the write phase of a big transaction. On these file systems the
 // cost of a write phase is the kernel's: creating each new file and freeing each
@@ -92,8 +101,16 @@ export class WriteHelper {
     }
     while (behind() && this.#crash === null) await new Promise<void>((resolve) => (this.#progress = resolve))
     if (this.#crash !== null) return
-    for (const item of items) sent.push((sent.at(-1) as number) + item.content.length)
-    this.#worker.postMessage({ type: 'items', items } satisfies WriteWorkerMessage)
+    const bytes = Buffer.allocUnsafeSlow(items.reduce((n, item) => n + item.content.length, 0))
+    const posted: PostedItem[] = []
+    let at = 0
+    for (const item of items) {
+      posted.push({ index: item.index, change: item.change, at, length: item.content.length })
+      at += item.content.copy(bytes, at)
+      sent.push((sent.at(-1) as number) + item.content.length)
+    }
+    const message: WriteWorkerMessage = { type: 'items', items: posted, bytes: bytes.buffer as ArrayBuffer }
+    this.#worker.postMessage(message, [bytes.buffer as ArrayBuffer])
   }
 
   // Waits for the helper to finish what it was sent; its report, with the files and

@@ -27,7 +27,17 @@ export interface WriteItem {
   content: Buffer
 }
 
-export type WriteWorkerMessage = { type: 'items'; items: WriteItem[] } | { type: 'end' }
+// Items as posted: their contents one after another in `bytes` (transferred, not
+// copied: a Buffer posted on its own is cloned with all of the memory it is a view of,
+// often a pool or zlib chunk several times its size), each item's from offset `at`.
+export interface PostedItem {
+  index: number
+  change: JournalChange
+  at: number
+  length: number
+}
+
+export type WriteWorkerMessage = { type: 'items'; items: PostedItem[]; bytes: ArrayBuffer } | { type: 'end' }
 
 export interface SerializedFailure {
   index: number
@@ -71,15 +81,14 @@ if (parentPort !== null) {
       port.close()
       return
     }
-    for (const { index, change, content } of message.items) {
+    for (const { index, change, at, length } of message.items) {
       if (Atomics.load(flags, STOP) === 0) {
         faultPoint(faultName, index + 1)
         attempted.push(index)
         const abs = path.join(root, ...change.path.split('/'))
         touched.dirs.add(path.dirname(abs))
         try {
-          // Posted bytes arrive as a plain Uint8Array: a Buffer over the same memory.
-          const bytes = Buffer.from(content.buffer, content.byteOffset, content.byteLength)
+          const bytes = Buffer.from(message.bytes, at, length)
           const outcome = claimAndPlaceSync(root, abs, change, bytes, null, runId, touched, index + 1, verified)
           if (outcome === 'moved') {
             moved.push(index)
