@@ -235,8 +235,19 @@ export function readEntryIntoSync(
 export function readRegularFileSync(abs: string): Buffer {
   const fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK)
   try {
-    if (!fstatSync(fd).isFile()) throw Object.assign(new Error(`EINVAL: not a regular file, read '${abs}'`), { code: 'EINVAL', path: abs })
-    return readFileSync(fd)
+    const st = fstatSync(fd)
+    if (!st.isFile()) throw Object.assign(new Error(`EINVAL: not a regular file, read '${abs}'`), { code: 'EINVAL', path: abs })
+    // As readFileSync(fd) reads (the size from this fstat, not another one; an empty
+    // file read to its end), and no longer than the file turns out to be.
+    if (st.size === 0) return readFileSync(fd)
+    const buf = Buffer.allocUnsafe(st.size)
+    let got = 0
+    while (got < st.size) {
+      const n = readSync(fd, buf, got, st.size - got, null)
+      if (n === 0) break
+      got += n
+    }
+    return got === st.size ? buf : buf.subarray(0, got)
   } finally {
     closeSync(fd)
   }
