@@ -12,7 +12,8 @@ import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_C
 import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
-import { PackReader } from './pack-read.js'
+import { type DeflatedBatch, PackDeflater } from './pack-deflater.js'
+import { entryDeflateOptions, PackReader, packEntryHead } from './pack-read.js'
 import {
   BIG_BLOB_BYTES,
   type BlobDestination,
@@ -289,34 +290,82 @@ export class JsStore extends BaseStore {
   private async pipeToStore(source: AsyncIterable<BlobInput>, oids: string[], small: Buffer[], started: (p: PackWriter) => void): Promise<void> {
     let pack: PackWriter | null = null
     let turned = performance.now()
-    for await (const item of source) {
-      // Blobs held in memory come without a turn of the event loop; deflating them takes
-      // the main thread for as long as the source lasts (a snapshot's 10,000 units: about
-      // 0.7 s), while the chain's workers wait for their next batch.
-      if (performance.now() - turned > TURN_MS) {
-        await new Promise<void>((resolve) => setImmediate(resolve))
-        turned = performance.now()
+    // Past DEFLATE_THREAD_AFTER blobs, the rest are hashed and deflated on a thread of
+    // their own, in batches (their slots in oids filled as each comes back, in order).
+    let inline = 0
+    let deflater: PackDeflater | null = null
+    let batch: Buffer[] = []
+    let slots: number[] = []
+    let batchBytes = 0
+    const inflight: Array<{ slots: number[]; done: Promise<DeflatedBatch> }> = []
+    const land = async (): Promise<void> => {
+      const next = inflight.shift() as { slots: number[]; done: Promise<DeflatedBatch> }
+      let got: DeflatedBatch
+      try {
+        got = await next.done
+        ;(pack as PackWriter).addDeflated(got)
+        ;(deflater as PackDeflater).recycle(got)
+      } catch (err) {
+        throw this.packFailed(err)
       }
-      if (isBlobFileRef(item)) {
-        const file = await openFileRef(item)
-        try {
-          oids.push(await this.writeLooseStream(item.size, file.chunks()))
-        } finally {
-          await file.close()
+      next.slots.forEach((slot, k) => (oids[slot] = got.oids[k] as string))
+    }
+    const send = async (): Promise<void> => {
+      if (batch.length > 0) {
+        const done = (deflater as PackDeflater).deflate(batch)
+        done.catch(() => undefined) // awaited in order by land(); a failure after an earlier one is not unhandled
+        inflight.push({ slots, done })
+      }
+      batch = []
+      slots = []
+      batchBytes = 0
+      while (inflight.length > DEFLATE_IN_FLIGHT) await land()
+    }
+    try {
+      for await (const item of source) {
+        // Blobs held in memory come without a turn of the event loop; deflating them here
+        // takes the main thread for as long as the source lasts, while the chain's
+        // workers wait for their next batch.
+        if (performance.now() - turned > TURN_MS) {
+          await new Promise<void>((resolve) => setImmediate(resolve))
+          turned = performance.now()
         }
-      } else if (item.length > BIG_BLOB_BYTES) {
-        oids.push(await this.writeLooseStream(item.length, bufferChunks(item)))
-      } else if (pack) {
-        oids.push(this.addToPack(pack, item))
-      } else {
-        oids.push('') // filled below
-        small.push(item)
-        if (small.length > PACK_AFTER) {
-          const p = (pack = this.newPack())
-          started(p)
-          this.fillSmall(oids, small, (b) => this.addToPack(p, b))
+        if (isBlobFileRef(item)) {
+          const file = await openFileRef(item)
+          try {
+            oids.push(await this.writeLooseStream(item.size, file.chunks()))
+          } finally {
+            await file.close()
+          }
+        } else if (item.length > BIG_BLOB_BYTES) {
+          oids.push(await this.writeLooseStream(item.length, bufferChunks(item)))
+        } else if (pack) {
+          if (deflater === null && inline >= DEFLATE_THREAD_AFTER) deflater = new PackDeflater(path.join(this.gitDir, 'objects', 'pack'))
+          if (deflater === null) {
+            oids.push(this.addToPack(pack, item))
+            inline++
+            continue
+          }
+          slots.push(oids.length)
+          oids.push('') // filled when its batch comes back
+          batch.push(item)
+          batchBytes += item.length
+          if (batch.length >= DEFLATE_BATCH || batchBytes >= DEFLATE_BATCH_BYTES) await send()
+        } else {
+          oids.push('') // filled below
+          small.push(item)
+          if (small.length > PACK_AFTER) {
+            const p = (pack = this.newPack())
+            started(p)
+            inline = small.length
+            this.fillSmall(oids, small, (b) => this.addToPack(p, b))
+          }
         }
       }
+      if (deflater) await send()
+      while (inflight.length > 0) await land()
+    } finally {
+      await deflater?.close()
     }
   }
 
@@ -819,6 +868,13 @@ export class JsStore extends BaseStore {
 
 // Blobs held back before a pack is started instead of loose objects.
 const PACK_AFTER = 64
+// Blobs deflated on the main thread before the rest go to a deflating thread
+// (pack-deflater.ts; its start costs more than deflating a few hundred notes), the
+// blobs and bytes of a batch sent to it, and the batches it may hold at once.
+const DEFLATE_THREAD_AFTER = 512
+const DEFLATE_BATCH = 256
+const DEFLATE_BATCH_BYTES = 1 << 20
+const DEFLATE_IN_FLIGHT = 4
 // The longest the pack writer keeps the main thread before a turn of the event loop.
 const TURN_MS = 5
 const PACK_TYPE = { commit: 1, tree: 2, blob: 3 } as const
@@ -868,23 +924,27 @@ class PackWriter {
   add(type: keyof typeof PACK_TYPE, content: Buffer): string {
     const oid = hashObject(type, content)
     if (this.ids.has(oid) || this.packed(oid)) return oid
-    const head: number[] = []
-    let size = content.length
-    let byte = (PACK_TYPE[type] << 4) | (size & 0x0f)
-    size = Math.floor(size / 16)
-    while (size > 0) {
-      head.push(byte | 0x80)
-      byte = size & 0x7f
-      size = Math.floor(size / 128)
-    }
-    head.push(byte)
-    const h = Buffer.from(head)
-    const z = deflateSync(content, { level: 1 })
+    const h = packEntryHead(PACK_TYPE[type], content.length)
+    const z = deflateSync(content, entryDeflateOptions(content.length))
     this.ids.set(oid, { offset: this.offset, crc: crc32(z, crc32(h)) })
     this.put(h)
     this.put(z)
     this.offset += h.length + z.length
     return oid
+  }
+
+  // Entries made on the deflating thread (pack-deflater.ts), less any already written.
+  addDeflated(batch: DeflatedBatch): void {
+    let at = 0
+    for (const [k, size] of batch.sizes.entries()) {
+      const oid = batch.oids[k] as string
+      if (size > 0 && !this.ids.has(oid)) {
+        this.ids.set(oid, { offset: this.offset, crc: batch.crcs[k] as number })
+        this.put(batch.entries.subarray(at, at + size))
+        this.offset += size
+      }
+      at += size
+    }
   }
 
   async finish(): Promise<void> {

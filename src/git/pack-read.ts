@@ -29,6 +29,27 @@ const WINDOWS = 2
 const OFS_DELTA = 6
 const REF_DELTA = 7
 
+// A pack object's header: its type code and its size in 4 + 7·k bits.
+export function packEntryHead(typeCode: number, size: number): Buffer {
+  const head: number[] = []
+  let rest = Math.floor(size / 16)
+  let byte = (typeCode << 4) | (size & 0x0f)
+  while (rest > 0) {
+    head.push(byte | 0x80)
+    byte = rest & 0x7f
+    rest = Math.floor(rest / 128)
+  }
+  head.push(byte)
+  return Buffer.from(head)
+}
+
+// Options for deflating a pack entry of `size` bytes (level 1, as git is told to pack
+// here): output in one buffer that fits it (zlib's default is 16 KiB chunks, most of
+// it garbage for a note of 2 KiB), a few bytes per KiB over in case it does not shrink.
+export function entryDeflateOptions(size: number): { level: number; chunkSize: number } {
+  return { level: 1, chunkSize: Math.min(64 + size + (size >> 9), 1 << 26) }
+}
+
 export interface PackedObject {
   type: 'commit' | 'tree' | 'blob' | 'tag'
   content: Buffer

@@ -21,8 +21,8 @@ function gitIn(gitDir: string, args: string[], input?: string | Buffer): string 
   return execFileSync('git', [`--git-dir=${gitDir}`, ...args], { encoding: 'utf8', input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 }).trim()
 }
 
-function gitBytes(gitDir: string, args: string[]): Buffer {
-  return execFileSync('git', [`--git-dir=${gitDir}`, ...args], { stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 })
+function gitBytes(gitDir: string, args: string[], input?: string): Buffer {
+  return execFileSync('git', [`--git-dir=${gitDir}`, ...args], { input, stdio: ['pipe', 'pipe', 'pipe'], maxBuffer: 1 << 28 })
 }
 
 // A store whose blobs are versions of the same text (so that git deltifies most of them),
@@ -261,5 +261,78 @@ describe('packed objects read without isomorphic-git', () => {
     expect(listed.split('\n').filter((l) => / blob /.test(l))).toHaveLength(100)
     for (const [i, oid] of both.entries()) expect((await js.readBlob(oid)).toString()).toBe(`---\nversion: 1\n---\nnote ${i}\n`)
     expect(gitIn(js.location.gitDir, ['fsck', '--no-dangling'])).toBe('')
+  })
+
+  it("when the js store writes thousands of blobs (hashed and deflated on its deflating thread) then each id is git's, a blob is written once, what its packs hold is not written again, and big ones go loose", async () => {
+    vault = await makeVault(null)
+    const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
+    const gitDir = js.location.gitDir
+    const packDir = path.join(gitDir, 'objects', 'pack')
+    const note = (i: number) => Buffer.from(`---\nversion: 1\n---\nnote ${i}\n${randomBytes(200 + (i % 300)).toString('base64')}\n`)
+    const held = Array.from({ length: 600 }, (_, i) => note(i))
+    await js.writeBlobs(
+      (async function* () {
+        yield* held
+      })(),
+    )
+    expect(await idxFiles(packDir)).toHaveLength(1)
+    const before = new Set(await idxFiles(packDir))
+    // 3,000 inputs: new notes, every held one again (past the first 512, so on the
+    // thread), repeats within the run, an empty blob and two above BIG_BLOB_BYTES
+    const inputs: Buffer[] = []
+    const fresh = new Set<number>()
+    for (let i = 0; i < 3000; i++) {
+      if (i === 1000 || i === 2500) inputs.push(randomBytes(9 << 20))
+      else if (i === 1200) inputs.push(Buffer.alloc(0))
+      else if (i >= 700 && i < 1300) inputs.push(held[i - 700] as Buffer)
+      else if (i >= 2000 && i < 2100) inputs.push(inputs[i - 1000] as Buffer)
+      else {
+        inputs.push(note(10_000 + i))
+        fresh.add(i)
+      }
+    }
+    const oids = await js.writeBlobs(
+      (async function* () {
+        yield* inputs
+      })(),
+    )
+    // git finds every blob under its id with the bytes given (and fsck checks each id
+    // against its bytes)
+    expect(oids).toHaveLength(inputs.length)
+    const batch = gitBytes(gitDir, ['cat-file', '--batch'], `${oids.join('\n')}\n`)
+    let at = 0
+    for (const [i, oid] of oids.entries()) {
+      const nl = batch.indexOf(10, at)
+      expect(batch.toString('latin1', at, nl), `blob ${i}`).toBe(`${oid} blob ${(inputs[i] as Buffer).length}`)
+      expect(batch.subarray(nl + 1, nl + 1 + (inputs[i] as Buffer).length).equals(inputs[i] as Buffer), `blob ${i}`).toBe(true)
+      at = nl + 1 + (inputs[i] as Buffer).length + 1
+    }
+    expect(gitIn(gitDir, ['fsck', '--strict', '--no-dangling'])).toBe('')
+    // the new pack holds the new notes and the empty blob, once each; the big ones are loose
+    const added = (await idxFiles(packDir)).filter((f) => !before.has(f))
+    expect(added).toHaveLength(1)
+    const listed = gitIn(gitDir, ['verify-pack', '-v', path.join(packDir, added[0] as string)])
+    const packed = listed
+      .split('\n')
+      .filter((l) => / blob /.test(l))
+      .map((l) => l.split(' ')[0])
+    expect(new Set(packed).size).toBe(packed.length)
+    expect(new Set(packed)).toEqual(new Set([...[...fresh].map((i) => oids[i]), oids[1200]]))
+    for (const i of [1000, 2500]) expect(gitIn(gitDir, ['cat-file', '-t', oids[i] as string])).toBe('blob')
+    expect(packed).not.toContain(oids[1000])
+  })
+
+  it('when the source of a long write fails while batches are on the deflating thread then the write fails with its error and leaves no pack behind', async () => {
+    vault = await makeVault(null)
+    const js = await openStore({ agentsRoot: vault.root, backend: 'js' })
+    const packDir = path.join(js.location.gitDir, 'objects', 'pack')
+    const failing = (async function* () {
+      for (let i = 0; i < 2000; i++) {
+        if (i === 1800) throw new Error('the source broke')
+        yield Buffer.from(`note ${i} ${'x'.repeat(i % 700)}\n`)
+      }
+    })()
+    await expect(js.writeBlobs(failing)).rejects.toThrow('the source broke')
+    expect(await readdir(packDir)).toEqual([])
   })
 })

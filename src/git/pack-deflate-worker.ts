@@ -1,0 +1,93 @@
+import { createHash } from 'node:crypto'
+import { parentPort, workerData } from 'node:worker_threads'
+import { crc32, deflateSync } from 'node:zlib'
+import { entryDeflateOptions, PackReader, packEntryHead } from './pack-read.js'
+
+// The js store's deflating thread (pack-deflater.ts): for each blob of a batch, its id
+// and, unless the store's packs (listed when the thread starts) or an earlier blob of
+// this thread already hold it, its pack entry (header and zlib stream, compression
+// level 1) with the entry's CRC-32, as the pack's index records it.
+
+export interface DeflateWorkerData {
+  packDir: string
+}
+
+export interface DeflateRequest {
+  id: number
+  bytes: ArrayBuffer // the blobs, one after another (and unused room after them)
+  lengths: number[]
+  spare: ArrayBuffer[] // entry buffers of earlier replies, to be filled again
+}
+
+export interface DeflateReply {
+  id: number
+  bytes: ArrayBuffer // the request's, given back
+  oids: ArrayBuffer // 20 bytes per blob
+  entries: ArrayBuffer // the entries written, one after another, in its first entriesLength bytes
+  entriesLength: number
+  sizes: number[] // each blob's entry length; 0: not written (the store holds it)
+  crcs: number[]
+  error?: string
+}
+
+const BLOB_TYPE = 3
+// The least an entry buffer is made: most batches' entries fit in it.
+const ENTRY_BYTES = 1 << 20
+
+const port = parentPort
+if (port) {
+  const { packDir } = workerData as DeflateWorkerData
+  const packs = new PackReader(packDir)
+  packs.refresh()
+  const seen = new Set<string>()
+  const spares: ArrayBuffer[] = []
+  port.on('message', ({ id, bytes, lengths, spare }: DeflateRequest) => {
+    spares.push(...spare)
+    try {
+      const all = Buffer.from(bytes)
+      const oids = Buffer.allocUnsafeSlow(20 * lengths.length)
+      const parts: Buffer[] = []
+      const sizes: number[] = []
+      const crcs: number[] = []
+      let at = 0
+      for (const [k, length] of lengths.entries()) {
+        const content = all.subarray(at, at + length)
+        at += length
+        const sum = createHash('sha1').update(`blob ${length}\0`).update(content).digest()
+        sum.copy(oids, 20 * k)
+        const oid = sum.toString('hex')
+        if (seen.has(oid) || packs.inListedPack(oid)) {
+          sizes.push(0)
+          crcs.push(0)
+          continue
+        }
+        seen.add(oid)
+        const head = packEntryHead(BLOB_TYPE, length)
+        const z = deflateSync(content, entryDeflateOptions(length))
+        parts.push(head, z)
+        sizes.push(head.length + z.length)
+        crcs.push(crc32(z, crc32(head)))
+      }
+      const entriesLength = sizes.reduce((n, s) => n + s, 0)
+      const k = spares.findIndex((b) => b.byteLength >= entriesLength)
+      const entries = k >= 0 ? (spares.splice(k, 1)[0] as ArrayBuffer) : new ArrayBuffer(Math.max(entriesLength, ENTRY_BYTES))
+      const out = Buffer.from(entries)
+      let off = 0
+      for (const part of parts) off += part.copy(out, off)
+      const reply: DeflateReply = { id, bytes, oids: oids.buffer as ArrayBuffer, entries, entriesLength, sizes, crcs }
+      port.postMessage(reply, [bytes, reply.oids, entries])
+    } catch (err) {
+      const reply: DeflateReply = {
+        id,
+        bytes,
+        oids: new ArrayBuffer(0),
+        entries: new ArrayBuffer(0),
+        entriesLength: 0,
+        sizes: [],
+        crcs: [],
+        error: (err as Error).message,
+      }
+      port.postMessage(reply, [bytes])
+    }
+  })
+}
