@@ -5,7 +5,7 @@ import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
 import { constants as zlibConstants, crc32, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
-import git, { type PromiseFsClient } from 'isomorphic-git'
+import type { PromiseFsClient, ReadObjectResult } from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, type SnapshotBlobSource, type SnapshotCommitPlan } from './base-store.js'
 import { isBlobFileRef, notABlob, openBlobSink, openFileRef, shortBlob, STREAM_CHUNK_BYTES } from './blob-file.js'
@@ -167,9 +167,11 @@ export class JsStore extends BaseStore {
 
   // isomorphic-git's readObject through gitFs: an object not found is looked for once
   // more with objects/pack listed again (a pack written since the listing).
-  private async readObject(oid: string, format: 'content' | 'deflated'): Promise<git.ReadObjectResult> {
+  // isomorphic-git is loaded on first use (most runs never need it: about 60 ms of CPU).
+  private async readObject(oid: string, format: 'content' | 'deflated'): Promise<ReadObjectResult> {
     this.gitFsCache ??= gitFs(this.gitDir)
-    const read = (): Promise<git.ReadObjectResult> => git.readObject({ fs: (this.gitFsCache as GitFs).fs, gitdir: this.gitDir, oid, format, cache: this.cache })
+    const git = (await import('isomorphic-git')).default
+    const read = (): Promise<ReadObjectResult> => git.readObject({ fs: (this.gitFsCache as GitFs).fs, gitdir: this.gitDir, oid, format, cache: this.cache })
     try {
       return await read()
     } catch (err) {
