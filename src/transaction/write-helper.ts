@@ -134,12 +134,6 @@ export class WriteHelper {
     }
   }
 
-  // Ends the helper before it was sent anything (the transaction stopped before its writes).
-  async close(): Promise<void> {
-    this.stop()
-    await this.#worker.terminate()
-  }
-
   #wake(): void {
     const wake = this.#progress
     this.#progress = null
