@@ -1,12 +1,11 @@
 import { isUtf8 } from 'node:buffer'
 import { createHash } from 'node:crypto'
-import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs'
 import path from 'node:path'
 import type { FrontmatterParseError, ParsedUnitResult } from './frontmatter.js'
 import { splitUnitText } from './frontmatter-split.js'
 import { simpleVersion } from './simple-frontmatter.js'
 import { unitTypeOf, type UnitType } from './rules.js'
-import { scanVault, type ScanOptions, type ScopeEntry, type VaultScan } from './walk.js'
+import { readRegularFileSync, scanVault, type ScanOptions, type ScopeEntry, type VaultScan } from './walk.js'
 
 // A unit's reading (its version, or why it has none) and the inventory built from the
 // readings (docs/how-it-works.md, "Units and versions"). This module does not load the
@@ -211,32 +210,11 @@ export type UnitRead = { ok: true; bytes: Buffer; oid: string } | { ok: false; r
 // cannot be read is unreadable).
 export function readUnit(root: string, entry: Pick<ScopeEntry, 'path'>, { hash = true }: { hash?: boolean } = {}): UnitRead {
   try {
-    const bytes = readFileBytes(path.join(root, entry.path))
+    const bytes = readRegularFileSync(path.join(root, entry.path))
     return { ok: true, bytes, oid: hash ? blobOid(bytes) : '' }
   } catch (err) {
     const e = err as NodeJS.ErrnoException
     return { ok: false, reading: { kind: 'unreadable', error: { message: `cannot read file: ${e.code ?? e.message}`, line: 0, column: 0 } } }
-  }
-}
-
-// A regular file's bytes, refusing (EINVAL) anything else found at the path: one open,
-// one fstat, reads to its size (readFileSync would fstat it again), one close.
-// O_NONBLOCK: a FIFO planted since the walk cannot hang the read.
-function readFileBytes(abs: string): Buffer {
-  const fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK)
-  try {
-    const st = fstatSync(fd)
-    if (!st.isFile()) throw Object.assign(new Error(`EINVAL: not a regular file, read '${abs}'`), { code: 'EINVAL', path: abs })
-    const buf = Buffer.allocUnsafe(st.size)
-    let got = 0
-    while (got < st.size) {
-      const n = readSync(fd, buf, got, st.size - got, null)
-      if (n === 0) break
-      got += n
-    }
-    return got === st.size ? buf : buf.subarray(0, got)
-  } finally {
-    closeSync(fd)
   }
 }
 

@@ -231,7 +231,9 @@ export function readEntryIntoSync(
   }
 }
 
-// A regular file's bytes, refusing (EINVAL) anything else found at the path.
+// A regular file's bytes, refusing (EINVAL) anything else found at the path: one open,
+// one fstat, reads to its size (readFileSync would fstat it again), one close.
+// O_NONBLOCK: a FIFO planted since the walk cannot hang the read.
 export function readRegularFileSync(abs: string): Buffer {
   const fd = openSync(abs, constants.O_RDONLY | constants.O_NONBLOCK)
   try {
