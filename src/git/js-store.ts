@@ -4,7 +4,7 @@ import { lstat, mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs
 import path from 'node:path'
 import { pipeline } from 'node:stream/promises'
 import { promisify } from 'node:util'
-import { constants as zlibConstants, crc32, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
+import { constants as zlibConstants, createDeflate, createInflate, deflate, deflateSync, inflateSync } from 'node:zlib'
 import type { PromiseFsClient, ReadObjectResult } from 'isomorphic-git'
 import { AasError, describeFsError } from '../errors.js'
 import { BaseStore, checkAasRef, refMoved, snapshotBlobInput, type SnapshotBlobSource, type SnapshotCommitPlan } from './base-store.js'
@@ -13,7 +13,7 @@ import { checkOid, noStore } from './cli-store.js'
 import { encodeCommit, hashObject, isFileMode, parseCommit, parseTree, type RawObject } from './git-objects.js'
 import { initEmbeddedStore } from './locate.js'
 import { type DeflatedBatch, PackDeflater } from './pack-deflater.js'
-import { entryDeflateOptions, PackReader, packEntryHead } from './pack-read.js'
+import { PackReader, packEntry } from './pack-read.js'
 import {
   BIG_BLOB_BYTES,
   type BlobDestination,
@@ -926,12 +926,11 @@ class PackWriter {
   add(type: keyof typeof PACK_TYPE, content: Buffer): string {
     const oid = hashObject(type, content)
     if (this.ids.has(oid) || this.packed(oid)) return oid
-    const h = packEntryHead(PACK_TYPE[type], content.length)
-    const z = deflateSync(content, entryDeflateOptions(content.length))
-    this.ids.set(oid, { offset: this.offset, crc: crc32(z, crc32(h)) })
-    this.put(h)
-    this.put(z)
-    this.offset += h.length + z.length
+    const { head, body, crc } = packEntry(PACK_TYPE[type], content)
+    this.ids.set(oid, { offset: this.offset, crc })
+    this.put(head)
+    this.put(body)
+    this.offset += head.length + body.length
     return oid
   }
 

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto'
 import { parentPort, workerData } from 'node:worker_threads'
-import { crc32, deflateSync } from 'node:zlib'
-import { entryDeflateOptions, PackReader, packEntryHead } from './pack-read.js'
+import { hashObject } from './git-objects.js'
+import { PackReader, packEntry } from './pack-read.js'
 
 // The js store's deflating thread (pack-deflater.ts): for each blob of a batch, its id
 // and, unless the store's packs (listed when the thread starts) or an earlier blob of
@@ -22,7 +21,7 @@ export interface DeflateRequest {
 export interface DeflateReply {
   id: number
   bytes: ArrayBuffer // the request's, given back
-  oids: ArrayBuffer // 20 bytes per blob
+  oids: string[]
   entries: ArrayBuffer // the entries written, one after another, in its first entriesLength bytes
   entriesLength: number
   sizes: number[] // each blob's entry length; 0: not written (the store holds it)
@@ -45,28 +44,26 @@ if (port) {
     spares.push(...spare)
     try {
       const all = Buffer.from(bytes)
-      const oids = Buffer.allocUnsafeSlow(20 * lengths.length)
+      const oids: string[] = []
       const parts: Buffer[] = []
       const sizes: number[] = []
       const crcs: number[] = []
       let at = 0
-      for (const [k, length] of lengths.entries()) {
+      for (const length of lengths) {
         const content = all.subarray(at, at + length)
         at += length
-        const sum = createHash('sha1').update(`blob ${length}\0`).update(content).digest()
-        sum.copy(oids, 20 * k)
-        const oid = sum.toString('hex')
+        const oid = hashObject('blob', content)
+        oids.push(oid)
         if (seen.has(oid) || packs.inListedPack(oid)) {
           sizes.push(0)
           crcs.push(0)
           continue
         }
         seen.add(oid)
-        const head = packEntryHead(BLOB_TYPE, length)
-        const z = deflateSync(content, entryDeflateOptions(length))
-        parts.push(head, z)
-        sizes.push(head.length + z.length)
-        crcs.push(crc32(z, crc32(head)))
+        const { head, body, crc } = packEntry(BLOB_TYPE, content)
+        parts.push(head, body)
+        sizes.push(head.length + body.length)
+        crcs.push(crc)
       }
       const entriesLength = sizes.reduce((n, s) => n + s, 0)
       const k = spares.findIndex((b) => b.byteLength >= entriesLength)
@@ -74,13 +71,13 @@ if (port) {
       const out = Buffer.from(entries)
       let off = 0
       for (const part of parts) off += part.copy(out, off)
-      const reply: DeflateReply = { id, bytes, oids: oids.buffer as ArrayBuffer, entries, entriesLength, sizes, crcs }
-      port.postMessage(reply, [bytes, reply.oids, entries])
+      const reply: DeflateReply = { id, bytes, oids, entries, entriesLength, sizes, crcs }
+      port.postMessage(reply, [bytes, entries])
     } catch (err) {
       const reply: DeflateReply = {
         id,
         bytes,
-        oids: new ArrayBuffer(0),
+        oids: [],
         entries: new ArrayBuffer(0),
         entriesLength: 0,
         sizes: [],

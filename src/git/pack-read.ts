@@ -1,6 +1,6 @@
 import * as fs from 'node:fs'
 import path from 'node:path'
-import { crc32, inflateSync } from 'node:zlib'
+import { crc32, deflateSync, inflateSync } from 'node:zlib'
 
 // Whole (undeltified) objects read straight from a store's packs, for the js backend.
 // isomorphic-git reads a packed object by loading the pack file and inflating with
@@ -29,25 +29,23 @@ const WINDOWS = 2
 const OFS_DELTA = 6
 const REF_DELTA = 7
 
-// A pack object's header: its type code and its size in 4 + 7·k bits.
-export function packEntryHead(typeCode: number, size: number): Buffer {
-  const head: number[] = []
-  let rest = Math.floor(size / 16)
-  let byte = (typeCode << 4) | (size & 0x0f)
+// A pack entry of `content` as written (gitformat-pack): its header (the type code and
+// the size in 4 + 7·k bits), its zlib stream (level 1, as git is told to pack here;
+// into one buffer that fits it, not zlib's 16 KiB chunks, most of them garbage for a
+// note of 2 KiB) and the CRC-32 of both, as the index records it.
+export function packEntry(typeCode: number, content: Buffer): { head: Buffer; body: Buffer; crc: number } {
+  const bytes: number[] = []
+  let rest = Math.floor(content.length / 16)
+  let byte = (typeCode << 4) | (content.length & 0x0f)
   while (rest > 0) {
-    head.push(byte | 0x80)
+    bytes.push(byte | 0x80)
     byte = rest & 0x7f
     rest = Math.floor(rest / 128)
   }
-  head.push(byte)
-  return Buffer.from(head)
-}
-
-// Options for deflating a pack entry of `size` bytes (level 1, as git is told to pack
-// here): output in one buffer that fits it (zlib's default is 16 KiB chunks, most of
-// it garbage for a note of 2 KiB), a few bytes per KiB over in case it does not shrink.
-export function entryDeflateOptions(size: number): { level: number; chunkSize: number } {
-  return { level: 1, chunkSize: Math.min(64 + size + (size >> 9), 1 << 26) }
+  bytes.push(byte)
+  const head = Buffer.from(bytes)
+  const body = deflateSync(content, { level: 1, chunkSize: Math.min(64 + content.length + (content.length >> 9), 1 << 26) })
+  return { head, body, crc: crc32(body, crc32(head)) }
 }
 
 export interface PackedObject {
@@ -117,16 +115,7 @@ class PackIndex {
   // Where the object at pack offset `start` ends: where the next one starts, or at the
   // pack's trailing checksum.
   private end(start: number): number {
-    if (!this.ends) {
-      const starts = new Float64Array(this.n)
-      for (let i = 0; i < this.n; i++) starts[i] = this.offset(i)
-      starts.sort()
-      const ends = new Float64Array(this.n)
-      const packEnd = fs.fstatSync(this.open()).size - 20
-      for (let i = 0; i < this.n; i++) ends[i] = i + 1 < this.n ? (starts[i + 1] as number) : packEnd
-      this.ends = { starts, ends, packEnd }
-    }
-    const { starts, ends } = this.ends
+    const { starts, ends } = this.layout()
     let lo = 0
     let hi = this.n - 1
     while (lo < hi) {
@@ -138,10 +127,19 @@ class PackIndex {
     return ends[lo] as number
   }
 
-  // Where the last object ends (the pack's trailing checksum starts).
-  private lastByte(): number {
-    if (!this.ends) this.end(this.offset(0))
-    return (this.ends as { packEnd: number }).packEnd
+  // Where the objects start, sorted, each one's end, and where the last ends (the pack's
+  // trailing checksum starts); made when first needed.
+  private layout(): { starts: Float64Array; ends: Float64Array; packEnd: number } {
+    if (!this.ends) {
+      const starts = new Float64Array(this.n)
+      for (let i = 0; i < this.n; i++) starts[i] = this.offset(i)
+      starts.sort()
+      const ends = new Float64Array(this.n)
+      const packEnd = fs.fstatSync(this.open()).size - 20
+      for (let i = 0; i < this.n; i++) ends[i] = i + 1 < this.n ? (starts[i + 1] as number) : packEnd
+      this.ends = { starts, ends, packEnd }
+    }
+    return this.ends
   }
 
   private open(): number {
@@ -168,7 +166,7 @@ class PackIndex {
       if (near && len <= WINDOW_BYTES) {
         at = start - (start % WINDOW_BYTES)
         if (start + len > at + WINDOW_BYTES) at = start
-        want = Math.min(WINDOW_BYTES, this.lastByte() - at)
+        want = Math.min(WINDOW_BYTES, this.layout().packEnd - at)
       }
       // A big object (more than a window) is read into a buffer of its own.
       const buf = want <= w.buf.length ? w.buf : Buffer.allocUnsafe(Math.max(len, WINDOW_BYTES))
