@@ -1,6 +1,7 @@
 import * as fs from 'node:fs'
 import path from 'node:path'
-import { crc32, deflateSync, inflateSync } from 'node:zlib'
+import { crc32 } from 'node:zlib'
+import { deflateObject, inflateObject } from './object-zlib.js'
 
 // Whole (undeltified) objects read straight from a store's packs, for the js backend.
 // isomorphic-git reads a packed object by loading the pack file and inflating with
@@ -30,9 +31,8 @@ const OFS_DELTA = 6
 const REF_DELTA = 7
 
 // A pack entry of `content` as written (gitformat-pack): its header (the type code and
-// the size in 4 + 7·k bits), its zlib stream (level 1, as git is told to pack here;
-// into one buffer that fits it, not zlib's 16 KiB chunks, most of them garbage for a
-// note of 2 KiB) and the CRC-32 of both, as the index records it.
+// the size in 4 + 7·k bits), its zlib stream (level 1, as git is told to pack here) and
+// the CRC-32 of both, as the index records it.
 export function packEntry(typeCode: number, content: Buffer): { head: Buffer; body: Buffer; crc: number } {
   const bytes: number[] = []
   let rest = Math.floor(content.length / 16)
@@ -44,7 +44,7 @@ export function packEntry(typeCode: number, content: Buffer): { head: Buffer; bo
   }
   bytes.push(byte)
   const head = Buffer.from(bytes)
-  const body = deflateSync(content, { level: 1, chunkSize: Math.min(64 + content.length + (content.length >> 9), 1 << 26) })
+  const body = deflateObject(content)
   return { head, body, crc: crc32(body, crc32(head)) }
 }
 
@@ -321,9 +321,7 @@ export class PackReader {
     return this.retried(oid, relist, (pack, i) => {
       const head = pack.head(i)
       if (!head.type) return null
-      // Inflated into one buffer of the size the header gives (not 16 KiB chunks); a
-      // damaged header cannot make it allocate more than 64 MiB at once.
-      const content = inflateSync(pack.raw(i).subarray(head.bodyAt), { chunkSize: Math.min(Math.max(64, head.size + 1), 1 << 26) })
+      const content = inflateObject(pack.raw(i).subarray(head.bodyAt))
       if (content.length !== head.size) throw new Error(`packed object ${oid} inflates to ${content.length} bytes, its header says ${head.size}`)
       return { type: head.type, content }
     })
