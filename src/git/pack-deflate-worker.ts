@@ -33,6 +33,12 @@ const BLOB_TYPE = 3
 // The least an entry buffer is made: most batches' entries fit in it.
 const ENTRY_BYTES = 1 << 20
 
+// A spare buffer of at least `least` bytes, or a new one.
+function takeSpare(spares: ArrayBuffer[], least: number): ArrayBuffer {
+  const k = spares.findIndex((b) => b.byteLength >= least)
+  return k >= 0 ? (spares.splice(k, 1)[0] as ArrayBuffer) : new ArrayBuffer(least)
+}
+
 const port = parentPort
 if (port) {
   const { packDir } = workerData as DeflateWorkerData
@@ -45,9 +51,13 @@ if (port) {
     try {
       const all = Buffer.from(bytes)
       const oids: string[] = []
-      const parts: Buffer[] = []
       const sizes: number[] = []
       const crcs: number[] = []
+      // Each entry is copied out as soon as it is made, so that a batch's entries are not
+      // all alive at once (the young generation is small: see pack-deflater.ts).
+      let entries = takeSpare(spares, ENTRY_BYTES)
+      let out = Buffer.from(entries)
+      let off = 0
       let at = 0
       for (const length of lengths) {
         const content = all.subarray(at, at + length)
@@ -61,17 +71,19 @@ if (port) {
         }
         seen.add(oid)
         const { head, body, crc } = packEntry(BLOB_TYPE, content)
-        parts.push(head, body)
-        sizes.push(head.length + body.length)
+        const size = head.length + body.length
+        if (off + size > out.length) {
+          entries = new ArrayBuffer(Math.max(2 * out.length, off + size))
+          const bigger = Buffer.from(entries)
+          out.copy(bigger, 0, 0, off)
+          out = bigger
+        }
+        off += head.copy(out, off)
+        off += body.copy(out, off)
+        sizes.push(size)
         crcs.push(crc)
       }
-      const entriesLength = sizes.reduce((n, s) => n + s, 0)
-      const k = spares.findIndex((b) => b.byteLength >= entriesLength)
-      const entries = k >= 0 ? (spares.splice(k, 1)[0] as ArrayBuffer) : new ArrayBuffer(Math.max(entriesLength, ENTRY_BYTES))
-      const out = Buffer.from(entries)
-      let off = 0
-      for (const part of parts) off += part.copy(out, off)
-      const reply: DeflateReply = { id, bytes, oids, entries, entriesLength, sizes, crcs }
+      const reply: DeflateReply = { id, bytes, oids, entries, entriesLength: off, sizes, crcs }
       port.postMessage(reply, [bytes, entries])
     } catch (err) {
       const reply: DeflateReply = {
