@@ -908,18 +908,20 @@ class PackWriter {
     this.put(Buffer.alloc(12)) // the header, written at the end
   }
 
+  // Small pieces are gathered in `buf`; a large one (a batch of entries from the
+  // deflating thread) is written as it is, after what was gathered.
   private put(b: Buffer): void {
     if (this.used + b.length > this.buf.length) this.flush()
-    if (b.length > this.buf.length) {
-      fs.writeSync(this.fd, b)
+    if (b.length >= this.buf.length >> 2) {
+      this.flush()
+      writeAll(this.fd, b, b.length)
       return
     }
     this.used += b.copy(this.buf, this.used)
   }
 
   private flush(): void {
-    let done = 0
-    while (done < this.used) done += fs.writeSync(this.fd, this.buf, done, this.used - done)
+    writeAll(this.fd, this.buf, this.used)
     this.used = 0
   }
 
@@ -935,17 +937,24 @@ class PackWriter {
   }
 
   // Entries made on the deflating thread (pack-deflater.ts), less any already written.
+  // Consecutive entries kept are put as one piece.
   addDeflated(batch: DeflatedBatch): void {
     let at = 0
+    let run = -1 // where the entries kept since the last one skipped start, or -1
     for (const [k, size] of batch.sizes.entries()) {
+      if (size === 0) continue
       const oid = batch.oids[k] as string
-      if (size > 0 && !this.ids.has(oid)) {
+      if (this.ids.has(oid)) {
+        if (run >= 0) this.put(batch.entries.subarray(run, at))
+        run = -1
+      } else {
         this.ids.set(oid, { offset: this.offset, crc: batch.crcs[k] as number })
-        this.put(batch.entries.subarray(at, at + size))
         this.offset += size
+        if (run < 0) run = at
       }
       at += size
     }
+    if (run >= 0) this.put(batch.entries.subarray(run, at))
   }
 
   async finish(): Promise<void> {
@@ -1012,6 +1021,11 @@ class PackWriter {
     fs.rmSync(this.tmp, { force: true })
     fs.rmSync(`${this.tmp}.idx`, { force: true })
   }
+}
+
+function writeAll(fd: number, b: Buffer, length: number): void {
+  let done = 0
+  while (done < length) done += fs.writeSync(fd, b, done, length - done)
 }
 
 function* bufferChunks(buf: Buffer): Generator<Buffer> {

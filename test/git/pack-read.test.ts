@@ -278,9 +278,9 @@ describe('packed objects read without isomorphic-git', () => {
     expect(await idxFiles(packDir)).toHaveLength(1)
     const before = new Set(await idxFiles(packDir))
     // 3,000 inputs: new notes, every held one again (past the first 512, so on the
-    // thread), repeats within the run, an empty blob, two above BIG_BLOB_BYTES, and one
-    // below it whose entry (random bytes: no smaller deflated) outgrows the thread's
-    // entry buffer
+    // thread), repeats within the run (some of them of blobs written before the
+    // thread started), an empty blob, two above BIG_BLOB_BYTES, and one below it whose
+    // entry (random bytes: no smaller deflated) outgrows the thread's entry buffer
     const inputs: Buffer[] = []
     const fresh = new Set<number>()
     for (let i = 0; i < 3000; i++) {
@@ -288,10 +288,11 @@ describe('packed objects read without isomorphic-git', () => {
       else if (i === 1800) {
         inputs.push(randomBytes(3 << 20))
         fresh.add(i)
-      }
-      else if (i === 1200) inputs.push(Buffer.alloc(0))
+      } else if (i === 1200) inputs.push(Buffer.alloc(0))
       else if (i >= 700 && i < 1300) inputs.push(held[i - 700] as Buffer)
       else if (i >= 2000 && i < 2100) inputs.push(inputs[i - 1000] as Buffer)
+      else if ((i >= 2200 && i < 2210) || i === 2215)
+        inputs.push(inputs[i - 2000] as Buffer) // written before the thread started
       else {
         inputs.push(note(10_000 + i))
         fresh.add(i)
