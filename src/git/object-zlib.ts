@@ -3,9 +3,9 @@ import { constants, Deflate, Inflate } from 'minizlib'
 // A pack entry's zlib stream, made or read one object at a time on one zlib stream of
 // this thread, reset between objects. node:zlib's deflateSync and inflateSync build a
 // stream object (a Transform, with its states and listeners) and a zlib state for each
-// call: for 10,000 notes of about 2 KiB, deflateSync took 267–283 ms against 228–251 ms
-// here, inflateSync 101–112 ms against 72–82 ms (docs/performance.md). minizlib drives
-// node's zlib binding synchronously and keeps it open between calls.
+// call: for 10,000 notes of about 2 KiB, deflateSync took 269–287 ms of CPU against
+// 229–258 ms here, inflateSync 107–121 ms against 75–83 ms (docs/performance.md).
+// minizlib drives node's zlib binding synchronously and keeps it open between calls.
 
 interface Reused {
   z: Deflate | Inflate
