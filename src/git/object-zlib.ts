@@ -25,7 +25,6 @@ let inflater: Reused | null = null
 // The whole of `input` through the stream, ended (Z_FINISH), then the stream reset. A
 // failed stream is dropped (minizlib closes it): the next call makes a new one.
 function through(r: Reused, input: Buffer, drop: () => void): Buffer {
-  r.out.length = 0
   try {
     r.z.write(input)
     r.z.reset()

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { closeSync, constants, fstatSync, openSync, readlinkSync, readSync } from 'node:fs'
 import { AasError, describeFsError } from '../errors.js'
+import { hashObject } from '../git/git-objects.js'
 import { BIG_BLOB_BYTES } from '../git/store.js'
 import type { FileMode } from '../vault/walk.js'
 
@@ -16,10 +17,7 @@ export interface LiveEntry {
 
 // sha1 of `blob <len>\0<bytes>`: git's object id for these bytes.
 export function hashBlob(content: Buffer): string {
-  const hash = createHash('sha1')
-  hash.update(`blob ${content.length}\0`)
-  hash.update(content)
-  return hash.digest('hex')
+  return hashObject('blob', content)
 }
 
 // The blob id of a live entry read as `mode` says: a symlink hashes its target bytes,
